@@ -1,0 +1,373 @@
+"""Byzantine reliable broadcast (dissemination of batches): Bracha's double echo and
+Reiter's signed echo, as pure state machines.
+
+Theory of operation. An instance is named (origin, counter); the origin signs its SEND, so
+only the origin can start one. Both variants guarantee, with n >= 3f+1 and q = quorum:
+
+* consistency: no two honest members deliver different batches for one instance, because a
+  batch needs q ECHOs and two quorums share an honest member, who echoes once;
+* totality: if one honest member delivers, every correct one does. Bracha gets it from the
+  READY phase (f+1 READYs amplify, 2f+1 deliver, so an honest delivery implies f+1 honest
+  READYs, which make every correct member send READY); the signed echo gets it from
+  forwarding the self-certifying FINAL to every member.
+
+Neither variant trusts its input: instances are accepted only inside a window per origin,
+batches are bounded, each member's vote counts once per instance, and a member that signs two
+different votes for one instance is reported as :class:`~btob._effects.Evidence`.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import attrs
+
+from btob._effects import BrbDelivery, Evidence, Outbox, VerifyFn
+from btob._quorum import Quorums
+from btob._settings import Settings
+from btob._window import DoneCounters
+from btob._wire import Batch, Echo, Fetch, Final, Message, Ready, Send, Signed, Vote
+
+__all__ = ["BRB_KINDS", "BrachaBroadcast", "ReliableBroadcast", "SignedEchoBroadcast", "make_brb"]
+
+BRB_KINDS = ("bracha", "echo")
+"""Names accepted by ``--brb`` and :func:`make_brb`."""
+
+
+class ReliableBroadcast(Protocol):
+    """What the node needs from a BRB core."""
+
+    def broadcast(self, counter: int, batch: Batch, now: float) -> None:
+        """Start instance (self, counter) with ``batch``."""
+
+    def on_message(self, signed: Signed, now: float) -> None:
+        """Handle a verified BRB message."""
+
+    def forget(self, origin: int, counter: int) -> None:
+        """Instance is finished everywhere that matters (its batch was ordered): drop it."""
+
+    def retransmit(self, now: float) -> None:
+        """Resend own messages of unfinished instances not sent for a retransmit interval."""
+
+    def instances(self) -> int:
+        """Number of instances held (for bounds checks)."""
+
+
+def batch_fits(batch: Batch, settings: Settings) -> bool:
+    """True if ``batch`` respects the cluster's batch and payload bounds."""
+    if not batch.payloads or len(batch.payloads) > settings.batch_payloads_max:
+        return False
+    if any(len(p) > settings.payload_bytes_max for p in batch.payloads):
+        return False
+    return batch.size_bytes <= settings.batch_bytes_max
+
+
+@attrs.define
+class _Instance:
+    send: Signed | None = None  # first SEND received (the value we echoed)
+    digest: bytes | None = None
+    extra_value: Signed | None = None  # a fetched SEND whose digest a quorum chose
+    echoes: dict[int, Signed] = attrs.field(factory=dict)
+    readies: dict[int, Signed] = attrs.field(factory=dict)
+    ready_sent: bytes | None = None
+    delivered: bool = False
+    final: Signed | None = None
+    mine: dict[str, tuple[int | None, Message | Signed]] = attrs.field(factory=dict)
+    last_sent: float = 0.0
+
+
+class _BrbBase:
+    """Windows, instance bookkeeping, evidence and retransmission shared by both variants."""
+
+    def __init__(
+        self, *, member: int, quorums: Quorums, settings: Settings, outbox: Outbox, verify: VerifyFn
+    ) -> None:
+        self.member = member
+        self.quorums = quorums
+        self.settings = settings
+        self.outbox = outbox
+        self.verify = verify
+        self._instances: dict[tuple[int, int], _Instance] = {}
+        self._done = DoneCounters()
+
+    # -- bookkeeping ---------------------------------------------------------------------
+
+    def _instance(self, origin: int, counter: int) -> _Instance | None:
+        """The instance, created on demand if (origin, counter) lies in the window."""
+        if not 0 <= origin < self.quorums.n:
+            self.outbox.drop("brb-bad-origin")
+            return None
+        if self._done.is_done(origin, counter):
+            self.outbox.drop("brb-finished")
+            return None
+        if counter >= self._done.low(origin) + self.settings.brb_window:
+            self.outbox.drop("brb-beyond-window")
+            return None
+        key = (origin, counter)
+        inst = self._instances.get(key)
+        if inst is None:
+            inst = self._instances[key] = _Instance()
+        return inst
+
+    def forget(self, origin: int, counter: int) -> None:
+        """Drop instance (origin, counter) and slide the origin's window past it."""
+        self._instances.pop((origin, counter), None)
+        self._done.finish(origin, counter)
+
+    def instances(self) -> int:
+        """Number of instances held."""
+        return len(self._instances)
+
+    def _emit(self, inst: _Instance, role: str, dest: int | None, item: Message | Signed,
+              now: float) -> None:
+        inst.mine[role] = (dest, item)
+        inst.last_sent = now
+        self.outbox.send(dest, item)
+
+    def retransmit(self, now: float) -> None:
+        """Resend own messages of every unfinished instance idle for a retransmit interval."""
+        for inst in self._instances.values():
+            if inst.mine and now - inst.last_sent >= self.settings.retransmit_interval_s:
+                inst.last_sent = now
+                for dest, item in inst.mine.values():
+                    self.outbox.send(dest, item)
+
+    def _vote(self, votes: dict[int, Signed], signed: Signed, key: bytes) -> bool:
+        """Record ``signed`` as its sender's vote; False if it repeats or contradicts one."""
+        previous = votes.get(signed.sender)
+        if previous is None:
+            votes[signed.sender] = signed
+            return True
+        if _digest_of(previous) != key:
+            self.outbox.evidence.append(Evidence(signed.sender, previous, signed))
+        return False
+
+    def _accept_send(self, inst: _Instance, signed: Signed) -> bytes | None:
+        """Store the first valid SEND; report a second, different one as evidence."""
+        assert isinstance(signed.message, Send)
+        batch = signed.message.batch
+        if not batch_fits(batch, self.settings):
+            self.outbox.drop("brb-batch-out-of-bounds")
+            return None
+        digest = batch.digest()
+        if inst.send is None:
+            inst.send = signed
+            inst.digest = digest
+            return digest
+        if digest != inst.digest:
+            assert inst.send is not None
+            self.outbox.evidence.append(Evidence(signed.sender, inst.send, signed))
+        return None
+
+    def _deliver(self, inst: _Instance, origin: int, counter: int, batch: Batch,
+                 digest: bytes) -> None:
+        inst.delivered = True
+        self.outbox.brb_deliveries.append(BrbDelivery(origin, counter, batch, digest))
+
+
+def _digest_of(signed: Signed) -> bytes:
+    message = signed.message
+    assert isinstance(message, Echo)
+    return message.digest
+
+
+def _count(votes: dict[int, Signed], digest: bytes) -> int:
+    return sum(1 for v in votes.values() if _digest_of(v) == digest)
+
+
+class BrachaBroadcast(_BrbBase):
+    """Bracha's double-echo reliable broadcast (SEND, ECHO, READY, with FETCH of values)."""
+
+    def broadcast(self, counter: int, batch: Batch, now: float) -> None:
+        """Start instance (self, counter): SEND to everyone, self included."""
+        inst = self._instance(self.member, counter)
+        assert inst is not None and inst.send is None, "own instance reused or outside window"
+        self._emit(inst, "send", None, Send(counter, batch), now)
+
+    def on_message(self, signed: Signed, now: float) -> None:
+        """Handle a verified SEND, ECHO, READY or FETCH."""
+        message = signed.message
+        if isinstance(message, Send):
+            self._on_send(signed, message, now)
+        elif isinstance(message, Fetch):
+            self._on_fetch(signed, message)
+        elif isinstance(message, Ready):
+            self._on_ready(signed, message, now)
+        elif isinstance(message, Echo):
+            self._on_echo(signed, message, now)
+        else:
+            self.outbox.drop("brb-unexpected-kind")
+
+    def _on_send(self, signed: Signed, message: Send, now: float) -> None:
+        origin = signed.sender
+        inst = self._instance(origin, message.counter)
+        if inst is None:
+            return
+        if inst.send is None:
+            digest = self._accept_send(inst, signed)
+            if digest is not None:
+                self._emit(inst, "echo", None, Echo(origin, message.counter, digest), now)
+        else:
+            digest = message.batch.digest()
+            if digest != inst.digest:
+                # A second value is kept only if it is the one the READY quorum chose.
+                wanted = self._wanted(inst)
+                if wanted == digest and batch_fits(message.batch, self.settings):
+                    inst.extra_value = signed
+                self._accept_send(inst, signed)  # records the equivocation
+        self._progress(inst, origin, message.counter, now)
+
+    def _on_echo(self, signed: Signed, message: Echo, now: float) -> None:
+        inst = self._instance(message.origin, message.counter)
+        if inst is None or not self._vote(inst.echoes, signed, message.digest):
+            return
+        self._progress(inst, message.origin, message.counter, now)
+
+    def _on_ready(self, signed: Signed, message: Ready, now: float) -> None:
+        inst = self._instance(message.origin, message.counter)
+        if inst is None or not self._vote(inst.readies, signed, message.digest):
+            return
+        self._progress(inst, message.origin, message.counter, now)
+
+    def _on_fetch(self, signed: Signed, message: Fetch) -> None:
+        inst = self._instance(message.origin, message.counter)
+        if inst is None:
+            return
+        for value in (inst.send, inst.extra_value):
+            if value is not None and isinstance(value.message, Send):
+                if value.message.batch.digest() == message.digest:
+                    self.outbox.send(signed.sender, value)
+                    return
+
+    def _wanted(self, inst: _Instance) -> bytes | None:
+        """The digest that f+1 READYs vouch for, if any."""
+        for vote in inst.readies.values():
+            digest = _digest_of(vote)
+            if _count(inst.readies, digest) >= self.quorums.one_honest:
+                return digest
+        return None
+
+    def _progress(self, inst: _Instance, origin: int, counter: int, now: float) -> None:
+        q = self.quorums
+        if inst.ready_sent is None:
+            candidate = None
+            if inst.digest is not None and _count(inst.echoes, inst.digest) >= q.quorum:
+                candidate = inst.digest
+            else:
+                candidate = self._wanted(inst)
+                if candidate is None:
+                    for vote in inst.echoes.values():
+                        if _count(inst.echoes, _digest_of(vote)) >= q.quorum:
+                            candidate = _digest_of(vote)
+                            break
+            if candidate is not None:
+                inst.ready_sent = candidate
+                self._emit(inst, "ready", None, Ready(origin, counter, candidate), now)
+        if inst.delivered:
+            return
+        chosen = self._wanted(inst)
+        if chosen is None or _count(inst.readies, chosen) < q.deliver:
+            return
+        for value in (inst.send, inst.extra_value):
+            if value is not None and isinstance(value.message, Send):
+                if value.message.batch.digest() == chosen:
+                    inst.mine.pop("fetch", None)
+                    self._deliver(inst, origin, counter, value.message.batch, chosen)
+                    return
+        if "fetch" not in inst.mine:
+            # Ask every member that vouched for the value; honest ones hold it or fetch it.
+            self._emit(inst, "fetch", None, Fetch(origin, counter, chosen), now)
+
+
+class SignedEchoBroadcast(_BrbBase):
+    """Reiter's signed echo: q signed ECHOs make a FINAL certificate that anyone forwards."""
+
+    def broadcast(self, counter: int, batch: Batch, now: float) -> None:
+        """Start instance (self, counter): SEND to everyone, self included."""
+        inst = self._instance(self.member, counter)
+        assert inst is not None and inst.send is None, "own instance reused or outside window"
+        self._emit(inst, "send", None, Send(counter, batch), now)
+
+    def on_message(self, signed: Signed, now: float) -> None:
+        """Handle a verified SEND, ECHO or FINAL."""
+        message = signed.message
+        if isinstance(message, Send):
+            self._on_send(signed, message, now)
+        elif isinstance(message, Final):
+            self._on_final(signed, message, now)
+        elif type(message) is Echo:
+            self._on_echo(signed, message, now)
+        else:
+            self.outbox.drop("brb-unexpected-kind")
+
+    def _on_send(self, signed: Signed, message: Send, now: float) -> None:
+        inst = self._instance(signed.sender, message.counter)
+        if inst is None:
+            return
+        digest = self._accept_send(inst, signed)
+        if digest is not None:
+            echo = Echo(signed.sender, message.counter, digest)
+            self._emit(inst, "echo", signed.sender, echo, now)
+
+    def _on_echo(self, signed: Signed, message: Echo, now: float) -> None:
+        if message.origin != self.member:
+            self.outbox.drop("brb-echo-not-for-me")
+            return
+        inst = self._instance(self.member, message.counter)
+        if inst is None or inst.final is not None or inst.send is None:
+            return
+        if message.digest != inst.digest or not self._vote(inst.echoes, signed, message.digest):
+            return
+        if len(inst.echoes) < self.quorums.quorum:
+            return
+        assert isinstance(inst.send.message, Send)
+        votes = tuple(Vote(m, s.signature) for m, s in sorted(inst.echoes.items()))
+        final = Final(self.member, message.counter, inst.send.message.batch, votes)
+        inst.mine.pop("send", None)
+        self._emit(inst, "final", None, final, now)
+
+    def _on_final(self, signed: Signed, message: Final, now: float) -> None:
+        inst = self._instance(message.origin, message.counter)
+        if inst is None or inst.delivered:
+            return
+        if not batch_fits(message.batch, self.settings):
+            self.outbox.drop("brb-batch-out-of-bounds")
+            return
+        digest = message.batch.digest()
+        if not self._certificate_valid(message, digest):
+            self.outbox.drop("brb-bad-certificate")
+            return
+        inst.final = signed
+        inst.mine.pop("echo", None)
+        if message.origin != self.member:
+            # Forward the self-certifying FINAL so every correct member gets it (totality).
+            self._emit(inst, "final", None, signed, now)
+        self._deliver(inst, message.origin, message.counter, message.batch, digest)
+
+    def _certificate_valid(self, message: Final, digest: bytes) -> bool:
+        body = Echo(message.origin, message.counter, digest).to_body()
+        voters: set[int] = set()
+        for vote in message.certificate:
+            if vote.member in voters or not 0 <= vote.member < self.quorums.n:
+                return False
+            if not self.verify(vote.member, Echo.KIND, body, vote.signature):
+                return False
+            voters.add(vote.member)
+        return len(voters) >= self.quorums.quorum
+
+
+def make_brb(
+    kind: str, *, member: int, quorums: Quorums, settings: Settings, outbox: Outbox,
+    verify: VerifyFn,
+) -> BrachaBroadcast | SignedEchoBroadcast:
+    """Build the BRB core named ``kind`` ("bracha" or "echo")."""
+    cls: type[BrachaBroadcast] | type[SignedEchoBroadcast]
+    if kind == "bracha":
+        cls = BrachaBroadcast
+    elif kind == "echo":
+        cls = SignedEchoBroadcast
+    else:
+        from btob._errors import ConfigError
+
+        raise ConfigError(f"unknown BRB kind {kind!r}; choose one of {', '.join(BRB_KINDS)}")
+    return cls(member=member, quorums=quorums, settings=settings, outbox=outbox, verify=verify)

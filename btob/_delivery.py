@@ -1,0 +1,93 @@
+"""The delivery log: committed slots in, TO-deliveries out, as a deterministic function.
+
+Every honest member feeds the same committed slots in the same order, so every honest member
+produces the same deliveries: the prefix-order guarantee rests on this module being a pure
+function of the committed log. It suppresses duplicates (a message id is delivered once) and
+releases each origin's payloads in counter order (FIFO), holding back - boundedly - those that
+arrive before an earlier one of the same origin.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from btob._wire import Batch, BatchRef
+
+__all__ = ["Delivery", "DeliveryLog", "MsgId"]
+
+
+@attrs.frozen(order=True)
+class MsgId:
+    """Identifies a payload: its origin member and the origin's payload counter."""
+
+    origin: int
+    counter: int
+
+    def __str__(self) -> str:
+        return f"{self.origin}:{self.counter}"
+
+
+@attrs.frozen
+class Delivery:
+    """One TO-delivery: position ``index`` in the member's total order."""
+
+    index: int
+    msg_id: MsgId
+    origin: int
+    payload: bytes
+
+
+class DeliveryLog:
+    """Turns committed slots into deliveries: gap-free, duplicate-free, FIFO per origin."""
+
+    def __init__(self, *, early_payloads_max_per_origin: int) -> None:
+        self._early_max = early_payloads_max_per_origin
+        self._next_counter: dict[int, int] = {}
+        self._early: dict[int, dict[int, bytes]] = {}
+        self.next_index = 0
+        """Index the next delivery will carry (= deliveries so far)."""
+        self.dropped_early = 0
+        """Payloads discarded because their origin's early buffer was full (Byzantine origins)."""
+
+    def deliver_slot(
+        self, refs: tuple[BatchRef, ...], batches: tuple[Batch, ...]
+    ) -> list[Delivery]:
+        """Deliveries released by one committed slot, in order."""
+        out: list[Delivery] = []
+        for ref, batch in zip(refs, batches, strict=True):
+            origin = ref.origin
+            for offset, payload in enumerate(batch.payloads):
+                self._offer(origin, batch.first_counter + offset, payload, out)
+        return out
+
+    def _offer(self, origin: int, counter: int, payload: bytes, out: list[Delivery]) -> None:
+        expected = self._next_counter.get(origin, 0)
+        if counter < expected:
+            return  # duplicate
+        early = self._early.get(origin)
+        if counter > expected:
+            if early is None:
+                early = self._early[origin] = {}
+            if counter in early:
+                return
+            if len(early) >= self._early_max:
+                self.dropped_early += 1  # only a Byzantine origin leaves such a hole
+                return
+            early[counter] = payload
+            return
+        self._emit(origin, counter, payload, out)
+        counter += 1
+        while early and counter in early:
+            self._emit(origin, counter, early.pop(counter), out)
+            counter += 1
+        if early is not None and not early:
+            del self._early[origin]
+
+    def _emit(self, origin: int, counter: int, payload: bytes, out: list[Delivery]) -> None:
+        out.append(Delivery(self.next_index, MsgId(origin, counter), origin, payload))
+        self.next_index += 1
+        self._next_counter[origin] = counter + 1
+
+    def early_held(self) -> int:
+        """Payloads held back waiting for an earlier one of their origin."""
+        return sum(len(e) for e in self._early.values())

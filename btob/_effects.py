@@ -1,0 +1,62 @@
+"""What a protocol core asks its driver to do: the outputs of a sans-IO state machine."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+
+import attrs
+
+from btob._wire import Batch, Message, Signed
+
+__all__ = ["BrbDelivery", "Evidence", "Outbox", "VerifyFn"]
+
+VerifyFn = Callable[[int, str, bytes, bytes], bool]
+"""``verify(member, kind, body, signature) -> bool``: a crypto check injected into cores."""
+
+
+@attrs.frozen
+class BrbDelivery:
+    """A batch reliably delivered by the dissemination layer (not yet ordered)."""
+
+    origin: int
+    counter: int
+    batch: Batch
+    digest: bytes
+
+
+@attrs.frozen
+class Evidence:
+    """Two conflicting messages validly signed by ``member``: proof that it is Byzantine."""
+
+    member: int
+    first: Signed
+    second: Signed
+
+    def describe(self) -> str:
+        """One line naming the member and what it signed twice."""
+        return f"member {self.member} signed two conflicting {self.first.kind} messages"
+
+
+@attrs.define
+class Outbox:
+    """Outputs queued by the cores of one member; the driver drains it after every input.
+
+    ``sends`` holds ``(destination, item)`` pairs: destination ``None`` means every other
+    member; an item is either a :class:`Message` for the driver to sign or a :class:`Signed`
+    message to forward byte for byte.
+    """
+
+    sends: list[tuple[int | None, Message | Signed]] = attrs.field(factory=list)
+    brb_deliveries: list[BrbDelivery] = attrs.field(factory=list)
+    evidence: list[Evidence] = attrs.field(factory=list)
+    dropped: Counter[str] = attrs.field(factory=Counter)
+    """Inputs refused, by reason (peer misbehaviour or stale retransmissions)."""
+
+    def send(self, destination: int | None, item: Message | Signed) -> None:
+        """Queue ``item`` for ``destination`` (``None``: all other members)."""
+        self.sends.append((destination, item))
+
+    def drop(self, reason: str) -> None:
+        """Count one refused input."""
+        self.dropped[reason] += 1

@@ -1,0 +1,54 @@
+"""Every tunable and every bound a peer can push against, in one settings object."""
+
+from __future__ import annotations
+
+import attrs
+
+from btob._errors import ConfigError
+
+__all__ = ["Settings"]
+
+
+def _positive(instance: object, attribute: attrs.Attribute[object], value: object) -> None:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+        raise ConfigError(f"setting {attribute.name} must be a positive number, got {value!r}")
+
+
+@attrs.frozen(kw_only=True)
+class Settings:
+    """Protocol limits and timings shared by every member of a cluster.
+
+    Every map, queue or buffer that a peer can make a member grow is bounded by one of these
+    fields; a message that would exceed a bound is dropped and counted, never stored.
+    """
+
+    payload_bytes_max: int = attrs.field(default=64 * 1024, validator=_positive)
+    """Largest payload accepted by :meth:`submit` and inside a batch."""
+    batch_payloads_max: int = attrs.field(default=256, validator=_positive)
+    """Most payloads one batch (one BRB instance) may carry."""
+    batch_bytes_max: int = attrs.field(default=512 * 1024, validator=_positive)
+    """Most payload bytes one batch may carry."""
+    own_batches_in_flight_max: int = attrs.field(default=2, validator=_positive)
+    """Own batches disseminated but not yet ordered; further payloads wait and batch up."""
+    pending_payloads_max: int = attrs.field(default=100_000, validator=_positive)
+    """Submitted payloads waiting for a batch; :meth:`submit` refuses more (backpressure)."""
+    brb_window: int = attrs.field(default=64, validator=_positive)
+    """BRB instances accepted per origin beyond its lowest unordered one."""
+    slot_window: int = attrs.field(default=128, validator=_positive)
+    """Watermark window: slots accepted beyond the next slot to deliver."""
+    slot_refs_max: int = attrs.field(default=64, validator=_positive)
+    """Most batch references one ORDER may carry."""
+    slots_in_flight_max: int = attrs.field(default=4, validator=_positive)
+    """Slots the sequencer proposes before earlier ones commit (pipelining depth)."""
+    early_payloads_max_per_origin: int = attrs.field(default=4096, validator=_positive)
+    """Committed payloads held back per origin while an earlier one of that origin is missing."""
+    retransmit_interval_s: float = attrs.field(default=0.25, validator=_positive)
+    """Own messages of unfinished instances are sent again after this long."""
+    status_interval_s: float = attrs.field(default=0.5, validator=_positive)
+    """How often a member tells its peers how far it has delivered."""
+    catchup_slots_max: int = attrs.field(default=16, validator=_positive)
+    """Committed slots sent to a lagging peer in answer to one STATUS."""
+    catchup_grace_s: float = attrs.field(default=0.3, validator=_positive)
+    """A slot is offered to a lagging peer only once it has been committed this long."""
+    verify_cache_entries_max: int = attrs.field(default=65536, validator=_positive)
+    """Successful signature checks remembered so a forwarded certificate is verified once."""

@@ -1,0 +1,15 @@
+"""btob's fault injection: process behaviours and network faults for the simulator."""
+
+from faults._network import NetSpec as NetSpec
+from faults._network import Partition as Partition
+from faults._network import parse_net as parse_net
+from faults._spec import BEHAVIOURS as BEHAVIOURS
+from faults._spec import Behaviour as Behaviour
+from faults._spec import FaultSpec as FaultSpec
+from faults._spec import Param as Param
+from faults._spec import parse_fault as parse_fault
+
+__all__ = [
+    "BEHAVIOURS", "Behaviour", "FaultSpec", "NetSpec", "Param", "Partition", "parse_fault",
+    "parse_net",
+]
