@@ -1,0 +1,1 @@
+"""btob benchmarks."""

@@ -1,0 +1,48 @@
+"""btob's cryptography layer: Ed25519 keys, key files, domain-separated signing, verification.
+
+This package is the lowest layer of btob and never imports ``btob``. Backends: PyNaCl
+(libsodium, the default) and ``cryptography`` (OpenSSL); both sign byte-identically and accept
+exactly the same signatures.
+"""
+
+from crypto._backends import BACKEND_NAMES as BACKEND_NAMES
+from crypto._backends import Backend as Backend
+from crypto._backends import CryptographyBackend as CryptographyBackend
+from crypto._backends import NaclBackend as NaclBackend
+from crypto._backends import get_backend as get_backend
+from crypto._domain import PROTOCOL_VERSION as PROTOCOL_VERSION
+from crypto._domain import domain_tag as domain_tag
+from crypto._errors import BtobError as BtobError
+from crypto._errors import CryptoError as CryptoError
+from crypto._errors import KeyFileError as KeyFileError
+from crypto._keyfiles import load_public_key as load_public_key
+from crypto._keyfiles import load_signing_key as load_signing_key
+from crypto._keyfiles import save_public_key as save_public_key
+from crypto._keyfiles import save_signing_key as save_signing_key
+from crypto._keys import SigningKey as SigningKey
+from crypto._registry import KeyRegistry as KeyRegistry
+from crypto._signer import Signer as Signer
+from crypto._signer import Verifier as Verifier
+from crypto._signer import VerifierStatistics as VerifierStatistics
+
+__all__ = [
+    "BACKEND_NAMES",
+    "PROTOCOL_VERSION",
+    "Backend",
+    "BtobError",
+    "CryptoError",
+    "CryptographyBackend",
+    "KeyFileError",
+    "KeyRegistry",
+    "NaclBackend",
+    "Signer",
+    "SigningKey",
+    "Verifier",
+    "VerifierStatistics",
+    "domain_tag",
+    "get_backend",
+    "load_public_key",
+    "load_signing_key",
+    "save_public_key",
+    "save_signing_key",
+]
