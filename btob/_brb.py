@@ -171,6 +171,15 @@ def _digest_of(signed: Signed) -> bytes:
     return message.digest
 
 
+def _value_with(inst: _Instance, digest: bytes) -> Signed | None:
+    """The SEND held for ``inst`` whose batch has ``digest``, if any."""
+    for value in (inst.send, inst.extra_value):
+        message = None if value is None else value.message
+        if isinstance(message, Send) and message.batch.digest() == digest:
+            return value
+    return None
+
+
 def _count(votes: dict[int, Signed], digest: bytes) -> int:
     return sum(1 for v in votes.values() if _digest_of(v) == digest)
 
@@ -233,11 +242,9 @@ class BrachaBroadcast(_BrbBase):
         inst = self._instance(message.origin, message.counter)
         if inst is None:
             return
-        for value in (inst.send, inst.extra_value):
-            if value is not None and isinstance(value.message, Send):
-                if value.message.batch.digest() == message.digest:
-                    self.outbox.send(signed.sender, value)
-                    return
+        value = _value_with(inst, message.digest)
+        if value is not None:
+            self.outbox.send(signed.sender, value)
 
     def _wanted(self, inst: _Instance) -> bytes | None:
         """The digest that f+1 READYs vouch for, if any."""
@@ -268,12 +275,12 @@ class BrachaBroadcast(_BrbBase):
         chosen = self._wanted(inst)
         if chosen is None or _count(inst.readies, chosen) < q.deliver:
             return
-        for value in (inst.send, inst.extra_value):
-            if value is not None and isinstance(value.message, Send):
-                if value.message.batch.digest() == chosen:
-                    inst.mine.pop("fetch", None)
-                    self._deliver(inst, origin, counter, value.message.batch, chosen)
-                    return
+        value = _value_with(inst, chosen)
+        if value is not None:
+            assert isinstance(value.message, Send)
+            inst.mine.pop("fetch", None)
+            self._deliver(inst, origin, counter, value.message.batch, chosen)
+            return
         if "fetch" not in inst.mine:
             # Ask every member that vouched for the value; honest ones hold it or fetch it.
             self._emit(inst, "fetch", None, Fetch(origin, counter, chosen), now)

@@ -143,18 +143,23 @@ class FixedSequencerOrder:
     def on_slot_proof(self, proof: SlotProof) -> bool:
         """Adopt a committed slot sent by a peer if its certificate and batches check out.
 
-        Returns True if the slot was adopted; the caller then holds its batches.
+        Returns True if the slot is committed here with exactly these refs (adopted now or
+        before) and the batches match them: the caller may then keep the batches, which a
+        member that committed a slot without having BRB-delivered its batches still needs.
         """
         state = self._slot(proof.slot)
-        if state is None or (proof.slot in self._committed):
+        if state is None:
             return False
-        digest = slot_digest(proof.slot, proof.refs)
         if not self._refs_well_formed(proof.refs) or len(proof.batches) != len(proof.refs):
             self.outbox.drop("proof-malformed")
             return False
         if any(b.digest() != r.digest for b, r in zip(proof.batches, proof.refs, strict=True)):
             self.outbox.drop("proof-batch-mismatch")
             return False
+        known = self._committed.get(proof.slot)
+        if known is not None:
+            return known.refs == proof.refs  # already proven here: no need to verify again
+        digest = slot_digest(proof.slot, proof.refs)
         body = OrderReady(proof.view, proof.slot, digest).to_body()
         voters: set[int] = set()
         for vote in proof.certificate:

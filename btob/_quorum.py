@@ -56,6 +56,8 @@ class Quorums:
         if f < 0:
             raise ConfigError(f"f must be >= 0, got f={f}")
         if n < 3 * f + 1:
-            raise ConfigError(f"n={n} members tolerate at most f={default_faults(n)} faults, got f={f}")
+            raise ConfigError(
+                f"n={n} members tolerate at most f={default_faults(n)} faults, got f={f}"
+            )
         quorum = (n + f + 2) // 2  # ceil((n+f+1)/2) in integers
         return cls(n=n, f=f, quorum=quorum, one_honest=f + 1, deliver=2 * f + 1)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import attrs
 
 from btob._errors import ConfigError
@@ -9,7 +11,7 @@ from btob._errors import ConfigError
 __all__ = ["Settings"]
 
 
-def _positive(instance: object, attribute: attrs.Attribute[object], value: object) -> None:
+def _positive(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
         raise ConfigError(f"setting {attribute.name} must be a positive number, got {value!r}")
 
@@ -52,3 +54,7 @@ class Settings:
     """A slot is offered to a lagging peer only once it has been committed this long."""
     verify_cache_entries_max: int = attrs.field(default=65536, validator=_positive)
     """Successful signature checks remembered so a forwarded certificate is verified once."""
+
+    def __attrs_post_init__(self) -> None:
+        if self.payload_bytes_max > self.batch_bytes_max:
+            raise ConfigError("payload_bytes_max must not exceed batch_bytes_max")

@@ -469,9 +469,8 @@ def decode_frame(data: bytes, limits: WireLimits = DEFAULT_LIMITS) -> RawFrame:
         raise WireError(f"unsupported wire version {version!r}")
     if type(code) is not int or code not in _BY_CODE:
         raise WireError(f"unknown message kind {code!r}")
-    return RawFrame(
-        code, _int(sender, "sender"), _bytes(body, "body"), _bytes(signature, "sig", SIGNATURE_BYTES)
-    )
+    signature = _bytes(signature, "sig", SIGNATURE_BYTES)
+    return RawFrame(code, _int(sender, "sender"), _bytes(body, "body"), signature)
 
 
 def encode_frame(signed: Signed) -> bytes:
