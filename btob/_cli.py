@@ -1,0 +1,208 @@
+"""The ``btob`` command line: demo, sim, check and faults."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from btob._brb import BRB_KINDS
+from btob._checker import check, format_report
+from btob._errors import BtobError, ConfigError
+from btob._sim import VARIANTS, SimConfig, SimResult, simulate
+from faults import BEHAVIOURS, NetSpec, parse_fault, parse_net
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_VIOLATION, EXIT_USAGE = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        print(f"btob: error: {message}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="btob", description="Byzantine-tolerant total-order broadcast.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    demo = sub.add_parser("demo", help="a 4-member cluster on a jittery, lossy network")
+    demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--messages", type=int, default=2000)
+    demo.add_argument("--log-dir", type=Path)
+
+    sim = sub.add_parser("sim", help="one deterministic simulated run, judged by the checker")
+    sim.add_argument("--n", type=int, default=4, help="members (default 4)")
+    sim.add_argument("--f", type=int, default=None, help="faults tolerated (default (n-1)//3)")
+    sim.add_argument("--seed", type=int, default=1)
+    sim.add_argument("--messages", type=int, default=100, help="payloads in all (default 100)")
+    sim.add_argument("--payload-size", type=int, default=100, help="bytes (default 100)")
+    sim.add_argument("--rate", type=float, default=2000.0, help="payloads per virtual second")
+    sim.add_argument("--variant", choices=VARIANTS, default="bb")
+    sim.add_argument("--brb", choices=BRB_KINDS, default="bracha")
+    sim.add_argument("--fault", action="append", default=[], metavar="ID=BEHAVIOUR[:k=v,...]")
+    sim.add_argument("--net", default="", metavar="key=value,...",
+                     help="e.g. loss=0.05,dup=0.02,delay=0.001-0.05,gst=2")
+    sim.add_argument("--max-time", type=float, default=60.0, help="virtual seconds (default 60)")
+    sim.add_argument("--crypto", choices=("nacl", "cryptography"), default="nacl")
+    sim.add_argument("--log-dir", type=Path)
+    sim.add_argument("--require-complete", action="store_true",
+                     help="exit 1 if the run did not complete (liveness)")
+    sim.add_argument("--quiet", action="store_true", help="print the verdict line only")
+
+    chk = sub.add_parser("check", help="judge a log directory")
+    chk.add_argument("log_dir", type=Path)
+
+    sub.add_parser("faults", help="list fault behaviours and network keys")
+    return parser
+
+
+def _sim_config(args: argparse.Namespace) -> SimConfig:
+    net = parse_net(args.net, args.n) if args.net else NetSpec()
+    faults = tuple(parse_fault(text, args.n) for text in args.fault)
+    return SimConfig(
+        n=args.n, f=args.f, seed=args.seed, messages=args.messages,
+        payload_size=args.payload_size, rate=args.rate, variant=args.variant, brb=args.brb,
+        faults=faults, net=net, max_time=args.max_time, crypto_backend=args.crypto,
+    )
+
+
+def replay_command(config: SimConfig) -> str:
+    """The ``btob sim`` command line that replays ``config``."""
+    parts = ["btob", "sim", "--n", str(config.n), "--seed", str(config.seed),
+             "--messages", str(config.messages), "--brb", config.brb]
+    if config.f is not None:
+        parts += ["--f", str(config.f)]
+    if config.payload_size != 100:
+        parts += ["--payload-size", str(config.payload_size)]
+    if config.rate != 2000.0:
+        parts += ["--rate", f"{config.rate:g}"]
+    for spec in config.faults:
+        parts += ["--fault", str(spec)]
+    if config.net != NetSpec():
+        parts += ["--net", config.net.describe()]
+    return shlex.join(parts)
+
+
+def format_summary(result: SimResult) -> str:
+    """The one-screen summary of a simulated run."""
+    config = result.config
+    q = config.quorums
+    faults = ", ".join(str(s) for s in config.faults) or "none"
+    lines = [
+        f"btob sim  n={config.n} f={q.f} q={q.quorum}  seed={config.seed}  "
+        f"variant={config.variant}  brb={config.brb}  messages={config.messages} "
+        f"x {config.payload_size} B",
+        f"network   {config.net.describe()}",
+        f"faults    {faults}",
+        f"virtual time {result.virtual_time:.3f} s, {result.events} events, "
+        + ("complete" if result.complete else "INCOMPLETE (liveness not judged)"),
+        "",
+        f"{'member':>6} {'role':<10} {'state':<9} {'delivered':>9} {'msgs sent':>10} "
+        f"{'bytes sent':>11} {'signed':>7} {'verified':>9} {'cache hits':>10}",
+    ]
+    for s in result.statistics:
+        info = result.logs.run.members[s.member]
+        state = "byzantine" if not info.honest else ("crashed" if info.crashed else "correct")
+        role = "sequencer" if s.member == 0 else "member"
+        lines.append(
+            f"{s.member:>6} {role:<10} {state:<9} {s.deliveries:>9} {s.messages_sent:>10} "
+            f"{s.bytes_sent:>11} {s.signatures_made:>7} {s.signatures_verified:>9} "
+            f"{s.verify_cache_hits:>10}"
+        )
+    delivered = max((s.deliveries for s in result.statistics), default=0)
+    per = max(delivered, 1)
+    lines += [
+        "",
+        f"totals    {result.messages_sent} messages "
+        f"({result.messages_sent / per:.1f} per payload), "
+        f"{result.bytes_sent:,} bytes, {result.signatures_made} signatures made, "
+        f"{result.signatures_verified} verified "
+        f"({result.signatures_verified / per:.2f} per payload per cluster)",
+    ]
+    proven = sorted({m for s in result.statistics for m in s.evidence})
+    convicted = f"members {proven} proven Byzantine" if proven else "none"
+    lines.append(f"evidence  {convicted}")
+    for violation in result.report.violations:
+        lines.append(f"VIOLATION {violation}")
+    if result.ok:
+        verdict = "verdict   PASS"
+        if not result.complete:
+            verdict += " (safety only: the run did not complete)"
+    else:
+        verdict = f"verdict   FAIL ({result.report.violation_count} violations)"
+    lines.append(verdict)
+    if not result.ok:
+        lines.append(f"replay    {replay_command(config)}")
+    return "\n".join(lines)
+
+
+def _cmd_sim(args: argparse.Namespace) -> int:
+    config = _sim_config(args)
+    result = simulate(config, log_dir=args.log_dir)
+    if args.quiet:
+        print(format_summary(result).splitlines()[-1 if result.ok else -2])
+    else:
+        print(format_summary(result))
+    if not result.ok:
+        return EXIT_VIOLATION
+    if args.require_complete and not result.complete:
+        return EXIT_VIOLATION
+    return EXIT_OK
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    report = check(args.log_dir)
+    print(format_report(report))
+    return EXIT_OK if report.ok else EXIT_VIOLATION
+
+
+def _cmd_faults() -> int:
+    print("process behaviours (--fault ID=BEHAVIOUR[:key=value,...]):")
+    for behaviour in BEHAVIOURS.values():
+        tag = "byzantine" if behaviour.byzantine else "benign"
+        print(f"  {behaviour.name:<12} [{tag}] {behaviour.summary}")
+        for p in behaviour.params:
+            default = "required" if p.default is None else f"default {p.default:g}"
+            print(f"      {p.name}={p.kind.__name__} ({default}): {p.help}")
+    print("network (--net key=value,...):")
+    for key, text in (
+        ("loss=P", "probability a message is lost before GST (needs gst)"),
+        ("dup=P", "probability a message is delivered twice"),
+        ("delay=A-B", "latency range in seconds (default 0.001-0.005)"),
+        ("dist=uniform|exp", "latency distribution within the range"),
+        ("gst=T", "global stabilisation time: no loss or extra jitter after it"),
+        ("jitter=S", "extra random delay up to S seconds before GST (reordering)"),
+        ("partition=S-E:A+B|C+D", "only members of one group talk between S and E"),
+    ):
+        print(f"  {key:<24} {text}")
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``btob`` console script; returns the exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "sim":
+            return _cmd_sim(args)
+        if args.command == "check":
+            return _cmd_check(args)
+        if args.command == "faults":
+            return _cmd_faults()
+        from btob._demo import run_demo
+
+        return run_demo(seed=args.seed, messages=args.messages, log_dir=args.log_dir)
+    except ConfigError as exc:
+        print(f"btob: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except BtobError as exc:
+        print(f"btob: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

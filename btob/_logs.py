@@ -1,0 +1,611 @@
+"""Delivery logs: the files a run leaves behind and the checker reads (DESIGN.md section 4).
+
+A log directory holds:
+
+* ``run.json``: ``n``, ``f``, ``complete``, ``members`` (``honest``/``crashed`` per member id)
+  and any other keys (seed, variant, faults, ...), which are kept as they are;
+* ``node-<id>.broadcast.jsonl``: one line per payload member ``<id>`` TO-broadcast, in order:
+  ``{"digest": "<sha256 hex>", "msg_id": "<origin>:<counter>"}``;
+* ``node-<id>.deliver.jsonl``: one line per TO-delivery at member ``<id>``, in order:
+  ``{"digest": ..., "index": 0, "msg_id": ..., "origin": 2}``.
+
+Writers are deterministic: JSON lines use sorted keys and no spaces and end in ``"\\n"``,
+``run.json`` is indented with sorted keys, so two identical runs give byte-identical files.
+Readers are strict: anything malformed raises :class:`LogFormatError` with a one-line message
+naming the file (and line number), and no line may exceed :data:`MAX_LINE_BYTES`.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import os
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any, BinaryIO, TypeVar
+
+import attrs
+
+from btob._errors import LogFormatError
+
+__all__ = [
+    "MAX_LINE_BYTES",
+    "BroadcastRecord",
+    "DeliveryRecord",
+    "LogAppender",
+    "LogDir",
+    "MemberInfo",
+    "RunInfo",
+    "read_log_dir",
+    "write_log_dir",
+    "write_run_info",
+]
+
+MAX_LINE_BYTES = 1 << 20
+"""Longest line (without its newline) a reader accepts; ``run.json`` as a whole is bounded alike."""
+
+RUN_FILE = "run.json"
+
+_CHUNK_BYTES = 1 << 22
+_FAST_LINE_CHARS = MAX_LINE_BYTES // 4  # a line of at most this many characters fits in UTF-8
+_DECODER = json.JSONDecoder()
+
+_RUN_KEYS = frozenset({"n", "f", "complete", "members"})
+_MEMBER_KEYS = frozenset({"honest", "crashed"})
+_ID = "(?:0|[1-9][0-9]*)"
+_ID_RE = re.compile(_ID)
+_MSG_ID_RE = re.compile(f"{_ID}:{_ID}")
+_DIGEST_RE = re.compile("[0-9a-f]{64}")
+_NODE_FILE_RE = re.compile(r"node-([0-9]+)\.(?:broadcast|deliver)\.jsonl")
+
+_R = TypeVar("_R")
+
+
+def _broadcast_name(member: int) -> str:
+    return f"node-{member}.broadcast.jsonl"
+
+
+def _deliver_name(member: int) -> str:
+    return f"node-{member}.deliver.jsonl"
+
+
+def _show(value: object) -> str:
+    """A short, one-line rendering of a bad value for an error message."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _dump_line(obj: object) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":")) + "\n"
+
+
+def _check_msg_id(value: object) -> None:
+    if not isinstance(value, str) or _MSG_ID_RE.fullmatch(value) is None:
+        raise ValueError(f"key 'msg_id' must be a string '<origin>:<counter>', got {_show(value)}")
+
+
+def _check_digest(value: object) -> None:
+    if not isinstance(value, str) or _DIGEST_RE.fullmatch(value) is None:
+        raise ValueError(f"key 'digest' must be 64 lowercase hex digits, got {_show(value)}")
+
+
+def _get(obj: Mapping[str, Any], key: str) -> Any:
+    try:
+        return obj[key]
+    except KeyError:
+        raise ValueError(f"missing key {key!r}") from None
+
+
+@attrs.frozen
+class MemberInfo:
+    """What ``run.json`` says about one member.
+
+    ``honest`` is false iff a Byzantine behaviour was injected into the member; ``crashed``
+    says an honest member stopped (it is meaningless for a Byzantine member).
+    """
+
+    honest: bool
+    crashed: bool
+
+    def __attrs_post_init__(self) -> None:
+        for key, value in (("honest", self.honest), ("crashed", self.crashed)):
+            if not isinstance(value, bool):
+                raise ValueError(f"key {key!r} must be true or false, got {_show(value)}")
+
+    @property
+    def correct(self) -> bool:
+        """Honest and never crashed: the members liveness (agreement, validity) is owed to."""
+        return self.honest and not self.crashed
+
+
+# Converters: a frozen value keeps its own copy of every mapping it is given, so the caller's
+# dict cannot change it later; plain dicts (typed read-only) keep values picklable.
+
+
+def _own_members(members: Mapping[int, MemberInfo]) -> Mapping[int, MemberInfo]:
+    return dict(sorted(members.items()))
+
+
+def _own_extra(extra: Mapping[str, object]) -> Mapping[str, object]:
+    return dict(extra)
+
+
+@attrs.frozen
+class RunInfo:
+    """The contents of ``run.json``: cluster size, fault budget, completeness and members.
+
+    ``members`` must hold exactly the ids ``0..n-1``. ``extra`` holds every other key of
+    ``run.json`` (seed, variant, faults, ...); it is written back unchanged.
+    Raises :class:`ValueError` when built with inconsistent values.
+    """
+
+    n: int
+    f: int
+    complete: bool
+    """True when the run quiesced after GST, so agreement and validity may be judged."""
+    members: Mapping[int, MemberInfo] = attrs.field(converter=_own_members)
+    extra: Mapping[str, object] = attrs.field(factory=dict, converter=_own_extra)
+
+    def __attrs_post_init__(self) -> None:
+        if not _is_int(self.n) or self.n < 1:
+            raise ValueError(f"key 'n' must be a positive integer, got {_show(self.n)}")
+        if not _is_int(self.f) or self.f < 0:
+            raise ValueError(f"key 'f' must be a non-negative integer, got {_show(self.f)}")
+        if not isinstance(self.complete, bool):
+            raise ValueError(f"key 'complete' must be true or false, got {_show(self.complete)}")
+        for member, info in self.members.items():
+            if not _is_int(member) or not 0 <= member < self.n:
+                raise ValueError(
+                    f"key 'members': member id {_show(member)} is outside 0..{self.n - 1}"
+                )
+            if not isinstance(info, MemberInfo):
+                raise ValueError(f"key 'members': {_show(info)} is not a MemberInfo")
+        missing = [m for m in range(self.n) if m not in self.members]
+        if missing:
+            raise ValueError(f"key 'members' lacks member ids {missing[:10]} (n={self.n})")
+        clashes = sorted(str(key) for key in self.extra if key in _RUN_KEYS)
+        if clashes or not all(isinstance(key, str) for key in self.extra):
+            raise ValueError(f"extra keys must be strings other than {sorted(_RUN_KEYS)}")
+
+    @classmethod
+    def from_json(cls, obj: object, *, source: str) -> RunInfo:
+        """Validate a parsed ``run.json`` strictly and build the :class:`RunInfo`.
+
+        Raises :class:`LogFormatError` naming ``source`` and the bad key when a required key
+        is missing, has the wrong type, or the member ids are not exactly ``0..n-1``.
+        """
+        if not isinstance(obj, dict):
+            raise LogFormatError(f"{source}: expected a JSON object, got {_show(obj)}")
+        try:
+            members_obj = _get(obj, "members")
+            if not isinstance(members_obj, dict):
+                raise ValueError(f"key 'members' must be an object, got {_show(members_obj)}")
+            members: dict[int, MemberInfo] = {}
+            for key, value in members_obj.items():
+                if _ID_RE.fullmatch(key) is None:
+                    raise ValueError(f"key 'members': member id {key!r} is not an integer")
+                if not isinstance(value, dict) or set(value) != _MEMBER_KEYS:
+                    raise ValueError(
+                        f"key 'members.{key}' must be an object with exactly the keys "
+                        f"'honest' and 'crashed', got {_show(value)}"
+                    )
+                try:
+                    members[int(key)] = MemberInfo(honest=value["honest"], crashed=value["crashed"])
+                except ValueError as exc:
+                    raise ValueError(f"key 'members.{key}': {exc}") from None
+            extra = {key: value for key, value in obj.items() if key not in _RUN_KEYS}
+            return cls(
+                n=_get(obj, "n"),
+                f=_get(obj, "f"),
+                complete=_get(obj, "complete"),
+                members=members,
+                extra=extra,
+            )
+        except ValueError as exc:
+            raise LogFormatError(f"{source}: {exc}") from None
+
+    def to_json(self) -> dict[str, object]:
+        """The ``run.json`` object: the four contract keys plus a deep copy of ``extra``."""
+        out: dict[str, object] = copy.deepcopy(dict(self.extra))
+        out.update(
+            n=self.n,
+            f=self.f,
+            complete=self.complete,
+            members={
+                str(member): {"honest": info.honest, "crashed": info.crashed}
+                for member, info in self.members.items()
+            },
+        )
+        return out
+
+
+@attrs.frozen
+class BroadcastRecord:
+    """One line of ``node-<id>.broadcast.jsonl``: a payload the member TO-broadcast.
+
+    ``msg_id`` is ``"<origin>:<counter>"`` (canonical decimal, no leading zeros) and
+    ``digest`` the SHA-256 of the payload in lowercase hex. Raises :class:`ValueError`
+    otherwise.
+    """
+
+    msg_id: str
+    digest: str
+
+    def __attrs_post_init__(self) -> None:
+        _check_msg_id(self.msg_id)
+        _check_digest(self.digest)
+
+    @property
+    def origin(self) -> int:
+        """The member id part of ``msg_id``."""
+        return int(self.msg_id.partition(":")[0])
+
+    @classmethod
+    def from_json(cls, obj: object, *, source: str) -> BroadcastRecord:
+        """Build a record from one parsed JSON line; unknown keys are ignored.
+
+        Raises :class:`LogFormatError` naming ``source`` (e.g. ``"path:line"``).
+        """
+        try:
+            if not isinstance(obj, dict):
+                raise ValueError(f"expected a JSON object, got {_show(obj)}")
+            return cls(msg_id=_get(obj, "msg_id"), digest=_get(obj, "digest"))
+        except ValueError as exc:
+            raise LogFormatError(f"{source}: {exc}") from None
+
+    def to_json(self) -> dict[str, object]:
+        """The JSON object of this line."""
+        return {"msg_id": self.msg_id, "digest": self.digest}
+
+
+@attrs.frozen
+class DeliveryRecord:
+    """One line of ``node-<id>.deliver.jsonl``: the member's ``index``-th TO-delivery.
+
+    ``origin`` must equal the origin part of ``msg_id``; ``index`` must be a non-negative
+    integer (gaps and repeats are for the checker to judge). Raises :class:`ValueError`
+    otherwise.
+    """
+
+    index: int
+    msg_id: str
+    origin: int
+    digest: str
+
+    def __attrs_post_init__(self) -> None:
+        if not _is_int(self.index) or self.index < 0:
+            raise ValueError(f"key 'index' must be a non-negative integer, got {_show(self.index)}")
+        _check_msg_id(self.msg_id)
+        if not _is_int(self.origin) or self.msg_id.partition(":")[0] != str(self.origin):
+            raise ValueError(
+                f"key 'origin' ({_show(self.origin)}) does not match msg_id {self.msg_id!r}"
+            )
+        _check_digest(self.digest)
+
+    @classmethod
+    def from_json(cls, obj: object, *, source: str) -> DeliveryRecord:
+        """Build a record from one parsed JSON line; unknown keys are ignored.
+
+        Raises :class:`LogFormatError` naming ``source`` (e.g. ``"path:line"``).
+        """
+        try:
+            if not isinstance(obj, dict):
+                raise ValueError(f"expected a JSON object, got {_show(obj)}")
+            return cls(
+                index=_get(obj, "index"),
+                msg_id=_get(obj, "msg_id"),
+                origin=_get(obj, "origin"),
+                digest=_get(obj, "digest"),
+            )
+        except ValueError as exc:
+            raise LogFormatError(f"{source}: {exc}") from None
+
+    def to_json(self) -> dict[str, object]:
+        """The JSON object of this line."""
+        return {
+            "index": self.index,
+            "msg_id": self.msg_id,
+            "origin": self.origin,
+            "digest": self.digest,
+        }
+
+
+def _own_broadcasts(
+    logs: Mapping[int, Sequence[BroadcastRecord]],
+) -> Mapping[int, tuple[BroadcastRecord, ...]]:
+    return {member: tuple(logs[member]) for member in sorted(logs)}
+
+
+def _own_deliveries(
+    logs: Mapping[int, Sequence[DeliveryRecord]],
+) -> Mapping[int, tuple[DeliveryRecord, ...]]:
+    return {member: tuple(logs[member]) for member in sorted(logs)}
+
+
+@attrs.frozen
+class LogDir:
+    """A whole log directory in memory: the run and every member's two logs.
+
+    ``broadcasts`` and ``deliveries`` hold exactly the member ids ``0..run.n-1`` (an empty
+    tuple for a member that logged nothing); :class:`ValueError` otherwise.
+    """
+
+    run: RunInfo
+    broadcasts: Mapping[int, tuple[BroadcastRecord, ...]] = attrs.field(converter=_own_broadcasts)
+    deliveries: Mapping[int, tuple[DeliveryRecord, ...]] = attrs.field(converter=_own_deliveries)
+
+    def __attrs_post_init__(self) -> None:
+        ids = list(range(self.run.n))
+        for name, logs in (("broadcasts", self.broadcasts), ("deliveries", self.deliveries)):
+            if list(logs) != ids:
+                raise ValueError(f"{name} must hold exactly the member ids 0..{self.run.n - 1}")
+
+
+def _decode(data: bytes, path: Path, lineno: int) -> str:
+    """UTF-8 text of ``data``, whose first line is line ``lineno + 1`` of ``path``."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        where = lineno + data.count(b"\n", 0, exc.start) + 1
+        raise LogFormatError(f"{path}:{where}: not valid UTF-8") from None
+
+
+def _too_long(path: Path, lineno: int) -> LogFormatError:
+    return LogFormatError(f"{path}:{lineno}: line longer than {MAX_LINE_BYTES} bytes")
+
+
+def _chunks(handle: BinaryIO, path: Path) -> Iterator[tuple[int, list[str]]]:
+    """The lines of ``handle``, a chunk at a time: ``(number of the first line, texts)``.
+
+    Never holds more than a chunk plus one line; refuses a line longer than
+    :data:`MAX_LINE_BYTES`.
+    """
+    lineno = 0  # lines yielded so far
+    pending = b""
+    while chunk := handle.read(_CHUNK_BYTES):
+        data = pending + chunk
+        cut = data.rfind(b"\n") + 1
+        pending = data[cut:]
+        if len(pending) > MAX_LINE_BYTES:
+            raise _too_long(path, lineno + data.count(b"\n") + 1)
+        if not cut:
+            continue
+        lines = _decode(data[: cut - 1], path, lineno).split("\n")
+        if max(map(len, lines)) > _FAST_LINE_CHARS:
+            for offset, line in enumerate(lines, lineno + 1):
+                if len(line.encode("utf-8")) > MAX_LINE_BYTES:
+                    raise _too_long(path, offset)
+        yield lineno + 1, lines
+        lineno += len(lines)
+    if pending:
+        yield lineno + 1, [_decode(pending, path, lineno)]
+
+
+def _read_jsonl(
+    path: Path, parse: Callable[[object, str], _R], cache: dict[str, _R]
+) -> tuple[_R, ...]:
+    """Parse every line of ``path`` with ``parse(obj, source)``; a missing file is empty.
+
+    ``cache`` maps line texts already parsed (in this directory) to their records: members
+    mostly log the same lines, and sharing one immutable record per distinct line saves
+    both the parsing and the memory.
+    """
+    try:
+        handle = path.open("rb")
+    except FileNotFoundError:
+        return ()
+    except OSError as exc:
+        raise LogFormatError(f"{path}: cannot read: {exc.strerror}") from None
+    records: list[_R] = []
+    append, lookup = records.append, cache.get
+    with handle:
+        for first, lines in _chunks(handle, path):
+            for lineno, line in enumerate(lines, first):
+                record = lookup(line)
+                if record is None:
+                    try:
+                        obj = _DECODER.decode(line)
+                    except (ValueError, RecursionError) as exc:
+                        reason = exc.msg if isinstance(exc, json.JSONDecodeError) else repr(exc)
+                        raise LogFormatError(f"{path}:{lineno}: malformed JSON: {reason}") from None
+                    record = cache[line] = parse(obj, f"{path}:{lineno}")
+                append(record)
+    return tuple(records)
+
+
+def _parse_broadcast(obj: object, source: str) -> BroadcastRecord:
+    return BroadcastRecord.from_json(obj, source=source)
+
+
+def _parse_delivery(obj: object, source: str) -> DeliveryRecord:
+    return DeliveryRecord.from_json(obj, source=source)
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in obj:
+            raise ValueError(f"duplicate key {key!r}")
+        obj[key] = value
+    return obj
+
+
+def _read_run_info(path: Path) -> RunInfo:
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(MAX_LINE_BYTES + 1)
+    except FileNotFoundError:
+        raise LogFormatError(f"{path}: missing (a log directory needs run.json)") from None
+    except OSError as exc:
+        raise LogFormatError(f"{path}: cannot read: {exc.strerror}") from None
+    if len(data) > MAX_LINE_BYTES:
+        raise LogFormatError(f"{path}: longer than {MAX_LINE_BYTES} bytes")
+    try:
+        obj = json.loads(data.decode("utf-8"), object_pairs_hook=_no_duplicate_keys)
+    except json.JSONDecodeError as exc:
+        raise LogFormatError(f"{path}:{exc.lineno}: malformed JSON: {exc.msg}") from None
+    except (ValueError, RecursionError) as exc:
+        reason = str(exc) if isinstance(exc, ValueError) else type(exc).__name__
+        raise LogFormatError(f"{path}: malformed JSON: {reason}") from None
+    return RunInfo.from_json(obj, source=str(path))
+
+
+def read_log_dir(path: str | os.PathLike[str]) -> LogDir:
+    """Read and validate a whole log directory.
+
+    Missing node files count as empty logs; files other than ``run.json`` and
+    ``node-<id>.{broadcast,deliver}.jsonl`` are ignored. Raises :class:`LogFormatError`
+    (one line, naming the file and, for JSON lines, the line number) if the directory or
+    ``run.json`` is missing, JSON is malformed, a field is missing or has the wrong type or
+    value, the member ids of ``run.json`` are not exactly ``0..n-1``, a node file exists for
+    an id outside ``0..n-1``, or a line is longer than :data:`MAX_LINE_BYTES`.
+    """
+    root = Path(path)
+    if not root.is_dir():
+        raise LogFormatError(f"{root}: no such log directory")
+    run = _read_run_info(root / RUN_FILE)
+    try:
+        names = sorted(os.listdir(root))
+    except OSError as exc:
+        raise LogFormatError(f"{root}: cannot list: {exc.strerror}") from None
+    for name in names:
+        match = _NODE_FILE_RE.fullmatch(name)
+        if match is None:
+            continue
+        member = match.group(1)
+        if _ID_RE.fullmatch(member) is None or int(member) >= run.n:
+            raise LogFormatError(
+                f"{root / name}: names member {member}, but {RUN_FILE} has members 0..{run.n - 1}"
+            )
+    broadcast_cache: dict[str, BroadcastRecord] = {}
+    delivery_cache: dict[str, DeliveryRecord] = {}
+    broadcasts = {
+        m: _read_jsonl(root / _broadcast_name(m), _parse_broadcast, broadcast_cache)
+        for m in range(run.n)
+    }
+    deliveries = {
+        m: _read_jsonl(root / _deliver_name(m), _parse_delivery, delivery_cache)
+        for m in range(run.n)
+    }
+    return LogDir(run=run, broadcasts=broadcasts, deliveries=deliveries)
+
+
+def write_run_info(path: str | os.PathLike[str], run: RunInfo) -> None:
+    """Write ``run.json`` into the log directory ``path`` (created with its parents).
+
+    The file is replaced atomically, so a reader never sees half of it.
+    """
+    root = Path(path)
+    root.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(run.to_json(), sort_keys=True, indent=2) + "\n"
+    tmp = root / (RUN_FILE + ".tmp")
+    tmp.write_bytes(text.encode("utf-8"))
+    os.replace(tmp, root / RUN_FILE)
+
+
+def write_log_dir(
+    path: str | os.PathLike[str],
+    run: RunInfo,
+    broadcasts: Mapping[int, Sequence[BroadcastRecord]],
+    deliveries: Mapping[int, Sequence[DeliveryRecord]],
+) -> None:
+    """Write a whole log directory deterministically (same arguments, same bytes).
+
+    Creates ``path`` with its parents, writes ``run.json`` and, for every member
+    ``0..run.n-1``, both JSON-lines files (empty when the mapping has no records for it),
+    overwriting files of those names. Other files in ``path`` are left alone. Raises
+    :class:`ValueError` if a mapping holds a member id outside ``0..run.n-1``.
+    """
+    unknown = sorted((set(broadcasts) | set(deliveries)) - set(range(run.n)))
+    if unknown:
+        raise ValueError(f"records for member ids {unknown} outside 0..{run.n - 1}")
+    root = Path(path)
+    write_run_info(root, run)
+    for member in range(run.n):
+        for name, records in (
+            (_broadcast_name(member), broadcasts.get(member, ())),
+            (_deliver_name(member), deliveries.get(member, ())),
+        ):
+            text = "".join(_dump_line(record.to_json()) for record in records)
+            (root / name).write_bytes(text.encode("utf-8"))
+
+
+def _open_append(path: Path) -> io.TextIOWrapper:
+    """Open ``path`` for appending lines, first cutting off a partial last line.
+
+    A member killed in the middle of a write can leave a line without its newline; that
+    record was never complete, and appending after it would corrupt the next one.
+    """
+    try:
+        with path.open("r+b") as handle:
+            size = handle.seek(0, os.SEEK_END)
+            window = min(size, MAX_LINE_BYTES + 2)
+            handle.seek(size - window)
+            tail = handle.read(window)
+            if tail and not tail.endswith(b"\n"):
+                cut = tail.rfind(b"\n")
+                if cut < 0 and window < size:
+                    raise LogFormatError(f"{path}: last line longer than {MAX_LINE_BYTES} bytes")
+                handle.truncate(size - window + cut + 1)
+    except FileNotFoundError:
+        pass
+    return path.open("a", encoding="utf-8", newline="\n", buffering=1)
+
+
+class LogAppender:
+    """Appends one member's broadcast and delivery lines as they happen, across restarts.
+
+    ``LogAppender(path, member)`` creates the directory if needed and opens
+    ``node-<member>.broadcast.jsonl`` and ``node-<member>.deliver.jsonl`` in append mode
+    (creating them empty), line-buffered, so every appended record reaches the file as a
+    whole line. A partial last line left by a killed process is removed on open. Use as a
+    context manager or call :meth:`close`.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], member: int) -> None:
+        if not _is_int(member) or member < 0:
+            raise ValueError(f"member must be a non-negative integer, got {member!r}")
+        root = Path(path)
+        root.mkdir(parents=True, exist_ok=True)
+        self._broadcast = _open_append(root / _broadcast_name(member))
+        try:
+            self._deliver = _open_append(root / _deliver_name(member))
+        except BaseException:
+            self._broadcast.close()
+            raise
+
+    def append_broadcast(self, record: BroadcastRecord) -> None:
+        """Append one line to the broadcast log."""
+        self._broadcast.write(_dump_line(record.to_json()))
+
+    def append_delivery(self, record: DeliveryRecord) -> None:
+        """Append one line to the delivery log."""
+        self._deliver.write(_dump_line(record.to_json()))
+
+    def flush(self) -> None:
+        """Push buffered data of both files to the operating system."""
+        self._broadcast.flush()
+        self._deliver.flush()
+
+    def close(self) -> None:
+        """Flush and close both files; closing twice is harmless."""
+        self._broadcast.close()
+        self._deliver.close()
+
+    def __enter__(self) -> LogAppender:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -1,0 +1,94 @@
+"""The command line: the acceptance runs of the core issue, exit codes and usage errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from btob._cli import main
+
+
+def _swap_two_deliveries(path: Path) -> None:
+    lines = path.read_text().splitlines()
+    a, b = json.loads(lines[3]), json.loads(lines[4])
+    a["index"], b["index"] = 4, 3
+    lines[3], lines[4] = json.dumps(b), json.dumps(a)
+    path.write_text("\n".join(lines) + "\n")
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        [],
+        ["--n", "7", "--net", "loss=0.05,dup=0.02,delay=0.001-0.05,gst=2"],
+        ["--n", "10", "--brb", "echo"],
+        ["--n", "7", "--fault", "3=crash:at=0.05", "--fault", "5=crash:at=0.1"],
+    ],
+    ids=["n4", "n7-lossy", "n10-echo", "n7-crashes"],
+)
+def test_sim_then_check_pass(extra: list[str], tmp_path: Path,
+                             capsys: pytest.CaptureFixture[str]) -> None:
+    log_dir = tmp_path / "logs"
+    code = main(["sim", "--seed", "1", "--messages", "300", "--log-dir", str(log_dir),
+                 "--require-complete", *extra])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "verdict   PASS" in out and "complete" in out
+    assert main(["check", str(log_dir)]) == 0
+    assert "verdict: PASS" in capsys.readouterr().out
+
+
+def test_check_fails_on_swapped_deliveries(tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    log_dir = tmp_path / "logs"
+    assert main(["sim", "--seed", "2", "--messages", "50", "--log-dir", str(log_dir)]) == 0
+    _swap_two_deliveries(log_dir / "node-2.deliver.jsonl")
+    capsys.readouterr()
+    assert main(["check", str(log_dir)]) == 1
+    out = capsys.readouterr().out
+    assert "prefix-order" in out and "index 3" in out and "FAIL" in out
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["sim", "--fault", "9=crash"],
+        ["sim", "--fault", "1=teleport"],
+        ["sim", "--fault", "1=crash:when=3"],
+        ["sim", "--net", "loss=2"],
+        ["sim", "--net", "wobble=1"],
+        ["sim", "--n", "3", "--f", "1"],
+        ["sim", "--brb", "gossip"],
+        ["sim", "--messages", "-1"],
+        ["check"],
+        ["frobnicate"],
+    ],
+)
+def test_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        raise SystemExit(main(argv))
+    assert exc.value.code == 2
+    assert "error" in capsys.readouterr().err
+
+
+def test_check_on_a_missing_directory_names_it(tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", str(tmp_path / "nowhere")]) == 2
+    assert "nowhere" in capsys.readouterr().err
+
+
+def test_faults_lists_behaviours_and_network_keys(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["faults"]) == 0
+    out = capsys.readouterr().out
+    assert "crash" in out and "at=float" in out and "partition=" in out
+
+
+def test_console_entry_point_runs_as_a_module(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "btob", "sim", "--messages", "20", "--quiet"],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "PASS" in proc.stdout

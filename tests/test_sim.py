@@ -1,0 +1,113 @@
+"""The simulator end to end: determinism, total order over many seeds, crashes, partitions.
+
+Every run here is judged by the checker; the sweeps also demand completion (liveness after
+GST) wherever the sequencer stays up.
+"""
+
+from __future__ import annotations
+
+import filecmp
+import itertools
+import random
+from pathlib import Path
+
+import pytest
+
+from btob import SimConfig, simulate
+from faults import FaultSpec, NetSpec, parse_net
+
+
+def _net(rng: random.Random) -> NetSpec:
+    return NetSpec(
+        loss=rng.choice([0.0, 0.05, 0.15]),
+        dup=rng.choice([0.0, 0.02, 0.1]),
+        delay_min=0.001,
+        delay_max=rng.choice([0.005, 0.02, 0.05]),
+        distribution=rng.choice(["uniform", "exp"]),
+        gst=rng.choice([0.3, 0.8, 1.5]),
+        pre_gst_delay=rng.choice([0.0, 0.02, 0.1]),
+    )
+
+
+def _crashes(rng: random.Random, n: int) -> tuple[FaultSpec, ...]:
+    """Up to f crashed non-sequencer members, at random times."""
+    f = (n - 1) // 3
+    members = rng.sample(range(1, n), rng.randint(0, f))
+    return tuple(FaultSpec(m, "crash", {"at": round(rng.uniform(0.0, 0.4), 3)})
+                 for m in sorted(members))
+
+
+SWEEP = [(4, 30, 200), (7, 16, 200), (10, 10, 200)]
+
+
+@pytest.mark.parametrize(("n", "messages", "seeds"), SWEEP)
+def test_total_order_sweep(n: int, messages: int, seeds: int) -> None:
+    crashed_runs = 0
+    for seed in range(seeds):
+        rng = random.Random(f"sweep/{n}/{seed}")
+        faults = _crashes(rng, n) if seed % 2 else ()
+        config = SimConfig(n=n, seed=seed, messages=messages, net=_net(rng), faults=faults,
+                           brb=rng.choice(["bracha", "echo"]), max_time=30.0)
+        result = simulate(config)
+        assert result.ok, f"{config}: {[str(v) for v in result.report.violations]}"
+        assert result.complete, f"{config}: did not complete after GST"
+        crashed_runs += bool(result.crashed)
+    assert crashed_runs >= seeds // 5  # the crash half of the sweep really crashed members
+
+
+def test_same_seed_gives_byte_identical_logs(tmp_path: Path) -> None:
+    n = 7
+    config = SimConfig(n=n, seed=42, messages=60,
+                       net=parse_net("loss=0.1,dup=0.05,delay=0.001-0.03,gst=1,jitter=0.05", n),
+                       faults=(FaultSpec(3, "crash", {"at": 0.2}),))
+    runs = [simulate(config, log_dir=tmp_path / name) for name in ("a", "b")]
+    names = sorted(p.name for p in (tmp_path / "a").iterdir())
+    assert "run.json" in names and len(names) == 1 + 2 * n
+    match, mismatch, errors = filecmp.cmpfiles(tmp_path / "a", tmp_path / "b", names,
+                                               shallow=False)
+    assert mismatch == [] and errors == [] and match == names
+    assert runs[0].messages_sent == runs[1].messages_sent
+    other = simulate(SimConfig(n=n, seed=43, messages=60, net=config.net, faults=config.faults),
+                     log_dir=tmp_path / "c")
+    assert other.ok
+    differ = [name for name in names if name.endswith(".jsonl") and
+              (tmp_path / "a" / name).read_bytes() != (tmp_path / "c" / name).read_bytes()]
+    assert differ, "a different seed should give a different run"
+
+
+@pytest.mark.parametrize("crash_at", [0.0, 0.01, 0.05, 0.2, 0.5])
+@pytest.mark.parametrize("brb", ["bracha", "echo"])
+def test_crashed_sequencer_stays_safe(crash_at: float, brb: str) -> None:
+    for seed in range(4):
+        config = SimConfig(n=4, seed=seed, messages=60, brb=brb, rate=100.0,
+                           faults=(FaultSpec(0, "crash", {"at": crash_at}),),
+                           net=parse_net("delay=0.001-0.02,loss=0.05,gst=0.5", 4), max_time=4.0)
+        result = simulate(config)
+        assert result.ok, [str(v) for v in result.report.violations]
+        # Without a view change the order stalls once the sequencer is gone.
+        assert not result.complete
+        lengths = {s.deliveries for s in result.statistics[1:]}
+        assert max(lengths) < 60
+
+
+def test_partition_heals_and_the_run_completes() -> None:
+    n = 7
+    net = parse_net("delay=0.001-0.01,partition=0.02-1.0:0+1+2+3+4|5+6", n)
+    result = simulate(SimConfig(n=n, seed=3, messages=80, net=net))
+    assert result.ok and result.complete
+    assert {s.deliveries for s in result.statistics} == {80}
+
+
+def test_minority_partitioned_from_the_start_catches_up() -> None:
+    n = 4
+    net = parse_net("delay=0.001-0.01,partition=0-2:0+1+2|3", n)
+    result = simulate(SimConfig(n=n, seed=5, messages=100, net=net, max_time=30))
+    assert result.ok and result.complete
+    assert result.statistics[3].deliveries == 100
+
+
+def test_progress_callback_reports_monotone_delivery() -> None:
+    seen: list[tuple[float, int]] = []
+    simulate(SimConfig(n=4, seed=1, messages=40), progress=lambda t, d: seen.append((t, d)))
+    assert seen and seen[-1][1] == 40
+    assert all(a[0] <= b[0] and a[1] <= b[1] for a, b in itertools.pairwise(seen))
