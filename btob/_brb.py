@@ -22,6 +22,7 @@ from typing import Protocol
 
 import attrs
 
+from btob._certificates import valid_votes
 from btob._effects import BrbDelivery, Evidence, Outbox, VerifyFn
 from btob._quorum import Quorums
 from btob._settings import Settings
@@ -353,14 +354,7 @@ class SignedEchoBroadcast(_BrbBase):
 
     def _certificate_valid(self, message: Final, digest: bytes) -> bool:
         body = Echo(message.origin, message.counter, digest).to_body()
-        voters: set[int] = set()
-        for vote in message.certificate:
-            if vote.member in voters or not 0 <= vote.member < self.quorums.n:
-                return False
-            if not self.verify(vote.member, Echo.KIND, body, vote.signature):
-                return False
-            voters.add(vote.member)
-        return len(voters) >= self.quorums.quorum
+        return valid_votes(message.certificate, body, Echo.KIND, self.quorums, self.verify)
 
 
 def make_brb(

@@ -108,7 +108,7 @@ def format_summary(result: SimResult) -> str:
     for s in result.statistics:
         info = result.logs.run.members[s.member]
         state = "byzantine" if not info.honest else ("crashed" if info.crashed else "correct")
-        role = "sequencer" if s.member == 0 else "member"
+        role = "sequencer" if s.member == s.view % config.n else "member"
         lines.append(
             f"{s.member:>6} {role:<10} {state:<9} {s.deliveries:>9} {s.messages_sent:>10} "
             f"{s.bytes_sent:>11} {s.signatures_made:>7} {s.signatures_verified:>9} "
@@ -124,6 +124,19 @@ def format_summary(result: SimResult) -> str:
         f"{result.signatures_verified} verified "
         f"({result.signatures_verified / per:.2f} per payload per cluster)",
     ]
+    for record in result.view_changes:
+        recovery = record.recovery_s
+        failed = "failure time unknown" if record.failed_at is None else (
+            f"sequencer {(record.view - 1) % config.n} failed at {record.failed_at:.3f} s")
+        committed = "no commit since" if record.first_commit_at is None else (
+            f"next commit at {record.first_commit_at:.3f} s")
+        lines.append(
+            f"view      {record.view} (sequencer {record.sequencer}) installed at "
+            f"{record.installed_at:.3f} s; {failed}; {committed}"
+            + ("" if recovery is None else f"; recovery {recovery:.3f} s")
+        )
+    if not result.view_changes:
+        lines.append("view      0 throughout (no view change)")
     proven = sorted({m for s in result.statistics for m in s.evidence})
     convicted = f"members {proven} proven Byzantine" if proven else "none"
     lines.append(f"evidence  {convicted}")

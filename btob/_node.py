@@ -18,29 +18,38 @@ from collections import Counter, deque
 import attrs
 
 from btob._brb import make_brb
+from btob._checkpoint import CheckpointTracker, chain_step
 from btob._delivery import Delivery, DeliveryLog, MsgId
 from btob._effects import Evidence, Outbox
 from btob._errors import BtobError, ConfigError, WireError
 from btob._order import FixedSequencerOrder
 from btob._quorum import Quorums
 from btob._settings import Settings
+from btob._viewchange import Timeouts, plan_new_view, valid_view_change, verify_new_view
 from btob._wire import (
     Batch,
     BatchRef,
+    Checkpoint,
+    CheckpointCert,
     Echo,
     Final,
+    LogSegment,
     Message,
+    NewView,
     Order,
     OrderEcho,
     Send,
     Signed,
     SlotProof,
     Status,
+    ViewChange,
     decode_frame,
 )
 from crypto import Backend, KeyRegistry, Signer, SigningKey, Verifier
 
-__all__ = ["BacklogFull", "Member", "MemberStatistics", "Outgoing", "PayloadTooLarge"]
+__all__ = [
+    "BacklogFull", "Member", "MemberStatistics", "Outgoing", "PayloadTooLarge", "ViewInstalled",
+]
 
 
 class PayloadTooLarge(BtobError):
@@ -57,6 +66,14 @@ class Outgoing:
 
     destination: int
     frame: bytes
+
+
+@attrs.frozen
+class ViewInstalled:
+    """This member entered ``view`` at time ``at`` (its sequencer is ``view mod n``)."""
+
+    view: int
+    at: float
 
 
 @attrs.frozen
@@ -80,6 +97,13 @@ class MemberStatistics:
     pending_payloads: int
     early_payloads: int
     batches_held: int
+    view: int
+    view_changes_started: int
+    stable_checkpoint: int
+    proofs_held: int
+    checkpoint_state_held: int
+    history_slots_held: int
+    view_changes_held: int
 
 
 class Member:
@@ -120,11 +144,26 @@ class Member:
                       outbox=self._outbox, verify=self._verifier.verify)
         self._brb = make_brb(brb, **common)  # type: ignore[arg-type]
         self._order = FixedSequencerOrder(**common)  # type: ignore[arg-type]
+        self._checkpoints = CheckpointTracker(
+            member=member, quorums=self.quorums, interval=self.settings.checkpoint_interval,
+            window=self.settings.slot_window, retained=self.settings.log_retention_slots,
+            outbox=self._outbox, verify=self._verifier.verify,
+        )
+        self._timeouts = Timeouts(self.settings.view_change_timeout_s,
+                                  self.settings.view_change_timeout_max_s)
+        self._view_changes: dict[int, Signed] = {}
+        self._changing_to: int | None = None
+        self._vc_deadline = 0.0
+        self._vc_last_sent = 0.0
+        self._new_view: Signed | None = None
+        self._new_view_last_sent = 0.0
+        self._views: list[ViewInstalled] = []
+        self._view_changes_started = 0
         self._log = DeliveryLog(
             early_payloads_max_per_origin=self.settings.early_payloads_max_per_origin
         )
         self._batches: dict[tuple[int, int], tuple[bytes, Batch]] = {}
-        self._history: dict[int, tuple[Batch, ...]] = {}
+        self._history: dict[int, tuple[tuple[BatchRef, ...], tuple[Batch, ...]]] = {}
         self._delivered_at: dict[int, float] = {}
         self._pending: deque[bytes] = deque()
         self._next_payload = 0
@@ -134,7 +173,7 @@ class Member:
         self._deliveries: list[Delivery] = []
         self._local: deque[Signed] = deque()
         self._evidence: dict[int, Evidence] = {}
-        self._served_at: dict[int, float] = {}
+        self._served_at: dict[int, tuple[float, tuple[int, int]]] = {}
         self._last_status = float("-inf")
         self._messages_sent = 0
         self._bytes_sent = 0
@@ -186,12 +225,28 @@ class Member:
         self._pump(now)
 
     def tick(self, now: float) -> None:
-        """Let time pass: retransmit stale messages and, periodically, send STATUS."""
+        """Let time pass: suspect a stalled sequencer, retransmit stale messages and,
+        periodically, send STATUS (and an unstable CHECKPOINT) to every peer."""
+        self._detect_failure(now)
         self._brb.retransmit(now)
         self._order.retransmit(now)
+        interval = self.settings.retransmit_interval_s
+        if self._changing_to is not None and now - self._vc_last_sent >= interval:
+            own = self._view_changes.get(self.member)
+            if own is not None:
+                self._vc_last_sent = now
+                self._outbox.send(None, own)
+        if (self._new_view is not None and self._order.sequencer == self.member
+                and self._order.uncommitted_reproposals()
+                and now - self._new_view_last_sent >= interval):
+            self._new_view_last_sent = now
+            self._outbox.send(None, self._new_view)
         if now - self._last_status >= self.settings.status_interval_s:
             self._last_status = now
-            self._outbox.send(None, Status(self._order.low))
+            self._outbox.send(None, Status(self._order.low, self._order.view))
+            checkpoint = self._checkpoints.own_checkpoint()
+            if checkpoint is not None:
+                self._outbox.send(None, checkpoint)
         self._pump(now)
 
     def take_outputs(self) -> tuple[list[Outgoing], list[Delivery]]:
@@ -211,6 +266,16 @@ class Member:
     def next_slot(self) -> int:
         """Every slot below this one is delivered here."""
         return self._order.low
+
+    @property
+    def view(self) -> int:
+        """The view this member is in (or leaving, while a view change is under way)."""
+        return self._order.view
+
+    def take_view_changes(self) -> list[ViewInstalled]:
+        """Views installed since the last call."""
+        views, self._views = self._views, []
+        return views
 
     def statistics(self) -> MemberStatistics:
         """A frozen snapshot of counters and held-state sizes."""
@@ -235,6 +300,13 @@ class Member:
             pending_payloads=len(self._pending),
             early_payloads=self._log.early_held(),
             batches_held=len(self._batches),
+            view=self._order.view,
+            view_changes_started=self._view_changes_started,
+            stable_checkpoint=self._checkpoints.stable_upto,
+            proofs_held=self._order.proofs_held(),
+            checkpoint_state_held=self._checkpoints.held(),
+            history_slots_held=len(self._history),
+            view_changes_held=len(self._view_changes),
         )
 
     # -- plumbing -----------------------------------------------------------------------------
@@ -247,6 +319,16 @@ class Member:
             self._order.on_message(signed, now)
         elif isinstance(message, Status):
             self._on_status(signed.sender, message, now)
+        elif isinstance(message, Checkpoint):
+            cert = self._checkpoints.on_checkpoint(signed)
+            if cert is not None:
+                self._order.forget_below(cert.upto)
+        elif isinstance(message, ViewChange):
+            self._on_view_change(signed, message, now)
+        elif isinstance(message, NewView):
+            self._on_new_view(signed, message, now)
+        elif isinstance(message, LogSegment):
+            self._on_segment(message, now)
         elif isinstance(message, SlotProof) and self._order.on_slot_proof(message):
             for ref, batch in zip(message.refs, message.batches, strict=True):
                 self._batches.setdefault((ref.origin, ref.counter), (ref.digest, batch))
@@ -299,23 +381,52 @@ class Member:
         if committed is None:
             return False
         batches: list[Batch] = []
+        fresh: list[BatchRef] = []
         for ref in committed.refs:
+            if self._order.is_ordered(ref.origin, ref.counter):
+                continue  # ordered in an earlier slot already: every payload is a repeat
             held = self._batches.get((ref.origin, ref.counter))
             if held is None or held[0] != ref.digest:
                 return False  # still on its way through BRB or a catch-up proof
             batches.append(held[1])
-        batch_tuple = tuple(batches)
-        self._deliveries.extend(self._log.deliver_slot(committed.refs, batch_tuple))
-        self._history[slot] = batch_tuple
+            fresh.append(ref)
+        self._deliveries.extend(self._log.deliver_slot(tuple(fresh), tuple(batches)))
+        self._history[slot] = (committed.refs, tuple(
+            self._history_batch(ref, fresh, batches) for ref in committed.refs
+        ))
         self._delivered_at[slot] = now
-        for ref in committed.refs:
+        for ref in fresh:
             self._batches.pop((ref.origin, ref.counter), None)
             self._brb.forget(ref.origin, ref.counter)
             if ref.origin == self.member:
                 self._own_in_flight.discard(ref.counter)
         self._order.slot_delivered(slot, now)
+        self._timeouts.progressed()
+        checkpoint = self._checkpoints.slot_delivered(slot, committed.refs)
+        if checkpoint is not None:
+            self._outbox.send(None, checkpoint)
+        self._prune_history()
         self._flush_batches(now)
         return True
+
+    def _history_batch(self, ref: BatchRef, fresh: list[BatchRef], batches: list[Batch]) -> Batch:
+        """The batch behind ``ref`` for the served log: a repeated ref keeps its first copy."""
+        if ref in fresh:
+            return batches[fresh.index(ref)]
+        for _, earlier in reversed(self._history.values()):
+            for batch in earlier:
+                if batch.digest() == ref.digest:
+                    return batch
+        return Batch(0, ())  # only after the first copy left retention; never served then
+
+    def _prune_history(self) -> None:
+        floor = self._order.low - self.settings.log_retention_slots
+        while self._history:
+            oldest = next(iter(self._history))
+            if oldest >= floor:
+                break
+            del self._history[oldest]
+            self._delivered_at.pop(oldest, None)
 
     def _flush_batches(self, now: float) -> None:
         """Cut pending payloads into batches while fewer than the limit are in flight."""
@@ -336,16 +447,190 @@ class Member:
             self._brb.broadcast(counter, Batch(first, tuple(payloads)), now)
 
     def _on_status(self, peer: int, status: Status, now: float) -> None:
-        """Send a lagging peer the commit proofs of the slots it misses (rate limited)."""
+        """Help a lagging peer: the NEW-VIEW of a view it missed, then commit proofs of the
+        slots it misses or, below the checkpoints, verified log segments (rate limited)."""
         low = self._order.low
-        if status.next_slot >= low:
+        behind_view = status.view < self._order.view and self._new_view is not None
+        if status.next_slot >= low and not behind_view:
             return
-        if now - self._served_at.get(peer, float("-inf")) < self.settings.status_interval_s:
+        key = (status.next_slot, status.view)
+        last = self._served_at.get(peer)
+        if last is not None and last[1] == key and now - last[0] < self.settings.status_interval_s:
             return
-        self._served_at[peer] = now
-        end = min(low, status.next_slot + self.settings.catchup_slots_max)
-        for slot in range(status.next_slot, end):
+        self._served_at[peer] = (now, key)
+        if behind_view and self._new_view is not None:
+            self._outbox.send(peer, self._new_view)
+        budget = self.settings.catchup_slots_max
+        slot = status.next_slot
+        interval = self.settings.checkpoint_interval
+        while slot < low and budget > 0:
             delivered_at = self._delivered_at.get(slot)
             if delivered_at is None or now - delivered_at < self.settings.catchup_grace_s:
-                break
-            self._outbox.send(peer, self._order.slot_proof(slot, self._history[slot]))
+                return
+            proof = self._order.slot_proof(slot, self._history[slot][1])
+            if proof is not None:
+                self._outbox.send(peer, proof)
+                slot += 1
+                budget -= 1
+                continue
+            start = slot - slot % interval
+            segment = self._segment(start)
+            if segment is None:
+                return
+            self._outbox.send(peer, segment)
+            slot = start + interval
+            budget -= interval
+
+    def _segment(self, start: int) -> LogSegment | None:
+        """The checkpointed slots ``start..start+K-1`` with their batches, if all are held."""
+        upto = start + self.settings.checkpoint_interval
+        cert = self._checkpoints.cert_at(upto)
+        if cert is None or any(s not in self._history for s in range(start, upto)):
+            return None
+        return LogSegment(cert, start, tuple(self._history[s] for s in range(start, upto)))
+
+    def _on_segment(self, segment: LogSegment, now: float) -> None:
+        """Adopt a checkpointed segment of the log: verified against its certificate by
+        recomputing the hash chain from this member's own chain value at its start."""
+        interval = self.settings.checkpoint_interval
+        cert, start = segment.cert, segment.start
+        low = self._order.low
+        if start % interval or cert.upto != start + interval or len(segment.entries) != interval:
+            self._outbox.drop("segment-malformed")
+            return
+        chain = self._checkpoints.chain_at(start)
+        if low >= cert.upto or low < start or chain is None:
+            self._outbox.drop("segment-not-needed")
+            return
+        for offset, (refs, batches) in enumerate(segment.entries):
+            if len(refs) != len(batches) or len(refs) > self.settings.slot_refs_max or any(
+                b.digest() != r.digest for b, r in zip(batches, refs, strict=True)
+            ):
+                self._outbox.drop("segment-malformed")
+                return
+            chain = chain_step(chain, start + offset, refs)
+        if chain != cert.digest or not self._checkpoints.verify_cert(cert):
+            self._outbox.drop("segment-bad-certificate")
+            return
+        for offset, (refs, batches) in enumerate(segment.entries):
+            slot = start + offset
+            if slot < low:
+                continue
+            self._order.adopt_settled(slot, refs)
+            for ref, batch in zip(refs, batches, strict=True):
+                self._batches.setdefault((ref.origin, ref.counter), (ref.digest, batch))
+        while self._deliver_ready(now):
+            pass
+        self._adopt_checkpoint(cert)
+        self._last_status = float("-inf")  # ask for the next segment at the next tick
+
+    def _adopt_checkpoint(self, cert: CheckpointCert) -> None:
+        if self._checkpoints.adopt(cert):
+            self._order.forget_below(cert.upto)
+
+    # -- view change ------------------------------------------------------------------------------
+
+    def _detect_failure(self, now: float) -> None:
+        """Suspect the sequencer when known work waited a timeout, or move on to the next
+        view when the NEW-VIEW for the one we are changing to does not come in time."""
+        if self._changing_to is not None:
+            if now >= self._vc_deadline:
+                self._start_view_change(self._changing_to + 1, now)
+            return
+        oldest = self._order.oldest_pending()
+        if oldest is not None and now - oldest >= self._timeouts.current_s:
+            self._start_view_change(self._order.view + 1, now)
+
+    def _start_view_change(self, view: int, now: float) -> None:
+        self._timeouts.view_changed()
+        self._view_changes_started += 1
+        self._order.suspend()
+        self._changing_to = view
+        self._vc_deadline = now + self._timeouts.current_s
+        self._vc_last_sent = now
+        stable = self._checkpoints.stable
+        floor = 0 if stable is None else stable.upto
+        change = ViewChange(view, stable, self._order.prepared_certificates(floor))
+        self._outbox.send(None, change)
+
+    def _on_view_change(self, signed: Signed, change: ViewChange, now: float) -> None:
+        current = self._order.view
+        if change.view <= current:
+            self._outbox.drop("viewchange-stale")
+            return
+        if change.view > current + self.settings.view_window:
+            self._outbox.drop("viewchange-beyond-window")
+            return
+        held = self._view_changes.get(signed.sender)
+        if held is not None:
+            held_change = held.message
+            assert isinstance(held_change, ViewChange)
+            if held_change.view >= change.view:
+                return
+        if signed.sender != self.member and not valid_view_change(
+            change, interval=self.settings.checkpoint_interval, quorums=self.quorums,
+            verify=self._verifier.verify, prepared_max=self._prepared_max,
+        ):
+            self._outbox.drop("viewchange-invalid")
+            return
+        self._view_changes[signed.sender] = signed
+        # Join: f+1 members want a higher view, so at least one honest member does.
+        target = self._changing_to if self._changing_to is not None else current
+        higher = sorted(v for v in self._wanted_views() if v > target)
+        if len(higher) >= self.quorums.one_honest:
+            self._start_view_change(higher[0], now)
+        self._maybe_new_view(change.view, now)
+
+    @property
+    def _prepared_max(self) -> int:
+        """Most prepared certificates a VIEW-CHANGE may carry: the slots between a stable
+        checkpoint and the top of the watermark window."""
+        return self.settings.slot_window + self.settings.log_retention_slots
+
+    def _wanted_views(self) -> list[int]:
+        views = []
+        for held in self._view_changes.values():
+            message = held.message
+            assert isinstance(message, ViewChange)
+            views.append(message.view)
+        return views
+
+    def _maybe_new_view(self, view: int, now: float) -> None:
+        """As the sequencer of ``view``, start it once q VIEW-CHANGEs for it are in."""
+        if view % self.quorums.n != self.member or self._changing_to != view:
+            return
+        changes = [s for s in self._view_changes.values()
+                   if isinstance(s.message, ViewChange) and s.message.view == view]
+        if len(changes) < self.quorums.quorum:
+            return
+        chosen = sorted(changes, key=lambda s: s.sender)[: self.quorums.quorum]
+        messages = [s.message for s in chosen if isinstance(s.message, ViewChange)]
+        plan = plan_new_view(view, messages)
+        new_view = NewView(view, tuple(s.to_frame() for s in chosen), plan.reproposals)
+        self._outbox.send(None, new_view)
+        self._new_view_last_sent = now
+
+    def _on_new_view(self, signed: Signed, new_view: NewView, now: float) -> None:
+        current = self._order.view
+        if new_view.view <= current:  # each view is installed once
+            self._outbox.drop("newview-stale")
+            return
+        if new_view.view > current + self.settings.view_window:
+            self._outbox.drop("newview-beyond-window")
+            return
+        plan = verify_new_view(
+            new_view, signed.sender, interval=self.settings.checkpoint_interval,
+            quorums=self.quorums, verify=self._verifier.verify, prepared_max=self._prepared_max,
+        )
+        if plan is None:
+            self._outbox.drop("newview-invalid")
+            return
+        if plan.checkpoint is not None:
+            self._adopt_checkpoint(plan.checkpoint)
+        self._changing_to = None
+        self._new_view = signed
+        for member in [m for m, s in self._view_changes.items()
+                       if isinstance(s.message, ViewChange) and s.message.view <= plan.view]:
+            del self._view_changes[member]
+        self._order.install_view(plan.view, plan.reproposals, plan.first_free_slot, now)
+        self._views.append(ViewInstalled(plan.view, now))

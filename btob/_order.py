@@ -5,20 +5,25 @@ reliably broadcast to slots: ORDER(v, s, refs). A member ECHOes the proposal onl
 from the view's sequencer, the slot lies in its watermark window, it echoed no other value for
 (v, s), and it has itself BRB-delivered every referenced batch (and each one's predecessor from
 the same origin, so an honest origin's batches are never ordered around a hole). q ECHOs for one
-digest form a *prepared certificate*, after which - and only then: there is no READY
-amplification here - the member sends READY. q READYs form a *commit certificate*.
+digest, with the value itself, form a *prepared certificate*, after which - and only then:
+there is no READY amplification here - the member sends READY. q READYs form a *commit
+certificate*.
 
 Safety: two quorums share an honest member, who echoes one value per (v, s), so at most one
-digest can be prepared, hence committed, per slot in a view. A committed slot was prepared at
-q members, at least f+1 of them honest, which is what lets a later view change find it.
-Committed slots are handed to the delivery log strictly in slot order. A crashed or silent
-sequencer stops progress but cannot make two honest members commit different values.
+digest can be prepared, hence committed, per slot in a view. A committed slot was prepared by
+every honest member among its q READY senders, which is what lets the view change
+(:mod:`btob._viewchange`) find it and re-propose it. Re-proposals from a verified NEW-VIEW are
+echoed like proposals, except that a batch already ordered in an earlier slot does not block
+them (delivery skips it). Committed slots are handed to the delivery log strictly in slot
+order. A crashed or silent sequencer stops progress until the view change replaces it; it can
+never make two honest members commit different values.
 """
 
 from __future__ import annotations
 
 import attrs
 
+from btob._certificates import valid_votes
 from btob._effects import Evidence, Outbox, VerifyFn
 from btob._quorum import Quorums
 from btob._settings import Settings
@@ -30,6 +35,8 @@ from btob._wire import (
     Order,
     OrderEcho,
     OrderReady,
+    PreparedCert,
+    Reproposal,
     Signed,
     SlotProof,
     Vote,
@@ -41,7 +48,11 @@ __all__ = ["CommittedSlot", "FixedSequencerOrder"]
 
 @attrs.frozen
 class CommittedSlot:
-    """A slot's value with the commit certificate that proves it (q signed READYs)."""
+    """A slot's value with the commit certificate that proves it (q signed READYs).
+
+    ``certificate`` is empty for slots adopted from a checkpointed log segment: the stable
+    checkpoint certificate covers them instead.
+    """
 
     view: int
     slot: int
@@ -57,7 +68,10 @@ class CommittedSlot:
 @attrs.define
 class _Slot:
     values: dict[bytes, tuple[BatchRef, ...]] = attrs.field(factory=dict)
-    proposal: Signed | None = None  # the sequencer's first ORDER for this slot in this view
+    proposal: Order | None = None  # what this view proposes for the slot
+    proposal_signed: Signed | None = None  # the sequencer's ORDER, kept as evidence material
+    reproposed: bool = False
+    proposed_at: float = 0.0
     echoed: bytes | None = None
     echoes: dict[int, Signed] = attrs.field(factory=dict)
     readies: dict[int, Signed] = attrs.field(factory=dict)
@@ -67,11 +81,32 @@ class _Slot:
     mine: dict[str, tuple[int | None, Message]] = attrs.field(factory=dict)
     last_sent: float = 0.0
 
+    def reset_for_view(self) -> None:
+        """Forget the previous view's proposal and votes (values stay: digests are view-free)."""
+        self.proposal = None
+        self.proposal_signed = None
+        self.reproposed = False
+        self.echoed = None
+        self.echoes.clear()
+        self.readies.clear()
+        self.ready_sent = False
+        self.mine.clear()
+
 
 def _digest_of(signed: Signed) -> bytes:
     message = signed.message
     assert isinstance(message, OrderEcho)
     return message.digest
+
+
+def _quorum_digest(votes: dict[int, Signed], quorum: int) -> bytes | None:
+    counts: dict[bytes, int] = {}
+    for vote in votes.values():
+        digest = _digest_of(vote)
+        counts[digest] = counts.get(digest, 0) + 1
+        if counts[digest] >= quorum:
+            return digest
+    return None
 
 
 class FixedSequencerOrder:
@@ -87,11 +122,16 @@ class FixedSequencerOrder:
         self.outbox = outbox
         self.verify = verify
         self.view = view
+        self.active = True
+        """False between sending a VIEW-CHANGE and installing the next view."""
+        self.view_started_at = 0.0
         self.low = 0
         """Next slot to deliver: every slot below it is delivered."""
         self._slots: dict[int, _Slot] = {}
         self._committed: dict[int, CommittedSlot] = {}
+        self._prepared: dict[int, PreparedCert] = {}
         self._available: dict[tuple[int, int], bytes] = {}
+        self._available_since: dict[tuple[int, int], float] = {}
         self._ordered = DoneCounters()
         # sequencer state
         self._queue: dict[int, dict[int, BatchRef]] = {}
@@ -112,7 +152,8 @@ class FixedSequencerOrder:
         if self._ordered.is_done(*key) or key in self._available:
             return
         self._available[key] = ref.digest
-        if self.sequencer == self.member:
+        self._available_since[key] = now
+        if self.sequencer == self.member and self.active:
             self._queue.setdefault(ref.origin, {})[ref.counter] = ref
         for slot, state in sorted(self._slots.items()):
             if state.proposal is not None and state.echoed is None:
@@ -125,7 +166,7 @@ class FixedSequencerOrder:
         if not isinstance(message, (Order, OrderEcho)):
             self.outbox.drop("order-unexpected-kind")
             return
-        if message.view != self.view:
+        if message.view != self.view or not self.active:
             self.outbox.drop("order-other-view")
             return
         state = self._slot(message.slot)
@@ -150,7 +191,8 @@ class FixedSequencerOrder:
         state = self._slot(proof.slot)
         if state is None:
             return False
-        if not self._refs_well_formed(proof.refs) or len(proof.batches) != len(proof.refs):
+        if not self._refs_well_formed(proof.refs, null_ok=True) or \
+                len(proof.batches) != len(proof.refs):
             self.outbox.drop("proof-malformed")
             return False
         if any(b.digest() != r.digest for b, r in zip(proof.batches, proof.refs, strict=True)):
@@ -161,16 +203,7 @@ class FixedSequencerOrder:
             return known.refs == proof.refs  # already proven here: no need to verify again
         digest = slot_digest(proof.slot, proof.refs)
         body = OrderReady(proof.view, proof.slot, digest).to_body()
-        voters: set[int] = set()
-        for vote in proof.certificate:
-            if vote.member in voters or not 0 <= vote.member < self.quorums.n:
-                self.outbox.drop("proof-bad-certificate")
-                return False
-            if not self.verify(vote.member, OrderReady.KIND, body, vote.signature):
-                self.outbox.drop("proof-bad-certificate")
-                return False
-            voters.add(vote.member)
-        if len(voters) < self.quorums.quorum:
+        if not valid_votes(proof.certificate, body, OrderReady.KIND, self.quorums, self.verify):
             self.outbox.drop("proof-bad-certificate")
             return False
         state.values[digest] = proof.refs
@@ -181,12 +214,19 @@ class FixedSequencerOrder:
                                                     proof.certificate)
         return True
 
+    def adopt_settled(self, slot: int, refs: tuple[BatchRef, ...]) -> None:
+        """Record ``slot`` as committed on the word of a verified checkpoint segment."""
+        if slot >= self.low and slot not in self._committed:
+            self._committed[slot] = CommittedSlot(self.view, slot, refs, ())
+
     def slot_delivered(self, slot: int, now: float) -> None:
         """The delivery log consumed ``slot``: slide the window and release its state."""
         assert slot == self.low, "slots are delivered strictly in order"
         committed = self._committed[slot]
         for ref in committed.refs:
-            self._available.pop((ref.origin, ref.counter), None)
+            key = (ref.origin, ref.counter)
+            self._available.pop(key, None)
+            self._available_since.pop(key, None)
             self._ordered.finish(ref.origin, ref.counter)
             queued = self._queue.get(ref.origin)
             if queued is not None:
@@ -196,25 +236,107 @@ class FixedSequencerOrder:
         self._next_slot = max(self._next_slot, self.low)
         self.propose(now)
 
+    def forget_below(self, upto: int) -> None:
+        """A stable checkpoint covers every slot below ``upto``: drop the proofs of those
+        already delivered (undelivered ones are still needed to deliver them)."""
+        floor = min(upto, self.low)
+        for table in (self._committed, self._prepared):
+            for slot in [s for s in table if s < floor]:
+                del table[slot]
+
+    # -- view change hooks ---------------------------------------------------------------------
+
+    def suspend(self) -> None:
+        """Stop taking part in the current view (a VIEW-CHANGE was sent)."""
+        self.active = False
+
+    def prepared_certificates(self, floor: int) -> tuple[PreparedCert, ...]:
+        """Prepared certificates for slots at or above ``floor``, highest view per slot."""
+        return tuple(self._prepared[s] for s in sorted(self._prepared) if s >= floor)
+
+    def install_view(self, view: int, reproposals: tuple[Reproposal, ...], first_free: int,
+                     now: float) -> None:
+        """Enter ``view`` with the re-proposals of its verified NEW-VIEW."""
+        assert view > self.view, "a view is installed once"
+        self.view = view
+        self.active = True
+        self.view_started_at = now
+        for slot, state in self._slots.items():
+            if slot not in self._committed:
+                state.reset_for_view()
+        reproposed: set[tuple[int, int]] = set()
+        for item in reproposals:
+            reproposed.update((r.origin, r.counter) for r in item.refs)
+            target = self._slot(item.slot, count_drops=False)
+            if target is None or item.slot in self._committed:
+                continue
+            order = Order(view, item.slot, item.refs)
+            target.values.setdefault(order.digest, item.refs)
+            target.proposal = order
+            target.reproposed = True
+            target.proposed_at = now
+            self._consider(item.slot, target, now)
+        if self.sequencer == self.member:
+            self._rebuild_queue(reproposed)
+            self._next_slot = max(first_free, self.low)
+            self.propose(now)
+
+    def _rebuild_queue(self, reproposed: set[tuple[int, int]]) -> None:
+        """As the new sequencer, queue every available batch that no re-proposal orders."""
+        self._queue = {}
+        for (origin, counter), digest in self._available.items():
+            if (origin, counter) not in reproposed:
+                ref = BatchRef(origin, counter, digest)
+                self._queue.setdefault(origin, {})[counter] = ref
+        self._next_counter = {}
+        for origin in range(self.quorums.n):
+            counter = self._ordered.low(origin)
+            while self._ordered.is_done(origin, counter) or (origin, counter) in reproposed:
+                counter += 1
+            self._next_counter[origin] = counter
+
     # -- queries -------------------------------------------------------------------------------
 
     def committed(self, slot: int) -> CommittedSlot | None:
-        """The commit proof of ``slot`` if it committed here (kept for catch-up)."""
+        """The commit proof of ``slot`` if it committed here and was not yet checkpointed."""
         return self._committed.get(slot)
 
     def is_ordered(self, origin: int, counter: int) -> bool:
         """True if batch (origin, counter) was delivered in a slot."""
         return self._ordered.is_done(origin, counter)
 
+    def oldest_pending(self) -> float | None:
+        """Since when known work (an unordered batch, an uncommitted proposal) has waited,
+        counted from the start of the current view; None when nothing waits."""
+        times = list(self._available_since.values())
+        times += [s.proposed_at for slot, s in self._slots.items()
+                  if s.proposal is not None and slot not in self._committed]
+        if not times:
+            return None
+        return max(min(times), self.view_started_at)
+
+    def uncommitted_reproposals(self) -> bool:
+        """True while a re-proposal of the current view is not committed here."""
+        return any(s.reproposed and slot not in self._committed
+                   for slot, s in self._slots.items())
+
     def slots_held(self) -> int:
         """Open slot states (bounded by the watermark window)."""
         return len(self._slots)
+
+    def proofs_held(self) -> int:
+        """Commit and prepared certificates held (bounded by checkpoints and the window)."""
+        return len(self._committed) + len(self._prepared)
+
+    def batches_waiting(self) -> int:
+        """BRB-delivered batches not yet ordered."""
+        return len(self._available)
 
     # -- sequencer ----------------------------------------------------------------------------
 
     def propose(self, now: float) -> None:
         """As sequencer, assign queued batches to free slots inside the pipeline limit."""
-        if self.sequencer != self.member:
+        if self.sequencer != self.member or not self.active:
             return
         limit = self.low + min(self.settings.slot_window, self.settings.slots_in_flight_max)
         while self._next_slot < limit:
@@ -244,20 +366,23 @@ class FixedSequencerOrder:
 
     # -- member rules -------------------------------------------------------------------------
 
-    def _slot(self, slot: int) -> _Slot | None:
+    def _slot(self, slot: int, *, count_drops: bool = True) -> _Slot | None:
         if slot < self.low:
-            self.outbox.drop("order-slot-delivered")
+            if count_drops:
+                self.outbox.drop("order-slot-delivered")
             return None
         if slot >= self.low + self.settings.slot_window:
-            self.outbox.drop("order-beyond-window")
+            if count_drops:
+                self.outbox.drop("order-beyond-window")
             return None
         state = self._slots.get(slot)
         if state is None:
             state = self._slots[slot] = _Slot()
         return state
 
-    def _refs_well_formed(self, refs: tuple[BatchRef, ...]) -> bool:
-        if not refs or len(refs) > self.settings.slot_refs_max:
+    def _refs_well_formed(self, refs: tuple[BatchRef, ...], *, null_ok: bool = False) -> bool:
+        """Bounded, no repeated batch, known origins; empty only where a null slot may be."""
+        if (not refs and not null_ok) or len(refs) > self.settings.slot_refs_max:
             return False
         keys = {(r.origin, r.counter) for r in refs}
         return len(keys) == len(refs) and all(r.origin < self.quorums.n for r in refs)
@@ -270,28 +395,31 @@ class FixedSequencerOrder:
             self.outbox.drop("order-malformed")
             return
         digest = message.digest
-        if state.proposal is None:
-            state.proposal = signed
-        elif state.proposal.message != message:
-            self.outbox.evidence.append(Evidence(signed.sender, state.proposal, signed))
+        if state.proposal_signed is not None and state.proposal_signed.message != message:
+            self.outbox.evidence.append(Evidence(signed.sender, state.proposal_signed, signed))
+        if state.proposal is None and not state.reproposed:
+            state.proposal = message
+            state.proposal_signed = signed
+            state.proposed_at = now
+            if signed.sender == self.member:
+                state.mine["order"] = (None, message)
+                state.last_sent = now
         if len(state.values) < 2 or digest == state.committed_digest:
             state.values.setdefault(digest, message.refs)
-        if signed.sender == self.member and state.proposal is signed:
-            state.mine["order"] = (None, message)
-            state.last_sent = now
         self._consider(message.slot, state, now)
         self._progress(message.slot, state, now)
 
     def _consider(self, slot: int, state: _Slot, now: float) -> None:
         """ECHO the slot's proposal once every batch it names is available here."""
-        if state.echoed is not None or state.proposal is None:
+        if state.echoed is not None or state.proposal is None or not self.active:
             return
-        order = state.proposal.message
-        assert isinstance(order, Order)
+        order = state.proposal
         proposed = {(r.origin, r.counter) for r in order.refs}
         for ref in order.refs:
             key = (ref.origin, ref.counter)
             if self._ordered.is_done(*key):
+                if state.reproposed:
+                    continue  # a prepared value must go through; delivery skips the repeat
                 self.outbox.drop("order-batch-already-ordered")
                 state.proposal = None
                 return
@@ -303,7 +431,7 @@ class FixedSequencerOrder:
                 state.proposal = None
                 return
             before = (ref.origin, ref.counter - 1)
-            if ref.counter > 0 and not (
+            if ref.counter > 0 and not state.reproposed and not (
                 before in self._available or before in proposed or self._ordered.is_done(*before)
             ):
                 return  # wait for the predecessor: honest origins' batches stay gap-free
@@ -323,24 +451,28 @@ class FixedSequencerOrder:
     def _progress(self, slot: int, state: _Slot, now: float) -> None:
         q = self.quorums.quorum
         if not state.ready_sent:
-            for digest in {_digest_of(v) for v in state.echoes.values()}:
-                if sum(1 for v in state.echoes.values() if _digest_of(v) == digest) >= q:
-                    # Prepared certificate held: only now may this member send READY.
-                    state.ready_sent = True
-                    ready = OrderReady(self.view, slot, digest)
-                    state.mine["ready"] = (None, ready)
-                    state.last_sent = now
-                    self.outbox.send(None, ready)
-                    break
+            digest = _quorum_digest(state.echoes, q)
+            refs = None if digest is None else state.values.get(digest)
+            if digest is not None and refs is not None:
+                # Prepared certificate held (value and q ECHOs): only now may it send READY.
+                votes = tuple(Vote(v.sender, v.signature)
+                              for v in sorted(state.echoes.values(), key=lambda v: v.sender)
+                              if _digest_of(v) == digest)[:q]
+                self._prepared[slot] = PreparedCert(self.view, slot, refs, votes)  # newest view
+                state.ready_sent = True
+                ready = OrderReady(self.view, slot, digest)
+                state.mine["ready"] = (None, ready)
+                state.last_sent = now
+                self.outbox.send(None, ready)
         if state.committed_digest is None:
-            for digest in {_digest_of(v) for v in state.readies.values()}:
-                voters = [v for v in state.readies.values() if _digest_of(v) == digest]
-                if len(voters) >= q:
-                    state.committed_digest = digest
-                    state.certificate = tuple(
-                        Vote(v.sender, v.signature) for v in sorted(voters, key=lambda v: v.sender)
-                    )[:q]
-                    break
+            digest = _quorum_digest(state.readies, q)
+            if digest is not None:
+                state.committed_digest = digest
+                state.certificate = tuple(
+                    Vote(v.sender, v.signature)
+                    for v in sorted(state.readies.values(), key=lambda v: v.sender)
+                    if _digest_of(v) == digest
+                )[:q]
         if state.committed_digest is not None and slot not in self._committed:
             refs = state.values.get(state.committed_digest)
             if refs is not None:
@@ -356,7 +488,10 @@ class FixedSequencerOrder:
                 for dest, item in state.mine.values():
                     self.outbox.send(dest, item)
 
-    def slot_proof(self, slot: int, batches: tuple[Batch, ...]) -> SlotProof:
-        """A :class:`SlotProof` for a committed slot whose batches the caller supplies."""
-        committed = self._committed[slot]
+    def slot_proof(self, slot: int, batches: tuple[Batch, ...]) -> SlotProof | None:
+        """A :class:`SlotProof` for a committed slot, or None if its certificate was
+        dropped (a checkpoint covers it: serve a log segment instead)."""
+        committed = self._committed.get(slot)
+        if committed is None or not committed.certificate:
+            return None
         return SlotProof(committed.view, slot, committed.refs, committed.certificate, batches)

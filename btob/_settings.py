@@ -48,13 +48,27 @@ class Settings:
     """Own messages of unfinished instances are sent again after this long."""
     status_interval_s: float = attrs.field(default=0.5, validator=_positive)
     """How often a member tells its peers how far it has delivered."""
-    catchup_slots_max: int = attrs.field(default=16, validator=_positive)
+    catchup_slots_max: int = attrs.field(default=64, validator=_positive)
     """Committed slots sent to a lagging peer in answer to one STATUS."""
     catchup_grace_s: float = attrs.field(default=0.3, validator=_positive)
     """A slot is offered to a lagging peer only once it has been committed this long."""
+    checkpoint_interval: int = attrs.field(default=16, validator=_positive)
+    """K: members sign a CHECKPOINT of their log every K slots; q of them make it stable."""
+    log_retention_slots: int = attrs.field(default=1024, validator=_positive)
+    """Delivered slots (refs and batches) kept in memory to serve lagging peers."""
+    view_change_timeout_s: float = attrs.field(default=1.0, validator=_positive)
+    """Base time known work may wait before the sequencer is suspected."""
+    view_change_timeout_max_s: float = attrs.field(default=32.0, validator=_positive)
+    """Cap on the timeout, which doubles on consecutive view changes."""
+    view_window: int = attrs.field(default=16, validator=_positive)
+    """VIEW-CHANGEs accepted for views at most this far above the current one."""
     verify_cache_entries_max: int = attrs.field(default=65536, validator=_positive)
     """Successful signature checks remembered so a forwarded certificate is verified once."""
 
     def __attrs_post_init__(self) -> None:
         if self.payload_bytes_max > self.batch_bytes_max:
             raise ConfigError("payload_bytes_max must not exceed batch_bytes_max")
+        if self.log_retention_slots < 2 * self.checkpoint_interval:
+            raise ConfigError("log_retention_slots must be at least 2 * checkpoint_interval")
+        if self.slot_window < self.checkpoint_interval:
+            raise ConfigError("slot_window must be at least checkpoint_interval")

@@ -28,7 +28,7 @@ from btob._settings import Settings
 from crypto import KeyRegistry, SigningKey, get_backend
 from faults import FaultSpec, NetSpec
 
-__all__ = ["SimConfig", "SimResult", "simulate"]
+__all__ = ["SimConfig", "SimResult", "ViewChangeRecord", "simulate"]
 
 VARIANTS = ("bb",)
 """Sequencer variants the simulator runs today (the others arrive with their issue)."""
@@ -84,6 +84,27 @@ class SimConfig:
 
 
 @attrs.frozen
+class ViewChangeRecord:
+    """One view change seen in a run, with its recovery time when the failure is known."""
+
+    view: int
+    sequencer: int
+    installed_at: float
+    """When the first correct member installed the view."""
+    failed_at: float | None
+    """When the previous view's sequencer crashed (0 for a silent one); None if unknown."""
+    first_commit_at: float | None
+    """The first delivery by a correct member after the view was installed."""
+
+    @property
+    def recovery_s(self) -> float | None:
+        """Virtual time from the sequencer's failure to the next commit."""
+        if self.failed_at is None or self.first_commit_at is None:
+            return None
+        return self.first_commit_at - self.failed_at
+
+
+@attrs.frozen
 class SimResult:
     """What a run produced: the logs, the checker's report and the counters."""
 
@@ -95,6 +116,7 @@ class SimResult:
     statistics: tuple[MemberStatistics, ...]
     crashed: tuple[int, ...]
     events: int
+    view_changes: tuple[ViewChangeRecord, ...] = ()
 
     @property
     def messages_sent(self) -> int:
@@ -158,6 +180,10 @@ class _Simulation:
         self.now = 0.0
         self.crash_at = {s.member: float(s.params["at"]) for s in config.faults
                          if s.behaviour == "crash"}
+        self.silent = {s.member for s in config.faults if s.behaviour == "silent"}
+        self.from_origin = [[0] * n for _ in range(n)]
+        self.view_installed: dict[int, float] = {}
+        self.view_first_commit: dict[int, float] = {}
         self.crashed: set[int] = set()
         self.broadcasts: list[list[BroadcastRecord]] = [[] for _ in range(n)]
         self.deliveries: list[list[DeliveryRecord]] = [[] for _ in range(n)]
@@ -244,14 +270,20 @@ class _Simulation:
         lengths = {len(self.deliveries[i]) for i in correct}
         if len(lengths) != 1:
             return False
-        for i in correct:
-            got = sum(1 for d in self.deliveries[i] if d.origin in correct)
-            if got != expected:
-                return False
-        return True
+        return all(sum(self.from_origin[i][o] for o in correct) == expected for i in correct)
 
     def _flush(self, member: int) -> bool:
-        frames, deliveries = self.members[member].take_outputs()
+        node = self.members[member]
+        frames, deliveries = node.take_outputs()
+        if self._correct(member):
+            for installed in node.take_view_changes():
+                self.view_installed.setdefault(installed.view, installed.at)
+            if deliveries:
+                for view, at in self.view_installed.items():
+                    if view not in self.view_first_commit and self.now >= at:
+                        self.view_first_commit[view] = self.now
+        if member in self.silent:
+            frames = []  # a silent member receives and computes, but never speaks
         net = self.config.net
         rng = self.net_rng
         for out in frames:
@@ -269,7 +301,9 @@ class _Simulation:
 
     def _record(self, member: int, deliveries: Sequence[Delivery]) -> None:
         log = self.deliveries[member]
+        counts = self.from_origin[member]
         for d in deliveries:
+            counts[d.origin] += 1
             log.append(DeliveryRecord(d.index, str(d.msg_id), d.origin,
                                       hashlib.sha256(d.payload).hexdigest()))
 
@@ -296,7 +330,23 @@ class _Simulation:
             config=config, logs=logs, report=check(logs), complete=complete,
             virtual_time=self.now, statistics=tuple(m.statistics() for m in self.members),
             crashed=tuple(sorted(self.crashed)), events=self.events,
+            view_changes=self._view_change_records(),
         )
+
+    def _view_change_records(self) -> tuple[ViewChangeRecord, ...]:
+        records = []
+        for view, installed_at in sorted(self.view_installed.items()):
+            previous = (view - 1) % self.config.n
+            failed_at: float | None = None
+            if previous in self.silent:
+                failed_at = 0.0
+            elif previous in self.crashed and self.crash_at[previous] <= installed_at:
+                failed_at = self.crash_at[previous]
+            records.append(ViewChangeRecord(
+                view=view, sequencer=view % self.config.n, installed_at=installed_at,
+                failed_at=failed_at, first_commit_at=self.view_first_commit.get(view),
+            ))
+        return tuple(records)
 
 
 def simulate(

@@ -22,6 +22,13 @@ from btob._errors import WireError
 __all__ = [
     "Batch",
     "BatchRef",
+    "Checkpoint",
+    "CheckpointCert",
+    "LogSegment",
+    "NewView",
+    "PreparedCert",
+    "Reproposal",
+    "ViewChange",
     "Echo",
     "Fetch",
     "Final",
@@ -350,19 +357,20 @@ class OrderReady(OrderEcho):
 
 @attrs.frozen
 class Status(_Message):
-    """Control: the signer has delivered every slot below ``next_slot``."""
+    """Control: the signer is in ``view`` and has delivered every slot below ``next_slot``."""
 
     KIND: ClassVar[str] = "ctl.status"
     CODE: ClassVar[int] = 20
     next_slot: int
+    view: int = 0
 
     def _fields(self) -> tuple[object, ...]:
-        return (self.next_slot,)
+        return (self.next_slot, self.view)
 
     @classmethod
     def _parse(cls, fields: tuple[Any, ...]) -> Status:
-        (next_slot,) = _tuple(fields, cls.KIND, 1)
-        return cls(_int(next_slot, "next slot"))
+        next_slot, view = _tuple(fields, cls.KIND, 2)
+        return cls(_int(next_slot, "next slot"), _int(view, "view"))
 
 
 @attrs.frozen
@@ -398,11 +406,181 @@ class SlotProof(_Message):
         )
 
 
-Message: TypeAlias = Send | Echo | Final | Order | OrderEcho | Status | SlotProof
+@attrs.frozen
+class Checkpoint(_Message):
+    """The signer delivered every slot below ``upto`` and its log hash chain is ``digest``."""
+
+    KIND: ClassVar[str] = "ckp.checkpoint"
+    CODE: ClassVar[int] = 30
+    upto: int
+    digest: bytes
+
+    def _fields(self) -> tuple[object, ...]:
+        return (self.upto, self.digest)
+
+    @classmethod
+    def _parse(cls, fields: tuple[Any, ...]) -> Checkpoint:
+        upto, digest = _tuple(fields, cls.KIND, 2)
+        return cls(_int(upto, "upto"), _digest(digest, "digest"))
+
+
+@attrs.frozen
+class CheckpointCert:
+    """q CHECKPOINT signatures on (upto, digest): the log below ``upto`` is settled."""
+
+    upto: int
+    digest: bytes
+    votes: tuple[Vote, ...]
+
+    def to_wire(self) -> tuple[object, ...]:
+        """The msgpack-ready form."""
+        return (self.upto, self.digest, tuple(v.to_wire() for v in self.votes))
+
+    @classmethod
+    def from_wire(cls, value: object) -> CheckpointCert:
+        """Parse the msgpack form; raises :class:`WireError`."""
+        upto, digest, votes = _tuple(value, "checkpoint certificate", 3)
+        return cls(_int(upto, "upto"), _digest(digest, "checkpoint"), _votes(votes, "votes"))
+
+
+@attrs.frozen
+class PreparedCert:
+    """q ordering ECHOs on (view, slot, digest of refs): the slot was prepared in ``view``."""
+
+    view: int
+    slot: int
+    refs: tuple[BatchRef, ...]
+    votes: tuple[Vote, ...]
+
+    @property
+    def digest(self) -> bytes:
+        """The value digest the ECHOs sign."""
+        return slot_digest(self.slot, self.refs)
+
+    def to_wire(self) -> tuple[object, ...]:
+        """The msgpack-ready form."""
+        refs = tuple(r.to_wire() for r in self.refs)
+        return (self.view, self.slot, refs, tuple(v.to_wire() for v in self.votes))
+
+    @classmethod
+    def from_wire(cls, value: object) -> PreparedCert:
+        """Parse the msgpack form; raises :class:`WireError`."""
+        view, slot, refs, votes = _tuple(value, "prepared certificate", 4)
+        return cls(
+            _int(view, "view"),
+            _int(slot, "slot"),
+            tuple(BatchRef.from_wire(r) for r in _tuple(refs, "prepared refs")),
+            _votes(votes, "prepared votes"),
+        )
+
+
+@attrs.frozen
+class ViewChange(_Message):
+    """The signer leaves its view for ``view``, with its last stable checkpoint certificate
+    (None before the first) and its prepared certificates above it."""
+
+    KIND: ClassVar[str] = "vc.viewchange"
+    CODE: ClassVar[int] = 40
+    view: int
+    checkpoint: CheckpointCert | None
+    prepared: tuple[PreparedCert, ...]
+
+    def _fields(self) -> tuple[object, ...]:
+        checkpoint = () if self.checkpoint is None else self.checkpoint.to_wire()
+        return (self.view, checkpoint, tuple(p.to_wire() for p in self.prepared))
+
+    @classmethod
+    def _parse(cls, fields: tuple[Any, ...]) -> ViewChange:
+        view, checkpoint, prepared = _tuple(fields, cls.KIND, 3)
+        cert = CheckpointCert.from_wire(checkpoint) if checkpoint != () else None
+        return cls(
+            _int(view, "view"),
+            cert,
+            tuple(PreparedCert.from_wire(p) for p in _tuple(prepared, "prepared")),
+        )
+
+
+@attrs.frozen
+class Reproposal:
+    """A slot the new view must order again: the prepared refs, or () for a null slot."""
+
+    slot: int
+    refs: tuple[BatchRef, ...]
+
+    def to_wire(self) -> tuple[object, ...]:
+        """The msgpack-ready form."""
+        return (self.slot, tuple(r.to_wire() for r in self.refs))
+
+    @classmethod
+    def from_wire(cls, value: object) -> Reproposal:
+        """Parse the msgpack form; raises :class:`WireError`."""
+        slot, refs = _tuple(value, "reproposal", 2)
+        return cls(_int(slot, "slot"), tuple(BatchRef.from_wire(r) for r in _tuple(refs, "refs")))
+
+
+@attrs.frozen
+class NewView(_Message):
+    """The new sequencer starts ``view``: q VIEW-CHANGE frames and the re-proposals they imply."""
+
+    KIND: ClassVar[str] = "vc.newview"
+    CODE: ClassVar[int] = 41
+    view: int
+    view_changes: tuple[bytes, ...]
+    reproposals: tuple[Reproposal, ...]
+
+    def _fields(self) -> tuple[object, ...]:
+        return (self.view, self.view_changes, tuple(r.to_wire() for r in self.reproposals))
+
+    @classmethod
+    def _parse(cls, fields: tuple[Any, ...]) -> NewView:
+        view, frames, reproposals = _tuple(fields, cls.KIND, 3)
+        return cls(
+            _int(view, "view"),
+            tuple(_bytes(f, "view-change frame") for f in _tuple(frames, "view changes")),
+            tuple(Reproposal.from_wire(r) for r in _tuple(reproposals, "reproposals")),
+        )
+
+
+@attrs.frozen
+class LogSegment(_Message):
+    """Catch-up below a stable checkpoint: the slots ``start..cert.upto-1`` with their batches,
+    verified against the certificate's hash chain instead of per-slot commit certificates."""
+
+    KIND: ClassVar[str] = "ctl.segment"
+    CODE: ClassVar[int] = 22
+    cert: CheckpointCert
+    start: int
+    entries: tuple[tuple[tuple[BatchRef, ...], tuple[Batch, ...]], ...]
+
+    def _fields(self) -> tuple[object, ...]:
+        entries = tuple(
+            (tuple(r.to_wire() for r in refs), tuple(b.to_wire() for b in batches))
+            for refs, batches in self.entries
+        )
+        return (self.cert.to_wire(), self.start, entries)
+
+    @classmethod
+    def _parse(cls, fields: tuple[Any, ...]) -> LogSegment:
+        cert, start, entries = _tuple(fields, cls.KIND, 3)
+        parsed = []
+        for entry in _tuple(entries, "segment entries"):
+            refs, batches = _tuple(entry, "segment entry", 2)
+            parsed.append((
+                tuple(BatchRef.from_wire(r) for r in _tuple(refs, "entry refs")),
+                tuple(Batch.from_wire(b) for b in _tuple(batches, "entry batches")),
+            ))
+        return cls(CheckpointCert.from_wire(cert), _int(start, "start"), tuple(parsed))
+
+
+Message: TypeAlias = (
+    Send | Echo | Final | Order | OrderEcho | Status | SlotProof | Checkpoint | ViewChange
+    | NewView | LogSegment
+)
 """Any protocol message (Ready and Fetch are Echo subclasses; OrderReady an OrderEcho one)."""
 
 _CLASSES: tuple[type[_Message], ...] = (
-    Send, Echo, Ready, Fetch, Final, Order, OrderEcho, OrderReady, Status, SlotProof
+    Send, Echo, Ready, Fetch, Final, Order, OrderEcho, OrderReady, Status, SlotProof,
+    Checkpoint, ViewChange, NewView, LogSegment,
 )
 _BY_CODE: dict[int, type[_Message]] = {c.CODE: c for c in _CLASSES}
 KIND_BY_CODE: dict[int, str] = {c.CODE: c.KIND for c in _CLASSES}

@@ -38,6 +38,12 @@ BEHAVIOURS: Mapping[str, Behaviour] = {
         summary="the member stops for good: it sends, receives and delivers nothing more",
         params=(Param("at", float, 0.0, "virtual time (seconds) at which it stops"),),
     ),
+    "silent": Behaviour(
+        "silent",
+        byzantine=True,
+        summary="connected and receiving, but it never sends a message",
+        params=(),
+    ),
 }
 """Every behaviour ``--fault`` accepts, by name."""
 

@@ -11,7 +11,7 @@ from btob._wire import Batch, BatchRef, Order, OrderEcho, OrderReady, SlotProof,
 from .helpers import Keys
 
 N = 4
-SETTINGS = Settings(slot_window=8)
+SETTINGS = Settings(slot_window=8, checkpoint_interval=4)
 BATCH = Batch(0, (b"payload",))
 REF = BatchRef(2, 0, BATCH.digest())
 
@@ -89,7 +89,12 @@ def test_ready_needs_a_prepared_certificate_not_amplification() -> None:
     for member in (0, 2, 3):
         core.on_message(keys.sign(member, OrderReady(0, 0, digest)), 0.0)
     assert sent(outbox, OrderReady) == []
-    # q ECHOs: prepared, now READY is allowed.
+    # q ECHOs without the value: not a prepared certificate either.
+    for member in (0, 2, 3):
+        core.on_message(keys.sign(member, OrderEcho(0, 0, digest)), 0.0)
+    assert sent(outbox, OrderReady) == []
+    # The value arrives: prepared, now READY is allowed.
+    core.on_message(keys.sign(0, Order(0, 0, (REF,))), 0.0)
     for member in (0, 2, 3):
         core.on_message(keys.sign(member, OrderEcho(0, 0, digest)), 0.0)
     assert sent(outbox, OrderReady) == [OrderReady(0, 0, digest)]

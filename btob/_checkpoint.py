@@ -1,0 +1,160 @@
+"""Checkpoints: a hash chain over the delivered log, signed every K slots, stable at q.
+
+Theory of operation. After delivering slot s a member extends its chain:
+``chain(s) = SHA-256(chain(s-1) || slot_digest(s, refs))``, starting from 32 zero bytes. The
+chain pins the whole delivered log, since the refs pin every batch by digest and delivery is a
+deterministic function of the committed slots. Every K slots a member signs
+CHECKPOINT(upto, chain(upto-1)); q matching signatures form a *stable* checkpoint certificate.
+Because two quorums share an honest member, at most one digest can become stable per ``upto``,
+and an honest member that holds a stable certificate may forget everything below it but the
+log itself: commit certificates, votes, prepared certificates.
+
+The certificate also lets a lagging member verify a whole segment of K slots at once: it
+recomputes the chain over the segment from its own chain value at the segment's start.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from btob._certificates import valid_votes
+from btob._effects import Evidence, Outbox, VerifyFn
+from btob._quorum import Quorums
+from btob._wire import BatchRef, Checkpoint, CheckpointCert, Signed, Vote, slot_digest
+
+__all__ = ["GENESIS", "CheckpointTracker", "chain_step", "valid_checkpoint_cert"]
+
+GENESIS = bytes(32)
+"""The chain value before slot 0."""
+
+
+def chain_step(previous: bytes, slot: int, refs: tuple[BatchRef, ...]) -> bytes:
+    """The chain value after delivering ``slot`` with ``refs``."""
+    return hashlib.sha256(previous + slot_digest(slot, refs)).digest()
+
+
+def valid_checkpoint_cert(cert: CheckpointCert, *, interval: int, quorums: Quorums,
+                          verify: VerifyFn) -> bool:
+    """True if ``cert`` holds q distinct valid CHECKPOINT signatures at a checkpoint boundary."""
+    if cert.upto == 0 or cert.upto % interval:
+        return False
+    return valid_votes(cert.votes, Checkpoint(cert.upto, cert.digest).to_body(),
+                        Checkpoint.KIND, quorums, verify)
+
+
+class CheckpointTracker:
+    """The chain of one member, the CHECKPOINT votes it collects and its stable certificate."""
+
+    def __init__(self, *, member: int, quorums: Quorums, interval: int, window: int,
+                 retained: int, outbox: Outbox, verify: VerifyFn) -> None:
+        self.member = member
+        self.quorums = quorums
+        self.interval = interval
+        self._window = window
+        self._retained = retained
+        self.outbox = outbox
+        self.verify = verify
+        self.chain = GENESIS
+        """Chain value after the last delivered slot."""
+        self.next_slot = 0
+        """The slot the chain will absorb next."""
+        self.stable: CheckpointCert | None = None
+        """The highest stable checkpoint certificate known."""
+        self._chain_at: dict[int, bytes] = {0: GENESIS}
+        self._certs: dict[int, CheckpointCert] = {}
+        self._votes: dict[int, dict[int, Signed]] = {}
+        self._own: Checkpoint | None = None
+
+    @property
+    def stable_upto(self) -> int:
+        """Every slot below this is covered by a stable checkpoint (0 before the first)."""
+        return 0 if self.stable is None else self.stable.upto
+
+    def chain_at(self, upto: int) -> bytes | None:
+        """The chain value before slot ``upto`` if this member kept it (checkpoint boundaries)."""
+        return self._chain_at.get(upto)
+
+    def cert_at(self, upto: int) -> CheckpointCert | None:
+        """The stable certificate for boundary ``upto`` if it was kept."""
+        return self._certs.get(upto)
+
+    def own_checkpoint(self) -> Checkpoint | None:
+        """This member's latest CHECKPOINT that is not yet covered by a stable certificate."""
+        if self._own is not None and self._own.upto > self.stable_upto:
+            return self._own
+        return None
+
+    def slot_delivered(self, slot: int, refs: tuple[BatchRef, ...]) -> Checkpoint | None:
+        """Extend the chain; at a boundary return the CHECKPOINT to sign and broadcast."""
+        assert slot == self.next_slot, "the chain absorbs slots in order"
+        self.chain = chain_step(self.chain, slot, refs)
+        self.next_slot = slot + 1
+        if self.next_slot % self.interval:
+            return None
+        upto = self.next_slot
+        self._chain_at[upto] = self.chain
+        self._prune()
+        self._own = Checkpoint(upto, self.chain)
+        return self._own
+
+    def on_checkpoint(self, signed: Signed) -> CheckpointCert | None:
+        """Count a verified CHECKPOINT; returns a certificate if one just became stable."""
+        message = signed.message
+        assert isinstance(message, Checkpoint)
+        upto = message.upto
+        if upto % self.interval or upto <= self.stable_upto:
+            self.outbox.drop("checkpoint-stale-or-misaligned")
+            return None
+        if upto > max(self.stable_upto, self.next_slot) + self._window:
+            self.outbox.drop("checkpoint-beyond-window")
+            return None
+        votes = self._votes.setdefault(upto, {})
+        previous = votes.get(signed.sender)
+        if previous is not None:
+            previous_message = previous.message
+            assert isinstance(previous_message, Checkpoint)
+            if previous_message.digest != message.digest:
+                self.outbox.evidence.append(Evidence(signed.sender, previous, signed))
+            return None
+        votes[signed.sender] = signed
+        matching = [s for s in votes.values()
+                    if isinstance(s.message, Checkpoint) and s.message.digest == message.digest]
+        if len(matching) < self.quorums.quorum:
+            return None
+        cert = CheckpointCert(upto, message.digest, tuple(
+            Vote(s.sender, s.signature) for s in sorted(matching, key=lambda s: s.sender)
+        )[: self.quorums.quorum])
+        self.adopt(cert)
+        return cert
+
+    def adopt(self, cert: CheckpointCert) -> bool:
+        """Take a verified stable certificate; True if it is newer than the current one."""
+        mine = self._chain_at.get(cert.upto)
+        assert mine is None or mine == cert.digest, (
+            f"member {self.member}'s log diverges from a stable checkpoint at {cert.upto}"
+        )
+        self._certs.setdefault(cert.upto, cert)
+        if cert.upto <= self.stable_upto:
+            return False
+        self.stable = cert
+        for upto in [u for u in self._votes if u <= cert.upto]:
+            del self._votes[upto]
+        self._prune()
+        return True
+
+    def verify_cert(self, cert: CheckpointCert) -> bool:
+        """True if ``cert`` is a valid stable certificate for this cluster."""
+        return valid_checkpoint_cert(cert, interval=self.interval, quorums=self.quorums,
+                                     verify=self.verify)
+
+    def _prune(self) -> None:
+        """Keep chain values and certificates for the retained part of the log only."""
+        floor = min(self.next_slot, self.stable_upto) - self._retained
+        for table in (self._chain_at, self._certs):
+            for upto in [u for u in table if u < floor]:
+                del table[upto]
+
+    def held(self) -> int:
+        """Votes, chain values and certificates held (a memory-bound probe)."""
+        votes = sum(len(v) for v in self._votes.values())
+        return votes + len(self._chain_at) + len(self._certs)
