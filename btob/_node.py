@@ -104,6 +104,8 @@ class MemberStatistics:
     checkpoint_state_held: int
     history_slots_held: int
     view_changes_held: int
+    slots_from_proofs: int
+    slots_from_segments: int
 
 
 class Member:
@@ -158,7 +160,12 @@ class Member:
         self._new_view: Signed | None = None
         self._new_view_last_sent = 0.0
         self._views: list[ViewInstalled] = []
+        self._early_view_messages: deque[Signed] = deque(
+            maxlen=self.settings.future_view_messages_max
+        )
         self._view_changes_started = 0
+        self._slots_from_proofs = 0
+        self._slots_from_segments = 0
         self._log = DeliveryLog(
             early_payloads_max_per_origin=self.settings.early_payloads_max_per_origin
         )
@@ -307,7 +314,26 @@ class Member:
             checkpoint_state_held=self._checkpoints.held(),
             history_slots_held=len(self._history),
             view_changes_held=len(self._view_changes),
+            slots_from_proofs=self._slots_from_proofs,
+            slots_from_segments=self._slots_from_segments,
         )
+
+    def held_state(self) -> dict[str, int]:
+        """Sizes of everything peers can make this member hold, by name (for bound checks)."""
+        return {
+            "brb_instances": self._brb.instances(),
+            "open_slots": self._order.slots_held(),
+            "batches_waiting": self._order.batches_waiting(),
+            "batches_held": len(self._batches),
+            "proofs": self._order.proofs_held(),
+            "checkpoint_state": self._checkpoints.held(),
+            "history_slots": len(self._history),
+            "view_changes": len(self._view_changes),
+            "early_payloads": self._log.early_held(),
+            "evidence": len(self._evidence),
+            "early_view_messages": len(self._early_view_messages),
+            "verify_cache": self._verifier.statistics().cache_entries,
+        }
 
     # -- plumbing -----------------------------------------------------------------------------
 
@@ -316,7 +342,12 @@ class Member:
         if isinstance(message, (Send, Echo, Final)):
             self._brb.on_message(signed, now)
         elif isinstance(message, (Order, OrderEcho)):
-            self._order.on_message(signed, now)
+            view = self._order.view
+            if view < message.view <= view + self.settings.view_window:
+                # The NEW-VIEW may trail its view's first messages: hold them, boundedly.
+                self._early_view_messages.append(signed)
+            else:
+                self._order.on_message(signed, now)
         elif isinstance(message, Status):
             self._on_status(signed.sender, message, now)
         elif isinstance(message, Checkpoint):
@@ -329,7 +360,11 @@ class Member:
             self._on_new_view(signed, message, now)
         elif isinstance(message, LogSegment):
             self._on_segment(message, now)
-        elif isinstance(message, SlotProof) and self._order.on_slot_proof(message):
+        elif isinstance(message, SlotProof):
+            known = self._order.committed(message.slot) is not None
+            if not self._order.on_slot_proof(message):
+                return
+            self._slots_from_proofs += not known
             for ref, batch in zip(message.refs, message.batches, strict=True):
                 self._batches.setdefault((ref.origin, ref.counter), (ref.digest, batch))
 
@@ -517,6 +552,7 @@ class Member:
             if slot < low:
                 continue
             self._order.adopt_settled(slot, refs)
+            self._slots_from_segments += 1
             for ref, batch in zip(refs, batches, strict=True):
                 self._batches.setdefault((ref.origin, ref.counter), (ref.digest, batch))
         while self._deliver_ready(now):
@@ -634,3 +670,12 @@ class Member:
             del self._view_changes[member]
         self._order.install_view(plan.view, plan.reproposals, plan.first_free_slot, now)
         self._views.append(ViewInstalled(plan.view, now))
+        held, self._early_view_messages = self._early_view_messages, deque(
+            maxlen=self.settings.future_view_messages_max
+        )
+        for early in held:
+            message = early.message
+            if isinstance(message, (Order, OrderEcho)) and message.view == plan.view:
+                self._order.on_message(early, now)
+            elif isinstance(message, (Order, OrderEcho)) and message.view > plan.view:
+                self._early_view_messages.append(early)

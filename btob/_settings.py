@@ -62,6 +62,8 @@ class Settings:
     """Cap on the timeout, which doubles on consecutive view changes."""
     view_window: int = attrs.field(default=16, validator=_positive)
     """VIEW-CHANGEs accepted for views at most this far above the current one."""
+    future_view_messages_max: int = attrs.field(default=1024, validator=_positive)
+    """Ordering messages of a view not yet installed, held until its NEW-VIEW arrives."""
     verify_cache_entries_max: int = attrs.field(default=65536, validator=_positive)
     """Successful signature checks remembered so a forwarded certificate is verified once."""
 

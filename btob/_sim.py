@@ -13,7 +13,7 @@ import heapq
 import os
 import random
 import struct
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import attrs
 
@@ -117,6 +117,8 @@ class SimResult:
     crashed: tuple[int, ...]
     events: int
     view_changes: tuple[ViewChangeRecord, ...] = ()
+    peak_state: Mapping[str, int] = attrs.field(factory=dict)
+    """The largest size each kind of held state reached at any member, sampled every tick."""
 
     @property
     def messages_sent(self) -> int:
@@ -184,6 +186,7 @@ class _Simulation:
         self.from_origin = [[0] * n for _ in range(n)]
         self.view_installed: dict[int, float] = {}
         self.view_first_commit: dict[int, float] = {}
+        self.peak_state: dict[str, int] = {}
         self.crashed: set[int] = set()
         self.broadcasts: list[list[BroadcastRecord]] = [[] for _ in range(n)]
         self.deliveries: list[list[DeliveryRecord]] = [[] for _ in range(n)]
@@ -236,6 +239,10 @@ class _Simulation:
             elif kind == self._TICK:
                 node.tick(at)
                 self.push(at + tick, self._TICK, member)
+                peak = self.peak_state
+                for name, size in node.held_state().items():
+                    if size > peak.get(name, -1):
+                        peak[name] = size
             else:
                 submissions_left -= 1
                 origin_counter = len(self.broadcasts[member])
@@ -330,7 +337,7 @@ class _Simulation:
             config=config, logs=logs, report=check(logs), complete=complete,
             virtual_time=self.now, statistics=tuple(m.statistics() for m in self.members),
             crashed=tuple(sorted(self.crashed)), events=self.events,
-            view_changes=self._view_change_records(),
+            view_changes=self._view_change_records(), peak_state=dict(self.peak_state),
         )
 
     def _view_change_records(self) -> tuple[ViewChangeRecord, ...]:

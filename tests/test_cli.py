@@ -42,6 +42,28 @@ def test_sim_then_check_pass(extra: list[str], tmp_path: Path,
     assert "verdict: PASS" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ["--n", "4", "--fault", "0=crash:at=0.3"],
+        ["--fault", "0=silent"],
+        ["--n", "7", "--fault", "0=crash:at=0.2", "--fault", "1=crash:at=1.0"],
+        ["--n", "4", "--fault", "0=crash:at=0.5", "--net", "loss=0.2,gst=3"],
+    ],
+    ids=["crash", "silent", "two-crashes", "crash-lossy"],
+)
+def test_sequencer_failures_complete_and_check(extra: list[str], tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    log_dir = tmp_path / "logs"
+    # A slow workload, so that the sequencer fails while there is work to order.
+    code = main(["sim", "--seed", "3", "--messages", "200", "--rate", "100",
+                 "--log-dir", str(log_dir), "--require-complete", *extra])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "installed at" in out and "verdict   PASS" in out
+    assert main(["check", str(log_dir)]) == 0
+
+
 def test_check_fails_on_swapped_deliveries(tmp_path: Path,
                                            capsys: pytest.CaptureFixture[str]) -> None:
     log_dir = tmp_path / "logs"

@@ -29,10 +29,12 @@ def _net(rng: random.Random) -> NetSpec:
     )
 
 
-def _crashes(rng: random.Random, n: int) -> tuple[FaultSpec, ...]:
-    """Up to f crashed non-sequencer members, at random times."""
+def _crashes(rng: random.Random, n: int, *, sequencer: bool) -> tuple[FaultSpec, ...]:
+    """Up to f crashed members at random times; the first sequencer among them if asked."""
     f = (n - 1) // 3
-    members = rng.sample(range(1, n), rng.randint(0, f))
+    members = rng.sample(range(1, n), rng.randint(0, f - 1 if sequencer else f))
+    if sequencer:
+        members.append(0)
     return tuple(FaultSpec(m, "crash", {"at": round(rng.uniform(0.0, 0.4), 3)})
                  for m in sorted(members))
 
@@ -45,7 +47,8 @@ def test_total_order_sweep(n: int, messages: int, seeds: int) -> None:
     crashed_runs = 0
     for seed in range(seeds):
         rng = random.Random(f"sweep/{n}/{seed}")
-        faults = _crashes(rng, n) if seed % 2 else ()
+        # Seeds alternate: no crash; crashed members; crashed members and sequencer.
+        faults = _crashes(rng, n, sequencer=seed % 4 == 3) if seed % 2 else ()
         config = SimConfig(n=n, seed=seed, messages=messages, net=_net(rng), faults=faults,
                            brb=rng.choice(["bracha", "echo"]), max_time=30.0)
         result = simulate(config)
