@@ -133,11 +133,19 @@ class _BrbBase:
                 for dest, item in inst.mine.values():
                     self.outbox.send(dest, item)
 
-    def _vote(self, votes: dict[int, Signed], signed: Signed, key: bytes) -> bool:
-        """Record ``signed`` as its sender's vote; False if it repeats or contradicts one."""
+    def _vote(self, votes: dict[int, Signed], signed: Signed, key: bytes,
+              mine: bytes | None = None) -> bool:
+        """Record ``signed`` as its sender's vote; False if it repeats or contradicts one.
+
+        A first vote for a digest other than ``mine`` (the value this member holds) means
+        someone equivocates; it is forwarded once to everyone, so that a member the voter
+        told something else holds both signed votes as evidence.
+        """
         previous = votes.get(signed.sender)
         if previous is None:
             votes[signed.sender] = signed
+            if mine is not None and key != mine and signed.sender != self.member:
+                self.outbox.send(None, signed)
             return True
         if _digest_of(previous) != key:
             self.outbox.evidence.append(Evidence(signed.sender, previous, signed))
@@ -229,13 +237,14 @@ class BrachaBroadcast(_BrbBase):
 
     def _on_echo(self, signed: Signed, message: Echo, now: float) -> None:
         inst = self._instance(message.origin, message.counter)
-        if inst is None or not self._vote(inst.echoes, signed, message.digest):
+        if inst is None or not self._vote(inst.echoes, signed, message.digest, inst.digest):
             return
         self._progress(inst, message.origin, message.counter, now)
 
     def _on_ready(self, signed: Signed, message: Ready, now: float) -> None:
         inst = self._instance(message.origin, message.counter)
-        if inst is None or not self._vote(inst.readies, signed, message.digest):
+        mine = inst.ready_sent or inst.digest if inst is not None else None
+        if inst is None or not self._vote(inst.readies, signed, message.digest, mine):
             return
         self._progress(inst, message.origin, message.counter, now)
 

@@ -137,7 +137,8 @@ def format_summary(result: SimResult) -> str:
         )
     if not result.view_changes:
         lines.append("view      0 throughout (no view change)")
-    proven = sorted({m for s in result.statistics for m in s.evidence})
+    honest = result.logs.run.members
+    proven = sorted({m for s in result.statistics if honest[s.member].honest for m in s.evidence})
     convicted = f"members {proven} proven Byzantine" if proven else "none"
     lines.append(f"evidence  {convicted}")
     for violation in result.report.violations:

@@ -175,10 +175,10 @@ class FixedSequencerOrder:
         if isinstance(message, Order):
             self._on_order(signed, message, state, now)
         elif isinstance(message, OrderReady):
-            self._on_vote(state.readies, signed, message)
+            self._on_vote(state.readies, signed, message, state.echoed)
             self._progress(message.slot, state, now)
         else:
-            self._on_vote(state.echoes, signed, message)
+            self._on_vote(state.echoes, signed, message, state.echoed)
             self._progress(message.slot, state, now)
 
     def on_slot_proof(self, proof: SlotProof) -> bool:
@@ -441,10 +441,15 @@ class FixedSequencerOrder:
         state.last_sent = now
         self.outbox.send(None, echo)
 
-    def _on_vote(self, votes: dict[int, Signed], signed: Signed, message: OrderEcho) -> None:
+    def _on_vote(self, votes: dict[int, Signed], signed: Signed, message: OrderEcho,
+                 mine: bytes | None) -> None:
+        """Record a vote; forward a first vote that contradicts this member's own (an
+        equivocation somewhere) so the members told otherwise can prove it."""
         previous = votes.get(signed.sender)
         if previous is None:
             votes[signed.sender] = signed
+            if mine is not None and message.digest != mine and signed.sender != self.member:
+                self.outbox.send(None, signed)
         elif _digest_of(previous) != message.digest:
             self.outbox.evidence.append(Evidence(signed.sender, previous, signed))
 

@@ -14,6 +14,7 @@ import os
 import random
 import struct
 from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import attrs
 
@@ -25,8 +26,12 @@ from btob._logs import BroadcastRecord, DeliveryRecord, LogDir, MemberInfo, RunI
 from btob._node import Member, MemberStatistics
 from btob._quorum import Quorums
 from btob._settings import Settings
-from crypto import KeyRegistry, SigningKey, get_backend
+from btob._wire import Message, Signed, decode_frame
+from crypto import KeyRegistry, Signer, SigningKey, get_backend
 from faults import FaultSpec, NetSpec
+
+if TYPE_CHECKING:
+    from faults._behaviours import ProcessFault
 
 __all__ = ["SimConfig", "SimResult", "ViewChangeRecord", "simulate"]
 
@@ -162,7 +167,12 @@ def _payload(rng: random.Random, origin: int, counter: int, size: int) -> bytes:
 class _Simulation:
     """One run's mutable state; :func:`simulate` is the public entry point."""
 
+    # event kinds
+    _DELIVER, _TICK, _SUBMIT, _CRASH = range(4)
+
     def __init__(self, config: SimConfig, progress: Callable[[float, int], None] | None) -> None:
+        from faults._behaviours import Crash, FaultContext, make_fault
+
         self.config = config
         self.progress = progress
         n = config.n
@@ -170,23 +180,44 @@ class _Simulation:
         keys = _keys(config.seed, n)
         registry = KeyRegistry(tuple(k.public_key(backend) for k in keys))
         cluster_id = f"sim-{config.seed}".encode()
-        self.members = [
-            Member(member=i, registry=registry, signing_key=keys[i], cluster_id=cluster_id,
-                   f=config.f, brb=config.brb, settings=config.settings, backend=backend)
-            for i in range(n)
-        ]
+
+        def member(i: int) -> Member:
+            return Member(member=i, registry=registry, signing_key=keys[i], cluster_id=cluster_id,
+                          f=config.f, brb=config.brb, settings=config.settings, backend=backend)
+
+        self.members = [member(i) for i in range(n)]
         self.net_rng = random.Random(f"net/{config.seed}")
         self.work_rng = random.Random(f"work/{config.seed}")
-        self.queue: list[tuple[float, int, int, int, bytes | None]] = []
+        self.queue: list[tuple[float, int, int, int, int, int, bytes | None]] = []
         self.seq = 0
         self.now = 0.0
-        self.crash_at = {s.member: float(s.params["at"]) for s in config.faults
-                         if s.behaviour == "crash"}
+        self.faults: dict[int, ProcessFault] = {}
+        for spec in config.faults:
+            signer = Signer(keys[spec.member], cluster_id=cluster_id, backend=backend)
+
+            def resign(message: Message, sender: int = spec.member, sign: Signer = signer) -> bytes:
+                return Signed.create(sender, message, sign.sign).to_frame()
+
+            def resign_for(message: Message, other: bytes, sender: int = spec.member) -> bytes:
+                foreign = Signer(keys[sender], cluster_id=other, backend=backend)
+                return Signed.create(sender, message, foreign.sign).to_frame()
+
+            ctx = FaultContext(member=spec.member, n=n, settings=config.settings,
+                               rng=random.Random(f"fault/{config.seed}/{spec.member}"),
+                               resign=resign, resign_for_cluster=resign_for)
+            self.faults[spec.member] = make_fault(spec, ctx)
+        self.crash_at = {m: f.param("at") for m, f in self.faults.items()
+                         if isinstance(f, Crash) and f.timed}
         self.silent = {s.member for s in config.faults if s.behaviour == "silent"}
-        self.from_origin = [[0] * n for _ in range(n)]
-        self.view_installed: dict[int, float] = {}
-        self.view_first_commit: dict[int, float] = {}
-        self.peak_state: dict[str, int] = {}
+        # Twins: a second instance with the same key talks to the upper half of the others.
+        self.twins: dict[int, Member] = {}
+        self.twin_peers: dict[int, frozenset[int]] = {}
+        for spec in config.faults:
+            if spec.behaviour == "twins":
+                others = [i for i in range(n) if i != spec.member]
+                self.twins[spec.member] = member(spec.member)
+                self.twin_peers[spec.member] = frozenset(others[len(others) // 2:])
+        self.busy_until: dict[int, float] = {}
         self.crashed: set[int] = set()
         self.broadcasts: list[list[BroadcastRecord]] = [[] for _ in range(n)]
         self.deliveries: list[list[DeliveryRecord]] = [[] for _ in range(n)]
@@ -195,13 +226,15 @@ class _Simulation:
             if spec.byzantine:
                 self.honest[spec.member] = False
         self.events = 0
+        self.from_origin = [[0] * n for _ in range(n)]
+        self.view_installed: dict[int, float] = {}
+        self.view_first_commit: dict[int, float] = {}
+        self.peak_state: dict[str, int] = {}
 
-    # event kinds
-    _DELIVER, _TICK, _SUBMIT, _CRASH = range(4)
-
-    def push(self, at: float, kind: int, member: int, data: bytes | None = None) -> None:
+    def push(self, at: float, kind: int, member: int, instance: int = 0, source: int = -1,
+             data: bytes | None = None) -> None:
         self.seq += 1
-        heapq.heappush(self.queue, (at, self.seq, kind, member, data))
+        heapq.heappush(self.queue, (at, self.seq, kind, member, instance, source, data))
 
     def run(self) -> SimResult:
         config = self.config
@@ -209,6 +242,8 @@ class _Simulation:
         tick = min(settings.retransmit_interval_s, settings.status_interval_s) / 2
         for i in range(config.n):
             self.push(self.net_rng.uniform(0, tick), self._TICK, i)
+            if i in self.twins:
+                self.push(self.net_rng.uniform(0, tick), self._TICK, i, instance=1)
         for member, at in sorted(self.crash_at.items()):
             self.push(at, self._CRASH, member)
         for k in range(config.messages):
@@ -218,7 +253,8 @@ class _Simulation:
         finished_at: float | None = None
         deadline = config.max_time
         while self.queue:
-            at, _, kind, member, data = heapq.heappop(self.queue)
+            event = heapq.heappop(self.queue)
+            at, _, kind, member, instance, source, data = event
             if at > deadline:
                 break
             self.now = at
@@ -232,17 +268,30 @@ class _Simulation:
                 if kind == self._SUBMIT:
                     submissions_left -= 1
                 continue
-            node = self.members[member]
+            fault = self.faults.get(member)
+            extra = 0.0
+            if fault is not None:
+                fault.ctx.now = at
+                hold = fault.hold_until()
+                busy = self.busy_until.get(member, 0.0)
+                if hold is not None or busy > at:
+                    # Paused or busy: the event waits, in order, for the member to be free.
+                    self.push(max(hold or 0.0, busy), kind, member, instance, source, data)
+                    continue
+                extra = fault.processing_delay()
+                if extra:
+                    self.busy_until[member] = at + extra
+            node = self.twins[member] if instance else self.members[member]
             if kind == self._DELIVER:
                 assert data is not None
-                node.receive(data, at)
+                if fault is None or fault.incoming(source, data):
+                    node.receive(data, at)
             elif kind == self._TICK:
                 node.tick(at)
-                self.push(at + tick, self._TICK, member)
-                peak = self.peak_state
-                for name, size in node.held_state().items():
-                    if size > peak.get(name, -1):
-                        peak[name] = size
+                self.push(at + tick, self._TICK, member, instance)
+                if fault is not None and not instance:
+                    for dest, frame in fault.tick():
+                        self._send(member, dest, frame, 0.0)
             else:
                 submissions_left -= 1
                 origin_counter = len(self.broadcasts[member])
@@ -251,13 +300,22 @@ class _Simulation:
                 self.broadcasts[member].append(
                     BroadcastRecord(str(msg_id), hashlib.sha256(payload).hexdigest())
                 )
-            delivered = self._flush(member)
+                twin = self.twins.get(member)
+                if twin is not None:  # the twin broadcasts other bytes under the same ids
+                    twin.submit(payload[::-1] + b"twin", at)
+                    self._flush(member, 1, extra)
+            delivered = self._flush(member, instance, extra)
             # Judge completion when deliveries happen, and on ticks once GST has passed
             # (a run may deliver everything before GST and then fall quiet).
             judge = (delivered or kind == self._TICK) and finished_at is None
             if judge and submissions_left == 0 and at >= config.net.gst and self._finished():
                 finished_at = at
                 deadline = min(deadline, at + config.linger)
+            if kind == self._TICK and not instance:
+                peak = self.peak_state
+                for name, size in node.held_state().items():
+                    if size > peak.get(name, -1):
+                        peak[name] = size
             if delivered and self.progress is not None:
                 self.progress(at, min(len(d) for i, d in enumerate(self.deliveries)
                                       if self._correct(i)) if self._any_correct() else 0)
@@ -279,32 +337,56 @@ class _Simulation:
             return False
         return all(sum(self.from_origin[i][o] for o in correct) == expected for i in correct)
 
-    def _flush(self, member: int) -> bool:
-        node = self.members[member]
+    def _flush(self, member: int, instance: int = 0, extra: float = 0.0) -> bool:
+        """Send what a member produced (through its fault, if any) and record deliveries."""
+        node = self.twins[member] if instance else self.members[member]
         frames, deliveries = node.take_outputs()
-        if self._correct(member):
+        if instance:
+            node.take_view_changes()
+            deliveries = []  # the twin's deliveries are not the member's log
+        elif self._correct(member):
             for installed in node.take_view_changes():
                 self.view_installed.setdefault(installed.view, installed.at)
             if deliveries:
                 for view, at in self.view_installed.items():
                     if view not in self.view_first_commit and self.now >= at:
                         self.view_first_commit[view] = self.now
-        if member in self.silent:
-            frames = []  # a silent member receives and computes, but never speaks
-        net = self.config.net
-        rng = self.net_rng
+        fault = self.faults.get(member)
+        peers = self.twin_peers.get(member)
+        decoded: dict[int, Signed] = {}
         for out in frames:
             dest = out.destination
-            if dest in self.crashed or net.cut(member, dest, self.now):
+            if peers is not None and (dest in peers) != bool(instance):
+                continue  # each twin talks to its own half
+            if fault is None:
+                self._send(member, dest, out.frame, extra)
                 continue
-            if self.now < net.gst and net.loss and rng.random() < net.loss:
-                continue
-            self.push(self.now + net.sample_delay(rng, self.now), self._DELIVER, dest, out.frame)
-            if net.dup and rng.random() < net.dup:
-                self.push(self.now + net.sample_delay(rng, self.now), self._DELIVER, dest,
-                          out.frame)
+            signed = decoded.get(id(out.frame))
+            if signed is None:
+                signed = decoded[id(out.frame)] = decode_frame(out.frame).parse()
+            if fault.crash_on_send(signed.kind):
+                self.crashed.add(member)
+                break
+            for target, frame, delay in fault.outgoing(dest, out.frame, signed):
+                self._send(member, target, frame, extra + delay)
         self._record(member, deliveries)
         return bool(deliveries)
+
+    def _send(self, source: int, dest: int, frame: bytes, extra: float) -> None:
+        """Put one frame on the simulated network."""
+        net = self.config.net
+        rng = self.net_rng
+        now = self.now
+        if dest in self.crashed or not 0 <= dest < self.config.n or net.cut(source, dest, now):
+            return
+        if now < net.gst and net.loss and rng.random() < net.loss:
+            return
+        peers = self.twin_peers.get(dest)
+        instance = int(peers is not None and source in peers)
+        copies = 2 if net.dup and rng.random() < net.dup else 1
+        for _ in range(copies):
+            at = now + extra + net.sample_delay(rng, now, source, dest)
+            self.push(at, self._DELIVER, dest, instance, source, frame)
 
     def _record(self, member: int, deliveries: Sequence[Delivery]) -> None:
         log = self.deliveries[member]

@@ -1,5 +1,6 @@
 """btob's fault injection: process behaviours and network faults for the simulator."""
 
+from faults._network import Cut as Cut
 from faults._network import NetSpec as NetSpec
 from faults._network import Partition as Partition
 from faults._network import parse_net as parse_net
@@ -10,6 +11,6 @@ from faults._spec import Param as Param
 from faults._spec import parse_fault as parse_fault
 
 __all__ = [
-    "BEHAVIOURS", "Behaviour", "FaultSpec", "NetSpec", "Param", "Partition", "parse_fault",
+    "BEHAVIOURS", "Behaviour", "Cut", "FaultSpec", "NetSpec", "Param", "Partition", "parse_fault",
     "parse_net",
 ]

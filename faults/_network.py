@@ -9,7 +9,7 @@ import attrs
 
 from crypto._errors import ConfigError
 
-__all__ = ["NetSpec", "Partition", "parse_net"]
+__all__ = ["Cut", "NetSpec", "Partition", "parse_net"]
 
 
 @attrs.frozen
@@ -25,6 +25,23 @@ class Partition:
         if not self.start <= now < self.end:
             return False
         return not any(a in g and b in g for g in self.groups)
+
+
+@attrs.frozen
+class Cut:
+    """Between ``start`` and ``end``, messages from ``sources`` to ``dests`` are lost
+    (one way: an asymmetric partition)."""
+
+    start: float
+    end: float
+    sources: frozenset[int]
+    dests: frozenset[int]
+    delay: float = 0.0
+    """If positive, the link is clogged instead: messages wait this much longer."""
+
+    def applies(self, a: int, b: int, now: float) -> bool:
+        """True if the link a -> b is affected at ``now``."""
+        return self.start <= now < self.end and a in self.sources and b in self.dests
 
 
 @attrs.frozen(kw_only=True)
@@ -44,9 +61,12 @@ class NetSpec:
     gst: float = 0.0
     pre_gst_delay: float = 0.0
     partitions: tuple[Partition, ...] = ()
+    cuts: tuple[Cut, ...] = ()
+    """One-way cuts (delay 0) and clogged links (delay > 0)."""
 
-    def sample_delay(self, rng: random.Random, now: float) -> float:
-        """Latency of one message sent at ``now``."""
+    def sample_delay(self, rng: random.Random, now: float, source: int = -1,
+                     dest: int = -1) -> float:
+        """Latency of one message sent at ``now`` from ``source`` to ``dest``."""
         low, high = self.delay_min, self.delay_max
         if self.distribution == "exp":
             # shifted exponential with mean in the middle of the range, capped at the maximum
@@ -55,11 +75,16 @@ class NetSpec:
             delay = rng.uniform(low, high)
         if now < self.gst and self.pre_gst_delay > 0:
             delay += rng.uniform(0.0, self.pre_gst_delay)
+        for clog in self.cuts:
+            if clog.delay and clog.applies(source, dest, now):
+                delay += clog.delay
         return delay
 
     def cut(self, a: int, b: int, now: float) -> bool:
-        """True if a partition separates ``a`` from ``b`` at ``now``."""
-        return any(p.separates(a, b, now) for p in self.partitions)
+        """True if a partition or a one-way cut drops a message from ``a`` to ``b`` at ``now``."""
+        if any(p.separates(a, b, now) for p in self.partitions):
+            return True
+        return any(not c.delay and c.applies(a, b, now) for c in self.cuts)
 
     def describe(self) -> str:
         """The spec in ``--net`` syntax."""
@@ -75,6 +100,11 @@ class NetSpec:
         for p in self.partitions:
             groups = "|".join("+".join(str(m) for m in sorted(g)) for g in p.groups)
             parts.append(f"partition={p.start:g}-{p.end:g}:{groups}")
+        for c in self.cuts:
+            link = "+".join(map(str, sorted(c.sources))) + ">" + "+".join(map(str, sorted(c.dests)))
+            key = "clog" if c.delay else "cut"
+            tail = f":{c.delay:g}" if c.delay else ""
+            parts.append(f"{key}={c.start:g}-{c.end:g}:{link}{tail}")
         return ",".join(parts)
 
 
@@ -119,14 +149,50 @@ def _partition(value: str, n: int) -> Partition:
     return Partition(start, end, tuple(groups))
 
 
+def _members(text: str, n: int, what: str) -> frozenset[int]:
+    try:
+        members = frozenset(int(m) for m in text.split("+"))
+    except ValueError:
+        raise ConfigError(f"--net {what}: {text!r} is not ids joined by +") from None
+    if any(not 0 <= m < n for m in members):
+        raise ConfigError(f"--net {what}: ids must lie in 0..{n - 1}")
+    return members
+
+
+def _cut(key: str, value: str, n: int) -> Cut:
+    span, sep, rest = value.partition(":")
+    if not sep:
+        raise ConfigError(f"--net {key}={value!r}: expected START-END:A+B>C+D")
+    start, end = _range(key, span)
+    link, _, delay_text = rest.partition(":")
+    sources, arrow, dests = link.partition(">")
+    if not arrow:
+        raise ConfigError(f"--net {key}={value!r}: expected SOURCES>DESTS")
+    delay = _float(key, delay_text, lo=1e-9) if key == "clog" else 0.0
+    if key == "clog" and not delay_text:
+        raise ConfigError(f"--net clog={value!r}: needs a delay, START-END:A>B:SECONDS")
+    return Cut(start, end, _members(sources, n, key), _members(dests, n, key), delay)
+
+
+def _isolate(value: str, n: int) -> Partition:
+    span, sep, member = value.partition(":")
+    if not sep:
+        raise ConfigError(f"--net isolate={value!r}: expected START-END:ID")
+    start, end = _range("isolate", span)
+    alone = _members(member, n, "isolate")
+    return Partition(start, end, (alone, frozenset(range(n)) - alone))
+
+
 def parse_net(text: str, n: int) -> NetSpec:
     """Parse ``key=value,...`` with keys loss, dup, delay (A-B), dist (uniform|exp), gst,
-    jitter (extra delay before GST) and partition (START-END:A+B|C+D, repeatable).
+    jitter (extra delay before GST), partition (START-END:A+B|C+D), isolate (START-END:ID),
+    cut (one way, START-END:A+B>C) and clog (START-END:A>B+C:SECONDS); the last four repeat.
 
     Raises :class:`ConfigError` naming the bad key or value.
     """
     fields: dict[str, object] = {}
     partitions: list[Partition] = []
+    cuts: list[Cut] = []
     for item in filter(None, (x.strip() for x in text.split(","))):
         key, eq, value = item.partition("=")
         if not eq:
@@ -147,10 +213,15 @@ def parse_net(text: str, n: int) -> NetSpec:
             fields["pre_gst_delay"] = _float(key, value)
         elif key == "partition":
             partitions.append(_partition(value, n))
+        elif key == "isolate":
+            partitions.append(_isolate(value, n))
+        elif key in ("cut", "clog"):
+            cuts.append(_cut(key, value, n))
         else:
             raise ConfigError(
-                f"--net: unknown key {key!r}; known: loss, dup, delay, dist, gst, jitter, partition"
+                f"--net: unknown key {key!r}; known: loss, dup, delay, dist, gst, jitter, "
+                "partition, isolate, cut, clog"
             )
     if fields.get("loss") and "gst" not in fields:
         raise ConfigError("--net: loss needs a gst (loss only happens before GST)")
-    return NetSpec(partitions=tuple(partitions), **fields)  # type: ignore[arg-type]
+    return NetSpec(partitions=tuple(partitions), cuts=tuple(cuts), **fields)  # type: ignore[arg-type]

@@ -16,8 +16,8 @@ class Param:
     """One parameter of a behaviour: its name, type, default (None: required) and meaning."""
 
     name: str
-    kind: type[float] | type[int]
-    default: float | int | None
+    kind: type[float] | type[int] | type[str]
+    default: float | int | str | None
     help: str
 
 
@@ -29,22 +29,59 @@ class Behaviour:
     byzantine: bool
     summary: str
     params: tuple[Param, ...]
+    swarm: bool = True
+    """Whether the swarm mode may draw it (off for behaviours that need a specific role)."""
 
 
-BEHAVIOURS: Mapping[str, Behaviour] = {
-    "crash": Behaviour(
-        "crash",
-        byzantine=False,
-        summary="the member stops for good: it sends, receives and delivers nothing more",
-        params=(Param("at", float, 0.0, "virtual time (seconds) at which it stops"),),
-    ),
-    "silent": Behaviour(
-        "silent",
-        byzantine=True,
-        summary="connected and receiving, but it never sends a message",
-        params=(),
-    ),
-}
+def _p(name: str, kind: type[float] | type[int] | type[str], default: float | int | str,
+       help: str) -> Param:
+    return Param(name, kind, default, help)
+
+
+_AT = _p("at", float, 0.0, "virtual time (seconds) at which it starts")
+_P = _p("p", float, 1.0, "probability of acting on each occasion")
+_K = _p("k", int, 3, "messages injected per tick")
+
+BEHAVIOURS: Mapping[str, Behaviour] = {b.name: b for b in (
+    # -- process faults: a member that stops, pauses, slows or loses messages ----------------
+    Behaviour("crash", False, "stops for good (at a time, after k sends, or at a protocol step)",
+              (_AT, _p("after", int, 0, "crash once it has sent this many frames (0: off)"),
+               _p("step", str, "", "crash when about to send this kind, e.g. vc.viewchange"))),
+    Behaviour("pause", False, "stops processing for a while, then resumes with its queue",
+              (_AT, _p("for", float, 1.0, "seconds paused"))),
+    Behaviour("slow", False, "takes this long to process every event (a slow CPU)",
+              (_p("delay", float, 0.01, "seconds per event"),)),
+    Behaviour("omission", True, "drops messages it should send and/or receive (faulty: not "
+              "judged as honest)",
+              (_p("p", float, 0.3, "probability of dropping each message"),
+               _p("dir", str, "both", "send, recv or both"),
+               _p("to", str, "all", "peers affected, e.g. 1+2, or all"),
+               _p("kinds", str, "", "kind prefix affected, e.g. ord or brb.send; empty: all"))),
+    # -- Byzantine: validly signed lies with the member's real key --------------------------
+    Behaviour("silent", True, "connected and receiving, but it never sends a message", ()),
+    Behaviour("equivocate", True, "as BRB origin, different batches to different members; as "
+              "sequencer, different ORDERs for one slot", (_P,)),
+    Behaviour("vote-equivocate", True, "conflicting ECHO/READY votes to different members", (_P,)),
+    Behaviour("forge", True, "bad signatures, and messages claiming another member's identity",
+              (_K,)),
+    Behaviour("replay", True, "resends old messages, and messages signed for another cluster",
+              (_K,)),
+    Behaviour("garbage", True, "malformed, truncated and oversized frames", (_K,)),
+    Behaviour("mutate", True, "ByzzFuzz small-scope mutation: +-1 on view, slot or counter, an "
+              "earlier payload swapped in, re-signed", (_p("p", float, 0.3, "probability per "
+                                                             "message"),)),
+    Behaviour("censor", True, "as sequencer, never orders the chosen origin's batches",
+              (_p("origin", int, 1, "the origin censored"),)),
+    Behaviour("stall", True, "as sequencer, holds every ORDER just under the view-change timeout "
+              "(Aardvark's slow primary)",
+              (_p("fraction", float, 0.9, "share of the base timeout each ORDER waits"),)),
+    Behaviour("flood", True, "valid-looking messages for far-future slots and views, and "
+              "oversized batches", (_K,)),
+    Behaviour("lie-viewchange", True, "VIEW-CHANGEs that omit its prepared certificates, "
+              "NEW-VIEWs that drop prepared slots", ()),
+    Behaviour("twins", True, "two instances share its key, each talking to half the members",
+              (), swarm=False),
+)}
 """Every behaviour ``--fault`` accepts, by name."""
 
 
@@ -54,7 +91,7 @@ class FaultSpec:
 
     member: int
     behaviour: str
-    params: Mapping[str, float | int]
+    params: Mapping[str, float | int | str]
 
     @property
     def byzantine(self) -> bool:
@@ -62,8 +99,16 @@ class FaultSpec:
         return BEHAVIOURS[self.behaviour].byzantine
 
     def __str__(self) -> str:
-        args = ",".join(f"{k}={v:g}" for k, v in sorted(self.params.items()))
+        args = ",".join(
+            f"{k}={v:g}" if isinstance(v, (int, float)) else f"{k}={v}"
+            for k, v in sorted(self.params.items())
+            if v != _defaults(self.behaviour).get(k)
+        )
         return f"{self.member}={self.behaviour}" + (f":{args}" if args else "")
+
+
+def _defaults(behaviour: str) -> dict[str, float | int | str | None]:
+    return {p.name: p.default for p in BEHAVIOURS[behaviour].params}
 
 
 def parse_fault(text: str, n: int) -> FaultSpec:
@@ -84,7 +129,7 @@ def parse_fault(text: str, n: int) -> FaultSpec:
             f"fault {text!r}: unknown behaviour {name!r}; known: {', '.join(sorted(BEHAVIOURS))}"
         )
     known = {p.name: p for p in behaviour.params}
-    params: dict[str, float | int] = {}
+    params: dict[str, float | int | str] = {}
     for item in filter(None, (a.strip() for a in args.split(","))):
         key, eq, value = item.partition("=")
         param = known.get(key)
@@ -97,7 +142,7 @@ def parse_fault(text: str, n: int) -> FaultSpec:
             parsed = param.kind(value)
         except ValueError:
             raise ConfigError(f"fault {text!r}: {key} must be a {param.kind.__name__}") from None
-        if parsed < 0:
+        if isinstance(parsed, (int, float)) and not parsed >= 0:
             raise ConfigError(f"fault {text!r}: {key} must be >= 0")
         params[key] = parsed
     for param in behaviour.params:

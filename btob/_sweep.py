@@ -1,0 +1,420 @@
+"""Sweeps: many deterministic simulated runs over seeds, sizes, BRB kinds and fault mixes.
+
+A sweep runs every case in order and judges each by the checker (and, if asked, by
+completion). The first failure comes back with the ``btob sim`` command that replays it, and
+optionally a shrunk configuration (fewer messages, faults, network features) that still fails
+the same way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import attrs
+
+from btob._brb import BRB_KINDS
+from btob._errors import ConfigError
+from btob._settings import Settings
+from btob._sim import SimConfig, SimResult, simulate
+from faults._mix import SWARM, Mix, load_mixes, swarm_mix
+from faults._network import NetSpec
+
+__all__ = [
+    "SweepCase", "SweepOutcome", "SweepRow", "add_sweep_arguments", "format_sweep",
+    "run_sweep_command", "shrink_case", "sweep",
+]
+
+VIOLATION, INCOMPLETE = "violation", "incomplete"
+_DEFAULT_MAX_TIME = SimConfig().max_time
+
+
+@attrs.frozen
+class SweepCase:
+    """One run of a sweep: its configuration and the label of the mix it came from.
+
+    Swarm mixes are labelled ``"swarm"`` (not ``swarm-<seed>``) so their runs share a row.
+    """
+
+    config: SimConfig
+    mix: str
+
+
+@attrs.frozen
+class SweepRow:
+    """Totals over the runs of one (mix, n, brb) group.
+
+    ``evidence`` counts runs in which some honest member proved some member Byzantine;
+    ``view_changes`` is the sum over runs; ``wall_s`` the real seconds spent simulating.
+    """
+
+    mix: str
+    n: int
+    brb: str
+    runs: int
+    violations: int
+    incomplete: int
+    view_changes: int
+    evidence: int
+    wall_s: float
+
+
+@attrs.frozen
+class SweepOutcome:
+    """What a sweep found: a row per group, and the first failure (if any) with its replay.
+
+    ``failure`` is the first run with a checker violation, or failing that the first
+    incomplete run (when completion was required); ``failure_kind`` is ``"violation"`` or
+    ``"incomplete"``; ``replay`` the ``btob sim`` command that reruns it; ``shrunk`` a
+    smaller configuration failing the same way (when shrinking was asked for).
+    """
+
+    rows: tuple[SweepRow, ...]
+    failure: SimResult | None = None
+    failure_kind: str | None = None
+    replay: str | None = None
+    shrunk: SimConfig | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when no run failed."""
+        return self.failure is None
+
+    @property
+    def runs(self) -> int:
+        """Runs made in all."""
+        return sum(row.runs for row in self.rows)
+
+
+def _replay(config: SimConfig, kind: str | None = None) -> str:
+    """The ``btob sim`` command for ``config``, with what the CLI helper may leave out."""
+    from btob._cli import replay_command  # lazily: _cli will import this module
+
+    command = replay_command(config)
+    words = shlex.split(command)
+    extra: list[str] = []
+    if config.max_time != _DEFAULT_MAX_TIME and "--max-time" not in words:
+        extra += ["--max-time", f"{config.max_time:g}"]
+    if kind == INCOMPLETE and "--require-complete" not in words:
+        extra.append("--require-complete")
+    return command + (" " + shlex.join(extra) if extra else "")
+
+
+def _kind(result: SimResult, require_complete: bool) -> str | None:
+    if not result.ok:
+        return VIOLATION
+    if require_complete and not result.complete:
+        return INCOMPLETE
+    return None
+
+
+def _proved_byzantine(result: SimResult) -> bool:
+    members = result.logs.run.members
+    return any(s.evidence and members[s.member].honest for s in result.statistics)
+
+
+def _cases(
+    seeds: Sequence[int], sizes: Sequence[int], brbs: Sequence[str],
+    mixes: Sequence[str | Mix], *, messages: int, max_time: float, settings: Settings,
+) -> list[SweepCase]:
+    """Every case in run order (mix, n, brb, seed); every mix is resolved before any run."""
+    cases: list[SweepCase] = []
+    for source in mixes:
+        for n in sizes:
+            labelled: list[tuple[str, Mix | None]]  # None: a swarm mix drawn per seed
+            if isinstance(source, Mix):
+                labelled = [(source.name, source)]
+            elif source == SWARM:
+                labelled = [(SWARM, None)]
+            else:
+                labelled = [(mix.name, mix) for mix in load_mixes(source, n)]
+            for label, fixed in labelled:
+                for brb in brbs:
+                    for seed in seeds:
+                        mix = fixed if fixed is not None else swarm_mix(seed, n)
+                        faults, net = mix.resolve(n)
+                        config = SimConfig(
+                            n=n, seed=seed, messages=messages, brb=brb, faults=faults,
+                            net=net, max_time=max_time, settings=settings,
+                        )
+                        cases.append(SweepCase(config, label))
+    return cases
+
+
+def sweep(
+    *,
+    seeds: Sequence[int],
+    sizes: Sequence[int],
+    brbs: Sequence[str],
+    mixes: Sequence[str | Mix],
+    messages: int,
+    max_time: float = 60.0,
+    require_complete: bool = True,
+    stop_on_failure: bool = True,
+    shrink: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+    settings: Settings | None = None,
+) -> SweepOutcome:
+    """Simulate every (mix, n, brb, seed) case in that order, one after the other.
+
+    A mix is a :class:`Mix`, ``"swarm"`` (a fresh :func:`swarm_mix` per seed and size), or a
+    preset name or TOML file for :func:`load_mixes`. A run fails on a checker violation, or
+    when ``require_complete`` if it did not complete. With ``stop_on_failure`` the sweep ends
+    at the first failure; otherwise it runs everything and reports the first violation, or
+    failing that the first incomplete run. ``progress(done, total)`` is called after each
+    run. With ``shrink``, the failure is shrunk by :func:`shrink_case`.
+
+    Raises :class:`ConfigError` for a bad mix, size or BRB before any run starts.
+    """
+    cases = _cases(seeds, sizes, brbs, mixes, messages=messages, max_time=max_time,
+                   settings=settings if settings is not None else Settings())
+    totals: dict[tuple[str, int, str], list[float]] = {}
+    failure: SimResult | None = None
+    failure_kind: str | None = None
+    for done, case in enumerate(cases, start=1):
+        config = case.config
+        started = time.perf_counter()
+        result = simulate(config)
+        wall = time.perf_counter() - started
+        kind = _kind(result, require_complete)
+        row = totals.setdefault((case.mix, config.n, config.brb), [0, 0, 0, 0, 0, 0.0])
+        row[0] += 1
+        row[1] += not result.ok
+        row[2] += not result.complete
+        row[3] += len(result.view_changes)
+        row[4] += _proved_byzantine(result)
+        row[5] += wall
+        if progress is not None:
+            progress(done, len(cases))
+        # the first failure, except that a later violation outranks an incomplete run
+        if kind is not None and (failure is None or
+                                 (failure_kind == INCOMPLETE and kind == VIOLATION)):
+            failure, failure_kind = result, kind
+        if failure is not None and stop_on_failure:
+            break
+    rows = tuple(
+        SweepRow(mix=mix, n=n, brb=brb, runs=int(r[0]), violations=int(r[1]),
+                 incomplete=int(r[2]), view_changes=int(r[3]), evidence=int(r[4]),
+                 wall_s=r[5])
+        for (mix, n, brb), r in totals.items()
+    )
+    if failure is None:
+        return SweepOutcome(rows)
+    shrunk: SimConfig | None = None
+    if shrink:
+        if failure_kind == VIOLATION:
+            shrunk = shrink_case(failure.config)
+        else:
+            def still_incomplete(c: SimConfig) -> bool:
+                r = simulate(c)
+                return r.ok and not r.complete
+
+            # A shorter max_time would keep any run incomplete: keep the time limit.
+            shrunk = shrink_case(failure.config, still_incomplete, shrink_time=False)
+        if shrunk == failure.config:
+            shrunk = None
+    return SweepOutcome(rows, failure, failure_kind, _replay(failure.config, failure_kind),
+                        shrunk)
+
+
+def shrink_case(
+    config: SimConfig,
+    fails: Callable[[SimConfig], bool] | None = None,
+    *,
+    budget: int = 40,
+    shrink_time: bool = True,
+) -> SimConfig:
+    """A smaller configuration that still fails, found greedily (delta debugging).
+
+    ``config`` must fail; ``fails(c)`` says whether ``c`` still fails the same way (default:
+    the checker finds a violation). Steps, repeated until none is accepted: halve the
+    messages (down to 1), drop one fault at a time, drop network features (loss,
+    duplication, pre-GST jitter, partitions, one-way cuts), and with ``shrink_time`` halve
+    ``max_time`` (not below 1 s). A step is kept only if ``fails`` holds for it. At most
+    ``budget`` calls of ``fails`` (simulations) are made; the smallest failing configuration
+    found is returned.
+    """
+    still_fails = fails if fails is not None else _violates
+    tries = 0
+
+    def attempt(candidate: SimConfig) -> bool:
+        nonlocal tries, config
+        if tries >= budget or candidate == config:
+            return False
+        tries += 1
+        if still_fails(candidate):
+            config = candidate
+            return True
+        return False
+
+    def candidates() -> list[Callable[[SimConfig], SimConfig | None]]:
+        steps: list[Callable[[SimConfig], SimConfig | None]] = [_fewer_messages]
+        steps += [_drop_fault(i) for i in range(len(config.faults) - 1, -1, -1)]
+        steps += [_drop_net(field) for field in _NET_FEATURES
+                  if field in attrs.fields_dict(NetSpec)]
+        if shrink_time:
+            steps.append(_shorter_time)
+        return steps
+
+    progressed = True
+    while progressed and tries < budget:
+        progressed = False
+        for step in candidates():
+            # repeat a step while it keeps being accepted (halving, dropping)
+            while tries < budget:
+                candidate = step(config)
+                if candidate is None or not attempt(candidate):
+                    break
+                progressed = True
+    return config
+
+
+def _violates(config: SimConfig) -> bool:
+    return not simulate(config).ok
+
+
+def _fewer_messages(config: SimConfig) -> SimConfig | None:
+    if config.messages <= 1:
+        return None
+    return attrs.evolve(config, messages=max(1, config.messages // 2))
+
+
+def _shorter_time(config: SimConfig) -> SimConfig | None:
+    if config.max_time <= 1.0:
+        return None
+    return attrs.evolve(config, max_time=max(1.0, config.max_time / 2))
+
+
+def _drop_fault(index: int) -> Callable[[SimConfig], SimConfig | None]:
+    def step(config: SimConfig) -> SimConfig | None:
+        if index >= len(config.faults):
+            return None
+        return attrs.evolve(config, faults=config.faults[:index] + config.faults[index + 1:])
+
+    return step
+
+
+_NET_FEATURES = ("loss", "dup", "pre_gst_delay", "partitions", "cuts")
+"""NetSpec fields a shrink step resets to their default (those NetSpec has)."""
+
+
+def _drop_net(field: str) -> Callable[[SimConfig], SimConfig | None]:
+    default = attrs.fields_dict(NetSpec)[field].default
+
+    def step(config: SimConfig) -> SimConfig | None:
+        if getattr(config.net, field) == default:
+            return None
+        changes: dict[str, Any] = {field: default}
+        return attrs.evolve(config, net=attrs.evolve(config.net, **changes))
+
+    return step
+
+
+# ---------------------------------------------------------------------------------------------
+# output and command line
+
+
+def format_sweep(outcome: SweepOutcome) -> str:
+    """The sweep's table, then ``sweep: PASS (R runs)`` or the failure and its replay."""
+    header = (f"{'mix':<24} {'n':>3} {'brb':<8} {'runs':>5} {'violations':>10} "
+              f"{'incomplete':>10} {'view changes':>12} {'evidence':>8} {'seconds':>8}")
+    lines = [header, "-" * len(header)]
+    for r in outcome.rows:
+        lines.append(
+            f"{r.mix:<24} {r.n:>3} {r.brb:<8} {r.runs:>5} {r.violations:>10} "
+            f"{r.incomplete:>10} {r.view_changes:>12} {r.evidence:>8} {r.wall_s:>8.2f}"
+        )
+    failure = outcome.failure
+    if failure is None:
+        lines.append(f"sweep: PASS ({outcome.runs} runs)")
+        return "\n".join(lines)
+    config = failure.config
+    lines.append(
+        f"sweep: FAIL ({outcome.failure_kind}) at n={config.n} brb={config.brb} "
+        f"seed={config.seed} after {outcome.runs} runs"
+    )
+    if outcome.failure_kind == INCOMPLETE:
+        lines.append(f"  the run did not complete within {config.max_time:g} virtual seconds "
+                     f"(stopped at {failure.virtual_time:.3f} s)")
+    violations = failure.report.violations
+    for violation in violations[:5]:
+        lines.append(f"  VIOLATION {violation}")
+    if failure.report.violation_count > 5:
+        lines.append(f"  ... {failure.report.violation_count - 5} more violations")
+    lines.append(f"replay    {outcome.replay}")
+    if outcome.shrunk is not None:
+        lines.append(f"shrunk    {_replay(outcome.shrunk, outcome.failure_kind)}")
+    return "\n".join(lines)
+
+
+def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``btob sweep`` options to ``parser`` (read back by :func:`run_sweep_command`)."""
+    parser.add_argument("--seeds", type=int, default=100, metavar="N",
+                        help="seeds per case (default 100)")
+    parser.add_argument("--first-seed", type=int, default=0, metavar="S",
+                        help="first seed (default 0)")
+    parser.add_argument("--n", default="4", metavar="4,7", help="cluster sizes (default 4)")
+    parser.add_argument("--brb", default="bracha", metavar=",".join(BRB_KINDS),
+                        help="BRB kinds (default bracha)")
+    parser.add_argument("--mix", action="append", default=None, metavar="NAME|FILE|swarm",
+                        help="fault mix: a preset, a TOML file or swarm (repeatable; "
+                             "default none)")
+    parser.add_argument("--messages", type=int, default=50, help="payloads per run (default 50)")
+    parser.add_argument("--max-time", type=float, default=30.0,
+                        help="virtual seconds per run (default 30)")
+    parser.add_argument("--keep-going", action="store_true",
+                        help="run every case instead of stopping at the first failure")
+    parser.add_argument("--allow-incomplete", action="store_true",
+                        help="an incomplete run is not a failure (safety only)")
+    parser.add_argument("--shrink", action="store_true",
+                        help="shrink the failing case to a smaller one that still fails")
+
+
+def _int_list(option: str, text: str) -> list[int]:
+    try:
+        values = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise ConfigError(f"{option} {text!r}: expected comma-separated integers") from None
+    if not values:
+        raise ConfigError(f"{option} {text!r}: expected at least one value")
+    return values
+
+
+def run_sweep_command(args: argparse.Namespace) -> int:
+    """Run ``btob sweep`` from parsed arguments: a progress bar, then the table and verdict.
+
+    Returns 0 if every run passed, 1 on a failure. Raises :class:`ConfigError` on bad input.
+    """
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    if args.seeds < 1:
+        raise ConfigError(f"--seeds {args.seeds}: need at least one seed")
+    if args.max_time <= 0:
+        raise ConfigError(f"--max-time {args.max_time:g}: must be positive")
+    sizes = _int_list("--n", args.n)
+    brbs = [b.strip() for b in args.brb.split(",") if b.strip()]
+    unknown = [b for b in brbs if b not in BRB_KINDS]
+    if unknown or not brbs:
+        raise ConfigError(f"--brb {args.brb!r}: choose from {', '.join(BRB_KINDS)}")
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    mixes: list[str | Mix] = list(args.mix or ["none"])
+    with Progress("sweep", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  transient=True, console=Console(stderr=True)) as bar:
+        task = bar.add_task("sweep", total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        outcome = sweep(
+            seeds=seeds, sizes=sizes, brbs=brbs, mixes=mixes, messages=args.messages,
+            max_time=args.max_time, require_complete=not args.allow_incomplete,
+            stop_on_failure=not args.keep_going, shrink=args.shrink, progress=progress,
+        )
+    print(format_sweep(outcome))
+    sys.stdout.flush()
+    return 0 if outcome.ok else 1

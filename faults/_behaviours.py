@@ -1,0 +1,443 @@
+"""Fault behaviours as wrappers around one member's inputs and outputs.
+
+A behaviour never edits a core: it decides which frames its member receives and when, and it
+rewrites, delays, drops or adds outgoing frames. Byzantine behaviours hold the member's real
+signing key (through :class:`FaultContext`), so their lies are validly signed - as ByzzFuzz
+re-signs its mutations - unless forgery is the point. The same wrappers serve the simulator
+and, later, the TCP runtime: they only see frames, time and a seeded random source.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from collections.abc import Callable
+
+import attrs
+
+from btob._settings import Settings
+from btob._wire import (
+    Batch,
+    BatchRef,
+    Checkpoint,
+    Echo,
+    Message,
+    NewView,
+    Order,
+    OrderEcho,
+    Send,
+    Signed,
+    ViewChange,
+)
+from faults._spec import FaultSpec
+
+__all__ = ["FaultContext", "ProcessFault", "make_fault"]
+
+Outgoing = list[tuple[int, bytes, float]]
+"""(destination, frame, extra delay in seconds) triples."""
+
+
+@attrs.define
+class FaultContext:
+    """What a behaviour may use: its member's identity and key, a seeded random source, time."""
+
+    member: int
+    n: int
+    rng: random.Random
+    settings: Settings
+    resign: Callable[[Message], bytes]
+    """The frame of ``message`` validly signed by this member."""
+    resign_for_cluster: Callable[[Message, bytes], bytes]
+    """The frame of ``message`` signed by this member for another cluster id."""
+    now: float = 0.0
+
+    def others(self) -> list[int]:
+        """Every member but this one."""
+        return [m for m in range(self.n) if m != self.member]
+
+
+class ProcessFault:
+    """Base behaviour: passes everything through. Subclasses override the hooks they need."""
+
+    byzantine = False
+
+    def __init__(self, spec: FaultSpec, ctx: FaultContext) -> None:
+        self.spec = spec
+        self.ctx = ctx
+
+    def param(self, name: str) -> float:
+        """A numeric parameter."""
+        value = self.spec.params[name]
+        assert not isinstance(value, str)
+        return float(value)
+
+    def text(self, name: str) -> str:
+        """A text parameter."""
+        return str(self.spec.params[name])
+
+    def crash_on_send(self, kind: str) -> bool:
+        """True if the member crashes instead of sending a frame of ``kind`` now."""
+        return False
+
+    def hold_until(self) -> float | None:
+        """While paused, the time processing resumes; None when running."""
+        return None
+
+    def processing_delay(self) -> float:
+        """Seconds each event takes to process."""
+        return 0.0
+
+    def incoming(self, source: int, frame: bytes) -> bool:
+        """False to drop a frame from ``source`` before the member sees it."""
+        return True
+
+    def outgoing(self, dest: int, frame: bytes, signed: Signed) -> Outgoing:
+        """What actually leaves for ``dest`` in place of ``frame``."""
+        return [(dest, frame, 0.0)]
+
+    def tick(self) -> list[tuple[int, bytes]]:
+        """Frames to inject on their own initiative at each tick."""
+        return []
+
+
+class Crash(ProcessFault):
+    """Crash at a time, after k frames sent, or on reaching a protocol step."""
+
+    def __init__(self, spec: FaultSpec, ctx: FaultContext) -> None:
+        super().__init__(spec, ctx)
+        self.sent = 0
+
+    @property
+    def timed(self) -> bool:
+        """True when only the time matters (the simulator schedules the crash itself)."""
+        return not self.param("after") and not self.text("step")
+
+    def crash_on_send(self, kind: str) -> bool:
+        if self.timed or self.ctx.now < self.param("at"):
+            return False
+        self.sent += 1
+        after, step = self.param("after"), self.text("step")
+        return bool((after and self.sent > after) or (step and kind == step))
+
+
+class Pause(ProcessFault):
+    """Stops processing between ``at`` and ``at + for``; queued events are handled after."""
+
+    def hold_until(self) -> float | None:
+        start = self.param("at")
+        end = start + self.param("for")
+        return end if start <= self.ctx.now < end else None
+
+
+class Slow(ProcessFault):
+    """A slow CPU: every event costs ``delay`` seconds."""
+
+    def processing_delay(self) -> float:
+        return self.param("delay")
+
+
+class Omission(ProcessFault):
+    """Drops sent and/or received messages with probability p, by peer and kind."""
+
+    byzantine = True
+
+    def __init__(self, spec: FaultSpec, ctx: FaultContext) -> None:
+        super().__init__(spec, ctx)
+        peers = self.text("to")
+        self.peers = None if peers == "all" else {int(p) for p in peers.split("+") if p}
+
+    def _hits(self, peer: int, kind: str) -> bool:
+        if self.peers is not None and peer not in self.peers:
+            return False
+        if self.text("kinds") and not kind.startswith(self.text("kinds")):
+            return False
+        return self.ctx.rng.random() < self.param("p")
+
+    def incoming(self, source: int, frame: bytes) -> bool:
+        if self.text("dir") not in ("recv", "both"):
+            return True
+        return not self._hits(source, "")
+
+    def outgoing(self, dest: int, frame: bytes, signed: Signed) -> Outgoing:
+        if self.text("dir") in ("send", "both") and self._hits(dest, signed.kind):
+            return []
+        return [(dest, frame, 0.0)]
+
+
+class Silent(ProcessFault):
+    """Receives and computes, never speaks."""
+
+    byzantine = True
+
+    def outgoing(self, dest: int, frame: bytes, signed: Signed) -> Outgoing:
+        return []
+
+
+class _Split(ProcessFault):
+    """Shared by equivocators: per instance, a random half of the members gets the lie."""
+
+    byzantine = True
+
+    def __init__(self, spec: FaultSpec, ctx: FaultContext) -> None:
+        super().__init__(spec, ctx)
+        self._splits: dict[object, frozenset[int]] = {}
+        self._lies: dict[bytes, bytes] = {}
+
+    def lied_to(self, instance: object) -> frozenset[int]:
+        split = self._splits.get(instance)
+        if split is None:
+            others = self.ctx.others()
+            chosen = self.ctx.rng.sample(others, len(others) // 2)
+            act = self.ctx.rng.random() < self.param("p")
+            split = self._splits[instance] = frozenset(chosen if act else ())
+            if len(self._splits) > 4096:
+                self._splits.pop(next(iter(self._splits)))
+        return split
+
+    def lie(self, frame: bytes, make: Callable[[], Message]) -> bytes:
+        lie = self._lies.get(frame)
+        if lie is None:
+            lie = self._lies[frame] = self.ctx.resign(make())
+            if len(self._lies) > 4096:
+                self._lies.pop(next(iter(self._lies)))
+        return lie
+
+
+class Equivocate(_Split):
+    """Different batches (as origin) or different ORDERs (as sequencer) to two halves."""
+
+    def outgoing(self, dest: int, frame: bytes, signed: Signed) -> Outgoing:
+        message = signed.message
+        if isinstance(message, Send) and dest in self.lied_to(("send", message.counter)):
+            batch = message.batch
+            other = Batch(batch.first_counter, tuple(p + b"~" for p in batch.payloads))
+            return [(dest, self.lie(frame, lambda: Send(message.counter, other)), 0.0)]
+        if isinstance(message, Order) and dest in self.lied_to(("order", message.view,
+                                                                 message.slot)):
+            def other_order() -> Order:
+                refs = message.refs
+                if len(refs) > 1:
+                    return Order(message.view, message.slot, refs[:-1])
+                ref = refs[0]
+                fake = BatchRef(ref.origin, ref.counter, self.ctx.rng.randbytes(32))
+                return Order(message.view, message.slot, (fake,))
+            return [(dest, self.lie(frame, other_order), 0.0)]
+        return [(dest, frame, 0.0)]
+
+
+class VoteEquivocate(_Split):
+    """ECHO and READY votes for a made-up digest to half the members."""
+
+    def outgoing(self, dest: int, frame: bytes, signed: Signed) -> Outgoing:
+        message = signed.message
+        if isinstance(message, (Echo, OrderEcho)):
+            key = (type(message).__name__, *attrs.astuple(message)[:-1])
+            if dest in self.lied_to(key):
+                fake = self.ctx.rng.randbytes(32)
+                return [(dest, self.lie(frame, lambda: attrs.evolve(message, digest=fake)),
+                         0.0)]
+        return [(dest, frame, 0.0)]
+
+
+class _Recorder(ProcessFault):
+    """Keeps the latest frames it sent and received, boundedly, for later misuse."""
+
+    byzantine = True
+
+    def __init__(self, spec: FaultSpec, ctx: FaultContext) -> None:
+        super().__init__(spec, ctx)
+        self.seen: deque[tuple[bytes, Signed | None]] = deque(maxlen=256)
+
+    def incoming(self, source: int, frame: bytes) -> bool:
+        self.seen.append((frame, None))
+        return True
+
+    def outgoing(self, dest: int, frame: bytes, signed: Signed) -> Outgoing:
+        if not self.seen or self.seen[-1][0] is not frame:
+            self.seen.append((frame, signed))
+        return [(dest, frame, 0.0)]
+
+    def _count(self) -> int:
+        return int(self.param("k"))
+
+
+class Forge(_Recorder):
+    """Frames with broken signatures and frames claiming another member's identity."""
+
+    def tick(self) -> list[tuple[int, bytes]]:
+        own = [s for _, s in self.seen if s is not None]
+        out: list[tuple[int, bytes]] = []
+        rng = self.ctx.rng
+        for _ in range(self._count() if own else 0):
+            signed = rng.choice(own)
+            dest = rng.choice(self.ctx.others())
+            if rng.random() < 0.5:
+                broken = bytearray(signed.signature)
+                broken[rng.randrange(64)] ^= 0xFF
+                forged = Signed(signed.sender, signed.message, signed.body, bytes(broken))
+            else:
+                victim = rng.choice(self.ctx.others())  # claim to be someone else
+                forged = Signed(victim, signed.message, signed.body, signed.signature)
+            out.append((dest, forged.to_frame()))
+        return out
+
+
+class Replay(_Recorder):
+    """Old frames again, and its own messages signed for another cluster."""
+
+    def tick(self) -> list[tuple[int, bytes]]:
+        out: list[tuple[int, bytes]] = []
+        rng = self.ctx.rng
+        for _ in range(self._count() if self.seen else 0):
+            frame, signed = rng.choice(self.seen)
+            dest = rng.choice(self.ctx.others())
+            if signed is not None and rng.random() < 0.3:
+                frame = self.ctx.resign_for_cluster(signed.message, b"another-cluster")
+            out.append((dest, frame))
+        return out
+
+
+class Garbage(_Recorder):
+    """Random bytes, truncated frames and, now and then, an oversized frame."""
+
+    def tick(self) -> list[tuple[int, bytes]]:
+        out: list[tuple[int, bytes]] = []
+        rng = self.ctx.rng
+        for _ in range(self._count()):
+            dest = rng.choice(self.ctx.others())
+            roll = rng.random()
+            if roll < 0.02:
+                frame = b"\xc6" + (2**31).to_bytes(4, "big") + rng.randbytes(64)  # claims 2 GiB
+            elif roll < 0.5 and self.seen:
+                real = rng.choice(self.seen)[0]
+                frame = real[: rng.randrange(len(real))]
+            else:
+                frame = rng.randbytes(rng.randrange(1, 200))
+            out.append((dest, frame))
+        return out
+
+
+_NUMERIC = ("view", "slot", "counter", "upto", "next_slot", "first_counter")
+
+
+class Mutate(_Recorder):
+    """Small-scope mutations of real messages, validly re-signed (ByzzFuzz)."""
+
+    def outgoing(self, dest: int, frame: bytes, signed: Signed) -> Outgoing:
+        super().outgoing(dest, frame, signed)
+        rng = self.ctx.rng
+        if rng.random() >= self.param("p"):
+            return [(dest, frame, 0.0)]
+        message = signed.message
+        fields = [f for f in _NUMERIC if hasattr(message, f)]
+        if isinstance(message, Send) and rng.random() < 0.3:
+            earlier = [s.message for _, s in self.seen
+                       if s is not None and isinstance(s.message, Send) and s.message != message]
+            if earlier:
+                old = rng.choice(earlier)
+                assert isinstance(old, Send)
+                mutated: Message = attrs.evolve(message, batch=attrs.evolve(
+                    message.batch, payloads=old.batch.payloads))
+                return [(dest, self.ctx.resign(mutated), 0.0)]
+        if not fields:
+            return [(dest, frame, 0.0)]
+        name = rng.choice(fields)
+        value = max(0, getattr(message, name) + rng.choice((-1, 1)))
+        mutated = attrs.evolve(message, **{name: value})
+        return [(dest, self.ctx.resign(mutated), 0.0)]
+
+
+class Censor(ProcessFault):
+    """As sequencer, removes one origin's batches from every ORDER."""
+
+    byzantine = True
+
+    def outgoing(self, dest: int, frame: bytes, signed: Signed) -> Outgoing:
+        message = signed.message
+        if not isinstance(message, Order):
+            return [(dest, frame, 0.0)]
+        victim = int(self.param("origin"))
+        refs = tuple(r for r in message.refs if r.origin != victim)
+        if len(refs) == len(message.refs):
+            return [(dest, frame, 0.0)]
+        if not refs:
+            return []
+        return [(dest, self.ctx.resign(attrs.evolve(message, refs=refs)), 0.0)]
+
+
+class Stall(ProcessFault):
+    """As sequencer, holds each ORDER just under the view-change timeout."""
+
+    byzantine = True
+
+    def outgoing(self, dest: int, frame: bytes, signed: Signed) -> Outgoing:
+        if isinstance(signed.message, Order):
+            wait = self.param("fraction") * self.ctx.settings.view_change_timeout_s
+            return [(dest, frame, wait)]
+        return [(dest, frame, 0.0)]
+
+
+class Flood(ProcessFault):
+    """Validly signed messages for far-future slots, views and checkpoints, oversized batches."""
+
+    byzantine = True
+
+    def tick(self) -> list[tuple[int, bytes]]:
+        rng = self.ctx.rng
+        settings = self.ctx.settings
+        out: list[tuple[int, bytes]] = []
+        for _ in range(int(self.param("k"))):
+            far = rng.randrange(10**6, 10**9)
+            fake = BatchRef(rng.randrange(self.ctx.n), far, rng.randbytes(32))
+            choice = rng.randrange(5)
+            message: Message
+            if choice == 0:
+                message = Order(rng.randrange(3), far, (fake,))
+            elif choice == 1:
+                message = OrderEcho(0, far, rng.randbytes(32))
+            elif choice == 2:
+                message = ViewChange(far, None, ())
+            elif choice == 3:
+                message = Checkpoint(far * settings.checkpoint_interval, rng.randbytes(32))
+            else:
+                payloads = tuple(b"x" for _ in range(settings.batch_payloads_max + 1))
+                message = Send(rng.randrange(64), Batch(0, payloads))
+            frame = self.ctx.resign(message)
+            out += [(dest, frame) for dest in self.ctx.others()]
+        return out
+
+
+class LieViewChange(ProcessFault):
+    """VIEW-CHANGEs without its prepared certificates; NEW-VIEWs that null every slot."""
+
+    byzantine = True
+
+    def outgoing(self, dest: int, frame: bytes, signed: Signed) -> Outgoing:
+        message = signed.message
+        if isinstance(message, ViewChange) and message.prepared:
+            return [(dest, self.ctx.resign(attrs.evolve(message, prepared=())), 0.0)]
+        if isinstance(message, NewView) and any(r.refs for r in message.reproposals):
+            nulled = tuple(attrs.evolve(r, refs=()) for r in message.reproposals)
+            return [(dest, self.ctx.resign(attrs.evolve(message, reproposals=nulled)), 0.0)]
+        return [(dest, frame, 0.0)]
+
+
+class Twins(ProcessFault):
+    """Marker: the simulator runs two instances with this key (see ``btob._sim``)."""
+
+    byzantine = True
+
+
+_CLASSES: dict[str, type[ProcessFault]] = {
+    "crash": Crash, "pause": Pause, "slow": Slow, "omission": Omission, "silent": Silent,
+    "equivocate": Equivocate, "vote-equivocate": VoteEquivocate, "forge": Forge,
+    "replay": Replay, "garbage": Garbage, "mutate": Mutate, "censor": Censor, "stall": Stall,
+    "flood": Flood, "lie-viewchange": LieViewChange, "twins": Twins,
+}
+
+
+def make_fault(spec: FaultSpec, ctx: FaultContext) -> ProcessFault:
+    """The behaviour object for ``spec``."""
+    fault = _CLASSES[spec.behaviour](spec, ctx)
+    assert fault.byzantine == spec.byzantine, spec.behaviour
+    return fault

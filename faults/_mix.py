@@ -1,0 +1,264 @@
+"""Fault mixes: named sets of process faults plus a network spec, and random "swarm" mixes.
+
+A :class:`Mix` keeps its faults and network as the same strings ``--fault`` and ``--net``
+accept, so a mix reads like the command line that replays it; :meth:`Mix.resolve` parses them
+for a cluster of a given size. Mixes come from the built-in :data:`PRESETS`, from TOML files
+(:func:`load_mixes`) or are drawn at random from a seed (:func:`swarm_mix`).
+"""
+
+from __future__ import annotations
+
+import random
+import tomllib
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from types import MappingProxyType
+
+import attrs
+
+from crypto._errors import ConfigError
+from faults import _spec
+from faults._network import NetSpec, parse_net
+from faults._spec import Behaviour, FaultSpec, Param, parse_fault
+
+__all__ = ["PRESETS", "SWARM", "Mix", "load_mixes", "swarm_mix"]
+
+SWARM = "swarm"
+"""The mix source that stands for one random mix per (seed, n); see :func:`swarm_mix`."""
+
+
+def _strings(value: Iterable[str]) -> tuple[str, ...]:
+    return tuple(value)
+
+
+@attrs.frozen
+class Mix:
+    """A named fault mix: ``--fault`` strings for some members and a ``--net`` string.
+
+    ``faults`` holds specs such as ``"0=crash:at=0.3"`` or ``"2=silent"``; ``net`` holds
+    ``key=value,...`` as ``--net`` takes it, or ``""`` for the default network.
+    """
+
+    name: str
+    faults: tuple[str, ...] = attrs.field(default=(), converter=_strings)
+    net: str = ""
+
+    def resolve(self, n: int) -> tuple[tuple[FaultSpec, ...], NetSpec]:
+        """The parsed faults and network for a cluster of ``n`` members.
+
+        Raises :class:`ConfigError`, naming the mix, if a spec does not parse for ``n``
+        members (an id ``>= n``, an unknown behaviour or key, a bad value), if two faults
+        target one member, or if more members are Byzantine than ``n`` tolerates.
+        """
+        try:
+            if n < 1:
+                raise ConfigError(f"a cluster needs at least 1 member, got n={n}")
+            specs = tuple(parse_fault(text, n) for text in self.faults)
+            net = parse_net(self.net, n) if self.net.strip() else NetSpec()
+            members = [spec.member for spec in specs]
+            if len(set(members)) != len(members):
+                raise ConfigError("at most one fault per member")
+            byzantine = sum(1 for spec in specs if spec.byzantine)
+            if byzantine > (n - 1) // 3:
+                raise ConfigError(
+                    f"{byzantine} Byzantine members exceed f={(n - 1) // 3} for n={n}"
+                )
+        except ConfigError as exc:
+            raise ConfigError(f"mix {self.name!r}: {exc}") from None
+        return specs, net
+
+    def describe(self) -> str:
+        """One line: the name, the faults and the network, in command-line syntax."""
+        faults = " ".join(self.faults) or "no faults"
+        net = self.net or "default network"
+        return f"{self.name}: {faults}; {net}"
+
+
+_LOSSY = "loss=0.05,dup=0.02,delay=0.001-0.03,gst=1.5,jitter=0.02"
+
+PRESETS: Mapping[str, Mix] = MappingProxyType({
+    mix.name: mix
+    for mix in (
+        # one line per preset: Mix(name, faults, net)
+        Mix("none"),
+        Mix("crash-sequencer", ("0=crash:at=0.3",)),
+        Mix("crash-member", ("2=crash:at=0.2",)),
+        Mix("silent-sequencer", ("0=silent",)),
+        Mix("lossy", (), _LOSSY),
+        Mix("partition", (), "partition=0.1-1.5:0|1+2+3"),  # needs n >= 4
+        Mix("lossy-crash-sequencer", ("0=crash:at=0.3",), _LOSSY),
+    )
+})
+"""The built-in mixes by name; ``--mix NAME`` picks one. Each uses member ids below 4."""
+
+
+# ---------------------------------------------------------------------------------------------
+# TOML files
+
+_KEYS = ("name", "faults", "net")
+
+
+def _mix_from_table(table: object, path: Path, label: str) -> Mix:
+    """One mix from a TOML table; ``label`` says where it is (for messages)."""
+    if not isinstance(table, dict):
+        raise ConfigError(f"mix file {path}: {label} is not a table")
+    name = table.get("name")
+    if name is None:
+        raise ConfigError(f"mix file {path}: {label} has no name")
+    if not isinstance(name, str) or not name.strip():
+        raise ConfigError(f"mix file {path}: {label}: name must be a non-empty string")
+    where = f"mix file {path}: mix {name!r}"
+    unknown = sorted(set(table) - set(_KEYS))
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(_KEYS)}"
+        )
+    faults = table.get("faults", [])
+    if not isinstance(faults, list) or not all(isinstance(x, str) for x in faults):
+        raise ConfigError(f"{where}: faults must be a list of strings like \"0=crash:at=0.3\"")
+    net = table.get("net", "")
+    if not isinstance(net, str):
+        raise ConfigError(f"{where}: net must be a string like \"loss=0.05,gst=1\"")
+    return Mix(name, tuple(faults), net)
+
+
+def _load_file(path: Path, n: int) -> list[Mix]:
+    try:
+        with path.open("rb") as stream:
+            data = tomllib.load(stream)
+    except OSError as exc:
+        raise ConfigError(f"mix file {path}: cannot read it: {exc.strerror or exc}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"mix file {path}: not valid TOML: {exc}") from None
+    if "mix" in data:
+        extra = sorted(set(data) - {"mix"})
+        if extra:
+            raise ConfigError(
+                f"mix file {path}: top-level key(s) {', '.join(extra)} beside [[mix]] tables"
+            )
+        tables = data["mix"]
+        if not isinstance(tables, list) or not tables:
+            raise ConfigError(f"mix file {path}: 'mix' must be a non-empty array of tables")
+        mixes = [_mix_from_table(t, path, f"mix #{i + 1}") for i, t in enumerate(tables)]
+    elif data:
+        mixes = [_mix_from_table(data, path, "the mix")]
+    else:
+        raise ConfigError(f"mix file {path}: no mix (expected name, faults, net or [[mix]])")
+    seen: set[str] = set()
+    for mix in mixes:
+        if mix.name in seen:
+            raise ConfigError(f"mix file {path}: mix {mix.name!r} is defined twice")
+        seen.add(mix.name)
+        try:
+            mix.resolve(n)
+        except ConfigError as exc:
+            raise ConfigError(f"mix file {path}: {exc}") from None
+    return mixes
+
+
+def load_mixes(source: str, n: int) -> list[Mix]:
+    """The mixes ``source`` names, each checked against a cluster of ``n`` members.
+
+    ``source`` is a preset name (presets win over a file of the same name) or the path of a
+    TOML file holding either one mix as top-level ``name``, ``faults`` (a list of
+    ``--fault`` strings) and ``net`` (a ``--net`` string) keys, or several as ``[[mix]]``
+    tables with those keys. ``faults`` and ``net`` are optional; ``name`` is required.
+
+    Raises :class:`ConfigError` for ``"swarm"`` (a swarm mix needs a seed: use
+    :func:`swarm_mix`), for an unknown preset that is not a file, and for a file that is
+    missing, unreadable, not TOML, or holds a bad mix; the message names the file and mix.
+    """
+    if source == SWARM:
+        raise ConfigError("mix 'swarm' is drawn per seed: use swarm_mix(seed, n)")
+    preset = PRESETS.get(source)
+    if preset is not None:
+        preset.resolve(n)
+        return [preset]
+    path = Path(source)
+    if not path.exists() and path.suffix != ".toml" and len(path.parts) == 1:
+        raise ConfigError(
+            f"mix {source!r} is neither a preset ({', '.join(PRESETS)}, {SWARM}) nor a file"
+        )
+    return _load_file(path, n)
+
+
+# ---------------------------------------------------------------------------------------------
+# swarm mixes
+
+
+def _is_probability(name: str) -> bool:
+    return name == "p" or name.endswith("_p")
+
+
+def _drawable(param: Param) -> bool:
+    kind: type[object] = param.kind
+    if kind is float and (param.name == "at" or _is_probability(param.name)):
+        return True
+    return param.default is not None
+
+
+def _draw(param: Param, rng: random.Random) -> str:
+    """One value for ``param`` in ``--fault`` syntax."""
+    kind: type[object] = param.kind
+    if kind is float and param.name == "at":
+        return f"{round(rng.uniform(0.0, 1.0), 3):g}"
+    if kind is float and _is_probability(param.name):
+        return f"{round(rng.uniform(0.05, 0.5), 3):g}"
+    default: object = param.default
+    if isinstance(default, float):
+        return f"{default:g}"
+    return str(default)
+
+
+def _swarmable(behaviour: Behaviour) -> bool:
+    return bool(getattr(behaviour, "swarm", True)) and all(
+        _drawable(p) for p in behaviour.params
+    )
+
+
+def swarm_mix(seed: int, n: int, *, behaviours: Mapping[str, Behaviour] | None = None) -> Mix:
+    """A random mix, the same for the same ``(seed, n)``, named ``swarm-<seed>``.
+
+    Draws from ``random.Random(f"swarm/{seed}/{n}")``: between 0 and f = (n-1)//3 faulty
+    members with distinct ids (member 0, the first sequencer, among them about one time in
+    three), each with a behaviour from ``behaviours`` (default: the live
+    :data:`faults.BEHAVIOURS`, read at call time). Behaviours with ``swarm = False``, or with
+    a required parameter that cannot be drawn, are skipped. Parameters: a float ``at`` is a
+    time in [0, 1], a float ``p`` or ``*_p`` a probability in [0.05, 0.5], anything else its
+    default (an empty string is left out). The network has loss (0.02, 0.05 or 0.1, before a
+    GST of 1 or 2 s) half the time, duplication 0 or 0.02, a latency bound of 5, 20 or 50 ms,
+    and one time in four a partition isolating one member for a while before GST.
+    """
+    registry = _spec.BEHAVIOURS if behaviours is None else behaviours
+    rng = random.Random(f"swarm/{seed}/{n}")
+    names = sorted(name for name, b in registry.items() if _swarmable(b))
+    f = max(n - 1, 0) // 3
+    k = rng.randint(0, f) if names else 0
+    if k and rng.random() < 1 / 3:
+        members = [0, *rng.sample(range(1, n), k - 1)]
+    else:
+        members = rng.sample(range(1, n), k)
+    faults = []
+    for member in sorted(members):
+        behaviour = registry[rng.choice(names)]
+        drawn = ((p.name, _draw(p, rng)) for p in behaviour.params)
+        args = ",".join(f"{name}={value}" for name, value in drawn if value != "")
+        faults.append(f"{member}={behaviour.name}" + (f":{args}" if args else ""))
+
+    net: list[str] = []
+    gst: float | None = None
+    if rng.random() < 1 / 2:
+        gst = rng.choice([1.0, 2.0])
+        net += [f"loss={rng.choice([0.02, 0.05, 0.1]):g}", f"gst={gst:g}"]
+    dup = rng.choice([0.0, 0.02])
+    if dup:
+        net.append(f"dup={dup:g}")
+    net.append(f"delay=0.001-{rng.choice([0.005, 0.02, 0.05]):g}")
+    if n >= 2 and rng.random() < 1 / 4:
+        if gst is None:
+            gst = rng.choice([1.0, 2.0])
+            net.append(f"gst={gst:g}")
+        start = round(rng.uniform(0.0, gst / 2), 2)
+        end = round(rng.uniform(start + 0.1, gst), 2)
+        net.append(f"partition={start:g}-{end:g}:{rng.randrange(n)}")
+    return Mix(f"swarm-{seed}", tuple(faults), ",".join(net))
