@@ -134,18 +134,21 @@ class _BrbBase:
                     self.outbox.send(dest, item)
 
     def _vote(self, votes: dict[int, Signed], signed: Signed, key: bytes,
-              mine: bytes | None = None) -> bool:
+              inst: _Instance | None = None, mine: bytes | None = None) -> bool:
         """Record ``signed`` as its sender's vote; False if it repeats or contradicts one.
 
         A first vote for a digest other than ``mine`` (the value this member holds) means
-        someone equivocates; it is forwarded once to everyone, so that a member the voter
-        told something else holds both signed votes as evidence.
+        someone equivocates: the vote is forwarded once to everyone, and the origin's SEND
+        held here goes to the voter, so that whoever was told something else holds two
+        conflicting signed messages as evidence.
         """
         previous = votes.get(signed.sender)
         if previous is None:
             votes[signed.sender] = signed
             if mine is not None and key != mine and signed.sender != self.member:
                 self.outbox.send(None, signed)
+                if inst is not None and inst.send is not None:
+                    self.outbox.send(signed.sender, inst.send)
             return True
         if _digest_of(previous) != key:
             self.outbox.evidence.append(Evidence(signed.sender, previous, signed))
@@ -237,14 +240,14 @@ class BrachaBroadcast(_BrbBase):
 
     def _on_echo(self, signed: Signed, message: Echo, now: float) -> None:
         inst = self._instance(message.origin, message.counter)
-        if inst is None or not self._vote(inst.echoes, signed, message.digest, inst.digest):
+        if inst is None or not self._vote(inst.echoes, signed, message.digest, inst, inst.digest):
             return
         self._progress(inst, message.origin, message.counter, now)
 
     def _on_ready(self, signed: Signed, message: Ready, now: float) -> None:
         inst = self._instance(message.origin, message.counter)
         mine = inst.ready_sent or inst.digest if inst is not None else None
-        if inst is None or not self._vote(inst.readies, signed, message.digest, mine):
+        if inst is None or not self._vote(inst.readies, signed, message.digest, inst, mine):
             return
         self._progress(inst, message.origin, message.counter, now)
 

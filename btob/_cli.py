@@ -12,7 +12,8 @@ from btob._brb import BRB_KINDS
 from btob._checker import check, format_report
 from btob._errors import BtobError, ConfigError
 from btob._sim import VARIANTS, SimConfig, SimResult, simulate
-from faults import BEHAVIOURS, NetSpec, parse_fault, parse_net
+from btob._sweep import add_sweep_arguments, run_sweep_command
+from faults import BEHAVIOURS, NetSpec, load_mixes, parse_fault, parse_net
 
 __all__ = ["main"]
 
@@ -47,6 +48,9 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--fault", action="append", default=[], metavar="ID=BEHAVIOUR[:k=v,...]")
     sim.add_argument("--net", default="", metavar="key=value,...",
                      help="e.g. loss=0.05,dup=0.02,delay=0.001-0.05,gst=2")
+    sim.add_argument("--mix", metavar="NAME|FILE",
+                     help="a preset fault mix or a TOML file of one (its faults and network are "
+                          "added to --fault and --net)")
     sim.add_argument("--max-time", type=float, default=60.0, help="virtual seconds (default 60)")
     sim.add_argument("--crypto", choices=("nacl", "cryptography"), default="nacl")
     sim.add_argument("--log-dir", type=Path)
@@ -58,12 +62,23 @@ def _parser() -> argparse.ArgumentParser:
     chk.add_argument("log_dir", type=Path)
 
     sub.add_parser("faults", help="list fault behaviours and network keys")
+
+    sweep = sub.add_parser("sweep", help="many seeded runs across fault mixes, sizes and BRBs")
+    add_sweep_arguments(sweep)
     return parser
 
 
 def _sim_config(args: argparse.Namespace) -> SimConfig:
-    net = parse_net(args.net, args.n) if args.net else NetSpec()
-    faults = tuple(parse_fault(text, args.n) for text in args.fault)
+    fault_texts = list(args.fault)
+    net_text = args.net
+    if args.mix:
+        mixes = load_mixes(args.mix, args.n)
+        if len(mixes) != 1:
+            raise ConfigError(f"--mix {args.mix} holds {len(mixes)} mixes; sim runs one")
+        fault_texts += list(mixes[0].faults)
+        net_text = ",".join(t for t in (mixes[0].net, net_text) if t)
+    net = parse_net(net_text, args.n) if net_text else NetSpec()
+    faults = tuple(parse_fault(text, args.n) for text in fault_texts)
     return SimConfig(
         n=args.n, f=args.f, seed=args.seed, messages=args.messages,
         payload_size=args.payload_size, rate=args.rate, variant=args.variant, brb=args.brb,
@@ -85,6 +100,8 @@ def replay_command(config: SimConfig) -> str:
         parts += ["--fault", str(spec)]
     if config.net != NetSpec():
         parts += ["--net", config.net.describe()]
+    if config.max_time != 60.0:
+        parts += ["--max-time", f"{config.max_time:g}"]
     return shlex.join(parts)
 
 
@@ -181,7 +198,7 @@ def _cmd_faults() -> int:
         tag = "byzantine" if behaviour.byzantine else "benign"
         print(f"  {behaviour.name:<12} [{tag}] {behaviour.summary}")
         for p in behaviour.params:
-            default = "required" if p.default is None else f"default {p.default:g}"
+            default = "required" if p.default is None else f"default {p.default!r}"
             print(f"      {p.name}={p.kind.__name__} ({default}): {p.help}")
     print("network (--net key=value,...):")
     for key, text in (
@@ -192,6 +209,9 @@ def _cmd_faults() -> int:
         ("gst=T", "global stabilisation time: no loss or extra jitter after it"),
         ("jitter=S", "extra random delay up to S seconds before GST (reordering)"),
         ("partition=S-E:A+B|C+D", "only members of one group talk between S and E"),
+        ("isolate=S-E:M", "member M talks to nobody between S and E"),
+        ("cut=S-E:A+B>C", "messages from A and B to C are lost between S and E (one way)"),
+        ("clog=S-E:A>B+C:D", "messages from A to B and C wait D seconds more"),
     ):
         print(f"  {key:<24} {text}")
     return EXIT_OK
@@ -207,6 +227,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_check(args)
         if args.command == "faults":
             return _cmd_faults()
+        if args.command == "sweep":
+            return run_sweep_command(args)
         from btob._demo import run_demo
 
         return run_demo(seed=args.seed, messages=args.messages, log_dir=args.log_dir)

@@ -134,6 +134,9 @@ class Member:
         self.member = member
         self.quorums = Quorums.for_cluster(n, f)
         self.settings = settings or Settings()
+        broken = self.settings.unsafe_test_break
+        if broken == "quorum-one-short":
+            self.quorums = attrs.evolve(self.quorums, quorum=self.quorums.quorum - 1)
         self._signer = Signer(signing_key, cluster_id=cluster_id, backend=backend)
         if self._signer.public_key != registry.public_key(member):
             raise ConfigError(f"the signing key does not match member {member}'s public key")
@@ -142,14 +145,19 @@ class Member:
             cache_entries_max=self.settings.verify_cache_entries_max,
         )
         self._outbox = Outbox()
+        verify = self._verifier.verify
+        if broken == "skip-signature-checks":
+            def verify(member: int, kind: str, body: bytes, signature: bytes) -> bool:
+                return True
+        self._verify = verify
         common = dict(member=member, quorums=self.quorums, settings=self.settings,
-                      outbox=self._outbox, verify=self._verifier.verify)
+                      outbox=self._outbox, verify=verify)
         self._brb = make_brb(brb, **common)  # type: ignore[arg-type]
         self._order = FixedSequencerOrder(**common)  # type: ignore[arg-type]
         self._checkpoints = CheckpointTracker(
             member=member, quorums=self.quorums, interval=self.settings.checkpoint_interval,
             window=self.settings.slot_window, retained=self.settings.log_retention_slots,
-            outbox=self._outbox, verify=self._verifier.verify,
+            outbox=self._outbox, verify=verify,
         )
         self._timeouts = Timeouts(self.settings.view_change_timeout_s,
                                   self.settings.view_change_timeout_max_s)
@@ -212,6 +220,9 @@ class Member:
     def receive(self, frame: bytes, now: float) -> None:
         """Handle a frame from the network; bad frames are dropped and counted."""
         self._frames_received += 1
+        if len(frame) > self.settings.frame_bytes_max:
+            self._gate_dropped["oversized-frame"] += 1
+            return
         try:
             raw = decode_frame(frame)
         except WireError:
@@ -220,7 +231,7 @@ class Member:
         if raw.sender == self.member:
             self._gate_dropped["own-frame-returned"] += 1  # a forward or replay of ours
             return
-        if not self._verifier.verify(raw.sender, raw.kind, raw.body, raw.signature):
+        if not self._verify(raw.sender, raw.kind, raw.body, raw.signature):
             self._gate_dropped["bad-signature"] += 1
             return
         try:
@@ -605,7 +616,7 @@ class Member:
                 return
         if signed.sender != self.member and not valid_view_change(
             change, interval=self.settings.checkpoint_interval, quorums=self.quorums,
-            verify=self._verifier.verify, prepared_max=self._prepared_max,
+            verify=self._verify, prepared_max=self._prepared_max,
         ):
             self._outbox.drop("viewchange-invalid")
             return
@@ -656,7 +667,7 @@ class Member:
             return
         plan = verify_new_view(
             new_view, signed.sender, interval=self.settings.checkpoint_interval,
-            quorums=self.quorums, verify=self._verifier.verify, prepared_max=self._prepared_max,
+            quorums=self.quorums, verify=self._verify, prepared_max=self._prepared_max,
         )
         if plan is None:
             self._outbox.drop("newview-invalid")

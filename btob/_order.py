@@ -175,10 +175,10 @@ class FixedSequencerOrder:
         if isinstance(message, Order):
             self._on_order(signed, message, state, now)
         elif isinstance(message, OrderReady):
-            self._on_vote(state.readies, signed, message, state.echoed)
+            self._on_vote(state.readies, signed, message, state)
             self._progress(message.slot, state, now)
         else:
-            self._on_vote(state.echoes, signed, message, state.echoed)
+            self._on_vote(state.echoes, signed, message, state)
             self._progress(message.slot, state, now)
 
     def on_slot_proof(self, proof: SlotProof) -> bool:
@@ -436,20 +436,26 @@ class FixedSequencerOrder:
             ):
                 return  # wait for the predecessor: honest origins' batches stay gap-free
         state.echoed = order.digest
+        if self.settings.unsafe_test_break == "deliver-before-commit":
+            self._committed.setdefault(slot, CommittedSlot(self.view, slot, order.refs, ()))
         echo = OrderEcho(self.view, slot, order.digest)
         state.mine["echo"] = (None, echo)
         state.last_sent = now
         self.outbox.send(None, echo)
 
     def _on_vote(self, votes: dict[int, Signed], signed: Signed, message: OrderEcho,
-                 mine: bytes | None) -> None:
-        """Record a vote; forward a first vote that contradicts this member's own (an
-        equivocation somewhere) so the members told otherwise can prove it."""
+                 state: _Slot) -> None:
+        """Record a vote. A first vote that contradicts the proposal held here means someone
+        equivocates: forward the vote to everyone and the sequencer's ORDER to the voter, so
+        whoever was told otherwise holds two conflicting signed messages as evidence."""
         previous = votes.get(signed.sender)
         if previous is None:
             votes[signed.sender] = signed
+            mine = state.echoed or (state.proposal.digest if state.proposal else None)
             if mine is not None and message.digest != mine and signed.sender != self.member:
                 self.outbox.send(None, signed)
+                if state.proposal_signed is not None:
+                    self.outbox.send(signed.sender, state.proposal_signed)
         elif _digest_of(previous) != message.digest:
             self.outbox.evidence.append(Evidence(signed.sender, previous, signed))
 
@@ -458,6 +464,11 @@ class FixedSequencerOrder:
         if not state.ready_sent:
             digest = _quorum_digest(state.echoes, q)
             refs = None if digest is None else state.values.get(digest)
+            if digest is None and self.settings.unsafe_test_break == "ready-amplification":
+                amplified = _quorum_digest(state.readies, self.quorums.one_honest)
+                if amplified is not None:
+                    state.ready_sent = True
+                    self.outbox.send(None, OrderReady(self.view, slot, amplified))
             if digest is not None and refs is not None:
                 # Prepared certificate held (value and q ECHOs): only now may it send READY.
                 votes = tuple(Vote(v.sender, v.signature)

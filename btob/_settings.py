@@ -8,7 +8,13 @@ import attrs
 
 from btob._errors import ConfigError
 
-__all__ = ["Settings"]
+__all__ = ["UNSAFE_TEST_BREAKS", "Settings"]
+
+UNSAFE_TEST_BREAKS = (
+    "", "quorum-one-short", "ready-amplification", "skip-signature-checks",
+    "deliver-before-commit",
+)
+"""Deliberate protocol breaks the test suite uses to show that its sweeps catch bugs."""
 
 
 def _positive(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -64,12 +70,24 @@ class Settings:
     """VIEW-CHANGEs accepted for views at most this far above the current one."""
     future_view_messages_max: int = attrs.field(default=1024, validator=_positive)
     """Ordering messages of a view not yet installed, held until its NEW-VIEW arrives."""
+    frame_bytes_max: int = attrs.field(default=4 * 1024 * 1024, validator=_positive)
+    """Largest frame a member decodes; bigger ones are dropped unread."""
     verify_cache_entries_max: int = attrs.field(default=65536, validator=_positive)
     """Successful signature checks remembered so a forwarded certificate is verified once."""
 
+    unsafe_test_break: str = ""
+    """TEST ONLY: break the protocol on purpose to prove the harness can fail. One of
+    ``UNSAFE_TEST_BREAKS``; never set it outside tests."""
+
     def __attrs_post_init__(self) -> None:
+        if self.unsafe_test_break not in UNSAFE_TEST_BREAKS:
+            raise ConfigError(
+                f"unsafe_test_break must be one of {', '.join(map(repr, UNSAFE_TEST_BREAKS))}"
+            )
         if self.payload_bytes_max > self.batch_bytes_max:
             raise ConfigError("payload_bytes_max must not exceed batch_bytes_max")
+        if self.frame_bytes_max < 2 * self.batch_bytes_max:
+            raise ConfigError("frame_bytes_max must be at least 2 * batch_bytes_max")
         if self.log_retention_slots < 2 * self.checkpoint_interval:
             raise ConfigError("log_retention_slots must be at least 2 * checkpoint_interval")
         if self.slot_window < self.checkpoint_interval:

@@ -219,6 +219,7 @@ class _Simulation:
                 self.twin_peers[spec.member] = frozenset(others[len(others) // 2:])
         self.busy_until: dict[int, float] = {}
         self.crashed: set[int] = set()
+        self.crashed_at: dict[int, float] = {}
         self.broadcasts: list[list[BroadcastRecord]] = [[] for _ in range(n)]
         self.deliveries: list[list[DeliveryRecord]] = [[] for _ in range(n)]
         self.honest = [True] * n
@@ -262,7 +263,7 @@ class _Simulation:
             if finished_at is not None and at >= finished_at + config.linger:
                 break
             if kind == self._CRASH:
-                self.crashed.add(member)
+                self._crash(member)
                 continue
             if member in self.crashed:
                 if kind == self._SUBMIT:
@@ -365,12 +366,16 @@ class _Simulation:
             if signed is None:
                 signed = decoded[id(out.frame)] = decode_frame(out.frame).parse()
             if fault.crash_on_send(signed.kind):
-                self.crashed.add(member)
+                self._crash(member)
                 break
             for target, frame, delay in fault.outgoing(dest, out.frame, signed):
                 self._send(member, target, frame, extra + delay)
         self._record(member, deliveries)
         return bool(deliveries)
+
+    def _crash(self, member: int) -> None:
+        self.crashed.add(member)
+        self.crashed_at.setdefault(member, self.now)
 
     def _send(self, source: int, dest: int, frame: bytes, extra: float) -> None:
         """Put one frame on the simulated network."""
@@ -429,8 +434,8 @@ class _Simulation:
             failed_at: float | None = None
             if previous in self.silent:
                 failed_at = 0.0
-            elif previous in self.crashed and self.crash_at[previous] <= installed_at:
-                failed_at = self.crash_at[previous]
+            elif previous in self.crashed and self.crashed_at[previous] <= installed_at:
+                failed_at = self.crashed_at[previous]
             records.append(ViewChangeRecord(
                 view=view, sequencer=view % self.config.n, installed_at=installed_at,
                 failed_at=failed_at, first_commit_at=self.view_first_commit.get(view),

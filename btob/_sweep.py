@@ -178,7 +178,11 @@ def sweep(
     for done, case in enumerate(cases, start=1):
         config = case.config
         started = time.perf_counter()
-        result = simulate(config)
+        try:
+            result = simulate(config)
+        except AssertionError as exc:
+            # A core's own invariant tripped (our bug, by design loud): name the replay.
+            raise AssertionError(f"{exc}; replay: {_replay(config)}") from exc
         wall = time.perf_counter() - started
         kind = _kind(result, require_complete)
         row = totals.setdefault((case.mix, config.n, config.brb), [0, 0, 0, 0, 0, 0.0])

@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 import attrs
 
+from btob._errors import WireError
 from btob._settings import Settings
 from btob._wire import (
     Batch,
@@ -25,11 +26,13 @@ from btob._wire import (
     NewView,
     Order,
     OrderEcho,
+    OrderReady,
     Send,
     Signed,
     ViewChange,
+    decode_frame,
 )
-from faults._spec import FaultSpec
+from faults._spec import BEHAVIOURS, FaultSpec
 
 __all__ = ["FaultContext", "ProcessFault", "make_fault"]
 
@@ -65,15 +68,23 @@ class ProcessFault:
         self.spec = spec
         self.ctx = ctx
 
+    def _value(self, name: str) -> float | int | str:
+        value = self.spec.params.get(name)
+        if value is None:  # a spec built in code may leave defaults out
+            default = {p.name: p.default for p in BEHAVIOURS[self.spec.behaviour].params}[name]
+            assert default is not None, f"{self.spec.behaviour} needs {name}"
+            value = default
+        return value
+
     def param(self, name: str) -> float:
-        """A numeric parameter."""
-        value = self.spec.params[name]
+        """A numeric parameter (its default when the spec leaves it out)."""
+        value = self._value(name)
         assert not isinstance(value, str)
         return float(value)
 
     def text(self, name: str) -> str:
-        """A text parameter."""
-        return str(self.spec.params[name])
+        """A text parameter (its default when the spec leaves it out)."""
+        return str(self._value(name))
 
     def crash_on_send(self, kind: str) -> bool:
         """True if the member crashes instead of sending a frame of ``kind`` now."""
@@ -204,13 +215,19 @@ class _Split(ProcessFault):
 
 
 class Equivocate(_Split):
-    """Different batches (as origin) or different ORDERs (as sequencer) to two halves."""
+    """Different batches (as origin) or different ORDERs (as sequencer) to two halves, and
+    its own ECHO/READY votes for the lie to the half that was lied to."""
+
+    def __init__(self, spec: FaultSpec, ctx: FaultContext) -> None:
+        super().__init__(spec, ctx)
+        self._lie_digests: dict[object, bytes] = {}
 
     def outgoing(self, dest: int, frame: bytes, signed: Signed) -> Outgoing:
         message = signed.message
         if isinstance(message, Send) and dest in self.lied_to(("send", message.counter)):
             batch = message.batch
             other = Batch(batch.first_counter, tuple(p + b"~" for p in batch.payloads))
+            self._lie_digests[("send", message.counter)] = other.digest()
             return [(dest, self.lie(frame, lambda: Send(message.counter, other)), 0.0)]
         if isinstance(message, Order) and dest in self.lied_to(("order", message.view,
                                                                  message.slot)):
@@ -221,7 +238,20 @@ class Equivocate(_Split):
                 ref = refs[0]
                 fake = BatchRef(ref.origin, ref.counter, self.ctx.rng.randbytes(32))
                 return Order(message.view, message.slot, (fake,))
-            return [(dest, self.lie(frame, other_order), 0.0)]
+            lie = self.lie(frame, other_order)
+            order = decode_frame(lie).parse().message
+            assert isinstance(order, Order)
+            self._lie_digests[("order", message.view, message.slot)] = order.digest
+            return [(dest, lie, 0.0)]
+        vote: Echo | OrderEcho | None = None
+        instance: object = None
+        if isinstance(message, Echo) and message.origin == self.ctx.member:
+            vote, instance = message, ("send", message.counter)
+        elif isinstance(message, OrderEcho):
+            vote, instance = message, ("order", message.view, message.slot)
+        digest = self._lie_digests.get(instance)
+        if vote is not None and digest is not None and dest in self.lied_to(instance):
+            return [(dest, self.ctx.resign(attrs.evolve(vote, digest=digest)), 0.0)]
         return [(dest, frame, 0.0)]
 
 
@@ -262,11 +292,17 @@ class _Recorder(ProcessFault):
 
 
 class Forge(_Recorder):
-    """Frames with broken signatures and frames claiming another member's identity."""
+    """Frames with broken signatures and frames claiming another member's identity: replays
+    of its own messages under other names, and a whole forged commit - an ORDER in the
+    sequencer's name and READYs in everyone's - for another value, sent to one member."""
+
+    def __init__(self, spec: FaultSpec, ctx: FaultContext) -> None:
+        super().__init__(spec, ctx)
+        self._forged: set[tuple[int, int]] = set()
 
     def tick(self) -> list[tuple[int, bytes]]:
         own = [s for _, s in self.seen if s is not None]
-        out: list[tuple[int, bytes]] = []
+        out: list[tuple[int, bytes]] = self._forged_commit()
         rng = self.ctx.rng
         for _ in range(self._count() if own else 0):
             signed = rng.choice(own)
@@ -280,6 +316,33 @@ class Forge(_Recorder):
                 forged = Signed(victim, signed.message, signed.body, signed.signature)
             out.append((dest, forged.to_frame()))
         return out
+
+
+    def _forged_commit(self) -> list[tuple[int, bytes]]:
+        rng = self.ctx.rng
+        orders: list[tuple[int, Order]] = []
+        for frame, _ in self.seen:
+            try:
+                signed = decode_frame(frame).parse()
+            except WireError:
+                continue
+            if isinstance(signed.message, Order):
+                orders.append((signed.sender, signed.message))
+        if len(orders) < 2:
+            return []
+        (sequencer, order), (_, other) = rng.sample(orders, 2)
+        if other.refs == order.refs or (order.view, order.slot) in self._forged:
+            return []
+        self._forged.add((order.view, order.slot))
+        # Another slot's batches under this slot's number: a value the target can deliver.
+        fake = Order(order.view, order.slot, other.refs)
+        target = rng.choice([m for m in self.ctx.others() if m != sequencer])
+        own = decode_frame(self.ctx.resign(fake)).parse()
+        forged = [Signed(sequencer, fake, own.body, own.signature)]
+        ready = OrderReady(order.view, order.slot, fake.digest)
+        mine = decode_frame(self.ctx.resign(ready)).parse()
+        forged += [Signed(m, ready, mine.body, mine.signature) for m in range(self.ctx.n)]
+        return [(target, f.to_frame()) for f in forged]
 
 
 class Replay(_Recorder):
@@ -306,7 +369,9 @@ class Garbage(_Recorder):
         for _ in range(self._count()):
             dest = rng.choice(self.ctx.others())
             roll = rng.random()
-            if roll < 0.02:
+            if roll < 0.01:
+                frame = bytes(self.ctx.settings.frame_bytes_max + 1)  # really oversized
+            elif roll < 0.03:
                 frame = b"\xc6" + (2**31).to_bytes(4, "big") + rng.randbytes(64)  # claims 2 GiB
             elif roll < 0.5 and self.seen:
                 real = rng.choice(self.seen)[0]

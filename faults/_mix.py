@@ -81,12 +81,27 @@ PRESETS: Mapping[str, Mix] = MappingProxyType({
     for mix in (
         # one line per preset: Mix(name, faults, net)
         Mix("none"),
-        Mix("crash-sequencer", ("0=crash:at=0.3",)),
-        Mix("crash-member", ("2=crash:at=0.2",)),
+        Mix("crash-sequencer", ("0=crash:at=0.01",)),
+        Mix("crash-member", ("2=crash:at=0.01",)),
         Mix("silent-sequencer", ("0=silent",)),
         Mix("lossy", (), _LOSSY),
-        Mix("partition", (), "partition=0.1-1.5:0|1+2+3"),  # needs n >= 4
-        Mix("lossy-crash-sequencer", ("0=crash:at=0.3",), _LOSSY),
+        Mix("partition", (), "partition=0.005-1.5:0|1+2+3"),  # needs n >= 4
+        Mix("lossy-crash-sequencer", ("0=crash:at=0.01",), _LOSSY),
+        Mix("equivocating-sequencer", ("0=equivocate",)),
+        Mix("vote-equivocator", ("2=vote-equivocate",)),
+        Mix("censoring-sequencer", ("0=censor:origin=1",)),
+        Mix("stalling-sequencer", ("0=stall",)),
+        Mix("mutating-sequencer", ("0=mutate",)),
+        Mix("lying-view-change", ("1=lie-viewchange", "0=crash:at=0.01")),  # needs f >= 2
+        Mix("flooder", ("3=flood",)),
+        Mix("forger", ("2=forge",)),
+        Mix("replayer", ("2=replay",)),
+        Mix("garbage", ("2=garbage",)),
+        Mix("omission", ("1=omission:p=0.3",), _LOSSY),
+        Mix("twins", ("2=twins",)),
+        Mix("twins-sequencer", ("0=twins",)),
+        Mix("slow-sequencer", ("0=slow:delay=0.005",)),
+        Mix("pause-member", ("1=pause:at=0.01,for=1",)),
     )
 })
 """The built-in mixes by name; ``--mix NAME`` picks one. Each uses member ids below 4."""

@@ -108,3 +108,10 @@ def test_messages_of_future_views_are_held_boundedly() -> None:
     _flood(keys, node, [OrderEcho(v, s, bytes(32)) for v in (1, 2, 3) for s in range(100)])
     _flood(keys, node, [OrderEcho(9, 0, bytes(32))])  # beyond the view window: not held
     assert node.held_state()["early_view_messages"] == settings.future_view_messages_max
+
+
+def test_oversized_frames_are_dropped_unread() -> None:
+    keys = Keys(4)
+    node = _target(keys)
+    node.receive(bytes(SETTINGS.frame_bytes_max + 1), 0.0)
+    assert node.statistics().dropped["oversized-frame"] == 1

@@ -106,7 +106,7 @@ def test_check_on_a_missing_directory_names_it(tmp_path: Path,
 def test_faults_lists_behaviours_and_network_keys(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["faults"]) == 0
     out = capsys.readouterr().out
-    assert "crash" in out and "at=float" in out and "partition=" in out
+    assert "crash" in out and "at=float" in out and "partition=" in out and "twins" in out
 
 
 def test_console_entry_point_runs_as_a_module(tmp_path: Path) -> None:

@@ -1,0 +1,251 @@
+"""Sweeps: rows, failures and their replay, shrinking, and the command-line glue."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+
+import attrs
+import pytest
+
+from btob._checker import Violation
+from btob._sim import SimConfig, SimResult, simulate
+from btob._sweep import (
+    SweepRow,
+    add_sweep_arguments,
+    format_sweep,
+    run_sweep_command,
+    shrink_case,
+    sweep,
+)
+from crypto._errors import ConfigError
+from faults import parse_fault, parse_net
+from faults._mix import Mix, swarm_mix
+
+
+def test_small_sweep_passes_with_a_row_per_mix() -> None:
+    calls: list[tuple[int, int]] = []
+    outcome = sweep(seeds=range(5), sizes=[4], brbs=["bracha"],
+                    mixes=["none", "crash-sequencer"], messages=20, max_time=10,
+                    progress=lambda done, total: calls.append((done, total)))
+    assert outcome.ok and outcome.failure is None and outcome.failure_kind is None
+    assert [(r.mix, r.n, r.brb, r.runs) for r in outcome.rows] == [
+        ("none", 4, "bracha", 5), ("crash-sequencer", 4, "bracha", 5)]
+    assert all(r.violations == r.incomplete == 0 for r in outcome.rows)
+    assert calls == [(i, 10) for i in range(1, 11)]
+    text = format_sweep(outcome)
+    assert "sweep: PASS (10 runs)" in text
+    assert "crash-sequencer" in text and "view changes" in text
+
+
+def test_rows_count_view_changes_and_evidence() -> None:
+    outcome = sweep(seeds=[1, 2], sizes=[4], brbs=["echo"], mixes=["silent-sequencer"],
+                    messages=10, max_time=10)
+    [row] = outcome.rows
+    assert (row.mix, row.brb, row.runs) == ("silent-sequencer", "echo", 2)
+    assert row.view_changes >= 2  # a silent first sequencer is always replaced
+    assert 0 <= row.evidence <= 2 and row.wall_s > 0
+
+
+def test_incomplete_run_fails_stops_and_replays() -> None:
+    outcome = sweep(seeds=range(5), sizes=[4], brbs=["bracha"], mixes=["none"],
+                    messages=50, max_time=0.01)
+    assert not outcome.ok
+    assert outcome.failure_kind == "incomplete"
+    assert outcome.failure is not None and not outcome.failure.complete
+    assert outcome.failure.config.seed == 0
+    assert outcome.runs == 1  # stopped at the first failure
+    assert outcome.replay is not None and outcome.replay.startswith("btob sim")
+    words = shlex.split(outcome.replay)
+    assert words[words.index("--seed") + 1] == "0"
+    assert words[words.index("--max-time") + 1] == "0.01"
+    assert "--require-complete" in words
+    assert outcome.shrunk is None
+    text = format_sweep(outcome)
+    assert "FAIL (incomplete)" in text and outcome.replay in text and "PASS" not in text
+
+
+def test_keep_going_and_allow_incomplete() -> None:
+    kept = sweep(seeds=range(3), sizes=[4], brbs=["bracha"], mixes=["none"], messages=50,
+                 max_time=0.01, stop_on_failure=False)
+    assert kept.runs == 3 and kept.rows[0].incomplete == 3
+    assert kept.failure is not None and kept.failure.config.seed == 0
+    allowed = sweep(seeds=range(3), sizes=[4], brbs=["bracha"], mixes=["none"], messages=50,
+                    max_time=0.01, require_complete=False)
+    assert allowed.ok and allowed.rows[0].incomplete == 3
+
+
+def _rigged(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Seed 1 comes out incomplete, seed 3 with a violation."""
+
+    def fake(config: SimConfig) -> SimResult:
+        result = simulate(config)
+        if config.seed == 1:
+            return attrs.evolve(result, complete=False)
+        if config.seed == 3:
+            bad = Violation("prefix-order", (1, 2), 7, f"rigged violation {config.seed}")
+            report = attrs.evolve(result.report, ok=False, violations=(bad,),
+                                  violation_count=1)
+            return attrs.evolve(result, report=report)
+        return result
+
+    monkeypatch.setattr("btob._sweep.simulate", fake)
+
+
+def test_a_violation_outranks_an_earlier_incomplete_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    _rigged(monkeypatch)
+    kwargs = dict(seeds=range(5), sizes=[4], brbs=["bracha"], mixes=["none"], messages=8,
+                  max_time=10.0)
+    first = sweep(**kwargs)  # type: ignore[arg-type]
+    assert (first.failure_kind, first.runs) == ("incomplete", 2)
+    assert first.failure is not None and first.failure.config.seed == 1
+    everything = sweep(stop_on_failure=False, **kwargs)  # type: ignore[arg-type]
+    assert (everything.failure_kind, everything.runs) == ("violation", 5)
+    assert everything.failure is not None and everything.failure.config.seed == 3
+    assert everything.rows[0].violations == 1 and everything.rows[0].incomplete == 1
+    text = format_sweep(everything)
+    assert "FAIL (violation)" in text and "rigged violation 3" in text
+    assert "--require-complete" not in (everything.replay or "")
+
+
+def test_bad_mix_fails_before_any_run() -> None:
+    calls: list[int] = []
+    with pytest.raises(ConfigError, match="partition"):
+        sweep(seeds=[0], sizes=[4, 3], brbs=["bracha"], mixes=["none", "partition"],
+              messages=5, progress=lambda done, total: calls.append(done))
+    assert calls == []
+
+
+def test_swarm_and_mix_objects(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[SimConfig] = []
+
+    def record(config: SimConfig) -> SimResult:
+        seen.append(config)
+        return simulate(attrs.evolve(config, faults=(), net=parse_net("", config.n)))
+
+    monkeypatch.setattr("btob._sweep.simulate", record)
+    custom = Mix("custom", ("1=crash:at=0.01",), "dup=0.1")
+    outcome = sweep(seeds=[5, 6, 7], sizes=[4], brbs=["bracha"], mixes=["swarm", custom],
+                    messages=4, max_time=5)
+    assert [(r.mix, r.runs) for r in outcome.rows] == [("swarm", 3), ("custom", 3)]
+    for config in seen[:3]:
+        assert (config.faults, config.net) == swarm_mix(config.seed, 4).resolve(4)
+    assert all(c.faults == (parse_fault("1=crash:at=0.01", 4),) for c in seen[3:])
+    assert all(c.net.dup == 0.1 for c in seen[3:])
+    assert all(c.messages == 4 and c.max_time == 5 for c in seen)
+
+
+def test_shrink_case_keeps_the_failure_within_budget() -> None:
+    config = SimConfig(
+        n=7, messages=50, max_time=30,
+        faults=(parse_fault("1=crash:at=0.1", 7), parse_fault("3=silent", 7)),
+        net=parse_net("loss=0.05,dup=0.02,gst=1,jitter=0.01,partition=0.1-0.5:2", 7),
+    )
+    calls: list[SimConfig] = []
+
+    def fails(c: SimConfig) -> bool:
+        calls.append(c)
+        return c.messages >= 3 and len(c.faults) >= 1
+
+    shrunk = shrink_case(config, fails)
+    assert 3 <= shrunk.messages <= 5
+    assert len(shrunk.faults) == 1
+    assert (shrunk.net.loss, shrunk.net.dup, shrunk.net.pre_gst_delay) == (0, 0, 0)
+    assert shrunk.net.partitions == ()
+    assert shrunk.max_time == 1.0
+    assert fails(shrunk)
+    assert len(calls) <= 40 + 1
+
+    calls.clear()
+    tight = shrink_case(config, fails, budget=3)
+    assert len(calls) == 3 and fails(tight)
+    assert shrink_case(config, lambda c: False) == config  # nothing smaller fails
+
+
+def test_sweep_shrinks_an_incomplete_failure() -> None:
+    outcome = sweep(seeds=[0], sizes=[4], brbs=["bracha"], mixes=["crash-member"],
+                    messages=50, max_time=0.01, shrink=True)
+    assert outcome.failure_kind == "incomplete"
+    assert outcome.shrunk is not None
+    assert outcome.shrunk.messages == 1 and outcome.shrunk.faults == ()
+    assert "shrunk    btob sim" in format_sweep(outcome)
+
+
+def test_incomplete_shrinking_keeps_the_time_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    def stuck_with_faults(config: SimConfig) -> SimResult:
+        result = simulate(config)
+        return attrs.evolve(result, complete=False) if config.faults else result
+
+    monkeypatch.setattr("btob._sweep.simulate", stuck_with_faults)
+    outcome = sweep(seeds=[0], sizes=[4], brbs=["bracha"], mixes=["crash-member"],
+                    messages=20, max_time=8, shrink=True)
+    assert outcome.failure_kind == "incomplete" and outcome.shrunk is not None
+    assert outcome.shrunk.messages == 1 and len(outcome.shrunk.faults) == 1
+    assert outcome.shrunk.max_time == 8  # a shorter limit would keep any run incomplete
+
+
+def test_evidence_counts_runs_where_an_honest_member_convicts(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    def convict(config: SimConfig) -> SimResult:
+        result = simulate(config)
+        accuser = 0 if config.seed == 1 else 3  # member 3 is silent: its word does not count
+        stats = tuple(attrs.evolve(s, evidence=(3,)) if s.member == accuser else s
+                      for s in result.statistics)
+        return attrs.evolve(result, statistics=stats)
+
+    monkeypatch.setattr("btob._sweep.simulate", convict)
+    silent = Mix("silent-3", ("3=silent",))
+    outcome = sweep(seeds=[1, 2, 3], sizes=[4], brbs=["bracha"], mixes=[silent],
+                    messages=5, max_time=10)
+    assert [(r.runs, r.evidence) for r in outcome.rows] == [(3, 1)]
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="btob sweep")
+    add_sweep_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def test_arguments_and_defaults() -> None:
+    args = _parse([])
+    assert (args.seeds, args.first_seed, args.n, args.brb, args.mix) == (
+        100, 0, "4", "bracha", None)
+    assert (args.messages, args.max_time) == (50, 30.0)
+    assert not (args.keep_going or args.allow_incomplete or args.shrink)
+    args = _parse(["--mix", "none", "--mix", "lossy", "--keep-going", "--shrink"])
+    assert args.mix == ["none", "lossy"] and args.keep_going and args.shrink
+
+
+def test_run_sweep_command_end_to_end(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_sweep_command(_parse(["--seeds", "3", "--mix", "none"])) == 0
+    out = capsys.readouterr().out
+    assert "sweep: PASS (3 runs)" in out
+    assert out.splitlines()[0].split()[:3] == ["mix", "n", "brb"]
+    assert run_sweep_command(_parse(["--seeds", "2", "--first-seed", "4",
+                                     "--max-time", "0.01", "--keep-going"])) == 1
+    out = capsys.readouterr().out
+    assert "FAIL (incomplete)" in out and "--seed 4" in out
+    assert run_sweep_command(_parse(["--seeds", "2", "--max-time", "0.01",
+                                     "--allow-incomplete", "--n", "4", "--brb", "echo"])) == 0
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--n", "4,x"], "--n"),
+        (["--n", ""], "--n"),
+        (["--brb", "nope"], "--brb"),
+        (["--seeds", "0"], "--seeds"),
+        (["--max-time", "0"], "--max-time"),
+        (["--mix", "no-such-mix"], "no-such-mix"),
+        (["--mix", "swarm", "--n", "0"], "at least 1 member"),
+    ],
+)
+def test_run_sweep_command_bad_input(argv: list[str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        run_sweep_command(_parse(["--seeds", "1", *argv]))
+
+
+def test_sweep_row_is_a_value() -> None:
+    row = SweepRow("none", 4, "bracha", 1, 0, 0, 0, 0, 0.1)
+    assert row == SweepRow("none", 4, "bracha", 1, 0, 0, 0, 0, 0.1)
