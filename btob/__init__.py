@@ -10,6 +10,10 @@ from btob._checker import CheckReport as CheckReport
 from btob._checker import Violation as Violation
 from btob._checker import check as check
 from btob._checker import format_report as format_report
+from btob._config import ClusterConfig as ClusterConfig
+from btob._config import MemberAddress as MemberAddress
+from btob._config import load_cluster_config as load_cluster_config
+from btob._config import write_cluster_config as write_cluster_config
 from btob._delivery import Delivery as Delivery
 from btob._delivery import MsgId as MsgId
 from btob._effects import Evidence as Evidence
@@ -30,10 +34,18 @@ from btob._node import MemberStatistics as MemberStatistics
 from btob._node import Outgoing as Outgoing
 from btob._node import PayloadTooLarge as PayloadTooLarge
 from btob._quorum import Quorums as Quorums
+from btob._runtime import Node as Node
+from btob._runtime import NodeStatistics as NodeStatistics
+from btob._runtime import Transport as Transport
+from btob._runtime import open_node as open_node
 from btob._settings import Settings as Settings
 from btob._sim import SimConfig as SimConfig
 from btob._sim import SimResult as SimResult
+from btob._sim import ViewChangeRecord as ViewChangeRecord
 from btob._sim import simulate as simulate
+from btob._tcp import TcpSettings as TcpSettings
+from btob._tcp import TcpTransport as TcpTransport
+from btob._tcp import TransportStatistics as TransportStatistics
 
 __all__ = [
     "BRB_KINDS",
@@ -41,6 +53,7 @@ __all__ = [
     "BroadcastRecord",
     "BtobError",
     "CheckReport",
+    "ClusterConfig",
     "ConfigError",
     "Delivery",
     "DeliveryRecord",
@@ -48,9 +61,12 @@ __all__ = [
     "LogDir",
     "LogFormatError",
     "Member",
+    "MemberAddress",
     "MemberInfo",
     "MemberStatistics",
     "MsgId",
+    "Node",
+    "NodeStatistics",
     "Outgoing",
     "PayloadTooLarge",
     "Quorums",
@@ -58,11 +74,19 @@ __all__ = [
     "Settings",
     "SimConfig",
     "SimResult",
+    "TcpSettings",
+    "TcpTransport",
+    "Transport",
+    "TransportStatistics",
+    "ViewChangeRecord",
     "Violation",
     "WireError",
     "check",
     "format_report",
+    "load_cluster_config",
+    "open_node",
     "read_log_dir",
     "simulate",
+    "write_cluster_config",
     "write_log_dir",
 ]

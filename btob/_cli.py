@@ -11,6 +11,7 @@ from pathlib import Path
 from btob._brb import BRB_KINDS
 from btob._checker import check, format_report
 from btob._errors import BtobError, ConfigError
+from btob._nodecli import add_keygen_arguments, add_node_arguments, run_keygen, run_node
 from btob._sim import VARIANTS, SimConfig, SimResult, simulate
 from btob._sweep import add_sweep_arguments, run_sweep_command
 from faults import BEHAVIOURS, NetSpec, load_mixes, parse_fault, parse_net
@@ -62,6 +63,11 @@ def _parser() -> argparse.ArgumentParser:
     chk.add_argument("log_dir", type=Path)
 
     sub.add_parser("faults", help="list fault behaviours and network keys")
+
+    keygen = sub.add_parser("keygen", help="keys and cluster.toml for a real cluster")
+    add_keygen_arguments(keygen)
+    node = sub.add_parser("node", help="run one member over TCP")
+    add_node_arguments(node)
 
     sweep = sub.add_parser("sweep", help="many seeded runs across fault mixes, sizes and BRBs")
     add_sweep_arguments(sweep)
@@ -229,6 +235,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_faults()
         if args.command == "sweep":
             return run_sweep_command(args)
+        if args.command == "keygen":
+            return run_keygen(args)
+        if args.command == "node":
+            return run_node(args)
         from btob._demo import run_demo
 
         return run_demo(seed=args.seed, messages=args.messages, log_dir=args.log_dir)

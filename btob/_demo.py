@@ -1,46 +1,140 @@
-"""``btob demo``: a simulated 4-member cluster on a jittery, lossy network with a crash."""
+"""``btob demo``: four members over TCP on loopback, one a Byzantine sequencer."""
 
 from __future__ import annotations
 
+import hashlib
+import socket
+import tempfile
+import time
 from pathlib import Path
 
+import trio
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn
+from rich.live import Live
 
-from btob._sim import SimConfig, simulate
-from faults import parse_fault, parse_net
+from btob._checker import check, format_report
+from btob._config import ClusterConfig, MemberAddress
+from btob._faulty import FaultyTransport
+from btob._logs import BroadcastRecord, DeliveryRecord, LogDir, MemberInfo, RunInfo, write_log_dir
+from btob._runtime import Node, Transport, open_node
+from btob._settings import Settings
+from crypto import KeyRegistry, SigningKey
+from faults import parse_fault
 
-__all__ = ["DEMO_NET", "run_demo"]
+__all__ = ["DEMO_FAULT", "run_demo"]
 
-DEMO_NET = "loss=0.05,dup=0.01,delay=0.002-0.03,dist=exp,gst=1,jitter=0.05"
-"""The demo's network: 5% loss, duplicates, heavy jitter, all until GST at 1 s."""
+DEMO_FAULT = "0=equivocate"
+"""The demo's Byzantine sequencer: different ORDERs to different members, voting for both."""
 
 
-def run_demo(*, seed: int = 7, messages: int = 2000, log_dir: Path | None = None) -> int:
-    """Run the demo, show progress and the verdict; 0 iff every property held."""
-    from btob._cli import format_summary
+def _free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
 
+
+def run_demo(*, seed: int = 7, messages: int = 3000, log_dir: Path | None = None) -> int:
+    """Run the demo, show live progress, then the checker's verdict and the throughput;
+    0 iff every property held and every payload of a correct member was delivered."""
+    return trio.run(_demo, seed, messages, log_dir)
+
+
+async def _demo(seed: int, messages: int, log_dir: Path | None) -> int:
     console = Console()
     n = 4
-    config = SimConfig(
-        n=n, seed=seed, messages=messages, net=parse_net(DEMO_NET, n),
-        faults=(parse_fault("2=crash:at=0.4", n),),
+    keys = [SigningKey.from_seed(hashlib.sha256(b"demo/%d/%d" % (seed, i)).digest())
+            for i in range(n)]
+    config = ClusterConfig(
+        b"demo-%d" % seed, KeyRegistry(tuple(k.public_key() for k in keys)),
+        tuple(MemberAddress("127.0.0.1", p) for p in _free_ports(n)),
     )
-    console.print(
-        f"btob demo: {n} members (member 0 sequences), member 2 crashes at t=0.4 s, "
-        f"network {DEMO_NET}"
-    )
-    with Progress(
-        TextColumn("[bold]delivered[/bold]"), BarColumn(), TextColumn("{task.completed:>6.0f}"),
-        TextColumn("virtual t={task.fields[vt]:.2f}s"), console=console, transient=True,
-    ) as progress:
-        task = progress.add_task("deliveries", total=None, vt=0.0)
+    settings = Settings(view_change_timeout_s=0.5)
+    fault = parse_fault(DEMO_FAULT, n)
+    senders = [i for i in range(n) if i != fault.member]
+    per_sender = messages // len(senders)
+    expected = per_sender * len(senders)
+    console.print(f"btob demo: {n} members over TCP on loopback; member {fault.member} is a "
+                  f"Byzantine sequencer ({DEMO_FAULT}); members {senders} broadcast "
+                  f"{per_sender} payloads of 100 B each")
+    broadcasts: dict[int, list[BroadcastRecord]] = {i: [] for i in range(n)}
+    deliveries: dict[int, list[DeliveryRecord]] = {i: [] for i in range(n)}
+    started = time.perf_counter()
+    finished_at = 0.0
 
-        def report(virtual_time: float, delivered: int) -> None:
-            progress.update(task, completed=delivered, vt=virtual_time)
+    def wrapper_for(i: int):  # type: ignore[no-untyped-def]
+        if i != fault.member:
+            return None
 
-        result = simulate(config, log_dir=log_dir, progress=report)
-    print(format_summary(result))
-    if log_dir is not None:
-        console.print(f"logs written to {log_dir}; judge them again with: btob check {log_dir}")
-    return 0 if result.ok and result.complete else 1
+        def wrap(inner: Transport) -> Transport:
+            return FaultyTransport(inner, fault, n=n, signing_key=keys[i],
+                                   cluster_id=config.cluster_id, settings=settings, seed=seed)
+        return wrap
+
+    async def send(node: Node) -> None:
+        for k in range(per_sender):
+            payload = (b"%d:%d:" % (node.id, k)).ljust(100, b".")
+            msg_id = await node.broadcast(payload)
+            broadcasts[node.id].append(BroadcastRecord(str(msg_id),
+                                                       hashlib.sha256(payload).hexdigest()))
+
+    async def collect(node: Node, done: trio.Event) -> None:
+        async for d in node.deliveries():
+            deliveries[node.id].append(DeliveryRecord(d.index, str(d.msg_id), d.origin,
+                                                      hashlib.sha256(d.payload).hexdigest()))
+            if d.index + 1 >= expected:
+                done.set()
+
+    nodes: list[Node] = []
+    with trio.move_on_after(120) as timeout:
+        async with trio.open_nursery() as nursery:
+            async def run(i: int, task_status=trio.TASK_STATUS_IGNORED) -> None:  # type: ignore[no-untyped-def]
+                async with open_node(config, i, keys[i], settings=settings,
+                                     transport_wrapper=wrapper_for(i)) as node:
+                    nodes.append(node)
+                    task_status.started()
+                    await trio.sleep_forever()
+
+            for i in range(n):
+                await nursery.start(run, i)
+            nodes.sort(key=lambda node: node.id)
+            done = {i: trio.Event() for i in senders}
+            for i in senders:
+                nursery.start_soon(collect, nodes[i], done[i])
+                nursery.start_soon(send, nodes[i])
+            with Live(console=console, transient=True, refresh_per_second=8) as live:
+                while not all(e.is_set() for e in done.values()):
+                    elapsed = time.perf_counter() - started
+                    slowest = min(len(deliveries[i]) for i in senders)
+                    live.update(f"delivered {slowest}/{expected} at every correct member, "
+                                f"{slowest / max(elapsed, 1e-9):,.0f} payloads/s, "
+                                f"view {max(node.view for node in nodes)}")
+                    await trio.sleep(0.125)
+            finished_at = time.perf_counter() - started
+            await trio.sleep(0.3)  # let the stragglers settle before judging
+            nursery.cancel_scope.cancel()
+    complete = not timeout.cancelled_caught
+    run_info = RunInfo(n=n, f=config.quorums.f, complete=complete, members={
+        i: MemberInfo(honest=i != fault.member, crashed=False) for i in range(n)})
+    logs = LogDir(run=run_info, broadcasts={i: tuple(v) for i, v in broadcasts.items()},
+                  deliveries={i: tuple(v) for i, v in deliveries.items()})
+    target = log_dir or Path(tempfile.mkdtemp(prefix="btob-demo-"))
+    write_log_dir(target, run_info, logs.broadcasts, logs.deliveries)
+    report = check(logs)
+    proven = sorted({m for node in nodes if node.id != fault.member
+                     for m in node.statistics().member.evidence})
+    print(format_report(report))
+    print(f"views: {max(node.view for node in nodes)} (sequencer now member "
+          f"{max(node.view for node in nodes) % n}); evidence: "
+          f"{'members ' + str(proven) + ' proven Byzantine' if proven else 'none'}")
+    if complete:
+        print(f"throughput: {expected / finished_at:,.0f} payloads/s delivered at every correct "
+              f"member ({expected} payloads in {finished_at:.2f} s)")
+    else:
+        print("the run did not complete within 120 s")
+    print(f"logs: {target} (judge again with: btob check {target})")
+    return 0 if report.ok and complete else 1

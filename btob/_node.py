@@ -499,6 +499,10 @@ class Member:
         behind_view = status.view < self._order.view and self._new_view is not None
         if status.next_slot >= low and not behind_view:
             return
+        # Only the f+1 members after the laggard (in ring order) answer: one of them is
+        # correct, and a slow member is not buried under n-1 copies of the same help.
+        if (self.member - peer) % self.quorums.n > self.quorums.one_honest:
+            return
         key = (status.next_slot, status.view)
         last = self._served_at.get(peer)
         if last is not None and last[1] == key and now - last[0] < self.settings.status_interval_s:

@@ -78,6 +78,7 @@ class _Slot:
     ready_sent: bool = False
     committed_digest: bytes | None = None
     certificate: tuple[Vote, ...] = ()
+    certificate_view: int = 0  # a commit certificate stays valid in later views
     mine: dict[str, tuple[int | None, Message]] = attrs.field(factory=dict)
     last_sent: float = 0.0
 
@@ -209,6 +210,7 @@ class FixedSequencerOrder:
         state.values[digest] = proof.refs
         state.committed_digest = digest
         state.certificate = proof.certificate
+        state.certificate_view = proof.view
         state.mine.clear()
         self._committed[proof.slot] = CommittedSlot(proof.view, proof.slot, proof.refs,
                                                     proof.certificate)
@@ -484,6 +486,7 @@ class FixedSequencerOrder:
             digest = _quorum_digest(state.readies, q)
             if digest is not None:
                 state.committed_digest = digest
+                state.certificate_view = self.view
                 state.certificate = tuple(
                     Vote(v.sender, v.signature)
                     for v in sorted(state.readies.values(), key=lambda v: v.sender)
@@ -493,7 +496,8 @@ class FixedSequencerOrder:
             refs = state.values.get(state.committed_digest)
             if refs is not None:
                 state.mine.clear()
-                self._committed[slot] = CommittedSlot(self.view, slot, refs, state.certificate)
+                self._committed[slot] = CommittedSlot(state.certificate_view, slot, refs,
+                                                      state.certificate)
 
     def retransmit(self, now: float) -> None:
         """Resend own messages of slots not yet committed here."""

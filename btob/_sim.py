@@ -256,12 +256,16 @@ class _Simulation:
         while self.queue:
             event = heapq.heappop(self.queue)
             at, _, kind, member, instance, source, data = event
+            if finished_at is not None and at >= finished_at + config.linger:
+                if self._finished():
+                    break
+                # Something moved during the linger (say a Byzantine origin's payload reached
+                # some members): the run is not quiescent yet, so it goes on.
+                finished_at, deadline = None, config.max_time
             if at > deadline:
                 break
             self.now = at
             self.events += 1
-            if finished_at is not None and at >= finished_at + config.linger:
-                break
             if kind == self._CRASH:
                 self._crash(member)
                 continue

@@ -50,7 +50,8 @@ BEHAVIOURS: Mapping[str, Behaviour] = {b.name: b for b in (
     Behaviour("pause", False, "stops processing for a while, then resumes with its queue",
               (_AT, _p("for", float, 1.0, "seconds paused"))),
     Behaviour("slow", False, "takes this long to process every event (a slow CPU)",
-              (_p("delay", float, 0.01, "seconds per event"),)),
+              (_p("delay", float, 0.002, "seconds per event; a member slower than the "
+                  "messages it receives falls behind for good"),)),
     Behaviour("omission", True, "drops messages it should send and/or receive (faulty: not "
               "judged as honest)",
               (_p("p", float, 0.3, "probability of dropping each message"),

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from btob import SimConfig, simulate
-from faults import FaultSpec, NetSpec, parse_net
+from faults import FaultSpec, NetSpec, parse_fault, parse_net
 
 
 def _net(rng: random.Random) -> NetSpec:
@@ -99,3 +99,16 @@ def test_progress_callback_reports_monotone_delivery() -> None:
     simulate(SimConfig(n=4, seed=1, messages=40), progress=lambda t, d: seen.append((t, d)))
     assert seen and seen[-1][1] == 40
     assert all(a[0] <= b[0] and a[1] <= b[1] for a, b in itertools.pairwise(seen))
+
+
+def test_regression_completion_waits_for_quiescence() -> None:
+    """Seed 483 of the n=7 swarm sweep: a Byzantine origin's last payloads reached one correct
+    member only after the others had finished; the run was judged complete too early and the
+    checker reported a false agreement violation. Completion now waits for quiescence."""
+    n = 7
+    faults = (parse_fault("1=replay", n), parse_fault("4=silent", n))
+    net = parse_net("delay=0.001-0.05,loss=0.02,gst=1,partition=0.05-0.26:1|0+2+3+4+5+6", n)
+    result = simulate(SimConfig(n=n, seed=483, messages=40, faults=faults, net=net,
+                                max_time=30))
+    assert result.ok and result.complete
+    assert len({s.deliveries for s in result.statistics}) == 1

@@ -208,3 +208,17 @@ def test_timeouts_grow_on_consecutive_view_changes_and_reset_on_progress() -> No
     assert seen == [2.0, 4.0, 8.0, 10.0, 10.0, 10.0]
     timeouts.progressed()
     assert timeouts.current_s == 1.0
+
+
+def test_regression_commit_certificate_keeps_its_view() -> None:
+    """Seed 127 of the n=4 sweep: a member gathered view 0's READYs for a slot but got its
+    value only after moving to view 1, and served the slot as committed in view 1 - a proof
+    whose signatures did not match, so a lagging member could never adopt it."""
+    from faults import NetSpec
+
+    net = NetSpec(loss=0.15, dup=0.02, delay_min=0.001, delay_max=0.02, distribution="exp",
+                  gst=0.8, pre_gst_delay=0.02)
+    result = simulate(SimConfig(n=4, seed=127, messages=30, brb="echo", net=net, max_time=30,
+                                faults=(_crash(0, 0.289),)))
+    assert result.ok and result.complete
+    assert sum(s.dropped.get("proof-bad-certificate", 0) for s in result.statistics) == 0

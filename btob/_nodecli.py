@@ -1,0 +1,181 @@
+"""``btob keygen`` and ``btob node``: a real cluster of processes over TCP."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import struct
+from pathlib import Path
+
+import trio
+
+from btob._config import ClusterConfig, MemberAddress, load_cluster_config, write_cluster_config
+from btob._errors import ConfigError
+from btob._logs import (
+    BroadcastRecord,
+    DeliveryRecord,
+    LogAppender,
+    MemberInfo,
+    RunInfo,
+    write_run_info,
+)
+from btob._runtime import Transport, open_node
+from btob._settings import Settings
+from crypto import KeyRegistry, SigningKey, load_signing_key, save_signing_key
+from faults import parse_fault
+
+__all__ = ["add_keygen_arguments", "add_node_arguments", "run_keygen", "run_node",
+           "workload_payload"]
+
+
+def add_keygen_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``btob keygen``."""
+    parser.add_argument("--n", type=int, required=True, help="members")
+    parser.add_argument("--out", type=Path, required=True, help="directory to create")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--base-port", type=int, default=7400)
+    parser.add_argument("--cluster-id", default=None, help="default: random")
+    parser.add_argument("--f", type=int, default=None)
+
+
+def run_keygen(args: argparse.Namespace) -> int:
+    """Write ``OUT/cluster.toml`` and ``OUT/node-<i>.key`` (mode 0600)."""
+    if args.n < 1 or not 0 < args.base_port < 65536 - args.n:
+        raise ConfigError("--n must be >= 1 and the ports must fit below 65536")
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    keys = [SigningKey.generate() for _ in range(args.n)]
+    cluster_id = (args.cluster_id or os.urandom(8).hex()).encode()
+    config = ClusterConfig(
+        cluster_id, KeyRegistry(tuple(k.public_key() for k in keys)),
+        tuple(MemberAddress(args.host, args.base_port + i) for i in range(args.n)), args.f,
+    )
+    for i, key in enumerate(keys):
+        save_signing_key(key, out / f"node-{i}.key")
+    write_cluster_config(out / "cluster.toml", config)
+    print(f"wrote {out / 'cluster.toml'} and {args.n} key files (mode 0600) in {out}")
+    return 0
+
+
+def add_node_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``btob node``."""
+    parser.add_argument("--config", type=Path, required=True)
+    parser.add_argument("--id", type=int, required=True)
+    parser.add_argument("--key", type=Path, required=True)
+    parser.add_argument("--data", type=Path, help="data directory (durable input log)")
+    parser.add_argument("--log-dir", type=Path, help="append delivery logs here")
+    parser.add_argument("--workload", type=int, default=0,
+                        help="payloads this member broadcasts in all, across restarts")
+    parser.add_argument("--payload-size", type=int, default=100)
+    parser.add_argument("--rate", type=float, default=0.0, help="payloads/s (0: flat out)")
+    parser.add_argument("--exit-after", type=int, default=0,
+                        help="exit 0 once this many payloads were delivered")
+    parser.add_argument("--linger", type=float, default=2.0,
+                        help="seconds to keep serving peers before exiting")
+    parser.add_argument("--brb", choices=("bracha", "echo"), default="bracha")
+    parser.add_argument("--fault", action="append", default=[], metavar="SPEC")
+    parser.add_argument("--view-change-timeout", type=float, default=1.0)
+
+
+def workload_payload(member: int, counter: int, size: int) -> bytes:
+    """The deterministic payload ``counter`` of ``member`` (the same after a restart)."""
+    head = struct.pack(">II", member, counter)
+    body = b""
+    block = 0
+    while len(head) + len(body) < size:
+        body += hashlib.sha256(head + block.to_bytes(4, "big")).digest()
+        block += 1
+    return (head + body)[: max(size, len(head))]
+
+
+def _count_lines(path: Path) -> int:
+    if not path.exists():
+        return 0
+    with path.open("rb") as stream:
+        return sum(1 for line in stream if line.endswith(b"\n"))
+
+
+def run_node(args: argparse.Namespace) -> int:
+    """Run one member until ``--exit-after`` deliveries (then linger), or forever."""
+    config = load_cluster_config(args.config)
+    if not 0 <= args.id < config.n:
+        raise ConfigError(f"--id {args.id} is not a member of {args.config} (0..{config.n - 1})")
+    key = load_signing_key(args.key)
+    if key.public_key() != config.registry.public_key(args.id):
+        raise ConfigError(f"key file {args.key} does not hold member {args.id}'s key")
+    specs = [parse_fault(text, config.n) for text in args.fault]
+    if any(spec.member != args.id for spec in specs):
+        raise ConfigError("--fault specs of btob node must name this member's id")
+    return trio.run(_run_node, args, config, key, specs)
+
+
+async def _run_node(args: argparse.Namespace, config: ClusterConfig, key: SigningKey,
+                    specs: list) -> int:  # type: ignore[type-arg]
+    settings = Settings(view_change_timeout_s=args.view_change_timeout)
+    wrapper = None
+    if specs:
+        from btob._faulty import FaultyTransport
+
+        def wrapper(inner: Transport) -> Transport:
+            return FaultyTransport(inner, specs[0], n=config.n, signing_key=key,
+                                   cluster_id=config.cluster_id, settings=settings)
+    appender = None
+    if args.log_dir is not None:
+        _ensure_run_info(args.log_dir, config, args.id, byzantine=any(s.byzantine for s in specs))
+        appender = LogAppender(args.log_dir, args.id)
+    async with open_node(config, args.id, key, data_dir=args.data, settings=settings,
+                         brb=args.brb, transport_wrapper=wrapper) as node:
+        member = node.id
+        already = node.submitted_before_start  # the durable log knows what was broadcast
+        if appender is not None:
+            logged = _count_lines(args.log_dir / f"node-{member}.broadcast.jsonl")
+            for counter in range(logged, already):  # broadcasts the crash kept from the log
+                payload = workload_payload(member, counter, args.payload_size)
+                appender.append_broadcast(BroadcastRecord(
+                    f"{member}:{counter}", hashlib.sha256(payload).hexdigest()))
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_workload, node, args, already, appender)
+            start = _count_lines(args.log_dir / f"node-{member}.deliver.jsonl") \
+                if args.log_dir is not None else 0
+            async for delivery in node.deliveries(start):
+                if appender is not None:
+                    appender.append_delivery(DeliveryRecord(
+                        delivery.index, str(delivery.msg_id), delivery.origin,
+                        hashlib.sha256(delivery.payload).hexdigest()))
+                    appender.flush()
+                if args.exit_after and delivery.index + 1 >= args.exit_after:
+                    print(f"node {member}: {delivery.index + 1} payloads delivered; "
+                          f"lingering {args.linger:g} s", flush=True)
+                    await trio.sleep(args.linger)
+                    nursery.cancel_scope.cancel()
+                    break
+    if appender is not None:
+        appender.close()
+    return 0
+
+
+async def _workload(node, args: argparse.Namespace, already: int,  # type: ignore[no-untyped-def]
+                    appender: LogAppender | None) -> None:
+    for counter in range(already, args.workload):
+        payload = workload_payload(node.id, counter, args.payload_size)
+        msg_id = await node.broadcast(payload)
+        if appender is not None:
+            appender.append_broadcast(BroadcastRecord(str(msg_id),
+                                                      hashlib.sha256(payload).hexdigest()))
+            appender.flush()
+        if args.rate > 0:
+            await trio.sleep(1.0 / args.rate)
+
+
+def _ensure_run_info(log_dir: Path, config: ClusterConfig, member: int, *,
+                     byzantine: bool) -> None:
+    """Create ``run.json`` if no member did yet (the harness marks it complete at the end)."""
+    path = log_dir / "run.json"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    if path.exists():
+        return
+    members = {i: MemberInfo(honest=not (byzantine and i == member), crashed=False)
+               for i in range(config.n)}
+    write_run_info(log_dir, RunInfo(n=config.n, f=config.quorums.f, complete=False,
+                                    members=members))

@@ -1,0 +1,286 @@
+"""The Trio runtime: one :class:`~btob.Member` driven for real, as an embeddable node.
+
+One driver task owns the member. Inputs - frames from the transport, ticks from a timer task,
+payloads from :meth:`Node.broadcast` - reach it through one bounded channel; it applies a batch
+of them, appends them to the input log when there is a data directory (group commit), and only
+then sends the frames they produced and publishes the deliveries: persist, send, deliver.
+Everything runs in the caller's nursery; cancelling it leaves nothing half-sent, because a
+frame leaves only after the inputs that caused it are durable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Protocol
+
+import attrs
+import trio
+
+from btob._config import ClusterConfig
+from btob._delivery import Delivery, MsgId
+from btob._errors import BtobError, ConfigError
+from btob._node import BacklogFull, Member, MemberStatistics, PayloadTooLarge
+from btob._settings import Settings
+from btob._store import INPUT_RECEIVE, INPUT_SUBMIT, INPUT_TICK, InputLog
+from crypto import SigningKey
+
+__all__ = ["Node", "NodeStatistics", "Transport", "open_node"]
+
+
+class Transport(Protocol):
+    """What a node needs from a network: best-effort sends, authenticated receives."""
+
+    def send_nowait(self, dest: int, frame: bytes) -> bool:
+        """Queue ``frame`` for ``dest``; False if it was dropped (bounded queues)."""
+
+    async def receive(self) -> tuple[int, bytes]:
+        """The next ``(source, frame)``."""
+
+
+@attrs.frozen
+class NodeStatistics:
+    """A snapshot of a running node: the member's counters plus the driver's."""
+
+    member: MemberStatistics
+    frames_dropped_by_transport: int
+    inputs_logged: int
+    inputs_replayed: int
+    deliveries_retained: int
+
+
+@attrs.define
+class _Submit:
+    payload: bytes
+    done: trio.Event = attrs.field(factory=trio.Event)
+    msg_id: MsgId | None = None
+    error: BtobError | None = None
+
+
+_TICK = object()
+
+
+class Node:
+    """A running member. Obtain one from :func:`open_node`; do not construct it directly."""
+
+    def __init__(self, member: Member, transport: Transport, store: InputLog | None, *,
+                 delivery_retention: int, inbox_max: int) -> None:
+        self.id = member.member
+        self._member = member
+        self._transport = transport
+        self._store = store
+        self._offset = 0.0
+        self._inbox_send, self._inbox = trio.open_memory_channel[object](inbox_max)
+        self._delivered: deque[Delivery] = deque(maxlen=delivery_retention)
+        self._delivered_count = 0
+        self._changed = trio.Event()
+        self._dropped = 0
+        self._logged = 0
+        self._replayed = 0
+        self.submitted_before_start = 0
+        """Payloads this member had broadcast before this run (from its input log)."""
+
+    # -- public API ---------------------------------------------------------------------
+
+    async def broadcast(self, payload: bytes) -> MsgId:
+        """TO-broadcast ``payload`` and return its message id once it is durably accepted.
+
+        Waits (backpressure) while the member's backlog of unbatched payloads is full.
+        Raises :class:`PayloadTooLarge` for an oversized payload.
+        """
+        limit = self._member.settings.payload_bytes_max
+        if len(payload) > limit:
+            raise PayloadTooLarge(f"payload of {len(payload)} bytes exceeds {limit}")
+        while True:
+            request = _Submit(bytes(payload))
+            await self._inbox_send.send(request)
+            await request.done.wait()
+            if isinstance(request.error, BacklogFull):
+                await self._wait_change()
+                continue
+            if request.error is not None:
+                raise request.error
+            assert request.msg_id is not None
+            return request.msg_id
+
+    async def deliveries(self, start: int = 0) -> AsyncIterator[Delivery]:
+        """Deliveries from index ``start`` on, waiting for new ones forever.
+
+        Raises :class:`ConfigError` if ``start`` is older than the retained window.
+        """
+        index = start
+        while True:
+            first = self._delivered_count - len(self._delivered)
+            if index < first:
+                raise ConfigError(f"delivery {index} is no longer retained (oldest is {first})")
+            while index < self._delivered_count:
+                yield self._delivered[index - first]
+                index += 1
+                first = self._delivered_count - len(self._delivered)
+            await self._wait_change()
+
+    @property
+    def delivered(self) -> int:
+        """Deliveries made so far (the next delivery's index)."""
+        return self._delivered_count
+
+    @property
+    def view(self) -> int:
+        """The member's current view."""
+        return self._member.view
+
+    def statistics(self) -> NodeStatistics:
+        """A frozen snapshot of counters."""
+        return NodeStatistics(self._member.statistics(), self._dropped, self._logged,
+                              self._replayed, len(self._delivered))
+
+    # -- driver ---------------------------------------------------------------------------
+
+    def _now(self) -> float:
+        return trio.current_time() + self._offset
+
+    async def _wait_change(self) -> None:
+        await self._changed.wait()
+
+    def _publish(self, deliveries: list[Delivery]) -> None:
+        if deliveries:
+            self._delivered.extend(deliveries)
+            self._delivered_count += len(deliveries)
+        self._changed.set()
+        self._changed = trio.Event()
+
+    def replay(self) -> None:
+        """Rebuild the member from the input log (before any task starts)."""
+        if self._store is None:
+            return
+        member = self._member
+        last = None
+        for kind, now, data in self._store.replay():
+            if kind == INPUT_SUBMIT:
+                member.submit(data, now)
+                self.submitted_before_start += 1
+            elif kind == INPUT_RECEIVE:
+                member.receive(data, now)
+            else:
+                member.tick(now)
+            _, deliveries = member.take_outputs()
+            if deliveries:
+                self._delivered.extend(deliveries)
+                self._delivered_count += len(deliveries)
+            self._replayed += 1
+            last = now
+        if last is not None:
+            # Node time continues where the log stopped, whatever the new process's clock says.
+            self._offset = last + 1e-3 - trio.current_time()
+
+    async def _drive(self) -> None:
+        member = self._member
+        while True:
+            batch = [await self._inbox.receive()]
+            while len(batch) < 256:
+                try:
+                    batch.append(self._inbox.receive_nowait())
+                except trio.WouldBlock:
+                    break
+            rows: list[tuple[int, float, bytes]] = []
+            answered: list[_Submit] = []
+            for item in batch:
+                now = self._now()
+                if item is _TICK:
+                    member.tick(now)
+                    rows.append((INPUT_TICK, now, b""))
+                elif isinstance(item, _Submit):
+                    try:
+                        item.msg_id = member.submit(item.payload, now)
+                        rows.append((INPUT_SUBMIT, now, item.payload))
+                    except BtobError as exc:
+                        item.error = exc
+                    answered.append(item)
+                else:
+                    assert isinstance(item, bytes)
+                    member.receive(item, now)
+                    rows.append((INPUT_RECEIVE, now, item))
+            frames, deliveries = member.take_outputs()
+            if self._store is not None:
+                self._store.append(rows)  # durable before anything it caused leaves
+                self._logged += len(rows)
+            for out in frames:
+                if not self._transport.send_nowait(out.destination, out.frame):
+                    self._dropped += 1
+            for request in answered:
+                request.done.set()
+            self._publish(deliveries)
+
+    async def _receive_loop(self) -> None:
+        while True:
+            _, frame = await self._transport.receive()
+            await self._inbox_send.send(frame)
+
+    async def _tick_loop(self, interval: float) -> None:
+        while True:
+            await trio.sleep(interval)
+            await self._inbox_send.send(_TICK)
+
+
+def _identity(config: ClusterConfig, node_id: int) -> bytes:
+    return hashlib.sha256(
+        config.cluster_id + node_id.to_bytes(4, "big") + config.registry.public_key(node_id)
+    ).digest()
+
+
+@asynccontextmanager
+async def open_node(
+    config: ClusterConfig,
+    node_id: int,
+    signing_key: SigningKey,
+    *,
+    transport: Transport | None = None,
+    data_dir: str | os.PathLike[str] | None = None,
+    settings: Settings | None = None,
+    brb: str = "bracha",
+    tick_interval_s: float = 0.05,
+    delivery_retention: int = 1_000_000,
+    transport_wrapper: Callable[[Transport], Transport] | None = None,
+) -> AsyncIterator[Node]:
+    """Run member ``node_id`` of ``config`` for the duration of the ``async with`` block.
+
+    Without ``transport`` a TCP transport on ``config.addresses[node_id]`` is started. With
+    ``data_dir`` every input is logged durably before its effects leave the node, and a node
+    reopened on the same directory resumes where it stopped (see :mod:`btob._store`).
+    Raises :class:`ConfigError` for a bad key, id or data directory.
+    """
+    member = Member(member=node_id, registry=config.registry, signing_key=signing_key,
+                    cluster_id=config.cluster_id, f=config.f, brb=brb, settings=settings)
+    store = InputLog(data_dir, identity=_identity(config, node_id)) if data_dir else None
+    try:
+        async with trio.open_nursery() as nursery:
+            if transport is None:
+                from btob._tcp import TcpTransport
+                from crypto import Signer, Verifier
+
+                tcp = TcpTransport(
+                    config=config, member=node_id,
+                    signer=Signer(signing_key, cluster_id=config.cluster_id),
+                    verifier=Verifier(config.registry, cluster_id=config.cluster_id),
+                )
+                await nursery.start(tcp.serve)
+                transport = tcp
+            if transport_wrapper is not None:
+                transport = transport_wrapper(transport)
+            run = getattr(transport, "run", None)
+            if run is not None:  # a wrapper with work of its own (delayed or injected frames)
+                nursery.start_soon(run)
+            node = Node(member, transport, store, delivery_retention=delivery_retention,
+                        inbox_max=1024)
+            node.replay()
+            nursery.start_soon(node._drive)
+            nursery.start_soon(node._receive_loop)
+            nursery.start_soon(node._tick_loop, tick_interval_s)
+            yield node
+            nursery.cancel_scope.cancel()
+    finally:
+        if store is not None:
+            store.close()

@@ -1,0 +1,556 @@
+"""The TCP transport: one authenticated TCP connection per pair of members, carrying frames.
+
+Theory of operation
+-------------------
+Topology. Exactly one connection per pair: member ``i`` dials every ``j > i`` and accepts from
+every ``j < i``. A dialer reconnects with exponential backoff for as long as
+:meth:`TcpTransport.serve` runs; an accepted connection from a peer that already has one
+replaces the old one (a restarted peer simply dials again).
+
+Wire. Every message is a 4-byte big-endian length followed by that many bytes. A zero-length
+frame is a keepalive and is never delivered. Anything that is not well-formed (a length above
+the bound, end of stream inside a frame, a malformed handshake message) closes that one
+connection and is counted; peer bytes can never raise out of ``serve``.
+
+Handshake. Right after the TCP connect both sides send ``HELLO = b"btcp" | version (1 byte) |
+member id (2 bytes, big-endian) | nonce (32 random bytes)``. Each side checks the claimed id
+(in range, not itself, the dialed member on a dialed connection, a smaller id on an accepted
+one), then sends ``PROOF``: its 64-byte signature, under kind ``"tcp.handshake"``, of::
+
+    peer_nonce | own_nonce | dialer id (2 bytes) | acceptor id (2 bytes)
+
+and verifies the peer's proof over the mirrored body with the peer's registered key. The
+signer's domain tag binds the proof to the protocol version and the cluster id, so a member of
+another cluster fails here. Fresh nonces on both sides stop replay of an old proof; the nonce
+order says which role signed and the ids say who talked to whom, so a proof made for one
+connection is useless on any other. The transport authenticates only *who is at the other end
+of the socket*: it neither encrypts nor MACs the frames that follow; frames carry their own
+signatures, checked by the layer above.
+
+Queues and memory. Each peer has one bounded outgoing queue that outlives its connections, so
+frames queued while a peer is down are sent once it is back (up to the bound; beyond it
+``send_nowait`` drops and counts). Delivery is at most once: frames a writer had taken from the
+queue when its connection broke are lost, and the protocol above retransmits. Received frames
+go through one bounded channel; when it is full the reader of that connection stops reading,
+so TCP flow control pushes back on that peer only. A reader's buffer is bounded by
+``frame_bytes_max`` plus one receive chunk; unauthenticated connections are bounded by
+``handshakes_concurrent_max`` and ``handshake_timeout_s``.
+
+Liveness. A writer sends a keepalive after ``keepalive_interval_s`` without sending; a reader
+closes its connection after ``idle_timeout_s`` without receiving a byte, and a writer closes it
+when one write stalls that long (a peer that stopped reading), so a stuck peer holds nothing
+forever and never blocks the other peers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import secrets
+import struct
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import attrs
+import trio
+
+from btob._config import ClusterConfig
+from btob._errors import ConfigError, WireError
+from crypto import Signer, Verifier
+
+__all__ = ["HANDSHAKE_KIND", "TcpSettings", "TcpTransport", "TransportStatistics"]
+
+HANDSHAKE_KIND = "tcp.handshake"
+"""The signature kind of a handshake proof (bound to the cluster id by the domain tag)."""
+
+_PREFIX = struct.Struct(">I")
+_KEEPALIVE = _PREFIX.pack(0)
+_HELLO_MAGIC = b"btcp"
+_HELLO_VERSION = 1
+_NONCE_BYTES = 32
+_HELLO = struct.Struct(">4sBH32s")
+_SIGNATURE_BYTES = 64
+_HANDSHAKE_BYTES_MAX = 256
+_MEMBER_ID_MAX = 0xFFFF
+# Bytes asked of the socket per receive: also what a reader buffers beyond one frame.
+_RECEIVE_CHUNK_BYTES = 64 * 1024
+# A writer joins queued frames into one write while the write stays below this size.
+_WRITE_BATCH_BYTES = 256 * 1024
+
+# What a broken or closed socket raises; each ends one connection, never the transport.
+_SOCKET_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
+
+
+def _positive(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+        raise ConfigError(f"setting {attribute.name} must be a positive number, got {value!r}")
+
+
+@attrs.frozen(kw_only=True)
+class TcpSettings:
+    """Bounds and timings of a :class:`TcpTransport`.
+
+    Every field must be positive, the backoff maximum at least its initial value, the
+    keepalive interval below the idle timeout and ``frame_bytes_max`` below 2**32;
+    :class:`ConfigError` otherwise.
+    """
+
+    frame_bytes_max: int = attrs.field(default=4 * 1024 * 1024, validator=_positive)
+    """Largest frame sent or accepted; a bigger length prefix closes the connection."""
+    queue_frames_max: int = attrs.field(default=4096, validator=_positive)
+    """Frames queued per peer for sending, and frames waiting in the receive channel."""
+    connect_backoff_initial_s: float = attrs.field(default=0.05, validator=_positive)
+    """First wait before a dialer tries again; reset after every successful handshake."""
+    connect_backoff_max_s: float = attrs.field(default=2.0, validator=_positive)
+    """Cap on the dialer's doubling wait between attempts."""
+    keepalive_interval_s: float = attrs.field(default=1.0, validator=_positive)
+    """A keepalive is sent when nothing was sent on a connection for this long."""
+    idle_timeout_s: float = attrs.field(default=5.0, validator=_positive)
+    """A connection that received nothing for this long, or whose write stalled this long,
+    is closed."""
+    handshake_timeout_s: float = attrs.field(default=3.0, validator=_positive)
+    """Time allowed for a TCP connect, and separately for a whole handshake."""
+    handshakes_concurrent_max: int = attrs.field(default=64, validator=_positive)
+    """Accepted connections allowed to be handshaking at once; more are closed at once."""
+
+    def __attrs_post_init__(self) -> None:
+        if self.connect_backoff_max_s < self.connect_backoff_initial_s:
+            raise ConfigError("connect_backoff_max_s must be at least connect_backoff_initial_s")
+        if self.keepalive_interval_s >= self.idle_timeout_s:
+            raise ConfigError("keepalive_interval_s must be below idle_timeout_s")
+        if self.frame_bytes_max > 0xFFFFFFFF:
+            raise ConfigError("frame_bytes_max must fit the 4-byte length prefix")
+
+
+@attrs.frozen(kw_only=True)
+class TransportStatistics:
+    """A snapshot of a :class:`TcpTransport`'s counters (all monotonic since construction).
+
+    ``frames_*``/``bytes_*`` count data frames and their payload bytes only (no length
+    prefixes, keepalives or handshakes); a frame is *sent* once written to a socket.
+    """
+
+    frames_sent: int
+    bytes_sent: int
+    frames_received: int
+    bytes_received: int
+    frames_dropped_queue_full: int
+    """``send_nowait`` calls refused because that peer's queue held ``queue_frames_max``."""
+    frames_dropped_oversize: int
+    """``send_nowait`` calls refused because the frame exceeded ``frame_bytes_max``."""
+    connections_opened: int
+    """TCP connections dialed or accepted (authenticated or not)."""
+    connections_closed: int
+    handshakes_failed: int
+    """Connections closed before authenticating: bad or late proof, wrong id, malformed."""
+    bad_frames: int
+    """Connections closed for malformed bytes: bad length, end inside a frame, bad HELLO."""
+    idle_timeouts: int
+    """Connections closed because nothing arrived, or a write stalled, for idle_timeout_s."""
+    reconnects: int
+    """Authenticated connections to a peer that had been connected before."""
+
+
+@attrs.define
+class _Counters:
+    frames_sent: int = 0
+    bytes_sent: int = 0
+    frames_received: int = 0
+    bytes_received: int = 0
+    frames_dropped_queue_full: int = 0
+    frames_dropped_oversize: int = 0
+    connections_opened: int = 0
+    connections_closed: int = 0
+    handshakes_failed: int = 0
+    bad_frames: int = 0
+    idle_timeouts: int = 0
+    reconnects: int = 0
+
+
+class _HandshakeRefused(Exception):
+    """A well-formed handshake that does not authenticate (wrong id, bad proof, early EOF)."""
+
+
+@attrs.define(eq=False)
+class _Connection:
+    peer: int
+    cancel_scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
+    finished: trio.Event = attrs.field(factory=trio.Event)
+
+
+@attrs.define(eq=False)
+class _Peer:
+    outbox_send: trio.MemorySendChannel[bytes]
+    outbox_receive: trio.MemoryReceiveChannel[bytes]
+    connection: _Connection | None = None
+    ever_connected: bool = False
+
+
+class _FrameReader:
+    """Length-prefixed frames from a stream, buffering at most one frame plus one chunk."""
+
+    def __init__(self, stream: trio.abc.ReceiveStream) -> None:
+        self._stream = stream
+        self._buffer = bytearray()
+
+    async def _fill(self, size: int, idle_timeout_s: float) -> bool:
+        """Read until ``size`` bytes are buffered; False at end of stream."""
+        while len(self._buffer) < size:
+            with trio.fail_after(idle_timeout_s):
+                data = await self._stream.receive_some(_RECEIVE_CHUNK_BYTES)
+            if not data:
+                return False
+            self._buffer += data
+        return True
+
+    async def read_frame(self, limit: int, idle_timeout_s: float = math.inf) -> bytes | None:
+        """The next payload (``b""`` for a keepalive), or None at end of stream between frames.
+
+        Raises `WireError` for a length above ``limit`` or end of stream inside a frame,
+        `trio.TooSlowError` if a receive waits ``idle_timeout_s``, and socket errors as is.
+        """
+        if not await self._fill(_PREFIX.size, idle_timeout_s):
+            if self._buffer:
+                raise WireError("end of stream inside a length prefix")
+            return None
+        (length,) = _PREFIX.unpack_from(self._buffer)
+        if length > limit:
+            raise WireError(f"frame of {length} bytes exceeds the bound of {limit}")
+        end = _PREFIX.size + length
+        if not await self._fill(end, idle_timeout_s):
+            raise WireError("end of stream inside a frame")
+        payload = bytes(self._buffer[_PREFIX.size:end])
+        del self._buffer[:end]
+        return payload
+
+
+def _framed(payload: bytes) -> bytes:
+    return _PREFIX.pack(len(payload)) + payload
+
+
+def _proof_body(*, signer_nonce: bytes, other_nonce: bytes, dialer: int, acceptor: int) -> bytes:
+    """What one side signs: the other's nonce, its own nonce, then dialer and acceptor ids."""
+    return b"".join(
+        (other_nonce, signer_nonce, dialer.to_bytes(2, "big"), acceptor.to_bytes(2, "big"))
+    )
+
+
+class TcpTransport:
+    """Connects ``member`` to every other member of ``config`` over TCP, carrying opaque frames.
+
+    Construct it, run :meth:`serve` in a nursery (``await nursery.start(transport.serve)``),
+    then :meth:`send_nowait` and :meth:`receive`. ``signer`` must hold ``member``'s key and
+    ``signer``, ``verifier`` and ``config`` must agree on the cluster id and keys; ``listen_host``
+    overrides the host of ``config.addresses[member]`` for binding (e.g. ``"0.0.0.0"``).
+    Raises :class:`ConfigError` if they disagree or ``member`` is not in the cluster.
+    Attribute ``port``: the bound listening port once :meth:`serve` has started, else None.
+    """
+
+    def __init__(
+        self,
+        *,
+        config: ClusterConfig,
+        member: int,
+        signer: Signer,
+        verifier: Verifier,
+        settings: TcpSettings | None = None,
+        listen_host: str | None = None,
+    ) -> None:
+        if isinstance(member, bool) or not isinstance(member, int) or not 0 <= member < config.n:
+            raise ConfigError(f"member {member!r} is not in a cluster of {config.n}")
+        if config.n - 1 > _MEMBER_ID_MAX:
+            raise ConfigError(f"the TCP transport supports at most {_MEMBER_ID_MAX + 1} members")
+        if signer.cluster_id != config.cluster_id or verifier.cluster_id != config.cluster_id:
+            raise ConfigError("signer, verifier and config must have the same cluster_id")
+        if signer.public_key != config.registry.public_key(member):
+            raise ConfigError(f"the signer's key is not member {member}'s registered key")
+        if verifier.registry.public_keys != config.registry.public_keys:
+            raise ConfigError("the verifier's registry is not the config's registry")
+        self._config = config
+        self._member = member
+        self._signer = signer
+        self._verifier = verifier
+        self._settings = settings if settings is not None else TcpSettings()
+        self._listen_host = listen_host
+        self.port: int | None = None
+        self._counters = _Counters()
+        self._serving = False
+        self._handshaking = 0
+        self._peers: dict[int, _Peer] = {}
+        for peer in range(config.n):
+            if peer != member:
+                send, receive = trio.open_memory_channel[bytes](self._settings.queue_frames_max)
+                self._peers[peer] = _Peer(outbox_send=send, outbox_receive=receive)
+        self._inbox_send, self._inbox_receive = trio.open_memory_channel[tuple[int, bytes]](
+            self._settings.queue_frames_max
+        )
+
+    # -- the public surface -------------------------------------------------------------
+
+    async def serve(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
+        """Listen on ``config.addresses[member]`` and keep a connection to every peer, forever.
+
+        Reports the bound port through ``task_status`` (also stored in ``port``; with port 0
+        in the config the OS picks one, taken from the first listener if the host resolves to
+        several). Returns only by cancellation, which closes every socket; no task outlives
+        it. Raises `OSError` if the address cannot be bound and `RuntimeError` if this
+        transport is already serving. Peer misbehaviour is counted, never raised.
+        """
+        if self._serving:
+            raise RuntimeError("this TcpTransport is already serving")
+        self._serving = True
+        try:
+            address = self._config.addresses[self._member]
+            host = self._listen_host if self._listen_host is not None else address.host
+            listeners = await trio.open_tcp_listeners(address.port, host=host)
+            try:
+                self.port = int(listeners[0].socket.getsockname()[1])
+                async with trio.open_nursery() as nursery:
+                    await nursery.start(trio.serve_listeners, self._handle_accepted, listeners)
+                    for peer in range(self._member + 1, self._config.n):
+                        nursery.start_soon(self._dial_forever, peer)
+                    task_status.started(self.port)
+            finally:
+                with trio.CancelScope(shield=True):
+                    for listener in listeners:
+                        await listener.aclose()
+        finally:
+            self._serving = False
+
+    def send_nowait(self, dest: int, frame: bytes) -> bool:
+        """Queue ``frame`` for ``dest``; never blocks.
+
+        True if queued (it is written once a connection to ``dest`` is up; delivery is at
+        most once). False, dropping the frame, if ``dest`` is this member or not a member, if
+        ``frame`` is longer than ``frame_bytes_max`` (counted) or if ``dest``'s queue already
+        holds ``queue_frames_max`` frames (counted).
+        """
+        peer = self._peers.get(dest) if type(dest) is int else None
+        if peer is None:
+            return False
+        if len(frame) > self._settings.frame_bytes_max:
+            self._counters.frames_dropped_oversize += 1
+            return False
+        try:
+            peer.outbox_send.send_nowait(bytes(frame))
+        except trio.WouldBlock:
+            self._counters.frames_dropped_queue_full += 1
+            return False
+        return True
+
+    async def receive(self) -> tuple[int, bytes]:
+        """The next ``(source member, frame)`` from any authenticated peer; waits for one.
+
+        Frames of one peer arrive in the order it sent them. Up to ``queue_frames_max`` frames
+        wait here; beyond that readers stop reading their sockets until this is called.
+        """
+        return await self._inbox_receive.receive()
+
+    def statistics(self) -> TransportStatistics:
+        """A frozen snapshot of the counters."""
+        c = self._counters
+        return TransportStatistics(
+            frames_sent=c.frames_sent,
+            bytes_sent=c.bytes_sent,
+            frames_received=c.frames_received,
+            bytes_received=c.bytes_received,
+            frames_dropped_queue_full=c.frames_dropped_queue_full,
+            frames_dropped_oversize=c.frames_dropped_oversize,
+            connections_opened=c.connections_opened,
+            connections_closed=c.connections_closed,
+            handshakes_failed=c.handshakes_failed,
+            bad_frames=c.bad_frames,
+            idle_timeouts=c.idle_timeouts,
+            reconnects=c.reconnects,
+        )
+
+    def connected(self) -> frozenset[int]:
+        """The peers with an authenticated connection that is currently open."""
+        return frozenset(i for i, peer in self._peers.items() if peer.connection is not None)
+
+    # -- connection setup ---------------------------------------------------------------
+
+    async def _dial_forever(self, peer: int) -> None:
+        address = self._config.addresses[peer]
+        settings = self._settings
+        backoff = settings.connect_backoff_initial_s
+        while True:
+            stream: trio.SocketStream | None = None
+            with trio.move_on_after(settings.handshake_timeout_s):
+                with contextlib.suppress(OSError):
+                    stream = await trio.open_tcp_stream(address.host, address.port)
+            if stream is not None:
+                self._counters.connections_opened += 1
+                try:
+                    async with stream:
+                        reader = _FrameReader(stream)
+                        if await self._handshake(stream, reader, expected=peer) is not None:
+                            backoff = settings.connect_backoff_initial_s
+                            await self._run_connection(peer, stream, reader)
+                finally:
+                    self._counters.connections_closed += 1
+            await trio.sleep(backoff)
+            backoff = min(2 * backoff, settings.connect_backoff_max_s)
+
+    async def _handle_accepted(self, stream: trio.SocketStream) -> None:
+        self._counters.connections_opened += 1
+        try:
+            async with stream:
+                if self._handshaking >= self._settings.handshakes_concurrent_max:
+                    self._counters.handshakes_failed += 1
+                    return
+                reader = _FrameReader(stream)
+                self._handshaking += 1
+                try:
+                    peer = await self._handshake(stream, reader, expected=None)
+                finally:
+                    self._handshaking -= 1
+                if peer is not None:
+                    await self._run_connection(peer, stream, reader)
+        finally:
+            self._counters.connections_closed += 1
+
+    async def _handshake(
+        self, stream: trio.SocketStream, reader: _FrameReader, *, expected: int | None
+    ) -> int | None:
+        """The authenticated peer id, or None (counted) if the handshake failed.
+
+        ``expected`` is the dialed peer, or None on an accepted connection.
+        """
+        own_nonce = secrets.token_bytes(_NONCE_BYTES)
+        hello = _HELLO.pack(_HELLO_MAGIC, _HELLO_VERSION, self._member, own_nonce)
+        try:
+            with trio.fail_after(self._settings.handshake_timeout_s):
+                await stream.send_all(_framed(hello))
+                message = await reader.read_frame(_HANDSHAKE_BYTES_MAX)
+                if message is None:
+                    raise _HandshakeRefused("end of stream before HELLO")
+                if len(message) != _HELLO.size:
+                    raise WireError(f"HELLO of {len(message)} bytes")
+                magic, version, peer, peer_nonce = _HELLO.unpack(message)
+                if magic != _HELLO_MAGIC or version != _HELLO_VERSION:
+                    raise WireError("HELLO with a bad magic or version")
+                if not self._acceptable_peer(peer, expected):
+                    raise _HandshakeRefused(f"peer claims id {peer}")
+                if peer_nonce == own_nonce:
+                    raise _HandshakeRefused("peer echoed our nonce")
+                dialer, acceptor = (
+                    (self._member, peer) if expected is not None else (peer, self._member)
+                )
+                proof = self._signer.sign(
+                    HANDSHAKE_KIND,
+                    _proof_body(signer_nonce=own_nonce, other_nonce=peer_nonce,
+                                dialer=dialer, acceptor=acceptor),
+                )
+                await stream.send_all(_framed(proof))
+                message = await reader.read_frame(_HANDSHAKE_BYTES_MAX)
+                if message is None:
+                    raise _HandshakeRefused("end of stream before PROOF")
+                if len(message) != _SIGNATURE_BYTES:
+                    raise WireError(f"PROOF of {len(message)} bytes")
+                body = _proof_body(signer_nonce=peer_nonce, other_nonce=own_nonce,
+                                   dialer=dialer, acceptor=acceptor)
+                if not self._verifier.verify(peer, HANDSHAKE_KIND, body, message):
+                    raise _HandshakeRefused(f"bad proof from claimed member {peer}")
+        except WireError:
+            self._counters.bad_frames += 1
+            self._counters.handshakes_failed += 1
+            return None
+        except (_HandshakeRefused, trio.TooSlowError, *_SOCKET_ERRORS):
+            self._counters.handshakes_failed += 1
+            return None
+        return int(peer)
+
+    def _acceptable_peer(self, peer: int, expected: int | None) -> bool:
+        if expected is not None:
+            return peer == expected
+        return 0 <= peer < self._member
+
+    # -- an authenticated connection ----------------------------------------------------
+
+    async def _run_connection(
+        self, peer: int, stream: trio.SocketStream, reader: _FrameReader
+    ) -> None:
+        """Serve an authenticated connection until it breaks, replacing any older one."""
+        state = self._peers[peer]
+        while state.connection is not None:  # at most one connection per peer: newest wins
+            old = state.connection
+            old.cancel_scope.cancel()
+            await old.finished.wait()
+        connection = _Connection(peer)
+        state.connection = connection
+        if state.ever_connected:
+            self._counters.reconnects += 1
+        state.ever_connected = True
+        try:
+            with connection.cancel_scope:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(
+                        self._until_broken, connection, lambda: self._read_loop(peer, reader)
+                    )
+                    nursery.start_soon(
+                        self._until_broken, connection,
+                        lambda: self._write_loop(stream, state.outbox_receive),
+                    )
+        finally:
+            if state.connection is connection:
+                state.connection = None
+            connection.finished.set()
+
+    async def _until_broken(
+        self, connection: _Connection, loop: Callable[[], Awaitable[None]]
+    ) -> None:
+        """Run one side of ``connection``; whatever ends it (counted) ends the other side."""
+        try:
+            await loop()
+        except WireError:
+            self._counters.bad_frames += 1
+        except trio.TooSlowError:
+            self._counters.idle_timeouts += 1
+        except _SOCKET_ERRORS:
+            pass
+        finally:
+            connection.cancel_scope.cancel()
+
+    async def _read_loop(self, peer: int, reader: _FrameReader) -> None:
+        """Deliver ``peer``'s frames until a clean end of stream; raises on anything else."""
+        settings = self._settings
+        while True:
+            frame = await reader.read_frame(settings.frame_bytes_max, settings.idle_timeout_s)
+            if frame is None:
+                return
+            if not frame:
+                continue  # keepalive
+            self._counters.frames_received += 1
+            self._counters.bytes_received += len(frame)
+            await self._inbox_send.send((peer, frame))
+
+    async def _write_loop(
+        self, stream: trio.SocketStream, outbox: trio.MemoryReceiveChannel[bytes]
+    ) -> None:
+        """Write queued frames, batched, or a keepalive after an idle interval; raises
+        `trio.TooSlowError` if one write stalls for ``idle_timeout_s``."""
+        settings = self._settings
+        while True:
+            frames: list[bytes] = []
+            with trio.move_on_after(settings.keepalive_interval_s):
+                frames.append(await outbox.receive())
+            size = sum(len(f) for f in frames)
+            while frames and size < _WRITE_BATCH_BYTES:
+                try:
+                    frame = outbox.receive_nowait()
+                except trio.WouldBlock:
+                    break
+                frames.append(frame)
+                size += len(frame)
+            if frames:
+                data = bytearray()
+                for frame in frames:
+                    data += _PREFIX.pack(len(frame))
+                    data += frame
+            else:
+                data = bytearray(_KEEPALIVE)
+            with trio.fail_after(settings.idle_timeout_s):
+                await stream.send_all(data)
+            self._counters.frames_sent += len(frames)
+            self._counters.bytes_sent += size

@@ -1,0 +1,504 @@
+"""The TCP transport over loopback: topology, handshake, framing, bounds, reconnects, liveness.
+
+Raw-socket peers below speak the wire format from the module docstring of ``btob._tcp``
+independently of its code, so they also pin that format down.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import socket
+import struct
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import attrs
+import pytest
+import trio
+
+from btob._config import ClusterConfig, MemberAddress
+from btob._errors import ConfigError
+from btob._tcp import TcpSettings, TcpTransport
+from crypto import KeyRegistry, Signer, SigningKey, Verifier
+
+from .helpers import CLUSTER, Keys
+
+HOST = "127.0.0.1"
+FAST = TcpSettings(
+    connect_backoff_initial_s=0.01,
+    connect_backoff_max_s=0.1,
+    keepalive_interval_s=0.1,
+    idle_timeout_s=1.0,
+    handshake_timeout_s=1.0,
+)
+
+
+def reserve_ports(n: int) -> list[socket.socket]:
+    """``n`` sockets holding distinct loopback ports for the test's lifetime.
+
+    Each is bound with SO_REUSEADDR but never listens, so a transport (trio sets SO_REUSEADDR
+    on its listeners) can still bind and listen on the port, while the kernel hands it to
+    nobody else - not to another ``bind(0)`` and not as the local port of an outgoing connect.
+    """
+    sockets = []
+    for _ in range(n):
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind((HOST, 0))
+        sockets.append(s)
+    return sockets
+
+
+class Cluster:
+    """Keys, a config on fresh loopback ports, and transports for its members."""
+
+    def __init__(self, n: int, settings: TcpSettings = FAST) -> None:
+        self.keys = Keys(n)
+        self.reservations = reserve_ports(n)
+        self.config = ClusterConfig(
+            CLUSTER, self.keys.registry,
+            tuple(MemberAddress(HOST, s.getsockname()[1]) for s in self.reservations),
+        )
+        self.settings = settings
+
+    def close(self) -> None:
+        for s in self.reservations:
+            s.close()
+
+    def port(self, member: int) -> int:
+        return self.config.addresses[member].port
+
+    def transport(self, member: int) -> TcpTransport:
+        return TcpTransport(
+            config=self.config, member=member, signer=self.keys.signers[member],
+            verifier=self.keys.verifier(), settings=self.settings,
+        )
+
+    async def start(self, nursery: trio.Nursery, member: int) -> tuple[TcpTransport,
+                                                                       trio.CancelScope]:
+        """A new transport for ``member``, serving until the returned scope is cancelled."""
+        transport = self.transport(member)
+        scope: trio.CancelScope = await nursery.start(serve_scoped, transport)
+        return transport, scope
+
+
+MakeCluster = Callable[..., Cluster]
+
+
+@pytest.fixture
+def make_cluster() -> Iterator[MakeCluster]:
+    """``make_cluster(n, settings=FAST)``; its port reservations end with the test."""
+    made: list[Cluster] = []
+
+    def make(n: int, settings: TcpSettings = FAST) -> Cluster:
+        made.append(Cluster(n, settings))
+        return made[-1]
+
+    yield make
+    for cluster in made:
+        cluster.close()
+
+
+async def serve_scoped(
+    transport: TcpTransport, *, task_status: trio.TaskStatus[trio.CancelScope]
+) -> None:
+    with trio.CancelScope() as scope:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(transport.serve)
+            task_status.started(scope)
+
+
+async def eventually(predicate: Callable[[], bool], timeout_s: float = 3.0) -> None:
+    with trio.fail_after(timeout_s):
+        while not predicate():
+            await trio.sleep(0.005)
+
+
+async def eventually_equal(get: Callable[[], int], value: int) -> None:
+    await eventually(lambda: get() == value)
+
+
+async def receive_n(transport: TcpTransport, count: int,
+                    timeout_s: float = 3.0) -> list[tuple[int, bytes]]:
+    with trio.fail_after(timeout_s):
+        return [await transport.receive() for _ in range(count)]
+
+
+# -- a raw peer speaking the documented wire format ------------------------------------------
+
+def framed(payload: bytes) -> bytes:
+    return struct.pack(">I", len(payload)) + payload
+
+
+async def receive_exactly(stream: trio.SocketStream, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = await stream.receive_some(size - len(data))
+        if not chunk:
+            raise EOFError
+        data += chunk
+    return data
+
+
+async def receive_framed(stream: trio.SocketStream) -> bytes:
+    (length,) = struct.unpack(">I", await receive_exactly(stream, 4))
+    return await receive_exactly(stream, length)
+
+
+async def wait_for_eof(stream: trio.SocketStream, timeout_s: float = 3.0) -> None:
+    """Read (and discard) until the other side closes."""
+    with trio.fail_after(timeout_s):
+        try:
+            while await stream.receive_some(65536):
+                pass
+        except trio.BrokenResourceError:  # a reset counts as closed too
+            pass
+
+
+async def raw_handshake(
+    port: int, *, claimed: int, acceptor: int, signer: Signer, keys: Keys
+) -> trio.SocketStream:
+    """Dial ``port`` and authenticate as ``claimed`` using ``signer``; checks the acceptor."""
+    stream = await trio.open_tcp_stream(HOST, port)
+    try:
+        nonce = os.urandom(32)
+        await stream.send_all(framed(struct.pack(">4sBH32s", b"btcp", 1, claimed, nonce)))
+        magic, version, peer, peer_nonce = struct.unpack(">4sBH32s", await receive_framed(stream))
+        assert (magic, version, peer) == (b"btcp", 1, acceptor)
+        ids = claimed.to_bytes(2, "big") + acceptor.to_bytes(2, "big")
+        await stream.send_all(framed(signer.sign("tcp.handshake", peer_nonce + nonce + ids)))
+        proof = await receive_framed(stream)
+        assert keys.verifier().verify(acceptor, "tcp.handshake", nonce + peer_nonce + ids, proof)
+    except BaseException:
+        await stream.aclose()
+        raise
+    return stream
+
+
+# -- tests ------------------------------------------------------------------------------------
+
+async def test_three_members_connect_and_carry_frames_in_order(
+    make_cluster: MakeCluster,
+) -> None:
+    cluster = make_cluster(3)
+    async with trio.open_nursery() as nursery:
+        transports = [(await cluster.start(nursery, i))[0] for i in range(3)]
+        await eventually(lambda: all(
+            t.connected() == frozenset({0, 1, 2} - {i}) for i, t in enumerate(transports)))
+        for src, t in enumerate(transports):
+            for k in range(50):
+                for dst in range(3):
+                    if dst != src:
+                        assert t.send_nowait(dst, b"%d->%d:%d" % (src, dst, k))
+        for dst, t in enumerate(transports):
+            received = await receive_n(t, 100)
+            for src in set(range(3)) - {dst}:
+                assert [f for s, f in received if s == src] == [
+                    b"%d->%d:%d" % (src, dst, k) for k in range(50)]
+        for t in transports:
+            stats = t.statistics()
+            assert (stats.frames_sent, stats.frames_received) == (100, 100)
+            assert stats.handshakes_failed == stats.bad_frames == stats.reconnects == 0
+            assert stats.connections_opened == 2
+        nursery.cancel_scope.cancel()
+
+
+async def test_large_frames_up_to_the_bound_and_oversize_sends_refused(
+    make_cluster: MakeCluster,
+) -> None:
+    cluster = make_cluster(2, attrs.evolve(FAST, frame_bytes_max=1024 * 1024))
+    big = random.Random(1).randbytes(1024 * 1024)
+    async with trio.open_nursery() as nursery:
+        t0, _ = await cluster.start(nursery, 0)
+        t1, _ = await cluster.start(nursery, 1)
+        for _ in range(3):
+            assert t0.send_nowait(1, big)
+        assert t1.send_nowait(0, b"")  # an empty frame is a keepalive: sent, never delivered
+        assert t1.send_nowait(0, big[:1000])
+        assert not t0.send_nowait(1, big + b"x")
+        assert t0.statistics().frames_dropped_oversize == 1
+        assert await receive_n(t1, 3) == [(0, big)] * 3
+        assert await receive_n(t0, 1) == [(1, big[:1000])]
+        nursery.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize("rogue_member", [0, 2])
+@pytest.mark.parametrize("flaw", ["unregistered-key", "wrong-cluster"])
+async def test_a_peer_that_cannot_prove_its_identity_is_refused(
+    flaw: str, rogue_member: int, make_cluster: MakeCluster
+) -> None:
+    cluster = make_cluster(3)
+    if flaw == "unregistered-key":
+        key = SigningKey.from_seed(b"r" * 32)
+        keys = list(cluster.keys.registry.public_keys)
+        keys[rogue_member] = key.public_key()
+        registry = KeyRegistry(tuple(keys))
+        config = attrs.evolve(cluster.config, registry=registry)
+        signer = Signer(key, cluster_id=CLUSTER)
+        verifier = Verifier(registry, cluster_id=CLUSTER)
+    else:
+        config = attrs.evolve(cluster.config, cluster_id=b"other-cluster")
+        signer = Signer(cluster.keys.keys[rogue_member], cluster_id=b"other-cluster")
+        verifier = Verifier(cluster.keys.registry, cluster_id=b"other-cluster")
+    rogue = TcpTransport(config=config, member=rogue_member, signer=signer, verifier=verifier,
+                         settings=cluster.settings)
+    honest_ids = sorted({0, 1, 2} - {rogue_member})
+    async with trio.open_nursery() as nursery:
+        await nursery.start(serve_scoped, rogue)
+        honest = {i: (await cluster.start(nursery, i))[0] for i in honest_ids}
+        for i in honest_ids:
+            assert rogue.send_nowait(i, b"evil")
+        a, b = honest_ids
+        await eventually(lambda: honest[a].connected() == {b} and honest[b].connected() == {a})
+        await eventually(lambda: all(t.statistics().handshakes_failed > 0
+                                     for t in honest.values()))
+        await trio.sleep(0.1)  # the rogue keeps retrying meanwhile
+        assert honest[a].send_nowait(b, b"hello b") and honest[b].send_nowait(a, b"hello a")
+        assert await receive_n(honest[b], 1) == [(a, b"hello b")]
+        assert await receive_n(honest[a], 1) == [(b, b"hello a")]
+        # (The rogue may believe in a connection for a moment: with an unregistered key its own
+        # check of the honest proof passes, and only the honest side hangs up.)
+        for t in honest.values():
+            assert rogue_member not in t.connected()
+            assert t.statistics().frames_received == 1
+        nursery.cancel_scope.cancel()
+
+
+async def test_garbage_is_counted_and_a_real_peer_still_works(
+    make_cluster: MakeCluster,
+) -> None:
+    cluster = make_cluster(3, attrs.evolve(FAST, frame_bytes_max=1024))
+    noise = bytearray(random.Random(7).randbytes(2000))
+    noise[0] = 0xFF  # a length far above any bound
+    garbage = [
+        bytes(noise),
+        struct.pack(">I", 0xFFFFFFFF),  # oversized length prefix
+        struct.pack(">I", 39) + b"\x01" * 10,  # truncated HELLO
+        framed(b"\x00" * 39),  # a HELLO-sized frame with a bad magic
+        b"\x00\x00",  # end of stream inside the length prefix
+    ]
+    async with trio.open_nursery() as nursery:
+        t1, _ = await cluster.start(nursery, 1)
+        for k, data in enumerate(garbage, start=1):
+            async with await trio.open_tcp_stream(HOST, cluster.port(1)) as stream:
+                await stream.send_all(data)
+                # Half-close and drain, so the transport sees an end of stream, not a reset.
+                with contextlib.suppress(trio.BrokenResourceError):
+                    await stream.send_eof()
+                await wait_for_eof(stream)
+            await eventually_equal(lambda: t1.statistics().bad_frames, k)
+        assert t1.statistics().handshakes_failed == len(garbage)
+
+        # A well-formed handshake against the topology: member 2 must be dialed by 1.
+        with pytest.raises((EOFError, trio.BrokenResourceError)):
+            await raw_handshake(cluster.port(1), claimed=2, acceptor=1,
+                                signer=cluster.keys.signers[2], keys=cluster.keys)
+        await eventually(lambda: t1.statistics().handshakes_failed == len(garbage) + 1)
+        assert t1.statistics().bad_frames == len(garbage)
+
+        # After an honest handshake: an oversized frame, then a frame cut short.
+        for tail in (struct.pack(">I", 1025), struct.pack(">I", 100) + b"x" * 10):
+            bad_before = t1.statistics().bad_frames
+            stream = await raw_handshake(cluster.port(1), claimed=0, acceptor=1,
+                                         signer=cluster.keys.signers[0], keys=cluster.keys)
+            async with stream:
+                await eventually(lambda: t1.connected() == {0})
+                await stream.send_all(tail)
+                if len(tail) > 4:
+                    await stream.send_eof()
+                await wait_for_eof(stream)
+            await eventually_equal(lambda: t1.statistics().bad_frames, bad_before + 1)
+        assert 0 not in t1.connected()
+
+        t0, _ = await cluster.start(nursery, 0)
+        await eventually(lambda: t1.connected() == {0})
+        assert t0.send_nowait(1, b"ping") and t1.send_nowait(0, b"pong")
+        assert await receive_n(t1, 1) == [(0, b"ping")]
+        assert await receive_n(t0, 1) == [(1, b"pong")]
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_restarted_member_reconnects_and_gets_frames_queued_while_down(
+    make_cluster: MakeCluster,
+) -> None:
+    cluster = make_cluster(3)
+    async with trio.open_nursery() as nursery:
+        t0, _ = await cluster.start(nursery, 0)
+        t1, scope1 = await cluster.start(nursery, 1)
+        t2, _ = await cluster.start(nursery, 2)
+        await eventually(lambda: t0.connected() == {1, 2} and t2.connected() == {0, 1})
+
+        scope1.cancel()  # member 1 crashes
+        await eventually(lambda: 1 not in t0.connected() and 1 not in t2.connected())
+        assert t1.connected() == frozenset()
+        for k in range(20):
+            assert t0.send_nowait(1, b"from 0: %d" % k)
+            assert t2.send_nowait(1, b"from 2: %d" % k)
+
+        t1, _ = await cluster.start(nursery, 1)  # same member, same port
+        await eventually(lambda: t1.connected() == {0, 2})
+        received = await receive_n(t1, 40)
+        for src in (0, 2):
+            assert [f for s, f in received if s == src] == [
+                b"from %d: %d" % (src, k) for k in range(20)]
+        assert t1.send_nowait(0, b"back") and t1.send_nowait(2, b"back")
+        assert await receive_n(t0, 1) == [(1, b"back")]
+        assert await receive_n(t2, 1) == [(1, b"back")]
+        assert t0.statistics().reconnects >= 1 and t2.statistics().reconnects >= 1
+        nursery.cancel_scope.cancel()
+
+
+async def test_outgoing_queue_is_bounded_and_receive_applies_backpressure(
+    make_cluster: MakeCluster,
+) -> None:
+    cluster = make_cluster(2, attrs.evolve(FAST, queue_frames_max=8))
+    async with trio.open_nursery() as nursery:
+        t0, _ = await cluster.start(nursery, 0)  # member 1 is down
+        await trio.sleep(0.05)
+        results = [t0.send_nowait(1, b"%d" % k) for k in range(12)]
+        assert results == [True] * 8 + [False] * 4
+        assert not t0.send_nowait(0, b"self") and not t0.send_nowait(2, b"nobody")
+        assert t0.statistics().frames_dropped_queue_full == 4
+
+        t1, _ = await cluster.start(nursery, 1)
+        assert await receive_n(t1, 8) == [(0, b"%d" % k) for k in range(8)]
+
+        # Nobody calls t1.receive(): its reader stops after filling the receive channel.
+        for k in range(100):
+            while not t0.send_nowait(1, b"%d" % k):
+                await trio.sleep(0.001)
+        await eventually(lambda: t0.statistics().frames_sent == 108)
+        await trio.sleep(0.2)
+        assert t1.statistics().frames_received <= 8 + 8 + 1  # the channel, plus one in hand
+        assert await receive_n(t1, 100) == [(0, b"%d" % k) for k in range(100)]
+        nursery.cancel_scope.cancel()
+
+
+async def test_idle_but_healthy_connections_stay_up_and_silent_ones_are_closed(
+    make_cluster: MakeCluster,
+) -> None:
+    cluster = make_cluster(3, attrs.evolve(
+        FAST, keepalive_interval_s=0.05, idle_timeout_s=0.3, handshake_timeout_s=0.3))
+    async with trio.open_nursery() as nursery:
+        t1, _ = await cluster.start(nursery, 1)
+        t2, _ = await cluster.start(nursery, 2)
+        await eventually(lambda: t1.connected() == {2})
+        await trio.sleep(1.2)  # four idle timeouts with nothing but keepalives
+        assert t1.connected() == {2} and t2.connected() == {1}
+        for t in (t1, t2):
+            stats = t.statistics()
+            assert stats.connections_closed == stats.idle_timeouts == stats.reconnects == 0
+
+        # A socket that never completes a handshake is closed after the handshake timeout.
+        async with await trio.open_tcp_stream(HOST, cluster.port(1)) as stream:
+            start = trio.current_time()
+            await wait_for_eof(stream)
+            assert trio.current_time() - start >= 0.25
+        assert t1.statistics().handshakes_failed == 1
+
+        # An authenticated peer that goes silent is closed after the idle timeout.
+        stream = await raw_handshake(cluster.port(1), claimed=0, acceptor=1,
+                                     signer=cluster.keys.signers[0], keys=cluster.keys)
+        async with stream:
+            await eventually(lambda: t1.connected() == {0, 2})
+            await wait_for_eof(stream)  # keepalives first, then the close
+        await eventually(lambda: t1.connected() == {2})
+        assert t1.statistics().idle_timeouts == 1
+        assert t1.statistics().bad_frames == 0
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_peer_that_stops_reading_is_dropped_without_blocking_others(
+    make_cluster: MakeCluster,
+) -> None:
+    cluster = make_cluster(3, attrs.evolve(
+        FAST, frame_bytes_max=1024 * 1024, keepalive_interval_s=0.05, idle_timeout_s=0.5))
+    big = bytes(1024 * 1024)
+    async with trio.open_nursery() as nursery:
+        t1, _ = await cluster.start(nursery, 1)
+        t2, _ = await cluster.start(nursery, 2)
+        stream = await raw_handshake(cluster.port(1), claimed=0, acceptor=1,
+                                     signer=cluster.keys.signers[0], keys=cluster.keys)
+
+        async def keepalives() -> None:  # looks alive, but never reads
+            with contextlib.suppress(trio.BrokenResourceError):
+                while True:
+                    await stream.send_all(struct.pack(">I", 0))
+                    await trio.sleep(0.05)
+
+        async with stream, trio.open_nursery() as inner:
+            inner.start_soon(keepalives)
+            await eventually(lambda: t1.connected() == {0, 2})
+            for _ in range(64):  # far more than loopback socket buffers hold
+                assert t1.send_nowait(0, big)
+            await trio.sleep(0.1)
+            assert t1.send_nowait(2, b"not blocked")
+            assert await receive_n(t2, 1, timeout_s=0.5) == [(1, b"not blocked")]
+            await eventually(lambda: 0 not in t1.connected())
+            assert t1.statistics().idle_timeouts == 1
+            inner.cancel_scope.cancel()
+        assert t1.connected() == {2}
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_new_connection_from_a_peer_replaces_the_old_one(
+    make_cluster: MakeCluster,
+) -> None:
+    cluster = make_cluster(2)
+    async with trio.open_nursery() as nursery:
+        t1, _ = await cluster.start(nursery, 1)
+        old = await raw_handshake(cluster.port(1), claimed=0, acceptor=1,
+                                  signer=cluster.keys.signers[0], keys=cluster.keys)
+        await eventually(lambda: t1.connected() == {0})
+        new = await raw_handshake(cluster.port(1), claimed=0, acceptor=1,
+                                  signer=cluster.keys.signers[0], keys=cluster.keys)
+        async with old, new:
+            await wait_for_eof(old)
+            await new.send_all(framed(b"via new"))
+            assert await receive_n(t1, 1) == [(0, b"via new")]
+            assert t1.connected() == {0}
+            assert t1.statistics().reconnects == 1
+        nursery.cancel_scope.cancel()
+
+
+async def test_serve_twice_is_refused_and_a_bound_port_is_reported() -> None:
+    keys = Keys(2)
+    config = ClusterConfig(CLUSTER, keys.registry,
+                           (MemberAddress(HOST, 0), MemberAddress(HOST, 0)))
+    transport = TcpTransport(config=config, member=1, signer=keys.signers[1],
+                             verifier=keys.verifier(), settings=FAST)
+    assert transport.port is None
+    async with trio.open_nursery() as nursery:
+        port = await nursery.start(transport.serve)
+        assert port == transport.port and port > 0
+        with pytest.raises(RuntimeError):
+            await transport.serve()
+        nursery.cancel_scope.cancel()
+
+
+def test_inconsistent_construction_is_a_config_error() -> None:
+    keys = Keys(2)
+    config = ClusterConfig(CLUSTER, keys.registry,
+                           (MemberAddress(HOST, 1), MemberAddress(HOST, 2)))
+    good: dict[str, Any] = {"config": config, "member": 0, "signer": keys.signers[0],
+            "verifier": keys.verifier()}
+    bad_cases: list[dict[str, Any]] = [
+        {"member": 2},
+        {"signer": keys.signers[1]},
+        {"signer": Signer(keys.keys[0], cluster_id=b"other")},
+        {"verifier": Verifier(keys.registry, cluster_id=b"other")},
+        {"verifier": Verifier(KeyRegistry((keys.registry.public_keys[0],)),
+                              cluster_id=CLUSTER)},
+    ]
+    TcpTransport(**good)
+    for change in bad_cases:
+        with pytest.raises(ConfigError):
+            TcpTransport(**(good | change))
+    with pytest.raises(ConfigError):
+        TcpSettings(idle_timeout_s=0)
+    with pytest.raises(ConfigError):
+        TcpSettings(connect_backoff_initial_s=3.0, connect_backoff_max_s=1.0)
+    with pytest.raises(ConfigError):
+        TcpSettings(keepalive_interval_s=2.0, idle_timeout_s=1.0)
