@@ -3,6 +3,8 @@ fault hooks (the same :class:`faults._behaviours.ProcessFault` objects)."""
 
 from __future__ import annotations
 
+import heapq
+import math
 import random
 
 import trio
@@ -12,9 +14,10 @@ from btob._settings import Settings
 from btob._wire import Message, Signed, decode_frame
 from crypto import Signer, SigningKey
 from faults._behaviours import FaultContext, ProcessFault, make_fault
+from faults._network import NetSpec
 from faults._spec import FaultSpec
 
-__all__ = ["FaultyTransport"]
+__all__ = ["FaultyTransport", "NetFaultTransport"]
 
 
 class FaultyTransport:
@@ -85,6 +88,9 @@ class FaultyTransport:
         """Send delayed frames when due and inject the behaviour's own frames every 50 ms."""
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._send_delayed)
+            inner_run = getattr(self._inner, "run", None)
+            if inner_run is not None:
+                nursery.start_soon(inner_run)
             while True:
                 await trio.sleep(0.05)
                 self._time()
@@ -96,4 +102,58 @@ class FaultyTransport:
         async for at, dest, frame in self._delayed:
             await trio.sleep_until(at)
             if not self.crashed:
+                self._inner.send_nowait(dest, frame)
+
+
+class NetFaultTransport:
+    """Network faults between real processes: a ``--net`` spec applied to what this member
+    sends (loss and extra delay before GST, duplication, latency, partitions, cuts, clogs),
+    with times counted from when the transport was made."""
+
+    def __init__(self, inner: Transport, net: NetSpec, *, member: int, seed: int = 0) -> None:
+        self._inner = inner
+        self._net = net
+        self._member = member
+        self._rng = random.Random(f"net/{seed}/{member}")
+        self._start = trio.current_time()
+        self._queued_send, self._queued = trio.open_memory_channel[tuple[float, int, bytes]](
+            4096
+        )
+        self.dropped = 0
+
+    def send_nowait(self, dest: int, frame: bytes) -> bool:
+        """Send ``frame`` to ``dest`` through the simulated link conditions."""
+        now = trio.current_time()
+        t = now - self._start
+        net, rng = self._net, self._rng
+        if net.cut(self._member, dest, t) or (t < net.gst and net.loss and
+                                              rng.random() < net.loss):
+            self.dropped += 1
+            return True  # lost on the wire: the sender cannot tell
+        copies = 2 if net.dup and rng.random() < net.dup else 1
+        for _ in range(copies):
+            due = now + net.sample_delay(rng, t, self._member, dest)
+            try:
+                self._queued_send.send_nowait((due, dest, frame))
+            except trio.WouldBlock:
+                self.dropped += 1
+        return True
+
+    async def receive(self) -> tuple[int, bytes]:
+        """Frames from peers, unchanged (each sender applies its own link faults)."""
+        return await self._inner.receive()
+
+    async def run(self) -> None:
+        """Deliver delayed frames in due order (a heap, so short delays overtake long ones)."""
+        pending: list[tuple[float, int, int, bytes]] = []
+        seq = 0
+        while True:
+            timeout = pending[0][0] - trio.current_time() if pending else math.inf
+            with trio.move_on_after(max(timeout, 0)):
+                due, dest, frame = await self._queued.receive()
+                seq += 1
+                heapq.heappush(pending, (due, seq, dest, frame))
+            now = trio.current_time()
+            while pending and pending[0][0] <= now:
+                _, _, dest, frame = heapq.heappop(pending)
                 self._inner.send_nowait(dest, frame)

@@ -23,7 +23,7 @@ from btob._logs import (
 from btob._runtime import Transport, open_node
 from btob._settings import Settings
 from crypto import KeyRegistry, SigningKey, load_signing_key, save_signing_key
-from faults import parse_fault
+from faults import parse_fault, parse_net
 
 __all__ = ["add_keygen_arguments", "add_node_arguments", "run_keygen", "run_node",
            "workload_payload"]
@@ -75,6 +75,8 @@ def add_node_arguments(parser: argparse.ArgumentParser) -> None:
                         help="seconds to keep serving peers before exiting")
     parser.add_argument("--brb", choices=("bracha", "echo"), default="bracha")
     parser.add_argument("--fault", action="append", default=[], metavar="SPEC")
+    parser.add_argument("--net", default="", metavar="key=value,...",
+                        help="network faults on what this member sends (as in btob sim)")
     parser.add_argument("--view-change-timeout", type=float, default=1.0)
 
 
@@ -113,13 +115,17 @@ def run_node(args: argparse.Namespace) -> int:
 async def _run_node(args: argparse.Namespace, config: ClusterConfig, key: SigningKey,
                     specs: list) -> int:  # type: ignore[type-arg]
     settings = Settings(view_change_timeout_s=args.view_change_timeout)
-    wrapper = None
-    if specs:
-        from btob._faulty import FaultyTransport
+    net = parse_net(args.net, config.n) if args.net else None
 
-        def wrapper(inner: Transport) -> Transport:
-            return FaultyTransport(inner, specs[0], n=config.n, signing_key=key,
-                                   cluster_id=config.cluster_id, settings=settings)
+    def wrapper(inner: Transport) -> Transport:
+        from btob._faulty import FaultyTransport, NetFaultTransport
+
+        if net is not None:
+            inner = NetFaultTransport(inner, net, member=args.id)
+        if specs:
+            inner = FaultyTransport(inner, specs[0], n=config.n, signing_key=key,
+                                    cluster_id=config.cluster_id, settings=settings)
+        return inner
     appender = None
     if args.log_dir is not None:
         _ensure_run_info(args.log_dir, config, args.id, byzantine=any(s.byzantine for s in specs))

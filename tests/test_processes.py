@@ -46,11 +46,12 @@ def _lines(path: Path) -> int:
 def test_four_processes_survive_a_sigkill_and_restart(tmp_path: Path) -> None:
     subprocess.run([*BTOB, "keygen", "--n", "4", "--out", str(tmp_path),
                     "--base-port", str(_free_base_port(4))], check=True, capture_output=True)
-    _sigkill_run(tmp_path, prefix=[])
+    _sigkill_run(tmp_path, prefix=[], extra=["--net", "delay=0.001-0.004,dup=0.02"])
 
 
 def _sigkill_run(tmp_path: Path, prefix: list[str] | None = None,
-                 prefixes: dict[int, list[str]] | None = None) -> None:
+                 prefixes: dict[int, list[str]] | None = None,
+                 extra: list[str] | None = None) -> None:
     """Run four nodes (each command prefixed, e.g. by ``ip netns exec``), SIGKILL member 2
     mid-run, restart it, and judge every log."""
     n, workload = 4, 60
@@ -63,7 +64,7 @@ def _sigkill_run(tmp_path: Path, prefix: list[str] | None = None,
              "--key", str(tmp_path / f"node-{i}.key"), "--data", str(tmp_path / f"data-{i}"),
              "--log-dir", str(logs), "--workload", str(workload), "--rate", "40",
              "--exit-after", str(n * workload), "--linger", "8",
-             "--view-change-timeout", "0.5"],
+             "--view-change-timeout", "0.5", *(extra or [])],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
     procs = {i: start(i) for i in range(n)}

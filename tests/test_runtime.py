@@ -115,3 +115,69 @@ async def test_a_restarted_node_resumes_from_its_data_directory(tmp_path: Path) 
     assert ids == ["3:0", "3:1", "3:2", "3:3", "3:4"]
     assert more == ["3:5", "3:6", "3:7"]  # no id reused after the restart
     assert len(set(everything)) == 13
+
+
+async def test_network_faults_around_real_transports() -> None:
+    import hashlib
+
+    from btob import open_node
+    from btob._config import ClusterConfig, MemberAddress
+    from btob._faulty import NetFaultTransport
+    from btob.testing import MemoryNetwork
+    from crypto import KeyRegistry, SigningKey
+    from faults import parse_net
+
+    n = 4
+    keys = [SigningKey.from_seed(hashlib.sha256(b"net%d" % i).digest()) for i in range(n)]
+    config = ClusterConfig(b"net", KeyRegistry(tuple(k.public_key() for k in keys)),
+                           tuple(MemberAddress("memory", 1) for _ in range(n)))
+    network = MemoryNetwork(n)
+    net = parse_net("loss=0.2,gst=1,delay=0.001-0.01,dup=0.05,partition=0-0.5:0+1+2|3", n)
+    wrappers = []
+    with trio.fail_after(40):
+        async with trio.open_nursery() as nursery:
+            nodes = []
+            for i in range(n):
+                async def run(i: int = i, task_status=trio.TASK_STATUS_IGNORED) -> None:  # type: ignore[no-untyped-def]
+                    def wrap(inner, i=i):  # type: ignore[no-untyped-def]
+                        wrapped = NetFaultTransport(inner, net, member=i, seed=1)
+                        wrappers.append(wrapped)
+                        return wrapped
+                    async with open_node(config, i, keys[i], transport=network.endpoints[i],
+                                         transport_wrapper=wrap) as node:
+                        nodes.append(node)
+                        task_status.started()
+                        await trio.sleep_forever()
+                await nursery.start(run)
+            nodes.sort(key=lambda node: node.id)
+            for k in range(30):
+                await nodes[k % 3].broadcast(b"n%d" % k)
+            orders = [await _collect(node, 30) for node in nodes]
+            nursery.cancel_scope.cancel()
+    assert all(order == orders[0] for order in orders)
+    assert sum(w.dropped for w in wrappers) > 0  # the faults really bit
+
+
+async def test_the_pytest_fixture(btob_cluster) -> None:  # type: ignore[no-untyped-def]
+    await btob_cluster.nodes[0].broadcast(b"fixture")
+    with trio.fail_after(10):
+        assert await _collect(btob_cluster.nodes[3], 1) == ["0:0"]
+
+
+def test_the_example_app_runs() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parent.parent / "examples" / "kv_store.py"
+    proc = subprocess.run([sys.executable, str(example)], capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "3 replicas agree" in proc.stdout
+
+
+def test_demo_on_tcp_passes_and_its_logs_check(tmp_path: Path) -> None:
+    from btob._cli import main
+
+    assert main(["demo", "--messages", "300", "--log-dir", str(tmp_path / "d")]) == 0
+    assert main(["check", str(tmp_path / "d")]) == 0
