@@ -110,6 +110,12 @@ class _BrbBase:
             inst = self._instances[key] = _Instance()
         return inst
 
+    def broadcast(self, counter: int, batch: Batch, now: float) -> None:
+        """Start instance (self, counter): SEND to everyone, self included."""
+        inst = self._instance(self.member, counter)
+        assert inst is not None and inst.send is None, "own instance reused or outside window"
+        self._emit(inst, "send", None, Send(counter, batch), now)
+
     def forget(self, origin: int, counter: int) -> None:
         """Drop instance (origin, counter) and slide the origin's window past it."""
         self._instances.pop((origin, counter), None)
@@ -198,12 +204,6 @@ def _count(votes: dict[int, Signed], digest: bytes) -> int:
 
 class BrachaBroadcast(_BrbBase):
     """Bracha's double-echo reliable broadcast (SEND, ECHO, READY, with FETCH of values)."""
-
-    def broadcast(self, counter: int, batch: Batch, now: float) -> None:
-        """Start instance (self, counter): SEND to everyone, self included."""
-        inst = self._instance(self.member, counter)
-        assert inst is not None and inst.send is None, "own instance reused or outside window"
-        self._emit(inst, "send", None, Send(counter, batch), now)
 
     def on_message(self, signed: Signed, now: float) -> None:
         """Handle a verified SEND, ECHO, READY or FETCH."""
@@ -301,12 +301,6 @@ class BrachaBroadcast(_BrbBase):
 
 class SignedEchoBroadcast(_BrbBase):
     """Reiter's signed echo: q signed ECHOs make a FINAL certificate that anyone forwards."""
-
-    def broadcast(self, counter: int, batch: Batch, now: float) -> None:
-        """Start instance (self, counter): SEND to everyone, self included."""
-        inst = self._instance(self.member, counter)
-        assert inst is not None and inst.send is None, "own instance reused or outside window"
-        self._emit(inst, "send", None, Send(counter, batch), now)
 
     def on_message(self, signed: Signed, now: float) -> None:
         """Handle a verified SEND, ECHO or FINAL."""
