@@ -1,0 +1,538 @@
+"""Throughput and latency of btob over real TCP on loopback, one OS process per member.
+
+Run with ``python -m bench.tcp_bench [--n 4] [--payloads 3000] [--payload-size 100]
+[--rate 0] [--low-load-payloads 200] [--low-load-rate 50] [--json OUT]``.
+
+The parent process picks free loopback ports, derives deterministic keys, writes
+``cluster.toml`` and the key files into a temporary directory and starts ``n`` worker
+processes (``--worker I``), each running one member with ``open_node`` and the default TCP
+transport and :class:`~btob.Settings` defaults. Workers meet at a barrier (every member sees an
+authenticated connection to every peer, then every member has touched ``ready-I``), then each
+broadcasts ``payloads // n`` payloads - flat out when ``--rate`` is 0 (as fast as
+``Node.broadcast`` returns), else paced at ``rate / n`` per second - and consumes its
+deliveries until it has delivered all ``n * (payloads // n)``. It lingers a little so slower
+peers can finish, then writes ``result-I.json``.
+
+Definitions (all printed numbers follow them):
+
+* latency - for a member's *own* payloads only: from the call of ``broadcast`` to the local
+  delivery of that payload, both read from ``time.perf_counter`` in the same process, so no
+  clock synchronisation is involved. Percentiles are over the union of all members' samples.
+  In the flat-out phase every payload is submitted at once, so latency there is mostly
+  queueing; the low-load phase shows the protocol's latency.
+* elapsed - per member, from its first ``broadcast`` call to its last delivery.
+* throughput - payloads delivered at *every* member per second: total payloads divided by
+  the largest elapsed of any member (per-member throughput: total / own elapsed).
+* per-payload costs - cluster-wide sums over all members divided by the number of distinct
+  payloads: signatures made and verified (``MemberStatistics``; TCP handshakes excluded),
+  protocol messages and bytes sent (``MemberStatistics.messages_sent/bytes_sent``, frames the
+  member produced, before the transport's length prefixes), and CPU seconds (user + system,
+  ``getrusage``) spent between the member's first broadcast and its last delivery.
+* peak RSS - ``ru_maxrss`` of each worker process at exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import resource
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from btob import (
+    ClusterConfig,
+    MemberAddress,
+    Node,
+    Settings,
+    TcpTransport,
+    Transport,
+    load_cluster_config,
+    open_node,
+    write_cluster_config,
+)
+from crypto import KeyRegistry, SigningKey, load_signing_key, save_signing_key
+
+__all__ = [
+    "HEADER",
+    "bench_payload",
+    "free_ports",
+    "main",
+    "member_key",
+    "percentile",
+    "run_cluster",
+    "run_worker",
+    "summarize",
+    "write_cluster",
+]
+
+HEADER = struct.Struct(">II")
+"""Every payload starts with (member, counter), big-endian; the rest is zero padding."""
+
+_CLUSTER_ID = b"tcp-bench"
+_CONNECT_TIMEOUT_S = 60.0
+_BARRIER_SETTLE_S = 0.3
+
+
+# -- shared helpers ---------------------------------------------------------------------------
+
+
+def member_key(member: int) -> SigningKey:
+    """The deterministic signing key of ``member`` (benchmarks only: the seed is public)."""
+    return SigningKey.from_seed(hashlib.sha256(b"btob-tcp-bench-key-%d" % member).digest())
+
+
+def bench_payload(member: int, counter: int, size: int) -> bytes:
+    """Payload ``counter`` of ``member``: the 8-byte header zero-padded to ``size`` bytes."""
+    return HEADER.pack(member, counter).ljust(size, b"\0")
+
+
+def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
+    """``count`` distinct ports that were free on ``host`` a moment ago (bound, then closed)."""
+    sockets: list[socket.socket] = []
+    try:
+        for _ in range(count):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sockets.append(s)
+            s.bind((host, 0))
+        return [int(s.getsockname()[1]) for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def write_cluster(directory: Path, n: int, host: str = "127.0.0.1") -> ClusterConfig:
+    """Write ``cluster.toml`` and ``node-<i>.key`` for ``n`` members on free ports."""
+    keys = [member_key(i) for i in range(n)]
+    config = ClusterConfig(
+        _CLUSTER_ID,
+        KeyRegistry(tuple(k.public_key() for k in keys)),
+        tuple(MemberAddress(host, port) for port in free_ports(n, host)),
+    )
+    for i, key in enumerate(keys):
+        save_signing_key(key, directory / f"node-{i}.key", overwrite=True)
+    write_cluster_config(directory / "cluster.toml", config)
+    return config
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    """The ``fraction`` quantile (0..1) of ``values`` with linear interpolation; nan if empty."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    position = fraction * (len(ordered) - 1)
+    low = math.floor(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+# -- worker -----------------------------------------------------------------------------------
+
+
+class _Capture:
+    """A ``transport_wrapper`` that returns the transport unchanged and remembers it."""
+
+    def __init__(self) -> None:
+        self.transport: Transport | None = None
+
+    def __call__(self, transport: Transport) -> Transport:
+        self.transport = transport
+        return transport
+
+
+async def _barrier(directory: Path, member: int, n: int, capture: _Capture) -> float:
+    """Wait for every peer connection, then for every member's ready file; seconds waited."""
+    start = time.perf_counter()
+    tcp = capture.transport
+    peers = frozenset(range(n)) - {member}
+    with trio.fail_after(_CONNECT_TIMEOUT_S):
+        if isinstance(tcp, TcpTransport):
+            while tcp.connected() != peers:
+                await trio.sleep(0.02)
+        (directory / f"ready-{member}").touch()
+        while not all((directory / f"ready-{i}").exists() for i in range(n)):
+            await trio.sleep(0.02)
+    await trio.sleep(_BARRIER_SETTLE_S)
+    return time.perf_counter() - start
+
+
+_COUNTERS = ("messages_sent", "bytes_sent", "signatures_made", "signatures_verified",
+             "verify_cache_hits", "frames_received")
+
+
+def _counters(node: Node) -> dict[str, float]:
+    """The member's cumulative cost counters and the process CPU seconds, right now."""
+    member = node.statistics().member
+    snapshot: dict[str, float] = {name: getattr(member, name) for name in _COUNTERS}
+    snapshot["cpu_s"] = _cpu_seconds()
+    return snapshot
+
+
+def _minus(later: dict[str, float], earlier: dict[str, float]) -> dict[str, float]:
+    return {name: later[name] - earlier[name] for name in later}
+
+
+class _Marks:
+    """Times and counter snapshots of one worker's run (perf_counter clock)."""
+
+    def __init__(self) -> None:
+        self.first_broadcast = math.nan
+        self.last_delivery = math.nan
+        self.at_first_broadcast: dict[str, float] | None = None
+        self.at_last_delivery: dict[str, float] | None = None
+
+
+async def _broadcaster(node: Node, share: int, size: int, rate: float,
+                       sent_at: dict[int, float], marks: _Marks) -> None:
+    """Broadcast this member's share, recording each call time before it is made."""
+    interval = 1.0 / rate if rate > 0 else 0.0
+    start = trio.current_time()
+    for counter in range(share):
+        if interval:
+            await trio.sleep_until(start + counter * interval)
+        payload = bench_payload(node.id, counter, size)
+        now = time.perf_counter()
+        if marks.at_first_broadcast is None:
+            marks.at_first_broadcast = _counters(node)
+            marks.first_broadcast = now
+        sent_at[counter] = now
+        await node.broadcast(payload)
+
+
+async def _run_worker(args: argparse.Namespace) -> dict[str, Any]:
+    directory: Path = args.dir
+    member: int = args.worker
+    config = load_cluster_config(directory / "cluster.toml")
+    key = load_signing_key(directory / f"node-{member}.key")
+    n = config.n
+    share = args.payloads // n
+    total = n * share
+    rate_each = args.rate / n if args.rate > 0 else 0.0
+    capture = _Capture()
+    sent_at: dict[int, float] = {}
+    latencies_ms: list[float] = []
+    marks = _Marks()
+    order = hashlib.sha256()
+    delivered = 0
+    async with open_node(config, member, key, settings=Settings(),
+                         transport_wrapper=capture) as node:
+        barrier_s = await _barrier(directory, member, n, capture)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_broadcaster, node, share, args.payload_size, rate_each,
+                               sent_at, marks)
+            if total:
+                async for delivery in node.deliveries():
+                    now = time.perf_counter()
+                    origin, counter = HEADER.unpack_from(delivery.payload)
+                    order.update(HEADER.pack(origin, counter))
+                    if origin == member:
+                        latencies_ms.append((now - sent_at[counter]) * 1000.0)
+                    delivered += 1
+                    if delivered >= total:
+                        marks.last_delivery = now
+                        marks.at_last_delivery = _counters(node)
+                        break
+            await trio.sleep(args.linger)  # keep serving slower peers
+            nursery.cancel_scope.cancel()
+        at_end = _counters(node)
+        stats = node.statistics()
+        transport = capture.transport
+        tcp_stats = transport.statistics() if isinstance(transport, TcpTransport) else None
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    m = stats.member
+    base = marks.at_first_broadcast
+    window = end = None
+    if base is not None:
+        end = _minus(at_end, base)
+        if marks.at_last_delivery is not None:
+            window = _minus(marks.at_last_delivery, base)
+    return {
+        "member": member,
+        "n": n,
+        "payloads": total,
+        "delivered": delivered,
+        "elapsed_s": marks.last_delivery - marks.first_broadcast,
+        "barrier_s": barrier_s,
+        "latencies_ms": latencies_ms,
+        "order_digest": order.hexdigest(),
+        "window": window,
+        "through_linger": end,
+        "cpu_total_s": usage.ru_utime + usage.ru_stime,
+        "max_rss_kib": usage.ru_maxrss,
+        "member_statistics": {
+            "payloads_submitted": m.payloads_submitted,
+            "deliveries": m.deliveries,
+            "slots_delivered": m.slots_delivered,
+            "messages_sent": m.messages_sent,
+            "bytes_sent": m.bytes_sent,
+            "frames_received": m.frames_received,
+            "signatures_made": m.signatures_made,
+            "signatures_verified": m.signatures_verified,
+            "verify_cache_hits": m.verify_cache_hits,
+            "dropped": dict(m.dropped),
+            "view": m.view,
+            "view_changes_started": m.view_changes_started,
+        },
+        "frames_dropped_by_transport": stats.frames_dropped_by_transport,
+        "transport_statistics": None if tcp_stats is None else {
+            "frames_sent": tcp_stats.frames_sent,
+            "bytes_sent": tcp_stats.bytes_sent,
+            "frames_received": tcp_stats.frames_received,
+            "frames_dropped_queue_full": tcp_stats.frames_dropped_queue_full,
+            "reconnects": tcp_stats.reconnects,
+            "idle_timeouts": tcp_stats.idle_timeouts,
+        },
+    }
+
+
+def run_worker(args: argparse.Namespace) -> int:
+    """Worker mode: run member ``args.worker`` and write ``DIR/result-I.json``."""
+    result = trio.run(_run_worker, args)
+    path: Path = args.dir / f"result-{args.worker}.json"
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(result), encoding="utf-8")
+    temporary.replace(path)
+    return 0
+
+
+# -- parent -----------------------------------------------------------------------------------
+
+
+def run_cluster(n: int, payloads: int, payload_size: int, rate: float, *, linger_s: float,
+                timeout_s: float, keep_dir: bool = False) -> list[dict[str, Any]]:
+    """Start ``n`` worker processes for one phase and return their result dicts (by member).
+
+    Raises ``RuntimeError`` with the workers' log tails if one fails or the phase times out
+    (every worker is killed then).
+    """
+    directory = Path(tempfile.mkdtemp(prefix="btob-tcp-bench-"))
+    write_cluster(directory, n)
+    root = Path(__file__).resolve().parent.parent
+    procs: list[subprocess.Popen[bytes]] = []
+    logs = []
+    try:
+        for i in range(n):
+            log = (directory / f"worker-{i}.log").open("wb")
+            logs.append(log)
+            procs.append(subprocess.Popen(
+                [sys.executable, "-m", "bench.tcp_bench", "--worker", str(i),
+                 "--dir", str(directory), "--payloads", str(payloads),
+                 "--payload-size", str(payload_size), "--rate", repr(rate),
+                 "--linger", repr(linger_s)],
+                cwd=root, stdout=log, stderr=subprocess.STDOUT))
+        deadline = time.monotonic() + timeout_s
+        failure = None
+        for i, proc in enumerate(procs):
+            try:
+                code = proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                failure = f"timed out after {timeout_s:g} s"
+                break
+            if code != 0:
+                failure = f"worker {i} exited with status {code}"
+                break
+        if failure is not None:
+            for proc in procs:
+                if proc.poll() is None:
+                    proc.kill()
+            for proc in procs:
+                proc.wait()
+            tails = []
+            for i in range(n):
+                text = (directory / f"worker-{i}.log").read_text(errors="replace")
+                tails.append(f"--- worker {i} (exit {procs[i].returncode}) ---\n"
+                             f"{text[-4000:]}")
+            raise RuntimeError(f"{failure}; logs in {directory}\n" + "\n".join(tails))
+        results = [json.loads((directory / f"result-{i}.json").read_text(encoding="utf-8"))
+                   for i in range(n)]
+    finally:
+        for log in logs:
+            log.close()
+    if not keep_dir:
+        for path in directory.iterdir():
+            path.unlink()
+        directory.rmdir()
+    return results
+
+
+def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """The phase's headline numbers from the workers' results (see the module docstring).
+
+    Per-payload costs are cluster-wide sums over each member's window (its first broadcast
+    to its last delivery) divided by the payload count; the ``*_incl_linger`` variants run
+    each member's window on to its exit, so they add idle traffic (status messages,
+    checkpoints) of the linger period.
+    """
+    total = int(results[0]["payloads"])
+    elapsed = [float(r["elapsed_s"]) for r in results]
+    latencies = [x for r in results for x in r["latencies_ms"]]
+    stats = [r["member_statistics"] for r in results]
+
+    def per_payload(part: str, name: str) -> float:
+        if not total or any(r[part] is None for r in results):
+            return math.nan
+        return sum(float(r[part][name]) for r in results) / total
+
+    summary: dict[str, Any] = {
+        "n": len(results),
+        "payloads": total,
+        "all_delivered": all(r["delivered"] == total for r in results),
+        "same_order": len({r["order_digest"] for r in results}) == 1,
+        "throughput_per_s": total / max(elapsed) if total else math.nan,
+        "throughput_per_member_per_s": [total / e if e > 0 else math.nan for e in elapsed],
+        "elapsed_s": elapsed,
+        "latency_samples": len(latencies),
+        "latency_p50_ms": percentile(latencies, 0.50),
+        "latency_p90_ms": percentile(latencies, 0.90),
+        "latency_p99_ms": percentile(latencies, 0.99),
+        "latency_max_ms": max(latencies) if latencies else math.nan,
+    }
+    for key, name in (("signatures_made", "signatures_made"),
+                      ("signatures_verified", "signatures_verified"),
+                      ("messages", "messages_sent"), ("bytes", "bytes_sent"),
+                      ("cpu_s", "cpu_s")):
+        summary[f"{key}_per_payload"] = per_payload("window", name)
+        summary[f"{key}_per_payload_incl_linger"] = per_payload("through_linger", name)
+    summary.update({
+        "cpu_window_s": [float(r["window"]["cpu_s"]) if r["window"] else math.nan
+                         for r in results],
+        "cpu_total_s": [float(r["cpu_total_s"]) for r in results],
+        "max_rss_mib": [int(r["max_rss_kib"]) / 1024 for r in results],
+        "view_changes_started": sum(s["view_changes_started"] for s in stats),
+        "frames_dropped_by_transport": sum(int(r["frames_dropped_by_transport"])
+                                           for r in results),
+        "dropped": {k: sum(s["dropped"].get(k, 0) for s in stats)
+                    for k in sorted({k for s in stats for k in s["dropped"]})},
+    })
+    return summary
+
+
+def _print_summary(title: str, s: dict[str, Any], wall_s: float) -> None:
+    def row(label: str, value: str) -> None:
+        print(f"  {label:<40} {value}")
+
+    def pair(key: str, fmt: str) -> str:
+        return f"{s[key]:{fmt}} ({s[key + '_incl_linger']:{fmt}} incl. linger)"
+
+    print(title)
+    row("payloads (delivered at each member)", f"{s['payloads']}  all delivered: "
+        f"{'yes' if s['all_delivered'] else 'NO'}, same order: "
+        f"{'yes' if s['same_order'] else 'NO'}")
+    row("throughput (payloads/s at every member)", f"{s['throughput_per_s']:,.0f}")
+    row("  per member", " ".join(f"{t:,.0f}" for t in s["throughput_per_member_per_s"]))
+    row("latency p50 / p90 / p99 / max (ms)",
+        f"{s['latency_p50_ms']:.1f} / {s['latency_p90_ms']:.1f} / "
+        f"{s['latency_p99_ms']:.1f} / {s['latency_max_ms']:.1f}  "
+        f"({s['latency_samples']} samples)")
+    row("signatures made per payload", pair("signatures_made_per_payload", ".2f"))
+    row("signatures verified per payload", pair("signatures_verified_per_payload", ".2f"))
+    row("messages sent per payload", pair("messages_per_payload", ".2f"))
+    row("bytes sent per payload", pair("bytes_per_payload", ",.0f"))
+    row("CPU ms per payload (cluster)",
+        f"{s['cpu_s_per_payload'] * 1000:.3f} "
+        f"({s['cpu_s_per_payload_incl_linger'] * 1000:.3f} incl. linger)")
+    row("CPU s per member: window / process", " ".join(
+        f"{w:.2f}/{t:.2f}" for w, t in zip(s["cpu_window_s"], s["cpu_total_s"], strict=True)))
+    row("peak RSS per member (MiB)", " ".join(f"{r:.1f}" for r in s["max_rss_mib"]))
+    extras = f"view changes {s['view_changes_started']}, transport drops " \
+             f"{s['frames_dropped_by_transport']}"
+    if s["dropped"]:
+        extras += f", member drop counters {s['dropped']}"
+    row("anomalies", extras)
+    row("phase wall time", f"{wall_s:.1f} s")
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with every nan or infinity replaced by None (strict JSON has neither)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bench.tcp_bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=4, help="members (processes)")
+    parser.add_argument("--payloads", type=int, default=3000,
+                        help="payloads in all (each member broadcasts payloads // n)")
+    parser.add_argument("--payload-size", type=int, default=100, help="bytes (>= 8)")
+    parser.add_argument("--rate", type=float, default=0.0,
+                        help="cluster-wide payloads/s (0: flat out)")
+    parser.add_argument("--low-load-payloads", type=int, default=200,
+                        help="payloads of the low-load latency phase (0: skip it)")
+    parser.add_argument("--low-load-rate", type=float, default=50.0,
+                        help="cluster-wide payloads/s of the low-load phase")
+    parser.add_argument("--linger", type=float, default=2.0,
+                        help="seconds a worker keeps serving peers after its last delivery")
+    parser.add_argument("--timeout", type=float, default=300.0, help="seconds per phase")
+    parser.add_argument("--keep-dir", action="store_true", help="keep the temp directories")
+    parser.add_argument("--json", type=Path, default=None, metavar="OUT",
+                        help="also write the numbers to OUT")
+    parser.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--dir", type=Path, default=None, help=argparse.SUPPRESS)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark (or, with ``--worker``, one member); returns the exit status."""
+    args = _parser().parse_args(argv)
+    if args.worker is not None:
+        if args.dir is None:
+            raise SystemExit("--worker needs --dir")
+        return run_worker(args)
+    if args.n < 1 or args.payload_size < HEADER.size or args.payloads < args.n:
+        raise SystemExit(f"need --n >= 1, --payloads >= n and --payload-size >= {HEADER.size}")
+    phases = [("throughput", args.payloads, args.rate)]
+    if args.low_load_payloads > 0:
+        phases.append(("low-load", args.low_load_payloads, args.low_load_rate))
+    report: dict[str, Any] = {"n": args.n, "payload_size": args.payload_size, "phases": {}}
+    started = time.monotonic()
+    status = 0
+    for name, payloads, rate in phases:
+        phase_start = time.monotonic()
+        try:
+            results = run_cluster(args.n, payloads, args.payload_size, rate,
+                                  linger_s=args.linger, timeout_s=args.timeout,
+                                  keep_dir=args.keep_dir)
+        except RuntimeError as exc:
+            print(f"{name} phase FAILED: {exc}", file=sys.stderr)
+            report["phases"][name] = {"failed": str(exc)}
+            status = 1
+            continue
+        wall = time.monotonic() - phase_start
+        summary = summarize(results)
+        summary.update(rate=rate, wall_s=wall)
+        report["phases"][name] = summary
+        load = "flat out" if rate <= 0 else f"{rate:g} payloads/s"
+        _print_summary(f"{name}: n={args.n}, {summary['payloads']} payloads of "
+                       f"{args.payload_size} B, {load}, TCP loopback, one process per member",
+                       summary, wall)
+        if not (summary["all_delivered"] and summary["same_order"]):
+            status = 1
+    report["wall_s"] = time.monotonic() - started
+    print(f"total wall time {report['wall_s']:.1f} s")
+    if args.json is not None:
+        args.json.write_text(json.dumps(_finite(report), indent=2) + "\n", encoding="utf-8")
+    return status
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,29 @@
+"""The TCP benchmark end to end with tiny numbers: four worker processes on loopback."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from bench import tcp_bench
+
+
+def test_percentile_interpolates() -> None:
+    assert tcp_bench.percentile([3.0, 1.0, 2.0], 0.5) == 2.0
+    assert tcp_bench.percentile([0.0, 10.0], 0.99) == 9.9
+
+
+def test_tcp_bench_runs_both_phases(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    status = tcp_bench.main(["--n", "4", "--payloads", "40", "--low-load-payloads", "12",
+                             "--low-load-rate", "40", "--linger", "0.3", "--timeout", "25",
+                             "--json", str(out)])
+    assert status == 0
+    report = json.loads(out.read_text())
+    for name, payloads in (("throughput", 40), ("low-load", 12)):
+        phase = report["phases"][name]
+        assert phase["payloads"] == payloads
+        assert phase["all_delivered"] and phase["same_order"]
+        assert phase["latency_samples"] == payloads
+        assert phase["throughput_per_s"] > 0
+        assert phase["signatures_verified_per_payload"] > 0
