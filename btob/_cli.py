@@ -96,6 +96,8 @@ def replay_command(config: SimConfig) -> str:
     """The ``btob sim`` command line that replays ``config``."""
     parts = ["btob", "sim", "--n", str(config.n), "--seed", str(config.seed),
              "--messages", str(config.messages), "--brb", config.brb]
+    if config.variant != "bb":
+        parts += ["--variant", config.variant]
     if config.f is not None:
         parts += ["--f", str(config.f)]
     if config.payload_size != 100:

@@ -17,9 +17,10 @@ from collections import Counter, deque
 
 import attrs
 
-from btob._brb import make_brb
+from btob._brb import BrachaBroadcast, SignedEchoBroadcast, make_brb
 from btob._checkpoint import CheckpointTracker, chain_step
 from btob._delivery import Delivery, DeliveryLog, MsgId
+from btob._direct import DirectDissemination
 from btob._effects import Evidence, Outbox
 from btob._errors import BtobError, ConfigError, WireError
 from btob._order import FixedSequencerOrder
@@ -47,8 +48,12 @@ from btob._wire import (
 )
 from crypto import Backend, KeyRegistry, Signer, SigningKey, Verifier
 
+VARIANTS = ("bb", "ub", "moving")
+"""Sequencer variants a member can run."""
+
 __all__ = [
-    "BacklogFull", "Member", "MemberStatistics", "Outgoing", "PayloadTooLarge", "ViewInstalled",
+    "VARIANTS", "BacklogFull", "Member", "MemberStatistics", "Outgoing", "PayloadTooLarge",
+    "ViewInstalled",
 ]
 
 
@@ -125,6 +130,7 @@ class Member:
         cluster_id: bytes,
         f: int | None = None,
         brb: str = "bracha",
+        variant: str = "bb",
         settings: Settings | None = None,
         backend: Backend | None = None,
     ) -> None:
@@ -152,8 +158,21 @@ class Member:
         self._verify = verify
         common = dict(member=member, quorums=self.quorums, settings=self.settings,
                       outbox=self._outbox, verify=verify)
-        self._brb = make_brb(brb, **common)  # type: ignore[arg-type]
-        self._order = FixedSequencerOrder(**common)  # type: ignore[arg-type]
+        if variant not in VARIANTS:
+            raise ConfigError(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}")
+        self.variant = variant
+        self._order = FixedSequencerOrder(**common, moving=variant == "moving")  # type: ignore[arg-type]
+        self._brb: BrachaBroadcast | SignedEchoBroadcast | DirectDissemination
+        if variant == "ub":
+            order = self._order
+            self._brb = DirectDissemination(
+                member=member, quorums=self.quorums, settings=self.settings,
+                outbox=self._outbox, sequencer=lambda: order.sequencer,
+                view=lambda: order.view, ordered_low=order.ordered_low,
+                sign=lambda send: Signed.create(member, send, self._signer.sign),
+            )
+        else:
+            self._brb = make_brb(brb, **common)  # type: ignore[arg-type]
         self._checkpoints = CheckpointTracker(
             member=member, quorums=self.quorums, interval=self.settings.checkpoint_interval,
             window=self.settings.slot_window, retained=self.settings.log_retention_slots,
@@ -352,6 +371,8 @@ class Member:
         message = signed.message
         if isinstance(message, (Send, Echo, Final)):
             self._brb.on_message(signed, now)
+        elif isinstance(message, Order) and not self._carried_ok(message):
+            self._outbox.drop("order-bad-carried-batches")
         elif isinstance(message, (Order, OrderEcho)):
             view = self._order.view
             if view < message.view <= view + self.settings.view_window:
@@ -379,6 +400,31 @@ class Member:
             for ref, batch in zip(message.refs, message.batches, strict=True):
                 self._batches.setdefault((ref.origin, ref.counter), (ref.digest, batch))
 
+    def _carried_ok(self, order: Order) -> bool:
+        """UB: every batch an ORDER names travels in it, signed by its origin; the others
+        carry none. Held batches become available before the ORDER is considered."""
+        if self.variant != "ub":
+            return not order.carried
+        if len(order.carried) != len(order.refs):
+            return False
+        for frame, ref in zip(order.carried, order.refs, strict=True):
+            try:
+                raw = decode_frame(frame)
+                if raw.kind != Send.KIND or raw.sender != ref.origin:
+                    return False
+                if not self._verify(raw.sender, raw.kind, raw.body, raw.signature):
+                    return False
+                signed = raw.parse()
+            except WireError:
+                return False
+            message = signed.message
+            assert isinstance(message, Send)
+            if message.counter != ref.counter or message.batch.digest() != ref.digest:
+                return False
+            assert isinstance(self._brb, DirectDissemination)
+            self._brb.accept(signed)
+        return True
+
     def _pump(self, now: float) -> None:
         """Run queued outputs and local messages until nothing more happens."""
         outbox = self._outbox
@@ -403,6 +449,9 @@ class Member:
             outbox.evidence.clear()
 
     def _send(self, destination: int | None, item: Message | Signed) -> None:
+        if isinstance(item, Order) and isinstance(self._brb, DirectDissemination) \
+                and not item.carried:
+            item = attrs.evolve(item, carried=self._brb.carried(item.refs))
         signed = item if isinstance(item, Signed) else Signed.create(
             self.member, item, self._signer.sign
         )
@@ -657,7 +706,14 @@ class Member:
         chosen = sorted(changes, key=lambda s: s.sender)[: self.quorums.quorum]
         messages = [s.message for s in chosen if isinstance(s.message, ViewChange)]
         plan = plan_new_view(view, messages)
-        new_view = NewView(view, tuple(s.to_frame() for s in chosen), plan.reproposals)
+        excluded: tuple[int, ...] = ()
+        if self._order.moving:
+            # Take the member whose turn stalled out of the rotation (at most f stay out).
+            culprit = self._order.proposer(plan.first_free_slot)
+            kept = tuple(m for m in self._order.excluded if m != culprit)
+            excluded = (*kept, culprit)[-self.quorums.f:] if self.quorums.f else ()
+        new_view = NewView(view, tuple(s.to_frame() for s in chosen), plan.reproposals,
+                           excluded)
         self._outbox.send(None, new_view)
         self._new_view_last_sent = now
 
@@ -676,6 +732,12 @@ class Member:
         if plan is None:
             self._outbox.drop("newview-invalid")
             return
+        excluded = new_view.excluded
+        if len(set(excluded)) != len(excluded) or len(excluded) > self.quorums.f or any(
+            not 0 <= m < self.quorums.n for m in excluded
+        ) or (excluded and not self._order.moving):
+            self._outbox.drop("newview-invalid")
+            return
         if plan.checkpoint is not None:
             self._adopt_checkpoint(plan.checkpoint)
         self._changing_to = None
@@ -683,8 +745,16 @@ class Member:
         for member in [m for m, s in self._view_changes.items()
                        if isinstance(s.message, ViewChange) and s.message.view <= plan.view]:
             del self._view_changes[member]
-        self._order.install_view(plan.view, plan.reproposals, plan.first_free_slot, now)
+        self._order.install_view(plan.view, plan.reproposals, plan.first_free_slot, now,
+                                 excluded)
         self._views.append(ViewInstalled(plan.view, now))
+        if isinstance(self._brb, DirectDissemination):
+            self._brb.view_installed(now)
+            for item in plan.reproposals:
+                for ref in item.refs:
+                    if (ref.origin, ref.counter) not in self._batches and \
+                            not self._order.is_ordered(ref.origin, ref.counter):
+                        self._brb.want(ref, now)
         held, self._early_view_messages = self._early_view_messages, deque(
             maxlen=self.settings.future_view_messages_max
         )

@@ -115,9 +115,14 @@ class FixedSequencerOrder:
 
     def __init__(
         self, *, member: int, quorums: Quorums, settings: Settings, outbox: Outbox,
-        verify: VerifyFn, view: int = 0,
+        verify: VerifyFn, view: int = 0, moving: bool = False,
     ) -> None:
         self.member = member
+        self.moving = moving
+        """Moving sequencer: slot s of view v is proposed by ``rotation[(v + s) % len]``, and
+        each proposer waits for the previous slot to commit (the token)."""
+        self.excluded: tuple[int, ...] = ()
+        """Members the view's NEW-VIEW took out of the rotation (at most f)."""
         self.quorums = quorums
         self.settings = settings
         self.outbox = outbox
@@ -142,8 +147,18 @@ class FixedSequencerOrder:
 
     @property
     def sequencer(self) -> int:
-        """The member that sequences the current view."""
+        """The member that sequences the current view (and leads its view change)."""
         return self.view % self.quorums.n
+
+    def proposer(self, slot: int) -> int:
+        """The member whose ORDER for ``slot`` this view accepts."""
+        if not self.moving:
+            return self.sequencer
+        rotation = [m for m in range(self.quorums.n) if m not in self.excluded]
+        return rotation[(self.view + slot) % len(rotation)]
+
+    def _queues_batches(self) -> bool:
+        return self.active and (self.moving or self.sequencer == self.member)
 
     # -- inputs ------------------------------------------------------------------------------
 
@@ -154,7 +169,7 @@ class FixedSequencerOrder:
             return
         self._available[key] = ref.digest
         self._available_since[key] = now
-        if self.sequencer == self.member and self.active:
+        if self._queues_batches():
             self._queue.setdefault(ref.origin, {})[ref.counter] = ref
         for slot, state in sorted(self._slots.items()):
             if state.proposal is not None and state.echoed is None:
@@ -214,6 +229,8 @@ class FixedSequencerOrder:
         state.mine.clear()
         self._committed[proof.slot] = CommittedSlot(proof.view, proof.slot, proof.refs,
                                                     proof.certificate)
+        if self.moving:
+            self._sequenced(proof.refs)
         return True
 
     def adopt_settled(self, slot: int, refs: tuple[BatchRef, ...]) -> None:
@@ -257,10 +274,12 @@ class FixedSequencerOrder:
         return tuple(self._prepared[s] for s in sorted(self._prepared) if s >= floor)
 
     def install_view(self, view: int, reproposals: tuple[Reproposal, ...], first_free: int,
-                     now: float) -> None:
-        """Enter ``view`` with the re-proposals of its verified NEW-VIEW."""
+                     now: float, excluded: tuple[int, ...] = ()) -> None:
+        """Enter ``view`` with the re-proposals of its verified NEW-VIEW (and, for a moving
+        sequencer, the members it takes out of the rotation)."""
         assert view > self.view, "a view is installed once"
         self.view = view
+        self.excluded = excluded if self.moving else ()
         self.active = True
         self.view_started_at = now
         for slot, state in self._slots.items():
@@ -278,7 +297,7 @@ class FixedSequencerOrder:
             target.reproposed = True
             target.proposed_at = now
             self._consider(item.slot, target, now)
-        if self.sequencer == self.member:
+        if self._queues_batches():
             self._rebuild_queue(reproposed)
             self._next_slot = max(first_free, self.low)
             self.propose(now)
@@ -302,6 +321,10 @@ class FixedSequencerOrder:
     def committed(self, slot: int) -> CommittedSlot | None:
         """The commit proof of ``slot`` if it committed here and was not yet checkpointed."""
         return self._committed.get(slot)
+
+    def ordered_low(self, origin: int) -> int:
+        """Every batch of ``origin`` below this counter was delivered in a slot."""
+        return self._ordered.low(origin)
 
     def is_ordered(self, origin: int, counter: int) -> bool:
         """True if batch (origin, counter) was delivered in a slot."""
@@ -338,6 +361,9 @@ class FixedSequencerOrder:
 
     def propose(self, now: float) -> None:
         """As sequencer, assign queued batches to free slots inside the pipeline limit."""
+        if self.moving:
+            self._propose_in_turn()
+            return
         if self.sequencer != self.member or not self.active:
             return
         limit = self.low + min(self.settings.slot_window, self.settings.slots_in_flight_max)
@@ -349,6 +375,35 @@ class FixedSequencerOrder:
             self._next_slot += 1
             self.outbox.send(None, order)
 
+    def _propose_in_turn(self) -> None:
+        """Moving sequencer: propose the first open slot when it is this member's turn and the
+        slot before it has committed here (the token), with every queued batch."""
+        if not self.active:
+            return
+        slot = max(self.low, self._next_slot)
+        while slot in self._committed:
+            slot += 1
+        if slot >= self.low + self.settings.slot_window or self.proposer(slot) != self.member:
+            return
+        if slot > self.low and slot - 1 not in self._committed:
+            return
+        state = self._slots.get(slot)
+        if state is not None and state.proposal is not None:
+            return  # already proposed (or re-proposed) in this view
+        refs = self._take_refs()
+        if refs:
+            self._next_slot = slot + 1
+            self.outbox.send(None, Order(self.view, slot, refs))
+
+    def _sequenced(self, refs: tuple[BatchRef, ...]) -> None:
+        """Moving sequencer: batches a committed slot holds leave every member's queue."""
+        for ref in refs:
+            queued = self._queue.get(ref.origin)
+            if queued is not None:
+                queued.pop(ref.counter, None)
+            if self._next_counter.get(ref.origin, 0) <= ref.counter:
+                self._next_counter[ref.origin] = ref.counter + 1
+
     def _take_refs(self) -> tuple[BatchRef, ...]:
         """Up to slot_refs_max queued refs, each origin's in counter order, origins in turn."""
         origins = sorted(o for o, q in self._queue.items() if q)
@@ -359,7 +414,7 @@ class FixedSequencerOrder:
         taken: list[BatchRef] = []
         for origin in origins[start:] + origins[:start]:
             queued = self._queue[origin]
-            counter = self._next_counter.get(origin, 0)
+            counter = max(self._next_counter.get(origin, 0), self._ordered.low(origin))
             while counter in queued and len(taken) < self.settings.slot_refs_max:
                 taken.append(queued.pop(counter))
                 counter += 1
@@ -390,7 +445,7 @@ class FixedSequencerOrder:
         return len(keys) == len(refs) and all(r.origin < self.quorums.n for r in refs)
 
     def _on_order(self, signed: Signed, message: Order, state: _Slot, now: float) -> None:
-        if signed.sender != self.sequencer:
+        if signed.sender != self.proposer(message.slot):
             self.outbox.drop("order-not-sequencer")
             return
         if not self._refs_well_formed(message.refs):
@@ -498,6 +553,9 @@ class FixedSequencerOrder:
                 state.mine.clear()
                 self._committed[slot] = CommittedSlot(state.certificate_view, slot, refs,
                                                       state.certificate)
+                if self.moving:
+                    self._sequenced(refs)
+                    self._propose_in_turn()
 
     def retransmit(self, now: float) -> None:
         """Resend own messages of slots not yet committed here."""

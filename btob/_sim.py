@@ -35,8 +35,8 @@ if TYPE_CHECKING:
 
 __all__ = ["SimConfig", "SimResult", "ViewChangeRecord", "simulate"]
 
-VARIANTS = ("bb",)
-"""Sequencer variants the simulator runs today (the others arrive with their issue)."""
+VARIANTS = ("bb", "ub", "moving")
+"""Sequencer variants the simulator runs today."""
 
 
 @attrs.frozen(kw_only=True)
@@ -70,7 +70,9 @@ class SimConfig:
                 f"payload size {self.payload_size} exceeds {self.settings.payload_bytes_max}"
             )
         if self.variant not in VARIANTS:
-            raise ConfigError(f"variant {self.variant!r} is not available; choose bb")
+            raise ConfigError(
+                f"variant {self.variant!r} is not available; choose {', '.join(VARIANTS)}"
+            )
         if self.brb not in BRB_KINDS:
             raise ConfigError(f"unknown BRB {self.brb!r}; choose one of {', '.join(BRB_KINDS)}")
         members = [spec.member for spec in self.faults]
@@ -124,6 +126,8 @@ class SimResult:
     view_changes: tuple[ViewChangeRecord, ...] = ()
     peak_state: Mapping[str, int] = attrs.field(factory=dict)
     """The largest size each kind of held state reached at any member, sampled every tick."""
+    latencies: tuple[float, ...] = ()
+    """Virtual seconds from submission to delivery, per (correct member, honest payload)."""
 
     @property
     def messages_sent(self) -> int:
@@ -183,7 +187,8 @@ class _Simulation:
 
         def member(i: int) -> Member:
             return Member(member=i, registry=registry, signing_key=keys[i], cluster_id=cluster_id,
-                          f=config.f, brb=config.brb, settings=config.settings, backend=backend)
+                          f=config.f, brb=config.brb, variant=config.variant,
+                          settings=config.settings, backend=backend)
 
         self.members = [member(i) for i in range(n)]
         self.net_rng = random.Random(f"net/{config.seed}")
@@ -231,6 +236,8 @@ class _Simulation:
         self.view_installed: dict[int, float] = {}
         self.view_first_commit: dict[int, float] = {}
         self.peak_state: dict[str, int] = {}
+        self.submitted_at: dict[str, float] = {}
+        self.latencies: list[float] = []
 
     def push(self, at: float, kind: int, member: int, instance: int = 0, source: int = -1,
              data: bytes | None = None) -> None:
@@ -302,6 +309,7 @@ class _Simulation:
                 origin_counter = len(self.broadcasts[member])
                 payload = _payload(self.work_rng, member, origin_counter, config.payload_size)
                 msg_id = node.submit(payload, at)
+                self.submitted_at[str(msg_id)] = at
                 self.broadcasts[member].append(
                     BroadcastRecord(str(msg_id), hashlib.sha256(payload).hexdigest())
                 )
@@ -400,8 +408,12 @@ class _Simulation:
     def _record(self, member: int, deliveries: Sequence[Delivery]) -> None:
         log = self.deliveries[member]
         counts = self.from_origin[member]
+        correct = self._correct(member)
         for d in deliveries:
             counts[d.origin] += 1
+            submitted = self.submitted_at.get(str(d.msg_id))
+            if correct and submitted is not None:
+                self.latencies.append(self.now - submitted)
             log.append(DeliveryRecord(d.index, str(d.msg_id), d.origin,
                                       hashlib.sha256(d.payload).hexdigest()))
 
@@ -429,6 +441,7 @@ class _Simulation:
             virtual_time=self.now, statistics=tuple(m.statistics() for m in self.members),
             crashed=tuple(sorted(self.crashed)), events=self.events,
             view_changes=self._view_change_records(), peak_state=dict(self.peak_state),
+            latencies=tuple(self.latencies),
         )
 
     def _view_change_records(self) -> tuple[ViewChangeRecord, ...]:

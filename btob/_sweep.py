@@ -20,7 +20,7 @@ import attrs
 from btob._brb import BRB_KINDS
 from btob._errors import ConfigError
 from btob._settings import Settings
-from btob._sim import SimConfig, SimResult, simulate
+from btob._sim import VARIANTS, SimConfig, SimResult, simulate
 from faults._mix import SWARM, Mix, load_mixes, swarm_mix
 from faults._network import NetSpec
 
@@ -120,6 +120,7 @@ def _proved_byzantine(result: SimResult) -> bool:
 def _cases(
     seeds: Sequence[int], sizes: Sequence[int], brbs: Sequence[str],
     mixes: Sequence[str | Mix], *, messages: int, max_time: float, settings: Settings,
+    variants: Sequence[str] = ("bb",),
 ) -> list[SweepCase]:
     """Every case in run order (mix, n, brb, seed); every mix is resolved before any run."""
     cases: list[SweepCase] = []
@@ -133,15 +134,18 @@ def _cases(
             else:
                 labelled = [(mix.name, mix) for mix in load_mixes(source, n)]
             for label, fixed in labelled:
-                for brb in brbs:
-                    for seed in seeds:
-                        mix = fixed if fixed is not None else swarm_mix(seed, n)
-                        faults, net = mix.resolve(n)
-                        config = SimConfig(
-                            n=n, seed=seed, messages=messages, brb=brb, faults=faults,
-                            net=net, max_time=max_time, settings=settings,
-                        )
-                        cases.append(SweepCase(config, label))
+                for variant in variants:
+                    shown = label if variant == "bb" else f"{label} [{variant}]"
+                    for brb in brbs:
+                        for seed in seeds:
+                            mix = fixed if fixed is not None else swarm_mix(seed, n)
+                            faults, net = mix.resolve(n)
+                            config = SimConfig(
+                                n=n, seed=seed, messages=messages, brb=brb, faults=faults,
+                                net=net, max_time=max_time, settings=settings,
+                                variant=variant,
+                            )
+                            cases.append(SweepCase(config, shown))
     return cases
 
 
@@ -158,6 +162,7 @@ def sweep(
     shrink: bool = False,
     progress: Callable[[int, int], None] | None = None,
     settings: Settings | None = None,
+    variants: Sequence[str] = ("bb",),
 ) -> SweepOutcome:
     """Simulate every (mix, n, brb, seed) case in that order, one after the other.
 
@@ -171,6 +176,7 @@ def sweep(
     Raises :class:`ConfigError` for a bad mix, size or BRB before any run starts.
     """
     cases = _cases(seeds, sizes, brbs, mixes, messages=messages, max_time=max_time,
+                   variants=variants,
                    settings=settings if settings is not None else Settings())
     totals: dict[tuple[str, int, str], list[float]] = {}
     failure: SimResult | None = None
@@ -362,6 +368,8 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--first-seed", type=int, default=0, metavar="S",
                         help="first seed (default 0)")
     parser.add_argument("--n", default="4", metavar="4,7", help="cluster sizes (default 4)")
+    parser.add_argument("--variant", default="bb", metavar=",".join(VARIANTS),
+                        help="sequencer variants (default bb)")
     parser.add_argument("--brb", default="bracha", metavar=",".join(BRB_KINDS),
                         help="BRB kinds (default bracha)")
     parser.add_argument("--mix", action="append", default=None, metavar="NAME|FILE|swarm",
@@ -407,6 +415,9 @@ def run_sweep_command(args: argparse.Namespace) -> int:
         raise ConfigError(f"--brb {args.brb!r}: choose from {', '.join(BRB_KINDS)}")
     seeds = range(args.first_seed, args.first_seed + args.seeds)
     mixes: list[str | Mix] = list(args.mix or ["none"])
+    variants = [v.strip() for v in args.variant.split(",") if v.strip()]
+    if not variants or any(v not in VARIANTS for v in variants):
+        raise ConfigError(f"--variant {args.variant!r}: choose from {', '.join(VARIANTS)}")
     with Progress("sweep", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   transient=True, console=Console(stderr=True)) as bar:
         task = bar.add_task("sweep", total=None)
@@ -418,6 +429,7 @@ def run_sweep_command(args: argparse.Namespace) -> int:
             seeds=seeds, sizes=sizes, brbs=brbs, mixes=mixes, messages=args.messages,
             max_time=args.max_time, require_complete=not args.allow_incomplete,
             stop_on_failure=not args.keep_going, shrink=args.shrink, progress=progress,
+            variants=variants,
         )
     print(format_sweep(outcome))
     sys.stdout.flush()

@@ -305,22 +305,28 @@ class Final(_Message):
 
 @attrs.frozen
 class Order(_Message):
-    """Ordering: the view's sequencer proposes ``refs`` for ``slot``."""
+    """Ordering: the view's sequencer proposes ``refs`` for ``slot``.
+
+    In the UB variant ``carried`` holds the origins' signed SEND frames of the batches, which
+    members receive only through the ORDER; in the other variants it is empty.
+    """
 
     KIND: ClassVar[str] = "ord.order"
     CODE: ClassVar[int] = 10
     view: int
     slot: int
     refs: tuple[BatchRef, ...]
+    carried: tuple[bytes, ...] = ()
 
     def _fields(self) -> tuple[object, ...]:
-        return (self.view, self.slot, tuple(r.to_wire() for r in self.refs))
+        return (self.view, self.slot, tuple(r.to_wire() for r in self.refs), self.carried)
 
     @classmethod
     def _parse(cls, fields: tuple[Any, ...]) -> Order:
-        view, slot, refs = _tuple(fields, cls.KIND, 3)
+        view, slot, refs, carried = _tuple(fields, cls.KIND, 4)
         parsed = tuple(BatchRef.from_wire(r) for r in _tuple(refs, "order refs"))
-        return cls(_int(view, "view"), _int(slot, "slot"), parsed)
+        frames = tuple(_bytes(f, "carried frame") for f in _tuple(carried, "carried"))
+        return cls(_int(view, "view"), _int(slot, "slot"), parsed, frames)
 
     @property
     def digest(self) -> bytes:
@@ -527,17 +533,21 @@ class NewView(_Message):
     view: int
     view_changes: tuple[bytes, ...]
     reproposals: tuple[Reproposal, ...]
+    excluded: tuple[int, ...] = ()
+    """Moving sequencer only: members taken out of the rotation in this view (at most f)."""
 
     def _fields(self) -> tuple[object, ...]:
-        return (self.view, self.view_changes, tuple(r.to_wire() for r in self.reproposals))
+        return (self.view, self.view_changes, tuple(r.to_wire() for r in self.reproposals),
+                self.excluded)
 
     @classmethod
     def _parse(cls, fields: tuple[Any, ...]) -> NewView:
-        view, frames, reproposals = _tuple(fields, cls.KIND, 3)
+        view, frames, reproposals, excluded = _tuple(fields, cls.KIND, 4)
         return cls(
             _int(view, "view"),
             tuple(_bytes(f, "view-change frame") for f in _tuple(frames, "view changes")),
             tuple(Reproposal.from_wire(r) for r in _tuple(reproposals, "reproposals")),
+            tuple(_int(m, "excluded member") for m in _tuple(excluded, "excluded")),
         )
 
 

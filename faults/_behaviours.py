@@ -487,6 +487,27 @@ class LieViewChange(ProcessFault):
         return [(dest, frame, 0.0)]
 
 
+class DropForwards(ProcessFault):
+    """As UB sequencer, ignores the SENDs members hand to it (it still orders its own)."""
+
+    byzantine = True
+
+    def incoming(self, source: int, frame: bytes) -> bool:
+        try:
+            return decode_frame(frame).kind != Send.KIND
+        except WireError:
+            return True
+
+
+class SkipTurn(ProcessFault):
+    """As a member of a moving sequencer's rotation, never sends its ORDERs."""
+
+    byzantine = True
+
+    def outgoing(self, dest: int, frame: bytes, signed: Signed) -> Outgoing:
+        return [] if isinstance(signed.message, Order) else [(dest, frame, 0.0)]
+
+
 class Twins(ProcessFault):
     """Marker: the simulator runs two instances with this key (see ``btob._sim``)."""
 
@@ -498,6 +519,7 @@ _CLASSES: dict[str, type[ProcessFault]] = {
     "equivocate": Equivocate, "vote-equivocate": VoteEquivocate, "forge": Forge,
     "replay": Replay, "garbage": Garbage, "mutate": Mutate, "censor": Censor, "stall": Stall,
     "flood": Flood, "lie-viewchange": LieViewChange, "twins": Twins,
+    "drop-forwards": DropForwards, "skip-turn": SkipTurn,
 }
 
 

@@ -82,6 +82,9 @@ BEHAVIOURS: Mapping[str, Behaviour] = {b.name: b for b in (
               "NEW-VIEWs that drop prepared slots", ()),
     Behaviour("twins", True, "two instances share its key, each talking to half the members",
               (), swarm=False),
+    Behaviour("drop-forwards", True, "UB sequencer: ignores the batches members hand to it",
+              ()),
+    Behaviour("skip-turn", True, "moving sequencer: never proposes in its turns", ()),
 )}
 """Every behaviour ``--fault`` accepts, by name."""
 

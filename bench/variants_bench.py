@@ -1,0 +1,64 @@
+"""What each sequencer variant costs, in the simulator (``python -m bench.variants_bench``).
+
+For BB, UB and the moving sequencer at n = 4, 7, 10, one fault-free run with the same
+workload: simulated throughput (deliveries at all members per CPU-second of this process),
+virtual latency from submission to delivery (p50, p99), messages and bytes per payload, and
+how the busiest member's work (messages sent, signatures verified) compares with the average.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+from btob import SimConfig, simulate
+
+SIZES = (4, 7, 10)
+VARIANTS = ("bb", "ub", "moving")
+
+
+def measure(variant: str, n: int, messages: int, rate: float) -> dict[str, float]:
+    """One run's figures."""
+    start = time.process_time()
+    result = simulate(SimConfig(n=n, seed=1, messages=messages, rate=rate, variant=variant))
+    cpu = time.process_time() - start
+    assert result.ok and result.complete, (variant, n)
+    stats = result.statistics
+    sent = [s.messages_sent for s in stats]
+    verified = [s.signatures_verified for s in stats]
+    latencies = sorted(result.latencies)
+    return {
+        "deliveries_per_cpu_s": sum(s.deliveries for s in stats) / cpu,
+        "latency_p50_ms": 1000 * statistics.median(latencies),
+        "latency_p99_ms": 1000 * latencies[int(0.99 * (len(latencies) - 1))],
+        "msgs_per_payload": sum(sent) / messages,
+        "bytes_per_payload": sum(s.bytes_sent for s in stats) / messages,
+        "busiest_msgs": max(sent) / statistics.mean(sent),
+        "busiest_verifies": max(verified) / statistics.mean(verified),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print the table (markdown); returns the exit status."""
+    parser = argparse.ArgumentParser(prog="python -m bench.variants_bench", description=__doc__)
+    parser.add_argument("--messages", type=int, default=600)
+    parser.add_argument("--rate", type=float, default=600.0, help="payloads per virtual second")
+    args = parser.parse_args(argv)
+    print(f"{args.messages} payloads of 100 B at {args.rate:g}/s, fault-free, links 1-5 ms")
+    print()
+    print("| variant | n | deliveries/CPU-s | latency p50 ms | p99 ms | msgs/payload | "
+          "bytes/payload | busiest/avg msgs | busiest/avg verifies |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for n in SIZES:
+        for variant in VARIANTS:
+            m = measure(variant, n, args.messages, args.rate)
+            print(f"| {variant} | {n} | {m['deliveries_per_cpu_s']:,.0f} | "
+                  f"{m['latency_p50_ms']:.1f} | {m['latency_p99_ms']:.1f} | "
+                  f"{m['msgs_per_payload']:.1f} | {m['bytes_per_payload']:,.0f} | "
+                  f"{m['busiest_msgs']:.2f} | {m['busiest_verifies']:.2f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
