@@ -1,6 +1,6 @@
 """What each sequencer variant costs, in the simulator (``python -m bench.variants_bench``).
 
-For BB, UB and the moving sequencer at n = 4, 7, 10, one fault-free run with the same
+For BB, UB, UUB and the moving sequencer at n = 4, 7, 10, one fault-free run with the same
 workload: simulated throughput (deliveries at all members per CPU-second of this process),
 virtual latency from submission to delivery (p50, p99), messages and bytes per payload, and
 how the busiest member's work (messages sent, signatures verified) compares with the average.
@@ -15,7 +15,7 @@ import time
 from btob import SimConfig, simulate
 
 SIZES = (4, 7, 10)
-VARIANTS = ("bb", "ub", "moving")
+VARIANTS = ("bb", "ub", "uub", "moving")
 
 
 def measure(variant: str, n: int, messages: int, rate: float) -> dict[str, float]:

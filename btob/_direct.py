@@ -24,7 +24,7 @@ from btob._brb import batch_fits
 from btob._effects import BrbDelivery, Evidence, Outbox
 from btob._quorum import Quorums
 from btob._settings import Settings
-from btob._wire import Batch, BatchRef, Fetch, Send, Signed
+from btob._wire import Batch, BatchRef, Fetch, Order, Request, Send, Signed
 
 __all__ = ["DirectDissemination"]
 
@@ -41,8 +41,12 @@ class DirectDissemination:
 
     def __init__(self, *, member: int, quorums: Quorums, settings: Settings, outbox: Outbox,
                  sequencer: Callable[[], int], view: Callable[[], int],
-                 ordered_low: Callable[[int], int], sign: Callable[[Send], Signed]) -> None:
+                 ordered_low: Callable[[int], int], sign: Callable[[Send], Signed],
+                 grants: bool = False) -> None:
         self.member = member
+        self.grants = grants
+        """UUB: ask the sequencer for a slot (REQUEST) instead of handing it the batch, then
+        broadcast the batch with the signed grant."""
         self.quorums = quorums
         self.settings = settings
         self.outbox = outbox
@@ -52,15 +56,44 @@ class DirectDissemination:
         self._sign = sign
         self._held: dict[tuple[int, int], Signed] = {}
         self._own: dict[int, _Own] = {}
-        self._wanted: dict[tuple[int, int], float] = {}
+        self._wanted: dict[tuple[int, int], tuple[float, bytes]] = {}
+        self._relayed: set[tuple[int, int]] = set()
 
     def broadcast(self, counter: int, batch: Batch, now: float) -> None:
         """Hand own batch ``counter`` to the sequencer (and keep it)."""
         signed = self._sign(Send(counter, batch))
         self._own[counter] = _Own(signed, now, now)
         self.accept(signed)
-        if self._sequencer() != self.member:
-            self.outbox.send(self._sequencer(), signed)
+        self._hand_over(signed)
+
+    def _hand_over(self, signed: Signed) -> None:
+        """UB: the batch goes to the sequencer; UUB: a request for a slot does."""
+        message = signed.message
+        assert isinstance(message, Send)
+        item: Signed | Request = signed
+        if self.grants:
+            item = Request(message.counter, message.batch.digest())
+        if self.grants or self._sequencer() != self.member:
+            self.outbox.send(self._sequencer(), item)
+
+    def on_grant(self, grant: Signed) -> None:
+        """UUB: the sequencer granted a slot to own batch: broadcast the batch and the grant."""
+        order = grant.message
+        assert isinstance(order, Order)
+        key = (order.view, order.slot)
+        if key in self._relayed:
+            return
+        self._relayed.add(key)
+        if len(self._relayed) > 4 * self.settings.slot_window:
+            self._relayed.discard(min(self._relayed))
+        others = [m for m in range(self.quorums.n) if m != self.member]
+        for ref in order.refs:
+            own = self._own.get(ref.counter)
+            if ref.origin == self.member and own is not None:
+                for member in others:
+                    self.outbox.send(member, own.signed)
+        for member in others:  # never back to ourselves: we hold the grant already
+            self.outbox.send(member, grant)
 
     def accept(self, signed: Signed) -> bool:
         """Hold an origin-signed SEND (forwarded, carried, resent or fetched); True if held."""
@@ -79,14 +112,16 @@ class DirectDissemination:
             self.outbox.drop("ub-batch-out-of-bounds")
             return False
         held = self._held.get(key)
+        digest = message.batch.digest()
         if held is not None:
-            if held.message != message:
-                self.outbox.evidence.append(Evidence(signed.sender, held, signed))
+            if held.message == message:
+                return True
+            self.outbox.evidence.append(Evidence(signed.sender, held, signed))
+            if self._wanted.get(key, (0.0, b""))[1] != digest:
                 return False
-            return True
+            # The origin equivocated and the slot granted to it names this value: take it.
         self._held[key] = signed
         self._wanted.pop(key, None)
-        digest = message.batch.digest()
         self.outbox.brb_deliveries.append(BrbDelivery(signed.sender, message.counter,
                                                       message.batch, digest))
         return True
@@ -111,19 +146,22 @@ class DirectDissemination:
     def want(self, ref: BatchRef, now: float) -> None:
         """Ask everyone for a batch a re-proposal names but this member does not hold."""
         key = (ref.origin, ref.counter)
-        if key in self._held or key in self._wanted:
+        held = self._held.get(key)
+        if held is not None and isinstance(held.message, Send) and \
+                held.message.batch.digest() == ref.digest:
+            return
+        if self._wanted.get(key, (0.0, b""))[1] == ref.digest:
             return
         if len(self._wanted) >= self.quorums.n * self.settings.brb_window:
             return
-        self._wanted[key] = now
+        self._wanted[key] = (now, ref.digest)
         self.outbox.send(None, Fetch(ref.origin, ref.counter, ref.digest))
 
     def view_installed(self, now: float) -> None:
-        """Forward every unordered own batch to the new sequencer."""
+        """Hand every unordered own batch (UB) or request (UUB) to the new sequencer."""
         for own in self._own.values():
             own.last_sent = now
-            if self._sequencer() != self.member:
-                self.outbox.send(self._sequencer(), own.signed)
+            self._hand_over(own.signed)
 
     def forget(self, origin: int, counter: int) -> None:
         """The batch was delivered in a slot."""
@@ -141,9 +179,9 @@ class DirectDissemination:
             if now - own.first_sent >= self.settings.view_change_timeout_s:
                 own.last_sent = now
                 self.outbox.send(None, own.signed)
-            elif self._sequencer() != self.member:
+            else:
                 own.last_sent = now
-                self.outbox.send(self._sequencer(), own.signed)
+                self._hand_over(own.signed)
 
     def instances(self) -> int:
         """Batches held (bounded by the window per origin)."""

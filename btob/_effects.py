@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import attrs
 
-from btob._wire import Batch, Message, Signed
+from btob._wire import Batch, BatchRef, Message, Signed
 
 __all__ = ["BrbDelivery", "Evidence", "Outbox", "VerifyFn"]
 
@@ -50,6 +50,8 @@ class Outbox:
     sends: list[tuple[int | None, Message | Signed]] = attrs.field(factory=list)
     brb_deliveries: list[BrbDelivery] = attrs.field(factory=list)
     evidence: list[Evidence] = attrs.field(factory=list)
+    wanted: list[BatchRef] = attrs.field(factory=list)
+    """Batches a proposal names that this member holds a different value of (UUB)."""
     dropped: Counter[str] = attrs.field(factory=Counter)
     """Inputs refused, by reason (peer misbehaviour or stale retransmissions)."""
 

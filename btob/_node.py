@@ -39,6 +39,7 @@ from btob._wire import (
     NewView,
     Order,
     OrderEcho,
+    Request,
     Send,
     Signed,
     SlotProof,
@@ -48,7 +49,7 @@ from btob._wire import (
 )
 from crypto import Backend, KeyRegistry, Signer, SigningKey, Verifier
 
-VARIANTS = ("bb", "ub", "moving")
+VARIANTS = ("bb", "ub", "uub", "moving")
 """Sequencer variants a member can run."""
 
 __all__ = [
@@ -161,15 +162,19 @@ class Member:
         if variant not in VARIANTS:
             raise ConfigError(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}")
         self.variant = variant
-        self._order = FixedSequencerOrder(**common, moving=variant == "moving")  # type: ignore[arg-type]
+        self._order = FixedSequencerOrder(
+            member=member, quorums=self.quorums, settings=self.settings, outbox=self._outbox,
+            verify=verify, moving=variant == "moving", granting=variant == "uub",
+        )
         self._brb: BrachaBroadcast | SignedEchoBroadcast | DirectDissemination
-        if variant == "ub":
+        if variant in ("ub", "uub"):
             order = self._order
             self._brb = DirectDissemination(
                 member=member, quorums=self.quorums, settings=self.settings,
                 outbox=self._outbox, sequencer=lambda: order.sequencer,
                 view=lambda: order.view, ordered_low=order.ordered_low,
                 sign=lambda send: Signed.create(member, send, self._signer.sign),
+                grants=variant == "uub",
             )
         else:
             self._brb = make_brb(brb, **common)  # type: ignore[arg-type]
@@ -371,6 +376,8 @@ class Member:
         message = signed.message
         if isinstance(message, (Send, Echo, Final)):
             self._brb.on_message(signed, now)
+        elif isinstance(message, Request):
+            self._on_request(signed, message)
         elif isinstance(message, Order) and not self._carried_ok(message):
             self._outbox.drop("order-bad-carried-batches")
         elif isinstance(message, (Order, OrderEcho)):
@@ -379,6 +386,11 @@ class Member:
                 # The NEW-VIEW may trail its view's first messages: hold them, boundedly.
                 self._early_view_messages.append(signed)
             else:
+                if (isinstance(message, Order) and self.variant == "uub"
+                        and signed.sender == self._order.sequencer
+                        and all(r.origin == self.member for r in message.refs)):
+                    assert isinstance(self._brb, DirectDissemination)
+                    self._brb.on_grant(signed)  # our slot: broadcast batch and grant
                 self._order.on_message(signed, now)
         elif isinstance(message, Status):
             self._on_status(signed.sender, message, now)
@@ -397,8 +409,28 @@ class Member:
             if not self._order.on_slot_proof(message):
                 return
             self._slots_from_proofs += not known
-            for ref, batch in zip(message.refs, message.batches, strict=True):
-                self._batches.setdefault((ref.origin, ref.counter), (ref.digest, batch))
+            self._keep_proven_batches(message.refs, message.batches)
+
+    def _on_request(self, signed: Signed, request: Request) -> None:
+        """UUB sequencer: answer a slot request with a signed grant, to the origin only."""
+        grants = self._order.grant(BatchRef(signed.sender, request.counter, request.digest))
+        if not grants:
+            self._outbox.drop("request-not-granted")
+        for grant in grants:
+            origin = grant.refs[0].origin
+            self._outbox.send(origin, grant)
+            if origin != self.member:
+                self._outbox.send(self.member, grant)
+
+    def _keep_proven_batches(self, refs: tuple[BatchRef, ...],
+                             batches: tuple[Batch, ...]) -> None:
+        """Batches of a proven slot replace any other value held for the same instance (an
+        equivocating origin's other batch, in the variants without reliable broadcast)."""
+        for ref, batch in zip(refs, batches, strict=True):
+            key = (ref.origin, ref.counter)
+            held = self._batches.get(key)
+            if held is None or held[0] != ref.digest:
+                self._batches[key] = (ref.digest, batch)
 
     def _carried_ok(self, order: Order) -> bool:
         """UB: every batch an ORDER names travels in it, signed by its origin; the others
@@ -432,8 +464,13 @@ class Member:
             if outbox.brb_deliveries:
                 deliveries, outbox.brb_deliveries = outbox.brb_deliveries, []
                 for d in deliveries:
-                    self._batches.setdefault((d.origin, d.counter), (d.digest, d.batch))
+                    self._batches[(d.origin, d.counter)] = (d.digest, d.batch)
                     self._order.batch_available(BatchRef(d.origin, d.counter, d.digest), now)
+            elif outbox.wanted:
+                wanted, outbox.wanted = outbox.wanted, []
+                if isinstance(self._brb, DirectDissemination):
+                    for ref in wanted:
+                        self._brb.want(ref, now)
             elif outbox.sends:
                 sends, outbox.sends = outbox.sends, []
                 for destination, item in sends:
@@ -449,8 +486,8 @@ class Member:
             outbox.evidence.clear()
 
     def _send(self, destination: int | None, item: Message | Signed) -> None:
-        if isinstance(item, Order) and isinstance(self._brb, DirectDissemination) \
-                and not item.carried:
+        if isinstance(item, Order) and self.variant == "ub" and not item.carried:
+            assert isinstance(self._brb, DirectDissemination)
             item = attrs.evolve(item, carried=self._brb.carried(item.refs))
         signed = item if isinstance(item, Signed) else Signed.create(
             self.member, item, self._signer.sign
@@ -482,6 +519,8 @@ class Member:
                 continue  # ordered in an earlier slot already: every payload is a repeat
             held = self._batches.get((ref.origin, ref.counter))
             if held is None or held[0] != ref.digest:
+                if held is not None and isinstance(self._brb, DirectDissemination):
+                    self._brb.want(ref, now)  # we hold an equivocated value: fetch this one
                 return False  # still on its way through BRB or a catch-up proof
             batches.append(held[1])
             fresh.append(ref)
@@ -617,8 +656,7 @@ class Member:
                 continue
             self._order.adopt_settled(slot, refs)
             self._slots_from_segments += 1
-            for ref, batch in zip(refs, batches, strict=True):
-                self._batches.setdefault((ref.origin, ref.counter), (ref.digest, batch))
+            self._keep_proven_batches(refs, batches)
         while self._deliver_ready(now):
             pass
         self._adopt_checkpoint(cert)

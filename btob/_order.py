@@ -115,10 +115,14 @@ class FixedSequencerOrder:
 
     def __init__(
         self, *, member: int, quorums: Quorums, settings: Settings, outbox: Outbox,
-        verify: VerifyFn, view: int = 0, moving: bool = False,
+        verify: VerifyFn, view: int = 0, moving: bool = False, granting: bool = False,
     ) -> None:
         self.member = member
         self.moving = moving
+        self.granting = granting
+        """UUB: the sequencer hands out one slot per requested batch instead of proposing."""
+        self._grants: dict[tuple[int, int], Order] = {}
+        self._requests: dict[int, dict[int, BatchRef]] = {}
         """Moving sequencer: slot s of view v is proposed by ``rotation[(v + s) % len]``, and
         each proposer waits for the previous slot to commit (the token)."""
         self.excluded: tuple[int, ...] = ()
@@ -158,16 +162,49 @@ class FixedSequencerOrder:
         return rotation[(self.view + slot) % len(rotation)]
 
     def _queues_batches(self) -> bool:
+        if self.granting:
+            return False
         return self.active and (self.moving or self.sequencer == self.member)
+
+    def grant(self, ref: BatchRef) -> list[Order]:
+        """UUB sequencer: grants for ``ref`` and for any later requests of its origin it
+        unblocks - the same grant again for a repeated request; an early request waits
+        (boundedly) for its predecessor's, and a full window makes the origin retry."""
+        if not self.granting or self.sequencer != self.member or not self.active:
+            return []
+        key = (ref.origin, ref.counter)
+        held = self._grants.get(key)
+        if held is not None:
+            return [held] if held.refs == (ref,) else []  # one slot per batch, ever
+        if self._ordered.is_done(*key) or not 0 <= ref.origin < self.quorums.n:
+            return []
+        expected = max(self._next_counter.get(ref.origin, 0), self._ordered.low(ref.origin))
+        if ref.counter > expected:
+            if ref.counter < expected + self.settings.brb_window:
+                self._requests.setdefault(ref.origin, {})[ref.counter] = ref
+            return []
+        granted = []
+        early = self._requests.get(ref.origin, {})
+        current: BatchRef | None = ref
+        while current is not None and current.counter == expected and \
+                self._next_slot < self.low + self.settings.slot_window:
+            order = Order(self.view, self._next_slot, (current,))
+            self._next_slot += 1
+            expected = current.counter + 1
+            self._next_counter[current.origin] = expected
+            self._grants[(current.origin, current.counter)] = order
+            granted.append(order)
+            current = early.pop(expected, None)
+        return granted
 
     # -- inputs ------------------------------------------------------------------------------
 
     def batch_available(self, ref: BatchRef, now: float) -> None:
         """The BRB layer delivered ``ref``'s batch here: proposals naming it may proceed."""
         key = (ref.origin, ref.counter)
-        if self._ordered.is_done(*key) or key in self._available:
+        if self._ordered.is_done(*key) or self._available.get(key) == ref.digest:
             return
-        self._available[key] = ref.digest
+        self._available[key] = ref.digest  # a later value replaces an equivocated one
         self._available_since[key] = now
         if self._queues_batches():
             self._queue.setdefault(ref.origin, {})[ref.counter] = ref
@@ -244,6 +281,7 @@ class FixedSequencerOrder:
         committed = self._committed[slot]
         for ref in committed.refs:
             key = (ref.origin, ref.counter)
+            self._grants.pop(key, None)
             self._available.pop(key, None)
             self._available_since.pop(key, None)
             self._ordered.finish(ref.origin, ref.counter)
@@ -297,6 +335,16 @@ class FixedSequencerOrder:
             target.reproposed = True
             target.proposed_at = now
             self._consider(item.slot, target, now)
+        self._grants.clear()
+        self._requests.clear()
+        if self.granting and self.sequencer == self.member:
+            self._next_slot = max(first_free, self.low)
+            self._next_counter = {}
+            for origin in range(self.quorums.n):
+                counter = self._ordered.low(origin)
+                while (origin, counter) in reproposed:
+                    counter += 1
+                self._next_counter[origin] = counter
         if self._queues_batches():
             self._rebuild_queue(reproposed)
             self._next_slot = max(first_free, self.low)
@@ -364,7 +412,7 @@ class FixedSequencerOrder:
         if self.moving:
             self._propose_in_turn()
             return
-        if self.sequencer != self.member or not self.active:
+        if self.sequencer != self.member or not self.active or self.granting:
             return
         limit = self.low + min(self.settings.slot_window, self.settings.slots_in_flight_max)
         while self._next_slot < limit:
@@ -484,6 +532,11 @@ class FixedSequencerOrder:
             if held is None:
                 return  # wait: the batch may still arrive through BRB
             if held != ref.digest:
+                if self.granting:
+                    # UUB has no reliable broadcast: the origin may have equivocated. The
+                    # grant names the value; ask the others for it and wait.
+                    self.outbox.wanted.append(ref)
+                    return
                 self.outbox.drop("order-batch-digest-mismatch")
                 state.proposal = None
                 return

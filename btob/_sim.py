@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
 __all__ = ["SimConfig", "SimResult", "ViewChangeRecord", "simulate"]
 
-VARIANTS = ("bb", "ub", "moving")
+VARIANTS = ("bb", "ub", "uub", "moving")
 """Sequencer variants the simulator runs today."""
 
 

@@ -28,6 +28,7 @@ __all__ = [
     "NewView",
     "PreparedCert",
     "Reproposal",
+    "Request",
     "ViewChange",
     "Echo",
     "Fetch",
@@ -275,6 +276,24 @@ class Fetch(Echo):
 
     KIND: ClassVar[str] = "brb.fetch"
     CODE: ClassVar[int] = 4
+
+
+@attrs.frozen
+class Request(_Message):
+    """UUB: the signer asks the sequencer for a slot for its batch ``counter``."""
+
+    KIND: ClassVar[str] = "uub.request"
+    CODE: ClassVar[int] = 6
+    counter: int
+    digest: bytes
+
+    def _fields(self) -> tuple[object, ...]:
+        return (self.counter, self.digest)
+
+    @classmethod
+    def _parse(cls, fields: tuple[Any, ...]) -> Request:
+        counter, digest = _tuple(fields, cls.KIND, 2)
+        return cls(_int(counter, "counter"), _digest(digest, "digest"))
 
 
 @attrs.frozen
@@ -584,12 +603,12 @@ class LogSegment(_Message):
 
 Message: TypeAlias = (
     Send | Echo | Final | Order | OrderEcho | Status | SlotProof | Checkpoint | ViewChange
-    | NewView | LogSegment
+    | NewView | LogSegment | Request
 )
 """Any protocol message (Ready and Fetch are Echo subclasses; OrderReady an OrderEcho one)."""
 
 _CLASSES: tuple[type[_Message], ...] = (
-    Send, Echo, Ready, Fetch, Final, Order, OrderEcho, OrderReady, Status, SlotProof,
+    Send, Echo, Ready, Fetch, Final, Request, Order, OrderEcho, OrderReady, Status, SlotProof,
     Checkpoint, ViewChange, NewView, LogSegment,
 )
 _BY_CODE: dict[int, type[_Message]] = {c.CODE: c for c in _CLASSES}

@@ -508,6 +508,45 @@ class SkipTurn(ProcessFault):
         return [] if isinstance(signed.message, Order) else [(dest, frame, 0.0)]
 
 
+class DoubleGrant(ProcessFault):
+    """As UUB sequencer, grants every slot twice: also to the previous grant's origin."""
+
+    byzantine = True
+
+    def __init__(self, spec: FaultSpec, ctx: FaultContext) -> None:
+        super().__init__(spec, ctx)
+        self._previous: Order | None = None
+        self._doubled: set[tuple[int, int]] = set()
+
+    def outgoing(self, dest: int, frame: bytes, signed: Signed) -> Outgoing:
+        out: Outgoing = [(dest, frame, 0.0)]
+        message = signed.message
+        if not isinstance(message, Order) or len(message.refs) != 1 or \
+                dest != message.refs[0].origin:
+            return out
+        previous, self._previous = self._previous, message
+        key = (message.view, message.slot)
+        if previous is not None and key not in self._doubled and \
+                previous.refs[0].origin != message.refs[0].origin:
+            self._doubled.add(key)
+            second = Order(message.view, message.slot, previous.refs)
+            out.append((previous.refs[0].origin, self.ctx.resign(second), 0.0))
+        return out
+
+
+class HoardGrants(ProcessFault):
+    """As UUB origin, never relays a grant (nor the batch it was for)."""
+
+    byzantine = True
+
+    def outgoing(self, dest: int, frame: bytes, signed: Signed) -> Outgoing:
+        if isinstance(signed.message, Order) and signed.sender != self.ctx.member:
+            return []
+        if isinstance(signed.message, Send):
+            return []
+        return [(dest, frame, 0.0)]
+
+
 class Twins(ProcessFault):
     """Marker: the simulator runs two instances with this key (see ``btob._sim``)."""
 
@@ -519,7 +558,8 @@ _CLASSES: dict[str, type[ProcessFault]] = {
     "equivocate": Equivocate, "vote-equivocate": VoteEquivocate, "forge": Forge,
     "replay": Replay, "garbage": Garbage, "mutate": Mutate, "censor": Censor, "stall": Stall,
     "flood": Flood, "lie-viewchange": LieViewChange, "twins": Twins,
-    "drop-forwards": DropForwards, "skip-turn": SkipTurn,
+    "drop-forwards": DropForwards, "skip-turn": SkipTurn, "double-grant": DoubleGrant,
+    "hoard-grants": HoardGrants,
 }
 
 

@@ -85,6 +85,9 @@ BEHAVIOURS: Mapping[str, Behaviour] = {b.name: b for b in (
     Behaviour("drop-forwards", True, "UB sequencer: ignores the batches members hand to it",
               ()),
     Behaviour("skip-turn", True, "moving sequencer: never proposes in its turns", ()),
+    Behaviour("double-grant", True, "UUB sequencer: grants each slot a second time, to the "
+              "origin of the previous grant", ()),
+    Behaviour("hoard-grants", True, "UUB origin: asks for slots and never uses its grants", ()),
 )}
 """Every behaviour ``--fault`` accepts, by name."""
 
