@@ -36,6 +36,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=7)
     demo.add_argument("--messages", type=int, default=2000)
     demo.add_argument("--log-dir", type=Path)
+    demo.add_argument("--variant", choices=VARIANTS, default="bb")
 
     sim = sub.add_parser("sim", help="one deterministic simulated run, judged by the checker")
     sim.add_argument("--n", type=int, default=4, help="members (default 4)")
@@ -243,7 +244,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_node(args)
         from btob._demo import run_demo
 
-        return run_demo(seed=args.seed, messages=args.messages, log_dir=args.log_dir)
+        return run_demo(seed=args.seed, messages=args.messages, log_dir=args.log_dir,
+                        variant=args.variant)
     except ConfigError as exc:
         print(f"btob: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -38,13 +38,14 @@ def _free_ports(count: int) -> list[int]:
             s.close()
 
 
-def run_demo(*, seed: int = 7, messages: int = 3000, log_dir: Path | None = None) -> int:
+def run_demo(*, seed: int = 7, messages: int = 3000, log_dir: Path | None = None,
+             variant: str = "bb") -> int:
     """Run the demo, show live progress, then the checker's verdict and the throughput;
     0 iff every property held and every payload of a correct member was delivered."""
-    return trio.run(_demo, seed, messages, log_dir)
+    return trio.run(_demo, seed, messages, log_dir, variant)
 
 
-async def _demo(seed: int, messages: int, log_dir: Path | None) -> int:
+async def _demo(seed: int, messages: int, log_dir: Path | None, variant: str) -> int:
     console = Console()
     n = 4
     keys = [SigningKey.from_seed(hashlib.sha256(b"demo/%d/%d" % (seed, i)).digest())
@@ -58,7 +59,8 @@ async def _demo(seed: int, messages: int, log_dir: Path | None) -> int:
     senders = [i for i in range(n) if i != fault.member]
     per_sender = messages // len(senders)
     expected = per_sender * len(senders)
-    console.print(f"btob demo: {n} members over TCP on loopback; member {fault.member} is a "
+    console.print(f"btob demo ({variant}): {n} members over TCP on loopback; member "
+                  f"{fault.member} is a "
                   f"Byzantine sequencer ({DEMO_FAULT}); members {senders} broadcast "
                   f"{per_sender} payloads of 100 B each")
     broadcasts: dict[int, list[BroadcastRecord]] = {i: [] for i in range(n)}
@@ -93,7 +95,7 @@ async def _demo(seed: int, messages: int, log_dir: Path | None) -> int:
     with trio.move_on_after(120) as timeout:
         async with trio.open_nursery() as nursery:
             async def run(i: int, task_status=trio.TASK_STATUS_IGNORED) -> None:  # type: ignore[no-untyped-def]
-                async with open_node(config, i, keys[i], settings=settings,
+                async with open_node(config, i, keys[i], settings=settings, variant=variant,
                                      transport_wrapper=wrapper_for(i)) as node:
                     nodes.append(node)
                     task_status.started()

@@ -74,6 +74,7 @@ def add_node_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--linger", type=float, default=2.0,
                         help="seconds to keep serving peers before exiting")
     parser.add_argument("--brb", choices=("bracha", "echo"), default="bracha")
+    parser.add_argument("--variant", choices=("bb", "ub", "uub", "moving"), default="bb")
     parser.add_argument("--fault", action="append", default=[], metavar="SPEC")
     parser.add_argument("--net", default="", metavar="key=value,...",
                         help="network faults on what this member sends (as in btob sim)")
@@ -131,7 +132,8 @@ async def _run_node(args: argparse.Namespace, config: ClusterConfig, key: Signin
         _ensure_run_info(args.log_dir, config, args.id, byzantine=any(s.byzantine for s in specs))
         appender = LogAppender(args.log_dir, args.id)
     async with open_node(config, args.id, key, data_dir=args.data, settings=settings,
-                         brb=args.brb, transport_wrapper=wrapper) as node:
+                         brb=args.brb, variant=args.variant,
+                         transport_wrapper=wrapper) as node:
         member = node.id
         already = node.submitted_before_start  # the durable log knows what was broadcast
         if appender is not None:

@@ -241,6 +241,7 @@ async def open_node(
     data_dir: str | os.PathLike[str] | None = None,
     settings: Settings | None = None,
     brb: str = "bracha",
+    variant: str = "bb",
     tick_interval_s: float = 0.05,
     delivery_retention: int = 1_000_000,
     transport_wrapper: Callable[[Transport], Transport] | None = None,
@@ -253,7 +254,8 @@ async def open_node(
     Raises :class:`ConfigError` for a bad key, id or data directory.
     """
     member = Member(member=node_id, registry=config.registry, signing_key=signing_key,
-                    cluster_id=config.cluster_id, f=config.f, brb=brb, settings=settings)
+                    cluster_id=config.cluster_id, f=config.f, brb=brb, variant=variant,
+                    settings=settings)
     store = InputLog(data_dir, identity=_identity(config, node_id)) if data_dir else None
     try:
         async with trio.open_nursery() as nursery:

@@ -77,6 +77,7 @@ async def open_local_cluster(
     faults: Sequence[str] = (),
     settings: Settings | None = None,
     brb: str = "bracha",
+    variant: str = "bb",
     seed: int = 0,
 ) -> AsyncIterator[LocalCluster]:
     """Start ``n`` nodes wired by a :class:`MemoryNetwork` for the ``async with`` block.
@@ -109,7 +110,7 @@ async def open_local_cluster(
                                            seed=seed)
             node = await stack.enter_async_context(open_node(
                 config, i, keys[i], transport=network.endpoints[i], settings=effective,
-                brb=brb, transport_wrapper=wrapper,
+                brb=brb, variant=variant, transport_wrapper=wrapper,
             ))
             nodes.append(node)
         yield LocalCluster(config, tuple(nodes), keys)

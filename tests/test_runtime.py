@@ -181,3 +181,13 @@ def test_demo_on_tcp_passes_and_its_logs_check(tmp_path: Path) -> None:
 
     assert main(["demo", "--messages", "300", "--log-dir", str(tmp_path / "d")]) == 0
     assert main(["check", str(tmp_path / "d")]) == 0
+
+
+@pytest.mark.parametrize("variant", ["ub", "uub", "moving"])
+async def test_every_variant_runs_on_the_trio_runtime(variant: str) -> None:
+    async with open_local_cluster(n=4, variant=variant) as cluster:
+        with trio.fail_after(30):
+            for k in range(20):
+                await cluster.nodes[k % 4].broadcast(b"v%d" % k)
+            orders = [await _collect(node, 20) for node in cluster.nodes]
+    assert all(order == orders[0] for order in orders)
