@@ -17,13 +17,15 @@ from btob import SimConfig, simulate
 CONFIGS: tuple[tuple[int, str], ...] = ((4, "bracha"), (4, "echo"), (7, "bracha"), (10, "bracha"))
 
 
-def measure(n: int, brb: str, messages: int, repeat: int) -> dict[str, float]:
+def measure(n: int, brb: str, messages: int, repeat: int,
+            variant: str = "bb") -> dict[str, float]:
     """Best-of-``repeat`` CPU cost of one run, and its per-payload counters."""
     best = float("inf")
     result = None
     for _ in range(repeat):
         start = time.process_time()
-        result = simulate(SimConfig(n=n, seed=1, messages=messages, brb=brb, rate=20_000.0))
+        result = simulate(SimConfig(n=n, seed=1, messages=messages, brb=brb, rate=20_000.0,
+                                    variant=variant))
         best = min(best, time.process_time() - start)
         assert result.ok and result.complete
     assert result is not None
@@ -42,8 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.sim_bench", description=__doc__)
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--variant", default="bb", choices=("bb", "ub", "uub", "moving"))
     args = parser.parse_args(argv)
-    rows = [(n, brb, measure(n, brb, args.messages, args.repeat)) for n, brb in CONFIGS]
+    rows = [(n, brb, measure(n, brb, args.messages, args.repeat, args.variant))
+            for n, brb in CONFIGS]
     base = rows[0][2]["deliveries_per_cpu_s"]
     print(f"simulated runs, {args.messages} payloads of 100 B, fault-free, best of {args.repeat}")
     print(f"{'n':>3} {'brb':<7} {'deliveries/cpu-s':>17} {'vs n=4':>7} {'cpu s':>7} "

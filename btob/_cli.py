@@ -20,6 +20,10 @@ __all__ = ["main"]
 
 EXIT_OK, EXIT_VIOLATION, EXIT_USAGE = 0, 1, 2
 
+BENCHES = {"crypto": "crypto_bench", "sim": "sim_bench", "variants": "variants_bench",
+           "recovery": "recovery_bench", "tcp": "tcp_bench"}
+"""``btob bench WHICH``: the modules of bench/ it runs."""
+
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
@@ -69,6 +73,11 @@ def _parser() -> argparse.ArgumentParser:
     add_keygen_arguments(keygen)
     node = sub.add_parser("node", help="run one member over TCP")
     add_node_arguments(node)
+
+    bench = sub.add_parser("bench", help="run a benchmark from bench/ (extra options pass on)")
+    bench.add_argument("which", choices=BENCHES, help="which benchmark")
+    bench.add_argument("rest", nargs=argparse.REMAINDER,
+                       help="its own options, e.g. --variant for sim")
 
     sweep = sub.add_parser("sweep", help="many seeded runs across fault mixes, sizes and BRBs")
     add_sweep_arguments(sweep)
@@ -238,6 +247,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_faults()
         if args.command == "sweep":
             return run_sweep_command(args)
+        if args.command == "bench":
+            import importlib
+
+            module = importlib.import_module(f"bench.{BENCHES[args.which]}")
+            return int(module.main(args.rest))
         if args.command == "keygen":
             return run_keygen(args)
         if args.command == "node":

@@ -114,3 +114,8 @@ def test_console_entry_point_runs_as_a_module(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr
     assert "PASS" in proc.stdout
+
+
+def test_bench_command_runs_a_benchmark(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "sim", "--messages", "40", "--repeat", "1", "--variant", "moving"]) == 0
+    assert "deliveries/cpu-s" in capsys.readouterr().out
