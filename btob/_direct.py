@@ -95,8 +95,12 @@ class DirectDissemination:
         for member in others:  # never back to ourselves: we hold the grant already
             self.outbox.send(member, grant)
 
-    def accept(self, signed: Signed) -> bool:
-        """Hold an origin-signed SEND (forwarded, carried, resent or fetched); True if held."""
+    def accept(self, signed: Signed, *, authoritative: bool = False) -> bool:
+        """Hold an origin-signed SEND (forwarded, carried, resent or fetched); True if held.
+
+        ``authoritative``: the value comes inside an ORDER, which names it; it replaces another
+        value of the same batch (an equivocating origin's), as a wanted value does.
+        """
         message = signed.message
         assert isinstance(message, Send)
         key = (signed.sender, message.counter)
@@ -117,7 +121,7 @@ class DirectDissemination:
             if held.message == message:
                 return True
             self.outbox.evidence.append(Evidence(signed.sender, held, signed))
-            if self._wanted.get(key, (0.0, b""))[1] != digest:
+            if not authoritative and self._wanted.get(key, (0.0, b""))[1] != digest:
                 return False
             # The origin equivocated and the slot granted to it names this value: take it.
         self._held[key] = signed

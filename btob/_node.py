@@ -454,7 +454,7 @@ class Member:
             if message.counter != ref.counter or message.batch.digest() != ref.digest:
                 return False
             assert isinstance(self._brb, DirectDissemination)
-            self._brb.accept(signed)
+            self._brb.accept(signed, authoritative=True)
         return True
 
     def _pump(self, now: float) -> None:

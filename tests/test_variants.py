@@ -86,3 +86,13 @@ def test_the_survey_claims_hold_in_the_simulator() -> None:
     assert runs["ub"].messages_sent < runs["moving"].messages_sent
     # A moving sequencer spreads the sequencing work more evenly than a fixed one.
     assert _busiest_over_average(runs["moving"]) < _busiest_over_average(runs["ub"])
+
+
+def test_regression_ub_carried_batch_overrides_an_equivocated_copy() -> None:
+    """Seed 302 of the UB swarm sweep: a mutating origin handed different copies of one batch
+    around; members holding the wrong copy refused every ORDER carrying the right one, and
+    each new sequencer stalled the same way. The ORDER's carried batch now takes precedence."""
+    result = simulate(SimConfig(n=4, seed=302, messages=40, variant="ub", max_time=30,
+                                faults=(parse_fault("0=mutate:p=0.353", 4),),
+                                net=parse_net("delay=0.001-0.005,dup=0.02", 4)))
+    assert result.ok and result.complete
