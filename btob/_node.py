@@ -672,7 +672,10 @@ class Member:
         """Suspect the sequencer when known work waited a timeout, or move on to the next
         view when the NEW-VIEW for the one we are changing to does not come in time."""
         if self._changing_to is not None:
-            if now >= self._vc_deadline:
+            # Move on only when q members were ready for the view we wait for (so its
+            # sequencer really failed us); a member alone ahead would wait with nobody.
+            if now >= self._vc_deadline and \
+                    self._view_changes_at_least(self._changing_to) >= self.quorums.quorum:
                 self._start_view_change(self._changing_to + 1, now)
             return
         oldest = self._order.oldest_pending()
@@ -724,6 +727,10 @@ class Member:
         """Most prepared certificates a VIEW-CHANGE may carry: the slots between a stable
         checkpoint and the top of the watermark window."""
         return self.settings.slot_window + self.settings.log_retention_slots
+
+    def _view_changes_at_least(self, view: int) -> int:
+        """Members (this one included) whose latest VIEW-CHANGE is for ``view`` or higher."""
+        return sum(1 for v in self._wanted_views() if v >= view)
 
     def _wanted_views(self) -> list[int]:
         views = []

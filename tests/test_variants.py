@@ -96,3 +96,14 @@ def test_regression_ub_carried_batch_overrides_an_equivocated_copy() -> None:
                                 faults=(parse_fault("0=mutate:p=0.353", 4),),
                                 net=parse_net("delay=0.001-0.005,dup=0.02", 4)))
     assert result.ok and result.complete
+
+
+def test_regression_view_change_waits_for_a_quorum_before_moving_on() -> None:
+    """Seed 390 of the UB swarm sweep: after loss and a partition, one member timed out
+    alone into a higher view while the others waited for a NEW-VIEW from a crashed member;
+    with doubling timeouts nobody met again within 30 s. A member now leaves the view it
+    waits for only when q members were ready for it."""
+    net = parse_net("delay=0.001-0.005,loss=0.05,gst=2,partition=0.6-1.29:3|0+1+2", 4)
+    result = simulate(SimConfig(n=4, seed=390, messages=40, variant="ub", net=net, max_time=30,
+                                faults=(parse_fault("0=crash:at=0.984", 4),)))
+    assert result.ok and result.complete
