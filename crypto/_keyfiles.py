@@ -16,6 +16,8 @@ import os
 import secrets
 import stat
 import struct
+from collections.abc import Callable
+from typing import Any
 
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
@@ -275,8 +277,13 @@ def _load_openssh(data: bytes, shown: str) -> bytes:
             f"key file {shown} is encrypted; btob needs an unencrypted key "
             f"(ssh-keygen -p -N '' -f {shown})"
         )
+    return _load_with(serialization.load_ssh_private_key, data, shown, "OpenSSH")
+
+
+def _load_with(loader: Callable[..., Any], data: bytes, shown: str, what: str) -> bytes:
+    """Run a `cryptography` private-key loader, turning its failures into KeyFileError."""
     try:
-        key = serialization.load_ssh_private_key(data, password=None)
+        key = loader(data, password=None)
     except TypeError:
         raise KeyFileError(
             f"key file {shown} is encrypted; btob needs an unencrypted key"
@@ -286,7 +293,7 @@ def _load_openssh(data: bytes, shown: str) -> bytes:
             f"key file {shown} holds an unsupported key type (not Ed25519)"
         ) from None
     except ValueError:
-        raise KeyFileError(f"key file {shown} is not a valid OpenSSH private key") from None
+        raise KeyFileError(f"key file {shown} is not a valid {what} private key") from None
     return _seed_from_private_key(key, shown)
 
 
@@ -307,19 +314,7 @@ def _load_pem(data: bytes, label: str, shown: str) -> bytes:
         raise KeyFileError(
             f"key file {shown} holds a PEM {label!r} block, not an Ed25519 private key"
         )
-    try:
-        key = serialization.load_pem_private_key(data, password=None)
-    except TypeError:
-        raise KeyFileError(
-            f"key file {shown} is encrypted; btob needs an unencrypted key"
-        ) from None
-    except UnsupportedAlgorithm:
-        raise KeyFileError(
-            f"key file {shown} holds an unsupported key type (not Ed25519)"
-        ) from None
-    except ValueError:
-        raise KeyFileError(f"key file {shown} is not a valid PEM private key") from None
-    return _seed_from_private_key(key, shown)
+    return _load_with(serialization.load_pem_private_key, data, shown, "PEM")
 
 
 def _parse_signing_key(data: bytes, shown: str) -> bytes:
