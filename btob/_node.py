@@ -26,7 +26,13 @@ from btob._errors import BtobError, ConfigError, WireError
 from btob._order import FixedSequencerOrder
 from btob._quorum import Quorums
 from btob._settings import Settings
-from btob._viewchange import Timeouts, plan_new_view, valid_view_change, verify_new_view
+from btob._viewchange import (
+    Timeouts,
+    plan_new_view,
+    valid_prepared_cert,
+    valid_view_change,
+    verify_new_view,
+)
 from btob._wire import (
     Batch,
     BatchRef,
@@ -691,7 +697,11 @@ class Member:
         self._vc_last_sent = now
         stable = self._checkpoints.stable
         floor = 0 if stable is None else stable.upto
-        change = ViewChange(view, stable, self._order.prepared_certificates(floor))
+        prepared = tuple(  # our own certificates are valid by construction; check anyway
+            cert for cert in self._order.prepared_certificates(floor)
+            if valid_prepared_cert(cert, quorums=self.quorums, verify=self._verify)
+        )
+        change = ViewChange(view, stable, prepared)
         self._outbox.send(None, change)
 
     def _on_view_change(self, signed: Signed, change: ViewChange, now: float) -> None:

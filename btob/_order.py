@@ -320,9 +320,10 @@ class FixedSequencerOrder:
         self.excluded = excluded if self.moving else ()
         self.active = True
         self.view_started_at = now
-        for slot, state in self._slots.items():
-            if slot not in self._committed:
-                state.reset_for_view()
+        for state in self._slots.values():
+            # Votes are per view: a committed slot keeps its value and certificate, but a
+            # vote of the old view must never count towards a certificate of the new one.
+            state.reset_for_view()
         reproposed: set[tuple[int, int]] = set()
         for item in reproposals:
             reproposed.update((r.origin, r.counter) for r in item.refs)

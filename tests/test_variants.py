@@ -107,3 +107,16 @@ def test_regression_view_change_waits_for_a_quorum_before_moving_on() -> None:
     result = simulate(SimConfig(n=4, seed=390, messages=40, variant="ub", net=net, max_time=30,
                                 faults=(parse_fault("0=crash:at=0.984", 4),)))
     assert result.ok and result.complete
+
+
+def test_regression_old_view_votes_never_make_a_new_view_certificate() -> None:
+    """Seed 241 of the UUB swarm sweep: a slot committed through a catch-up proof kept its
+    view-0 ECHOs; in view 1 they were counted into a 'view 1' prepared certificate whose
+    signatures did not match, which made this member's VIEW-CHANGEs invalid and stalled the
+    next view change. Votes are now cleared for every slot when a view is installed."""
+    result = simulate(SimConfig(n=4, seed=241, messages=40, variant="uub", max_time=30,
+                                faults=(parse_fault("1=mutate:p=0.454", 4),),
+                                net=parse_net("delay=0.001-0.005,loss=0.05,gst=1", 4)))
+    assert result.ok and result.complete
+    assert sum(s.dropped.get("viewchange-invalid", 0) for s in result.statistics
+               if s.member != 1) == 0
