@@ -294,32 +294,21 @@ class _Simulation:
                 if extra:
                     self.busy_until[member] = at + extra
             node = self.twins[member] if instance else self.members[member]
-            if kind == self._DELIVER:
-                assert data is not None
-                if fault is None or fault.incoming(source, data):
-                    node.receive(data, at)
-            elif kind == self._TICK:
-                node.tick(at)
-                self.push(at + tick, self._TICK, member, instance)
-                if fault is not None and not instance:
-                    for dest, frame in fault.tick():
-                        self._send(member, dest, frame, 0.0)
-            else:
+            if kind == self._SUBMIT:
                 submissions_left -= 1
-                origin_counter = len(self.broadcasts[member])
-                payload = _payload(self.work_rng, member, origin_counter, config.payload_size)
-                msg_id = node.submit(payload, at)
-                self.submitted_at[str(msg_id)] = at
-                self.broadcasts[member].append(
-                    BroadcastRecord(str(msg_id), hashlib.sha256(payload).hexdigest())
-                )
-                twin = self.twins.get(member)
-                if twin is not None:  # the twin broadcasts other bytes under the same ids
-                    twin.submit(payload[::-1] + b"twin", at)
-                    self._flush(member, 1, extra)
-            delivered = self._flush(member, instance, extra)
-            # Judge completion when deliveries happen, and on ticks once GST has passed
-            # (a run may deliver everything before GST and then fall quiet).
+            if not self.honest[member]:
+                # A Byzantine member runs the honest core on lies told in its name, which can
+                # trip that core's own invariants: it simply stops, like a crash. An honest
+                # member's invariant failure is our bug and still aborts the run.
+                try:
+                    delivered = self._step(kind, node, member, instance, source, data, at,
+                                           extra, fault, tick)
+                except AssertionError:
+                    self._crash(member)
+                    continue
+            else:
+                delivered = self._step(kind, node, member, instance, source, data, at, extra,
+                                       fault, tick)
             judge = (delivered or kind == self._TICK) and finished_at is None
             if judge and submissions_left == 0 and at >= config.net.gst and self._finished():
                 finished_at = at
@@ -334,6 +323,34 @@ class _Simulation:
                                       if self._correct(i)) if self._any_correct() else 0)
         complete = finished_at is not None
         return self._result(complete)
+
+    def _step(self, kind: int, node: Member, member: int, instance: int, source: int,
+              data: bytes | None, at: float, extra: float, fault: ProcessFault | None,
+              tick: float) -> bool:
+        """Apply one event to one member and send what it produced; True if it delivered."""
+        if kind == self._DELIVER:
+            assert data is not None
+            if fault is None or fault.incoming(source, data):
+                node.receive(data, at)
+        elif kind == self._TICK:
+            node.tick(at)
+            self.push(at + tick, self._TICK, member, instance)
+            if fault is not None and not instance:
+                for dest, frame in fault.tick():
+                    self._send(member, dest, frame, 0.0)
+        else:
+            origin_counter = len(self.broadcasts[member])
+            payload = _payload(self.work_rng, member, origin_counter, self.config.payload_size)
+            msg_id = node.submit(payload, at)
+            self.submitted_at[str(msg_id)] = at
+            self.broadcasts[member].append(
+                BroadcastRecord(str(msg_id), hashlib.sha256(payload).hexdigest())
+            )
+            twin = self.twins.get(member)
+            if twin is not None:  # the twin broadcasts other bytes under the same ids
+                twin.submit(payload[::-1] + b"twin", at)
+                self._flush(member, 1, extra)
+        return self._flush(member, instance, extra)
 
     def _correct(self, member: int) -> bool:
         return self.honest[member] and member not in self.crashed
