@@ -1,7 +1,5 @@
-"""``python -m bench``: the crypto micro-benchmark, then the simulator benchmark."""
+"""``python -m bench``: the benchmark harness, exactly as ``btob bench``."""
 
-from bench import crypto_bench, sim_bench
+from bench.harness import main
 
-crypto_bench.main([])
-print()
-raise SystemExit(sim_bench.main([]))
+raise SystemExit(main())

@@ -38,18 +38,24 @@ import hashlib
 import json
 import math
 import resource
+import shutil
 import socket
 import struct
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import attrs
 import trio
 
+from bench.baseline import CrashOnlySequencer
 from btob import (
+    BRB_KINDS,
     ClusterConfig,
     MemberAddress,
     Node,
@@ -57,15 +63,20 @@ from btob import (
     TcpTransport,
     Transport,
     load_cluster_config,
+    open_core_node,
     open_node,
     write_cluster_config,
 )
+from btob._node import VARIANTS
 from crypto import KeyRegistry, SigningKey, load_signing_key, save_signing_key
+from faults import parse_fault, parse_net
 
 __all__ = [
     "HEADER",
+    "WorkerOptions",
     "bench_payload",
     "free_ports",
+    "latency_cdf",
     "main",
     "member_key",
     "percentile",
@@ -196,21 +207,86 @@ class _Marks:
         self.at_last_delivery: dict[str, float] | None = None
 
 
+CHUNK = 64
+"""Flat out, a worker hands payloads to ``Node.broadcast_many`` this many at a time (a client
+with work queued up); paced, it calls ``Node.broadcast`` once per payload."""
+
+
 async def _broadcaster(node: Node, share: int, size: int, rate: float,
                        sent_at: dict[int, float], marks: _Marks) -> None:
     """Broadcast this member's share, recording each call time before it is made."""
     interval = 1.0 / rate if rate > 0 else 0.0
     start = trio.current_time()
-    for counter in range(share):
+    counter = 0
+    while counter < share:
         if interval:
             await trio.sleep_until(start + counter * interval)
-        payload = bench_payload(node.id, counter, size)
+        chunk = 1 if interval else min(CHUNK, share - counter)
+        payloads = [bench_payload(node.id, c, size) for c in range(counter, counter + chunk)]
         now = time.perf_counter()
         if marks.at_first_broadcast is None:
             marks.at_first_broadcast = _counters(node)
             marks.first_broadcast = now
-        sent_at[counter] = now
-        await node.broadcast(payload)
+        for c in range(counter, counter + chunk):
+            sent_at[c] = now
+        await node.broadcast_many(payloads)
+        counter += chunk
+
+
+async def _watch_views(node: Node, views: list[tuple[float, int]]) -> None:
+    """Record (perf_counter time, view) whenever the member's view changes (5 ms polling)."""
+    last = node.view
+    while True:
+        await trio.sleep(0.005)
+        if node.view != last:
+            last = node.view
+            views.append((time.perf_counter(), last))
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings(batch_payloads_max=args.batch_size, batch_delay_s=args.batch_delay,
+                    view_change_timeout_s=args.view_change_timeout)
+
+
+def _wrapper(args: argparse.Namespace, config: ClusterConfig, key: SigningKey,
+             capture: _Capture) -> Callable[[Transport], Transport]:
+    """Capture the TCP transport, then wrap it in this member's network and process faults."""
+    member: int = args.worker
+    specs = [parse_fault(text, config.n) for text in args.fault]
+    net = parse_net(args.net, config.n) if args.net else None
+
+    def wrap(inner: Transport) -> Transport:
+        from btob._faulty import FaultyTransport, NetFaultTransport
+
+        inner = capture(inner)
+        if net is not None:
+            inner = NetFaultTransport(inner, net, member=member)
+        for spec in specs:
+            inner = FaultyTransport(inner, spec, n=config.n, signing_key=key,
+                                    cluster_id=config.cluster_id, settings=_settings(args))
+        return inner
+    return wrap
+
+
+@asynccontextmanager
+async def _open(args: argparse.Namespace, config: ClusterConfig, key: SigningKey,
+                capture: _Capture) -> AsyncIterator[Node]:
+    wrapper = _wrapper(args, config, key, capture)
+    if args.core == "baseline":
+        core = CrashOnlySequencer(member=args.worker, n=config.n, settings=_settings(args))
+        async with open_core_node(core, config, key, transport_wrapper=wrapper) as node:
+            yield node
+    else:
+        async with open_node(config, args.worker, key, settings=_settings(args),
+                             brb=args.brb, variant=args.variant,
+                             transport_wrapper=wrapper) as node:
+            yield node
+
+
+async def _until_peers_done(directory: Path, correct: frozenset[int]) -> None:
+    """A faulty member serves until every correct member has written its result."""
+    while not all((directory / f"result-{i}.json").exists() for i in correct):
+        await trio.sleep(0.05)
 
 
 async def _run_worker(args: argparse.Namespace) -> dict[str, Any]:
@@ -219,26 +295,34 @@ async def _run_worker(args: argparse.Namespace) -> dict[str, Any]:
     config = load_cluster_config(directory / "cluster.toml")
     key = load_signing_key(directory / f"node-{member}.key")
     n = config.n
+    correct = frozenset(range(n)) - frozenset(args.faulty)
     share = args.payloads // n
-    total = n * share
+    total = len(correct) * share  # payloads of correct origins: what every correct member needs
     rate_each = args.rate / n if args.rate > 0 else 0.0
     capture = _Capture()
     sent_at: dict[int, float] = {}
     latencies_ms: list[float] = []
+    delivered_at: list[float] = []
+    views: list[tuple[float, int]] = []
     marks = _Marks()
     order = hashlib.sha256()
     delivered = 0
-    async with open_node(config, member, key, settings=Settings(),
-                         transport_wrapper=capture) as node:
+    async with _open(args, config, key, capture) as node:
         barrier_s = await _barrier(directory, member, n, capture)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_broadcaster, node, share, args.payload_size, rate_each,
                                sent_at, marks)
-            if total:
+            nursery.start_soon(_watch_views, node, views)
+            if member not in correct:
+                await _until_peers_done(directory, correct)
+            elif total:
                 async for delivery in node.deliveries():
                     now = time.perf_counter()
                     origin, counter = HEADER.unpack_from(delivery.payload)
+                    if origin not in correct:
+                        continue  # a faulty origin's payloads may or may not be ordered
                     order.update(HEADER.pack(origin, counter))
+                    delivered_at.append(now)
                     if origin == member:
                         latencies_ms.append((now - sent_at[counter]) * 1000.0)
                     delivered += 1
@@ -246,7 +330,8 @@ async def _run_worker(args: argparse.Namespace) -> dict[str, Any]:
                         marks.last_delivery = now
                         marks.at_last_delivery = _counters(node)
                         break
-            await trio.sleep(args.linger)  # keep serving slower peers
+            if member in correct:
+                await trio.sleep(args.linger)  # keep serving slower peers
             nursery.cancel_scope.cancel()
         at_end = _counters(node)
         stats = node.statistics()
@@ -263,11 +348,14 @@ async def _run_worker(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "member": member,
         "n": n,
+        "correct": member in correct,
         "payloads": total,
         "delivered": delivered,
         "elapsed_s": marks.last_delivery - marks.first_broadcast,
         "barrier_s": barrier_s,
         "latencies_ms": latencies_ms,
+        "delivered_at_s": [t - marks.first_broadcast for t in delivered_at],
+        "views": [(t - marks.first_broadcast, v) for t, v in views],
         "order_digest": order.hexdigest(),
         "window": window,
         "through_linger": end,
@@ -284,6 +372,7 @@ async def _run_worker(args: argparse.Namespace) -> dict[str, Any]:
             "signatures_verified": m.signatures_verified,
             "verify_cache_hits": m.verify_cache_hits,
             "dropped": dict(m.dropped),
+            "evidence": list(m.evidence),
             "view": m.view,
             "view_changes_started": m.view_changes_started,
         },
@@ -312,13 +401,53 @@ def run_worker(args: argparse.Namespace) -> int:
 # -- parent -----------------------------------------------------------------------------------
 
 
+@attrs.frozen
+class WorkerOptions:
+    """How every worker of one phase runs: the core, its settings and the faults injected.
+
+    ``faults`` are ``--fault`` strings (``ID=BEHAVIOUR[:k=v,...]``); each goes to the member
+    it names, and that member counts as faulty: the others neither wait for its payloads nor
+    count its latency, and it serves until they are done. ``net`` (a ``--net`` string) applies
+    to what every member sends.
+    """
+
+    core: str = "btob"
+    variant: str = "bb"
+    brb: str = "bracha"
+    batch_size: int = Settings().batch_payloads_max
+    batch_delay_s: float = 0.0
+    view_change_timeout_s: float = Settings().view_change_timeout_s
+    faults: tuple[str, ...] = ()
+    net: str = ""
+
+    def faulty(self, n: int) -> list[int]:
+        """Members with a process fault (parsed for ``n`` members; ConfigError if bad)."""
+        return sorted({parse_fault(text, n).member for text in self.faults})
+
+    def worker_args(self, member: int, n: int) -> list[str]:
+        """The worker command-line options that carry these options to ``member``."""
+        args = ["--core", self.core, "--variant", self.variant, "--brb", self.brb,
+                "--batch-size", str(self.batch_size), "--batch-delay", repr(self.batch_delay_s),
+                "--view-change-timeout", repr(self.view_change_timeout_s)]
+        for text in self.faults:
+            if parse_fault(text, n).member == member:
+                args += ["--fault", text]
+        for faulty in self.faulty(n):
+            args += ["--faulty", str(faulty)]
+        if self.net:
+            args += ["--net", self.net]
+        return args
+
+
 def run_cluster(n: int, payloads: int, payload_size: int, rate: float, *, linger_s: float,
-                timeout_s: float, keep_dir: bool = False) -> list[dict[str, Any]]:
+                timeout_s: float, keep_dir: bool = False,
+                options: WorkerOptions | None = None) -> list[dict[str, Any]]:
     """Start ``n`` worker processes for one phase and return their result dicts (by member).
 
     Raises ``RuntimeError`` with the workers' log tails if one fails or the phase times out
     (every worker is killed then).
     """
+    options = options if options is not None else WorkerOptions()
     directory = Path(tempfile.mkdtemp(prefix="btob-tcp-bench-"))
     write_cluster(directory, n)
     root = Path(__file__).resolve().parent.parent
@@ -332,7 +461,7 @@ def run_cluster(n: int, payloads: int, payload_size: int, rate: float, *, linger
                 [sys.executable, "-m", "bench.tcp_bench", "--worker", str(i),
                  "--dir", str(directory), "--payloads", str(payloads),
                  "--payload-size", str(payload_size), "--rate", repr(rate),
-                 "--linger", repr(linger_s)],
+                 "--linger", repr(linger_s), *options.worker_args(i, n)],
                 cwd=root, stdout=log, stderr=subprocess.STDOUT))
         deadline = time.monotonic() + timeout_s
         failure = None
@@ -363,20 +492,24 @@ def run_cluster(n: int, payloads: int, payload_size: int, rate: float, *, linger
         for log in logs:
             log.close()
     if not keep_dir:
-        for path in directory.iterdir():
-            path.unlink()
-        directory.rmdir()
+        shutil.rmtree(directory, ignore_errors=True)
     return results
 
 
 def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
     """The phase's headline numbers from the workers' results (see the module docstring).
 
-    Per-payload costs are cluster-wide sums over each member's window (its first broadcast
-    to its last delivery) divided by the payload count; the ``*_incl_linger`` variants run
-    each member's window on to its exit, so they add idle traffic (status messages,
-    checkpoints) of the linger period.
+    Only correct members (no injected fault) count: throughput and latency are theirs, and
+    per-payload costs are sums over each correct member's window (its first broadcast to its
+    last delivery) divided by the payload count; the ``*_incl_linger`` variants run each
+    window on to the member's exit, so they add idle traffic (status messages, checkpoints)
+    of the linger period. After a view change, ``recovery_s`` is the time from the first
+    broadcast to the first delivery in the final view at the slowest correct member, and
+    ``throughput_after_recovery_per_s`` the lowest per-member delivery rate from the moment
+    the member installed the final view to its last delivery.
     """
+    all_results = results
+    results = [r for r in results if r.get("correct", True)]
     total = int(results[0]["payloads"])
     elapsed = [float(r["elapsed_s"]) for r in results]
     latencies = [x for r in results for x in r["latencies_ms"]]
@@ -388,7 +521,8 @@ def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
         return sum(float(r[part][name]) for r in results) / total
 
     summary: dict[str, Any] = {
-        "n": len(results),
+        "n": len(all_results),
+        "correct_members": [int(r["member"]) for r in results],
         "payloads": total,
         "all_delivered": all(r["delivered"] == total for r in results),
         "same_order": len({r["order_digest"] for r in results}) == 1,
@@ -400,7 +534,12 @@ def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
         "latency_p90_ms": percentile(latencies, 0.90),
         "latency_p99_ms": percentile(latencies, 0.99),
         "latency_max_ms": max(latencies) if latencies else math.nan,
+        "latency_cdf": latency_cdf(latencies),
+        "final_view": max((int(r["member_statistics"]["view"]) for r in results), default=0),
+        "evidence_against": sorted({m for r in results
+                                    for m in r["member_statistics"].get("evidence", [])}),
     }
+    summary.update(_recovery(results, summary["final_view"]))
     for key, name in (("signatures_made", "signatures_made"),
                       ("signatures_verified", "signatures_verified"),
                       ("messages", "messages_sent"), ("bytes", "bytes_sent"),
@@ -419,6 +558,36 @@ def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
                     for k in sorted({k for s in stats for k in s["dropped"]})},
     })
     return summary
+
+
+def latency_cdf(latencies_ms: list[float], points: int = 60) -> list[list[float]]:
+    """``[latency_ms, fraction]`` pairs tracing the empirical CDF at ``points`` quantiles."""
+    if not latencies_ms:
+        return []
+    ordered = sorted(latencies_ms)
+    last = len(ordered) - 1
+    fractions = [i / (points - 1) for i in range(points)]
+    return [[ordered[round(f * last)], f] for f in fractions]
+
+
+def _recovery(results: list[dict[str, Any]], final_view: int) -> dict[str, float]:
+    """Recovery time and post-recovery throughput after view changes (nan without any)."""
+    if final_view == 0:
+        return {"recovery_s": math.nan, "throughput_after_recovery_per_s": math.nan}
+    firsts: list[float] = []
+    rates: list[float] = []
+    for r in results:
+        installed = next((t for t, v in r["views"] if v == final_view), None)
+        times = r["delivered_at_s"]
+        if installed is None or not times:
+            continue
+        after = [t for t in times if t > installed]
+        if after:
+            firsts.append(after[0])
+            span = times[-1] - installed
+            rates.append(len(after) / span if span > 0 else math.nan)
+    return {"recovery_s": max(firsts) if firsts else math.nan,
+            "throughput_after_recovery_per_s": min(rates) if rates else math.nan}
 
 
 def _print_summary(title: str, s: dict[str, Any], wall_s: float) -> None:
@@ -486,9 +655,32 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--keep-dir", action="store_true", help="keep the temp directories")
     parser.add_argument("--json", type=Path, default=None, metavar="OUT",
                         help="also write the numbers to OUT")
+    parser.add_argument("--core", choices=("btob", "baseline"), default="btob",
+                        help="btob, or the crash-only unsigned baseline (bench/baseline.py)")
+    parser.add_argument("--variant", choices=VARIANTS, default="bb")
+    parser.add_argument("--brb", choices=BRB_KINDS, default="bracha")
+    parser.add_argument("--batch-size", type=int, default=Settings().batch_payloads_max,
+                        help="most payloads per batch")
+    parser.add_argument("--batch-delay", type=float, default=0.0,
+                        help="seconds a payload may wait for its batch to fill")
+    parser.add_argument("--view-change-timeout", type=float,
+                        default=Settings().view_change_timeout_s)
+    parser.add_argument("--fault", action="append", default=[], metavar="SPEC",
+                        help="a process fault ID=BEHAVIOUR[:k=v,...] (repeatable)")
+    parser.add_argument("--net", default="", metavar="key=value,...",
+                        help="network faults on what every member sends")
+    parser.add_argument("--faulty", type=int, action="append", default=[],
+                        help=argparse.SUPPRESS)
     parser.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--dir", type=Path, default=None, help=argparse.SUPPRESS)
     return parser
+
+
+def _options(args: argparse.Namespace) -> WorkerOptions:
+    return WorkerOptions(core=args.core, variant=args.variant, brb=args.brb,
+                         batch_size=args.batch_size, batch_delay_s=args.batch_delay,
+                         view_change_timeout_s=args.view_change_timeout,
+                         faults=tuple(args.fault), net=args.net)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -511,7 +703,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             results = run_cluster(args.n, payloads, args.payload_size, rate,
                                   linger_s=args.linger, timeout_s=args.timeout,
-                                  keep_dir=args.keep_dir)
+                                  keep_dir=args.keep_dir, options=_options(args))
         except RuntimeError as exc:
             print(f"{name} phase FAILED: {exc}", file=sys.stderr)
             report["phases"][name] = {"failed": str(exc)}

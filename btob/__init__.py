@@ -34,9 +34,11 @@ from btob._node import MemberStatistics as MemberStatistics
 from btob._node import Outgoing as Outgoing
 from btob._node import PayloadTooLarge as PayloadTooLarge
 from btob._quorum import Quorums as Quorums
+from btob._runtime import Core as Core
 from btob._runtime import Node as Node
 from btob._runtime import NodeStatistics as NodeStatistics
 from btob._runtime import Transport as Transport
+from btob._runtime import open_core_node as open_core_node
 from btob._runtime import open_node as open_node
 from btob._settings import Settings as Settings
 from btob._sim import SimConfig as SimConfig
@@ -55,6 +57,7 @@ __all__ = [
     "CheckReport",
     "ClusterConfig",
     "ConfigError",
+    "Core",
     "Delivery",
     "DeliveryRecord",
     "Evidence",
@@ -84,6 +87,7 @@ __all__ = [
     "check",
     "format_report",
     "load_cluster_config",
+    "open_core_node",
     "open_node",
     "read_log_dir",
     "simulate",

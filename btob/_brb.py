@@ -53,6 +53,9 @@ class ReliableBroadcast(Protocol):
     def instances(self) -> int:
         """Number of instances held (for bounds checks)."""
 
+    def needless(self, signed: Signed) -> bool:
+        """True if ``signed`` (not yet verified) cannot change anything here."""
+
 
 def batch_fits(batch: Batch, settings: Settings) -> bool:
     """True if ``batch`` respects the cluster's batch and payload bounds."""
@@ -124,6 +127,17 @@ class _BrbBase:
     def instances(self) -> int:
         """Number of instances held."""
         return len(self._instances)
+
+    def needless(self, signed: Signed) -> bool:
+        """True if ``signed`` cannot change anything here, so its signature need not be
+        checked: it belongs to a finished instance. Signature checks dominate the CPU cost,
+        and every late message would be dropped after its check anyway."""
+        message = signed.message
+        if isinstance(message, (Echo, Final)):  # these name the origin in the body
+            return self._done.is_done(message.origin, message.counter)
+        if isinstance(message, Send):
+            return self._done.is_done(signed.sender, message.counter)
+        return False
 
     def _emit(self, inst: _Instance, role: str, dest: int | None, item: Message | Signed,
               now: float) -> None:
@@ -250,6 +264,29 @@ class BrachaBroadcast(_BrbBase):
         if inst is None or not self._vote(inst.readies, signed, message.digest, inst, mine):
             return
         self._progress(inst, message.origin, message.counter, now)
+
+    def needless(self, signed: Signed) -> bool:
+        """Also true for a vote that only adds to a threshold already passed: an ECHO for the
+        value this member already sent READY for, a READY for the value it delivered. A vote
+        that contradicts the sender's earlier one is still checked: it is evidence."""
+        if super().needless(signed):
+            return True
+        message = signed.message
+        if not isinstance(message, Echo) or isinstance(message, Fetch):
+            return False
+        inst = self._instances.get((message.origin, message.counter))
+        if inst is None or inst.ready_sent != message.digest:
+            return False
+        if isinstance(message, Ready):
+            if not inst.delivered:
+                return False
+            votes = inst.readies
+        elif type(message) is Echo:
+            votes = inst.echoes
+        else:
+            return False
+        previous = votes.get(signed.sender)
+        return previous is None or _digest_of(previous) == message.digest
 
     def _on_fetch(self, signed: Signed, message: Fetch) -> None:
         inst = self._instance(message.origin, message.counter)

@@ -187,6 +187,10 @@ class DirectDissemination:
                 own.last_sent = now
                 self._hand_over(own.signed)
 
+    def needless(self, signed: Signed) -> bool:
+        """Always False: a carried or fetched batch is only ever checked when it is used."""
+        return False
+
     def instances(self) -> int:
         """Batches held (bounded by the window per origin)."""
         return len(self._held)

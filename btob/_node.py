@@ -211,6 +211,8 @@ class Member:
         self._history: dict[int, tuple[tuple[BatchRef, ...], tuple[Batch, ...]]] = {}
         self._delivered_at: dict[int, float] = {}
         self._pending: deque[bytes] = deque()
+        self._pending_times: deque[float] = deque()  # submit times, for batch_delay_s
+        self._pending_bytes = 0
         self._next_payload = 0
         self._next_batch = 0
         self._own_in_flight: set[int] = set()
@@ -243,6 +245,8 @@ class Member:
         self._next_payload += 1
         self._submitted += 1
         self._pending.append(bytes(payload))
+        self._pending_times.append(now)
+        self._pending_bytes += len(payload)
         self._flush_batches(now)
         self._pump(now)
         return msg_id
@@ -261,13 +265,18 @@ class Member:
         if raw.sender == self.member:
             self._gate_dropped["own-frame-returned"] += 1  # a forward or replay of ours
             return
-        if not self._verify(raw.sender, raw.kind, raw.body, raw.signature):
-            self._gate_dropped["bad-signature"] += 1
-            return
         try:
             signed = raw.parse()
         except WireError:
             self._gate_dropped["malformed-body"] += 1
+            return
+        if self._needless(signed):
+            # Checked before the signature: it is what a late vote costs, and such a vote
+            # is dropped unread, so it cannot matter whether it was genuine.
+            self._gate_dropped["late-vote-unchecked"] += 1
+            return
+        if not self._verify(raw.sender, raw.kind, raw.body, raw.signature):
+            self._gate_dropped["bad-signature"] += 1
             return
         self._dispatch(signed, now)
         self._pump(now)
@@ -276,6 +285,7 @@ class Member:
         """Let time pass: suspect a stalled sequencer, retransmit stale messages and,
         periodically, send STATUS (and an unstable CHECKPOINT) to every peer."""
         self._detect_failure(now)
+        self._flush_batches(now)
         self._brb.retransmit(now)
         self._order.retransmit(now)
         interval = self.settings.retransmit_interval_s
@@ -378,6 +388,15 @@ class Member:
 
     # -- plumbing -----------------------------------------------------------------------------
 
+    def _needless(self, signed: Signed) -> bool:
+        """True for a frame that could not change this member's state (see the cores)."""
+        message = signed.message
+        if isinstance(message, (Send, Echo, Final)):
+            return self._brb.needless(signed)
+        if isinstance(message, OrderEcho):
+            return self._order.needless(signed)
+        return False
+
     def _dispatch(self, signed: Signed, now: float) -> None:
         message = signed.message
         if isinstance(message, (Send, Echo, Final)):
@@ -416,6 +435,10 @@ class Member:
                 return
             self._slots_from_proofs += not known
             self._keep_proven_batches(message.refs, message.batches)
+            if not known:
+                # Catching up: ask for the next slots at the next tick, not a status
+                # interval later (only a valid commit certificate gets here).
+                self._last_status = float("-inf")
 
     def _on_request(self, signed: Signed, request: Request) -> None:
         """UUB sequencer: answer a slot request with a signed grant, to the origin only."""
@@ -571,7 +594,12 @@ class Member:
     def _flush_batches(self, now: float) -> None:
         """Cut pending payloads into batches while fewer than the limit are in flight."""
         settings = self.settings
+        delay = settings.batch_delay_s
         while self._pending and len(self._own_in_flight) < settings.own_batches_in_flight_max:
+            if (delay > 0 and now - self._pending_times[0] < delay
+                    and len(self._pending) < settings.batch_payloads_max
+                    and self._pending_bytes < settings.batch_bytes_max):
+                return  # not full and nobody waited long enough: let the batch fill up
             payloads: list[bytes] = []
             size = 0
             while self._pending and len(payloads) < settings.batch_payloads_max:
@@ -579,7 +607,9 @@ class Member:
                 if payloads and size + nxt > settings.batch_bytes_max:
                     break
                 payloads.append(self._pending.popleft())
+                self._pending_times.popleft()
                 size += nxt
+            self._pending_bytes -= size
             first = self._next_payload - len(self._pending) - len(payloads)
             counter = self._next_batch
             self._next_batch += 1
@@ -599,7 +629,10 @@ class Member:
             return
         key = (status.next_slot, status.view)
         last = self._served_at.get(peer)
-        if last is not None and last[1] == key and now - last[0] < self.settings.status_interval_s:
+        # Half the status interval: a laggard's periodic STATUS must never fall inside the
+        # window its previous one opened (it did, by a hair, and help came a period late).
+        if last is not None and last[1] == key and \
+                now - last[0] < self.settings.status_interval_s / 2:
             return
         self._served_at[peer] = (now, key)
         if behind_view and self._new_view is not None:
@@ -675,14 +708,20 @@ class Member:
     # -- view change ------------------------------------------------------------------------------
 
     def _detect_failure(self, now: float) -> None:
-        """Suspect the sequencer when known work waited a timeout, or move on to the next
-        view when the NEW-VIEW for the one we are changing to does not come in time."""
+        """Suspect the sequencer when known work waited a timeout or this member holds proof
+        that it equivocated, or move on to the next view when the NEW-VIEW for the one we
+        are changing to does not come in time."""
         if self._changing_to is not None:
             # Move on only when q members were ready for the view we wait for (so its
             # sequencer really failed us); a member alone ahead would wait with nobody.
             if now >= self._vc_deadline and \
                     self._view_changes_at_least(self._changing_to) >= self.quorums.quorum:
                 self._start_view_change(self._changing_to + 1, now)
+            return
+        if self.variant != "moving" and self._order.sequencer in self._evidence:
+            # Proven Byzantine (two conflicting signed messages): replace it now, not when it
+            # finally stalls - it may go on ordering while lying to some members.
+            self._start_view_change(self._order.view + 1, now)
             return
         oldest = self._order.oldest_pending()
         if oldest is not None and now - oldest >= self._timeouts.current_s:

@@ -234,6 +234,31 @@ class FixedSequencerOrder:
             self._on_vote(state.echoes, signed, message, state)
             self._progress(message.slot, state, now)
 
+    def needless(self, signed: Signed) -> bool:
+        """True if ``signed`` (not yet verified) cannot change anything here, so its
+        signature need not be checked: a vote for a slot already delivered, an ECHO for the
+        value this member already holds a prepared certificate for, or a READY for the value
+        already committed. A vote contradicting the sender's earlier one is still checked."""
+        message = signed.message
+        if not isinstance(message, OrderEcho) or message.view != self.view or not self.active:
+            return False
+        if message.slot < self.low:
+            return True
+        state = self._slots.get(message.slot)
+        if state is None:
+            return False
+        if isinstance(message, OrderReady):
+            if state.committed_digest != message.digest:
+                return False
+            votes = state.readies
+        else:
+            if not state.ready_sent or _quorum_digest(state.echoes,
+                                                      self.quorums.quorum) != message.digest:
+                return False
+            votes = state.echoes
+        previous = votes.get(signed.sender)
+        return previous is None or _digest_of(previous) == message.digest
+
     def on_slot_proof(self, proof: SlotProof) -> bool:
         """Adopt a committed slot sent by a peer if its certificate and batches check out.
 

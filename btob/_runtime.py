@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Protocol
 
@@ -23,12 +23,12 @@ import trio
 from btob._config import ClusterConfig
 from btob._delivery import Delivery, MsgId
 from btob._errors import BtobError, ConfigError
-from btob._node import BacklogFull, Member, MemberStatistics, PayloadTooLarge
+from btob._node import BacklogFull, Member, MemberStatistics, Outgoing, PayloadTooLarge
 from btob._settings import Settings
 from btob._store import INPUT_RECEIVE, INPUT_SUBMIT, INPUT_TICK, InputLog
 from crypto import SigningKey
 
-__all__ = ["Node", "NodeStatistics", "Transport", "open_node"]
+__all__ = ["Core", "Node", "NodeStatistics", "Transport", "open_core_node", "open_node"]
 
 
 class Transport(Protocol):
@@ -39,6 +39,40 @@ class Transport(Protocol):
 
     async def receive(self) -> tuple[int, bytes]:
         """The next ``(source, frame)``."""
+
+
+class Core(Protocol):
+    """What the driver needs from a sans-IO protocol core; :class:`Member` is the real one.
+
+    The benchmark's crash-only baseline implements it too, so both run on the same driver.
+    """
+
+    @property
+    def member(self) -> int:
+        """This member's id."""
+
+    @property
+    def settings(self) -> Settings:
+        """The limits the core runs under (the driver reads ``payload_bytes_max``)."""
+
+    @property
+    def view(self) -> int:
+        """The current view."""
+
+    def submit(self, payload: bytes, now: float) -> MsgId:
+        """Accept a payload to broadcast; raises :class:`BtobError` subclasses to refuse."""
+
+    def receive(self, frame: bytes, now: float) -> None:
+        """Handle a frame from the network."""
+
+    def tick(self, now: float) -> None:
+        """Let time pass."""
+
+    def take_outputs(self) -> tuple[list[Outgoing], list[Delivery]]:
+        """Frames to send and deliveries made since the last call."""
+
+    def statistics(self) -> MemberStatistics:
+        """A snapshot of the core's counters."""
 
 
 @attrs.frozen
@@ -54,9 +88,10 @@ class NodeStatistics:
 
 @attrs.define
 class _Submit:
-    payload: bytes
+    payloads: list[bytes]
     done: trio.Event = attrs.field(factory=trio.Event)
-    msg_id: MsgId | None = None
+    msg_ids: list[MsgId] = attrs.field(factory=list)
+    """Ids of the leading payloads the member accepted (all of them unless ``error``)."""
     error: BtobError | None = None
 
 
@@ -66,7 +101,7 @@ _TICK = object()
 class Node:
     """A running member. Obtain one from :func:`open_node`; do not construct it directly."""
 
-    def __init__(self, member: Member, transport: Transport, store: InputLog | None, *,
+    def __init__(self, member: Core, transport: Transport, store: InputLog | None, *,
                  delivery_retention: int, inbox_max: int) -> None:
         self.id = member.member
         self._member = member
@@ -91,20 +126,32 @@ class Node:
         Waits (backpressure) while the member's backlog of unbatched payloads is full.
         Raises :class:`PayloadTooLarge` for an oversized payload.
         """
+        return (await self.broadcast_many((payload,)))[0]
+
+    async def broadcast_many(self, payloads: Sequence[bytes]) -> list[MsgId]:
+        """TO-broadcast ``payloads`` in this order; their ids once all are durably accepted.
+
+        One trip through the driver for all of them, so a client with many payloads at hand
+        is not limited to one payload per driver step. Waits (backpressure) while the backlog
+        is full. Raises :class:`PayloadTooLarge`, before accepting any, if one is oversized.
+        """
         limit = self._member.settings.payload_bytes_max
-        if len(payload) > limit:
-            raise PayloadTooLarge(f"payload of {len(payload)} bytes exceeds {limit}")
-        while True:
-            request = _Submit(bytes(payload))
+        remaining = [bytes(p) for p in payloads]
+        for payload in remaining:
+            if len(payload) > limit:
+                raise PayloadTooLarge(f"payload of {len(payload)} bytes exceeds {limit}")
+        ids: list[MsgId] = []
+        while remaining:
+            request = _Submit(remaining)
             await self._inbox_send.send(request)
             await request.done.wait()
+            ids += request.msg_ids
+            remaining = remaining[len(request.msg_ids):]
             if isinstance(request.error, BacklogFull):
                 await self._wait_change()
-                continue
-            if request.error is not None:
+            elif request.error is not None:
                 raise request.error
-            assert request.msg_id is not None
-            return request.msg_id
+        return ids
 
     async def deliveries(self, start: int = 0) -> AsyncIterator[Delivery]:
         """Deliveries from index ``start`` on, waiting for new ones forever.
@@ -193,11 +240,13 @@ class Node:
                     member.tick(now)
                     rows.append((INPUT_TICK, now, b""))
                 elif isinstance(item, _Submit):
-                    try:
-                        item.msg_id = member.submit(item.payload, now)
-                        rows.append((INPUT_SUBMIT, now, item.payload))
-                    except BtobError as exc:
-                        item.error = exc
+                    for payload in item.payloads:
+                        try:
+                            item.msg_ids.append(member.submit(payload, now))
+                        except BtobError as exc:
+                            item.error = exc
+                            break
+                        rows.append((INPUT_SUBMIT, now, payload))
                     answered.append(item)
                 else:
                     assert isinstance(item, bytes)
@@ -217,7 +266,10 @@ class Node:
     async def _receive_loop(self) -> None:
         while True:
             _, frame = await self._transport.receive()
-            await self._inbox_send.send(frame)
+            try:
+                self._inbox_send.send_nowait(frame)  # no extra trip through the scheduler
+            except trio.WouldBlock:
+                await self._inbox_send.send(frame)
 
     async def _tick_loop(self, interval: float) -> None:
         while True:
@@ -256,6 +308,35 @@ async def open_node(
     member = Member(member=node_id, registry=config.registry, signing_key=signing_key,
                     cluster_id=config.cluster_id, f=config.f, brb=brb, variant=variant,
                     settings=settings)
+    async with open_core_node(member, config, signing_key, transport=transport,
+                              data_dir=data_dir, tick_interval_s=tick_interval_s,
+                              delivery_retention=delivery_retention,
+                              transport_wrapper=transport_wrapper) as node:
+        yield node
+
+
+@asynccontextmanager
+async def open_core_node(
+    core: Core,
+    config: ClusterConfig,
+    signing_key: SigningKey,
+    *,
+    transport: Transport | None = None,
+    data_dir: str | os.PathLike[str] | None = None,
+    tick_interval_s: float = 0.05,
+    delivery_retention: int = 1_000_000,
+    transport_wrapper: Callable[[Transport], Transport] | None = None,
+) -> AsyncIterator[Node]:
+    """Like :func:`open_node`, but drive a ready-made ``core`` (member ``core.member``).
+
+    ``signing_key`` authenticates the TCP handshake of the default transport. The driver
+    ticks at least as often as ``core.settings.batch_delay_s`` so delayed batches leave on
+    time.
+    """
+    node_id = core.member
+    delay = core.settings.batch_delay_s
+    if delay > 0:
+        tick_interval_s = min(tick_interval_s, delay)
     store = InputLog(data_dir, identity=_identity(config, node_id)) if data_dir else None
     try:
         async with trio.open_nursery() as nursery:
@@ -275,7 +356,7 @@ async def open_node(
             run = getattr(transport, "run", None)
             if run is not None:  # a wrapper with work of its own (delayed or injected frames)
                 nursery.start_soon(run)
-            node = Node(member, transport, store, delivery_retention=delivery_retention,
+            node = Node(core, transport, store, delivery_retention=delivery_retention,
                         inbox_max=1024)
             node.replay()
             nursery.start_soon(node._drive)

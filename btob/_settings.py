@@ -22,6 +22,11 @@ def _positive(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> Non
         raise ConfigError(f"setting {attribute.name} must be a positive number, got {value!r}")
 
 
+def _non_negative(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not value >= 0:
+        raise ConfigError(f"setting {attribute.name} must be zero or positive, got {value!r}")
+
+
 @attrs.frozen(kw_only=True)
 class Settings:
     """Protocol limits and timings shared by every member of a cluster.
@@ -36,6 +41,10 @@ class Settings:
     """Most payloads one batch (one BRB instance) may carry."""
     batch_bytes_max: int = attrs.field(default=512 * 1024, validator=_positive)
     """Most payload bytes one batch may carry."""
+    batch_delay_s: float = attrs.field(default=0.0, validator=_non_negative)
+    """Longest a payload waits for company before its batch is cut; 0 cuts a batch as soon
+    as fewer than ``own_batches_in_flight_max`` are in flight (batches then form under load
+    only). A full batch never waits."""
     own_batches_in_flight_max: int = attrs.field(default=2, validator=_positive)
     """Own batches disseminated but not yet ordered; further payloads wait and batch up."""
     pending_payloads_max: int = attrs.field(default=100_000, validator=_positive)
@@ -56,7 +65,7 @@ class Settings:
     """How often a member tells its peers how far it has delivered."""
     catchup_slots_max: int = attrs.field(default=64, validator=_positive)
     """Committed slots sent to a lagging peer in answer to one STATUS."""
-    catchup_grace_s: float = attrs.field(default=0.3, validator=_positive)
+    catchup_grace_s: float = attrs.field(default=0.1, validator=_positive)
     """A slot is offered to a lagging peer only once it has been committed this long."""
     checkpoint_interval: int = attrs.field(default=16, validator=_positive)
     """K: members sign a CHECKPOINT of their log every K slots; q of them make it stable."""

@@ -172,6 +172,15 @@ class _HandshakeRefused(Exception):
 
 
 @attrs.define(eq=False)
+class _Writer:
+    """When the writer of a connection last finished a write, and since when it is stuck in
+    one (None between writes)."""
+
+    last_write: float
+    busy_since: float | None = None
+
+
+@attrs.define(eq=False)
 class _Connection:
     peer: int
     cancel_scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
@@ -488,9 +497,14 @@ class TcpTransport:
                     nursery.start_soon(
                         self._until_broken, connection, lambda: self._read_loop(peer, reader)
                     )
+                    writer = _Writer(last_write=trio.current_time())
                     nursery.start_soon(
                         self._until_broken, connection,
-                        lambda: self._write_loop(stream, state.outbox_receive),
+                        lambda: self._write_loop(stream, state.outbox_receive, writer),
+                    )
+                    nursery.start_soon(
+                        self._until_broken, connection,
+                        lambda: self._watchdog(writer, state.outbox_send),
                     )
         finally:
             if state.connection is connection:
@@ -523,34 +537,49 @@ class TcpTransport:
                 continue  # keepalive
             self._counters.frames_received += 1
             self._counters.bytes_received += len(frame)
-            await self._inbox_send.send((peer, frame))
+            try:
+                self._inbox_send.send_nowait((peer, frame))
+            except trio.WouldBlock:
+                await self._inbox_send.send((peer, frame))  # backpressure on this peer
 
-    async def _write_loop(
-        self, stream: trio.SocketStream, outbox: trio.MemoryReceiveChannel[bytes]
-    ) -> None:
-        """Write queued frames, batched, or a keepalive after an idle interval; raises
-        `trio.TooSlowError` if one write stalls for ``idle_timeout_s``."""
-        settings = self._settings
+    async def _write_loop(self, stream: trio.SocketStream,
+                          outbox: trio.MemoryReceiveChannel[bytes], writer: _Writer) -> None:
+        """Write queued frames, batched (an empty frame is a keepalive queued by
+        :meth:`_watchdog`). No timer is armed per write: the watchdog reads ``writer``."""
         while True:
-            frames: list[bytes] = []
-            with trio.move_on_after(settings.keepalive_interval_s):
-                frames.append(await outbox.receive())
-            size = sum(len(f) for f in frames)
-            while frames and size < _WRITE_BATCH_BYTES:
+            frames = [await outbox.receive()]
+            size = len(frames[0])
+            while size < _WRITE_BATCH_BYTES:
                 try:
                     frame = outbox.receive_nowait()
                 except trio.WouldBlock:
                     break
                 frames.append(frame)
                 size += len(frame)
-            if frames:
-                data = bytearray()
-                for frame in frames:
-                    data += _PREFIX.pack(len(frame))
-                    data += frame
-            else:
-                data = bytearray(_KEEPALIVE)
-            with trio.fail_after(settings.idle_timeout_s):
-                await stream.send_all(data)
-            self._counters.frames_sent += len(frames)
+            data = bytearray()
+            for frame in frames:
+                data += _PREFIX.pack(len(frame))
+                data += frame
+            writer.busy_since = trio.current_time()
+            await stream.send_all(data)
+            writer.busy_since = None
+            writer.last_write = trio.current_time()
+            sent = sum(1 for f in frames if f)
+            self._counters.frames_sent += sent
             self._counters.bytes_sent += size
+
+    async def _watchdog(self, writer: _Writer, outbox: trio.MemorySendChannel[bytes]) -> None:
+        """Queue a keepalive when nothing was written for ``keepalive_interval_s``; raise
+        `trio.TooSlowError` once a write has stalled for ``idle_timeout_s``."""
+        settings = self._settings
+        tick = settings.keepalive_interval_s / 2
+        while True:
+            await trio.sleep(tick)
+            now = trio.current_time()
+            if writer.busy_since is not None:
+                if now - writer.busy_since >= settings.idle_timeout_s:
+                    raise trio.TooSlowError
+            elif now - writer.last_write >= settings.keepalive_interval_s:
+                writer.last_write = now
+                with contextlib.suppress(trio.WouldBlock):
+                    outbox.send_nowait(b"")  # a full queue means writes are due anyway
