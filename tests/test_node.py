@@ -82,3 +82,15 @@ def test_four_members_wired_directly_deliver_the_same_sequence() -> None:
                 nodes[out.destination].receive(out.frame, 0.0)
     assert len(delivered[0]) == 20
     assert all(d == delivered[0] for d in delivered)
+
+
+def test_late_matching_votes_are_dropped_before_their_signature_check() -> None:
+    from btob import SimConfig, simulate
+
+    result = simulate(SimConfig(n=4, seed=3, messages=200, rate=2000.0))
+    assert result.ok and result.complete
+    late = sum(s.dropped.get("late-vote-unchecked", 0) for s in result.statistics)
+    received = sum(s.frames_received for s in result.statistics)
+    verified = sum(s.signatures_verified for s in result.statistics)
+    assert late > 0
+    assert verified <= received - late  # each skipped vote saved a verification

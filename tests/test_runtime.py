@@ -191,3 +191,21 @@ async def test_every_variant_runs_on_the_trio_runtime(variant: str) -> None:
                 await cluster.nodes[k % 4].broadcast(b"v%d" % k)
             orders = [await _collect(node, 20) for node in cluster.nodes]
     assert all(order == orders[0] for order in orders)
+
+
+async def test_broadcast_many_accepts_in_order_in_one_step() -> None:
+    async with open_local_cluster(n=4) as cluster:
+        with trio.fail_after(30):
+            first = await cluster.nodes[1].broadcast(b"alone")
+            ids = await cluster.nodes[1].broadcast_many([b"m%d" % k for k in range(120)])
+            assert [i.counter for i in ids] == list(range(first.counter + 1,
+                                                          first.counter + 121))
+            order = await _collect(cluster.nodes[2], 121)
+    assert order == [f"1:{k}" for k in range(121)]  # FIFO per origin, nothing lost
+
+
+async def test_broadcast_many_refuses_all_when_one_is_oversized() -> None:
+    async with open_local_cluster(n=4) as cluster:
+        with pytest.raises(PayloadTooLarge):
+            await cluster.nodes[0].broadcast_many([b"ok", b"x" * (1 << 20)])
+        assert cluster.nodes[0].statistics().member.payloads_submitted == 0

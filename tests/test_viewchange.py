@@ -222,3 +222,18 @@ def test_regression_commit_certificate_keeps_its_view() -> None:
                                 faults=(_crash(0, 0.289),)))
     assert result.ok and result.complete
     assert sum(s.dropped.get("proof-bad-certificate", 0) for s in result.statistics) == 0
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_proven_equivocating_sequencer_is_replaced_before_any_timeout(seed: int) -> None:
+    # It might keep ordering while lying to some members (they then live on catch-up); once
+    # a member holds two conflicting signed messages from it, it is replaced at once.
+    from btob import Settings
+    from faults import parse_fault
+
+    result = simulate(SimConfig(n=4, seed=seed, messages=600, rate=3000.0,
+                                faults=(parse_fault("0=equivocate", 4),)))
+    assert result.ok and result.complete
+    first = result.view_changes[0]
+    assert first.sequencer != 0
+    assert first.installed_at < 0.5 * Settings().view_change_timeout_s
