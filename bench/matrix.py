@@ -180,14 +180,14 @@ LOW_LOAD_RATE = 100.0
 def quick_preset() -> list[RunSpec]:
     """Under three minutes on two cores: the headline comparisons at n=4 plus a sim sweep."""
     runs = [
-        RunSpec(variant="baseline", payloads=8000),
-        RunSpec(payloads=8000),
+        RunSpec(variant="baseline", payloads=30000),
+        RunSpec(payloads=30000),
         RunSpec(variant="baseline", payloads=200, rate=LOW_LOAD_RATE),
         RunSpec(payloads=200, rate=LOW_LOAD_RATE),
-        RunSpec(payloads=16000, mix="equivocating-sequencer"),
-        RunSpec(payloads=16000, mix="crash-sequencer"),
-        RunSpec(variant="baseline", n=7, payloads=4000),
-        RunSpec(n=7, payloads=4000),
+        RunSpec(payloads=30000, mix="equivocating-sequencer"),
+        RunSpec(payloads=30000, mix="crash-sequencer"),
+        RunSpec(variant="baseline", n=7, payloads=10000),
+        RunSpec(n=7, payloads=10000),
     ]
     runs += [RunSpec(mode="sim", n=n, payloads=600, rate=600.0) for n in (4, 7, 10, 16)]
     runs += [RunSpec(mode="sim", n=n, payloads=300, rate=100.0, mix="crash-sequencer")
@@ -199,14 +199,14 @@ def full_preset() -> list[RunSpec]:
     """Every dimension of the issue: sizes, variants, BRBs, payloads, batching, fault mixes."""
     runs: list[RunSpec] = []
     for n in (4, 7, 10, 16):  # throughput vs n, each beside its own baseline
-        payloads = {4: 20000, 7: 10000, 10: 6000, 16: 3000}[n]
+        payloads = {4: 40000, 7: 12000, 10: 6000, 16: 3200}[n]
         runs += [RunSpec(variant="baseline", n=n, payloads=payloads), RunSpec(n=n,
                                                                              payloads=payloads)]
-    runs += [RunSpec(variant=v, payloads=20000) for v in ("ub", "uub", "moving")]
-    runs += [RunSpec(brb="echo", payloads=20000)]
-    runs += [RunSpec(variant="baseline", payload_size=1000, payloads=10000),
-             RunSpec(payload_size=1000, payloads=10000)]
-    runs += [RunSpec(batch_size=b, payloads=10000) for b in (16, 64, 1024)]
+    runs += [RunSpec(variant=v, payloads=40000) for v in ("ub", "uub", "moving")]
+    runs += [RunSpec(brb="echo", payloads=40000)]
+    runs += [RunSpec(variant="baseline", payload_size=1000, payloads=20000),
+             RunSpec(payload_size=1000, payloads=20000)]
+    runs += [RunSpec(batch_size=b, payloads=20000) for b in (16, 64, 1024)]
     runs += [RunSpec(variant="baseline", payloads=300, rate=LOW_LOAD_RATE),
              RunSpec(payloads=300, rate=LOW_LOAD_RATE),
              RunSpec(brb="echo", payloads=300, rate=LOW_LOAD_RATE),
@@ -217,8 +217,8 @@ def full_preset() -> list[RunSpec]:
                 "censoring-sequencer", "stalling-sequencer", "mutating-sequencer",
                 "twins-sequencer", "slow-sequencer", "omission-member", "lossy-jittery",
                 "twins", "vote-equivocator", "forger", "flooder"):
-        runs.append(RunSpec(payloads=20000, mix=mix))
-    runs.append(RunSpec(n=7, payloads=10000, mix="f-faulty"))
+        runs.append(RunSpec(payloads=40000, mix=mix))
+    runs.append(RunSpec(n=7, payloads=12000, mix="f-faulty"))
     for n in (4, 7, 10, 16):
         runs.append(RunSpec(mode="sim", n=n, payloads=1000, rate=1000.0))
         for mix in ("crash-sequencer", "equivocating-sequencer", "stalling-sequencer",

@@ -620,6 +620,10 @@ class Member:
         """Help a lagging peer: the NEW-VIEW of a view it missed, then commit proofs of the
         slots it misses or, below the checkpoints, verified log segments (rate limited)."""
         low = self._order.low
+        if status.next_slot > low and now - self._last_status >= self.settings.catchup_grace_s:
+            # A peer is ahead: say where we are at the next tick rather than a status
+            # interval later, so help comes now (a lie costs one extra STATUS at most).
+            self._last_status = float("-inf")
         behind_view = status.view < self._order.view and self._new_view is not None
         if status.next_slot >= low and not behind_view:
             return
