@@ -20,8 +20,9 @@ Definitions of the metrics (per run):
 * ``recovery_s`` - tcp: first broadcast to the first delivery in the final view at the slowest
   correct member (the faults of the mixes act from the start); sim: the failed sequencer's
   failure to the first commit in the new view (``ViewChangeRecord.recovery_s``).
-* ``throughput_after_recovery_pps`` - the lowest per-member delivery rate after the member
-  installed the final view.
+* ``throughput_after_recovery_pps`` - the lowest per-member delivery rate (payloads of any
+  origin, as fault-free throughput counts every origin's) after the member installed the
+  final view.
 """
 
 from __future__ import annotations
