@@ -15,9 +15,10 @@ a benchmark. :func:`write_reports` writes all of the following into one director
   members, one line per (variant, BRB) pair and the baseline dashed. Drawn from the TCP runs,
   or from the simulated runs when no TCP run qualifies.
 * ``latency_cdf.png`` - the distribution of latency from broadcast to delivery for up to
-  12 runs, on a log axis so both the low-load body and the queueing tail are readable.
-* ``throughput_by_faults.png`` - the cost of faults: throughput of every n = 4 run by fault
-  mix, beside it the throughput after the view change where the run measured one, and a
+  12 runs (paced runs first), on a log axis so both the low-load body and the queueing tail
+  are readable.
+* ``throughput_by_faults.png`` - the cost of faults: throughput of the n = 4 runs of the
+  default protocol flat out (fault-free and each fault mix), beside it the throughput after the view change where the run measured one, and a
   dashed line at fault-free ``bb`` throughput for reference. Simulated runs stand in when
   there are no TCP runs.
 
@@ -356,9 +357,11 @@ def _cdf_points(raw: Any) -> tuple[list[float], list[float]]:
 
 
 def _cdf_curves(runs: list[Run]) -> list[tuple[str, list[float], list[float]]]:
-    """(label, latencies, fractions) of the first runs with plottable CDF points."""
+    """(label, latencies, fractions) of the first runs with plottable CDF points: paced runs
+    first (their latency is the protocol's; flat out it is mostly queueing), then the rest."""
     curves: list[tuple[str, list[float], list[float]]] = []
-    for run in runs:
+    paced = [run for run in runs if (_num(run.get("rate")) or 0.0) > 0]
+    for run in paced + [run for run in runs if run not in paced]:
         if len(curves) == MAX_CDF_CURVES:
             break
         xs, ys = _cdf_points(run.get("latency_cdf"))
@@ -397,7 +400,9 @@ def _plot_latency_cdf(runs: list[Run], path: Path) -> bool:
 
 
 def _fault_runs(runs: list[Run], mode: str) -> list[Run]:
-    return [
+    """The runs of one fault comparison: n = 4 under the default protocol, flat out (the
+    fault-free one and every mix), so only the faults differ between bars."""
+    candidates = [
         run
         for run in runs
         if run.get("mode") == mode
@@ -405,6 +410,12 @@ def _fault_runs(runs: list[Run], mode: str) -> list[Run]:
         and not _failed(run)
         and _num(run.get("throughput_pps")) is not None
     ]
+    same = [run for run in candidates
+            if run.get("variant") == "bb" and run.get("brb") in ("bracha", None)
+            and (_num(run.get("rate")) or 0.0) == 0.0
+            and _num(run.get("payload_size")) in (100, None)
+            and _num(run.get("batch_size")) in (256, None)]
+    return same or candidates
 
 
 def _fault_labels(runs: list[Run]) -> list[str]:

@@ -182,9 +182,15 @@ def test_scaling_lines_keep_fault_free_flat_out_runs() -> None:
     }
 
 
-def test_fault_labels_fall_back_to_names_when_ambiguous() -> None:
+def test_fault_bars_compare_only_faults_under_the_default_protocol() -> None:
     bars = report._fault_runs(_results()["runs"], "tcp")
-    assert report._fault_labels(bars) == [
+    assert report._fault_labels(bars) == ["none", "byzantine-sequencer-equivocate"]
+
+
+def test_fault_labels_fall_back_to_names_when_ambiguous() -> None:
+    runs = [run for run in _results()["runs"] if run.get("mode") == "tcp"
+            and run.get("n") == 4 and not run.get("error")]
+    assert report._fault_labels(runs) == [
         "tcp-bb-bracha-n4", "tcp-baseline-n4", "byzantine-sequencer-equivocate",
         "tcp-bb-bracha-n4-paced",
     ]
