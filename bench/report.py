@@ -18,8 +18,9 @@ a benchmark. :func:`write_reports` writes all of the following into one director
   12 runs (paced runs first), on a log axis so both the low-load body and the queueing tail
   are readable.
 * ``throughput_by_faults.png`` - the cost of faults: throughput of the n = 4 runs of the
-  default protocol flat out (fault-free and each fault mix), beside it the throughput after the view change where the run measured one, and a
-  dashed line at fault-free ``bb`` throughput for reference. Simulated runs stand in when
+  default protocol flat out (fault-free and each fault mix), beside it the throughput after
+  the view change where the run measured one, and a dashed line at fault-free ``bb``
+  throughput for reference. Simulated runs stand in when
   there are no TCP runs.
 
 ``None``, missing keys and non-finite floats (a NaN stands for a failed measurement) all

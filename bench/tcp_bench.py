@@ -234,18 +234,22 @@ async def _broadcaster(node: Node, share: int, size: int, rate: float,
 
 
 async def _watch_views(node: Node, views: list[tuple[float, int]]) -> None:
-    """Record (perf_counter time, view) whenever the member's view changes (5 ms polling)."""
+    """Record (perf_counter time, view) whenever the member's view changes (20 ms polling)."""
     last = node.view
     while True:
-        await trio.sleep(0.005)
+        await trio.sleep(0.02)  # coarse: a recovery takes a view-change timeout (~1 s)
         if node.view != last:
             last = node.view
             views.append((time.perf_counter(), last))
 
 
 def _settings(args: argparse.Namespace) -> Settings:
+    extra: dict[str, Any] = {}
+    for text in args.setting:
+        name, _, value = text.partition("=")
+        extra[name] = float(value) if "." in value else int(value)
     return Settings(batch_payloads_max=args.batch_size, batch_delay_s=args.batch_delay,
-                    view_change_timeout_s=args.view_change_timeout)
+                    view_change_timeout_s=args.view_change_timeout, **extra)
 
 
 def _wrapper(args: argparse.Namespace, config: ClusterConfig, key: SigningKey,
@@ -422,6 +426,8 @@ class WorkerOptions:
     view_change_timeout_s: float = Settings().view_change_timeout_s
     faults: tuple[str, ...] = ()
     net: str = ""
+    settings: tuple[str, ...] = ()
+    """Other :class:`btob.Settings` fields as ``NAME=VALUE`` strings."""
 
     def faulty(self, n: int) -> list[int]:
         """Members with a process fault (parsed for ``n`` members; ConfigError if bad)."""
@@ -439,6 +445,8 @@ class WorkerOptions:
             args += ["--faulty", str(faulty)]
         if self.net:
             args += ["--net", self.net]
+        for text in self.settings:
+            args += ["--setting", text]
         return args
 
 
@@ -676,6 +684,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="a process fault ID=BEHAVIOUR[:k=v,...] (repeatable)")
     parser.add_argument("--net", default="", metavar="key=value,...",
                         help="network faults on what every member sends")
+    parser.add_argument("--setting", action="append", default=[], metavar="NAME=VALUE",
+                        help="any other btob.Settings field, e.g. slots_in_flight_max=2")
     parser.add_argument("--faulty", type=int, action="append", default=[],
                         help=argparse.SUPPRESS)
     parser.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
@@ -687,7 +697,7 @@ def _options(args: argparse.Namespace) -> WorkerOptions:
     return WorkerOptions(core=args.core, variant=args.variant, brb=args.brb,
                          batch_size=args.batch_size, batch_delay_s=args.batch_delay,
                          view_change_timeout_s=args.view_change_timeout,
-                         faults=tuple(args.fault), net=args.net)
+                         faults=tuple(args.fault), net=args.net, settings=tuple(args.setting))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -93,6 +93,7 @@ class _BrbBase:
         self.verify = verify
         self._instances: dict[tuple[int, int], _Instance] = {}
         self._done = DoneCounters()
+        self._helped: set[tuple[int, int]] = set()  # (origin, voter) sent a conflicting SEND
 
     # -- bookkeeping ---------------------------------------------------------------------
 
@@ -159,15 +160,22 @@ class _BrbBase:
 
         A first vote for a digest other than ``mine`` (the value this member holds) means
         someone equivocates: the vote is forwarded once to everyone, and the origin's SEND
-        held here goes to the voter, so that whoever was told something else holds two
-        conflicting signed messages as evidence.
+        held here goes to the voter (once per origin and voter), so that whoever was told
+        something else holds two conflicting signed messages as evidence.
         """
         previous = votes.get(signed.sender)
         if previous is None:
             votes[signed.sender] = signed
             if mine is not None and key != mine and signed.sender != self.member:
                 self.outbox.send(None, signed)
-                if inst is not None and inst.send is not None:
+                message = signed.message
+                assert isinstance(message, Echo)
+                pair = (message.origin, signed.sender)
+                if inst is not None and inst.send is not None and pair not in self._helped:
+                    # Once per (origin, voter): one pair of conflicting SENDs convicts the
+                    # origin, and a whole batch per later instance would let an equivocating
+                    # origin double everyone's traffic.
+                    self._helped.add(pair)
                     self.outbox.send(signed.sender, inst.send)
             return True
         if _digest_of(previous) != key:

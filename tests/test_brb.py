@@ -229,3 +229,28 @@ def test_forgotten_instances_stay_forgotten() -> None:
     core.forget(2, 0)
     core.on_message(h.sign(2, Send(0, Batch(0, (b"late",)))), 0.0)
     assert outbox.dropped["brb-finished"] == 1 and not outbox.sends
+
+
+def test_a_conflicting_send_goes_to_each_voter_once_per_origin() -> None:
+    # Regression (bench: an equivocating origin nearly doubled every member's bytes): the
+    # value held goes to a voter who echoed another value only once per (origin, voter);
+    # the conflicting vote itself is still forwarded every time.
+    n = 4
+    keys = [SigningKey.from_seed(hashlib.sha256(b"k%d" % i).digest()) for i in range(n)]
+    registry = KeyRegistry(tuple(k.public_key() for k in keys))
+    signers = [Signer(k, cluster_id=CLUSTER) for k in keys]
+    verifier = Verifier(registry, cluster_id=CLUSTER)
+    outbox = Outbox()
+    core = BrachaBroadcast(member=1, quorums=Quorums.for_cluster(n), settings=SETTINGS,
+                           outbox=outbox, verify=verifier.verify)
+    for counter in range(10):
+        told = Batch(0, (b"told-1-%d" % counter,))
+        other = Batch(0, (b"told-3-%d" % counter,))
+        core.on_message(Signed.create(0, Send(counter, told), signers[0].sign), 0.0)
+        core.on_message(Signed.create(3, Echo(0, counter, other.digest()), signers[3].sign), 0.0)
+    to_voter = [item for dest, item in outbox.sends
+                if dest == 3 and isinstance(item, Signed) and isinstance(item.message, Send)]
+    forwarded = [item for dest, item in outbox.sends
+                 if dest is None and isinstance(item, Signed) and item.sender == 3]
+    assert len(to_voter) == 1
+    assert len(forwarded) == 10
