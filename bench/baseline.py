@@ -19,12 +19,11 @@ Wire format (msgpack arrays, unauthenticated beyond the transport's handshake):
 
 from __future__ import annotations
 
-from collections import deque
-
 import msgpack
 
 from btob import BacklogFull, Delivery, MemberStatistics, MsgId, Outgoing, PayloadTooLarge
 from btob import Settings as _Settings
+from btob._batching import PendingPayloads
 
 __all__ = ["SEQUENCER", "CrashOnlySequencer"]
 
@@ -45,9 +44,7 @@ class CrashOnlySequencer:
         self.n = n
         self.settings = settings if settings is not None else _Settings()
         self.view = 0
-        self._pending: deque[bytes] = deque()
-        self._pending_times: deque[float] = deque()
-        self._pending_bytes = 0
+        self._pending = PendingPayloads(self.settings)
         self._next_payload = 0
         self._in_flight = 0  # own batches handed to the sequencer and not yet ordered back
         self._next_seq = 0  # sequencer: next number to give out
@@ -73,9 +70,7 @@ class CrashOnlySequencer:
             raise BacklogFull(f"{len(self._pending)} payloads already wait for a batch")
         msg_id = MsgId(self.member, self._next_payload)
         self._next_payload += 1
-        self._pending.append(bytes(payload))
-        self._pending_times.append(now)
-        self._pending_bytes += len(payload)
+        self._pending.add(bytes(payload), now)
         self._flush(now)
         return msg_id
 
@@ -117,23 +112,10 @@ class CrashOnlySequencer:
     # -- protocol -------------------------------------------------------------------------
 
     def _flush(self, now: float) -> None:
-        settings = self.settings
-        delay = settings.batch_delay_s
-        while self._pending and self._in_flight < settings.own_batches_in_flight_max:
-            if (delay > 0 and now - self._pending_times[0] < delay
-                    and len(self._pending) < settings.batch_payloads_max
-                    and self._pending_bytes < settings.batch_bytes_max):
+        while self._in_flight < self.settings.own_batches_in_flight_max:
+            payloads = self._pending.cut(now)
+            if payloads is None:
                 return
-            payloads: list[bytes] = []
-            size = 0
-            while self._pending and len(payloads) < settings.batch_payloads_max:
-                nxt = len(self._pending[0])
-                if payloads and size + nxt > settings.batch_bytes_max:
-                    break
-                payloads.append(self._pending.popleft())
-                self._pending_times.popleft()
-                size += nxt
-            self._pending_bytes -= size
             first = self._next_payload - len(self._pending) - len(payloads)
             self._in_flight += 1
             if self.member == SEQUENCER:

@@ -34,7 +34,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 __all__ = ["markdown_table", "write_plots", "write_reports"]
 
 Run = dict[str, Any]
+_T = TypeVar("_T")
 Column = tuple[str, bool, Callable[[Run], str]]
 
 MISSING = "-"
@@ -312,12 +313,16 @@ def _scaling_lines(runs: list[Run], mode: str) -> dict[str, dict[float, float]]:
     return lines
 
 
+def _tcp_or_sim(select: Callable[[list[Run], str], _T], runs: list[Run]) -> tuple[_T, bool]:
+    """What ``select`` picks from the TCP runs, else from the simulated ones (then True)."""
+    picked = select(runs, "tcp")
+    if picked:
+        return picked, False
+    return select(runs, "sim"), True
+
+
 def _plot_throughput_vs_n(runs: list[Run], path: Path) -> bool:
-    simulated = False
-    lines = _scaling_lines(runs, "tcp")
-    if not lines:
-        lines = _scaling_lines(runs, "sim")
-        simulated = True
+    lines, simulated = _tcp_or_sim(_scaling_lines, runs)
     if not lines:
         return False
     with _figure(path, 7.0, 4.5) as ax:
@@ -430,11 +435,7 @@ def _fault_labels(runs: list[Run]) -> list[str]:
 
 
 def _plot_throughput_by_faults(runs: list[Run], path: Path) -> bool:
-    simulated = False
-    bars = _fault_runs(runs, "tcp")
-    if not bars:
-        bars = _fault_runs(runs, "sim")
-        simulated = True
+    bars, simulated = _tcp_or_sim(_fault_runs, runs)
     if not bars:
         return False
     labels = _fault_labels(bars)

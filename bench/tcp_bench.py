@@ -1,29 +1,36 @@
 """Throughput and latency of btob over real TCP on loopback, one OS process per member.
 
 Run with ``python -m bench.tcp_bench [--n 4] [--payloads 3000] [--payload-size 100]
-[--rate 0] [--low-load-payloads 200] [--low-load-rate 50] [--json OUT]``.
+[--rate 0] [--low-load-payloads 200] [--low-load-rate 50] [--json OUT]`` plus, for one
+configuration, ``--core btob|baseline --variant V --brb B --batch-size N --batch-delay S
+--view-change-timeout S --fault ID=BEHAVIOUR[:k=v] ... --net key=value,... --setting
+NAME=VALUE ...``. ``btob bench`` (:mod:`bench.harness`) drives the same workers through
+:func:`run_cluster` for every tcp run of a matrix.
 
 The parent process picks free loopback ports, derives deterministic keys, writes
 ``cluster.toml`` and the key files into a temporary directory and starts ``n`` worker
-processes (``--worker I``), each running one member with ``open_node`` and the default TCP
-transport and :class:`~btob.Settings` defaults. Workers meet at a barrier (every member sees an
-authenticated connection to every peer, then every member has touched ``ready-I``), then each
-broadcasts ``payloads // n`` payloads - flat out when ``--rate`` is 0 (as fast as
-``Node.broadcast`` returns), else paced at ``rate / n`` per second - and consumes its
-deliveries until it has delivered all ``n * (payloads // n)``. It lingers a little so slower
-peers can finish, then writes ``result-I.json``.
+processes (``--worker I``), each running one member with ``open_node`` (or, with ``--core
+baseline``, the crash-only unsigned baseline of :mod:`bench.baseline` on the same driver
+via ``open_core_node``) and the default TCP transport, wrapped in its faults if it has any.
+Workers meet at a barrier (every member sees an authenticated connection to every peer, then
+every member has touched ``ready-I``), then each broadcasts ``payloads // n`` payloads - flat
+out when ``--rate`` is 0 (handed to ``Node.broadcast_many`` 64 at a time, as fast as it
+returns), else one ``Node.broadcast`` per payload paced at ``rate / n`` per second. A correct
+member (one without an injected fault) consumes its deliveries until it has delivered every
+payload of every correct origin; a faulty one serves until all correct members are done.
+Correct members linger a little so slower peers can finish, then write ``result-I.json``.
 
 Definitions (all printed numbers follow them):
 
-* latency - for a member's *own* payloads only: from the call of ``broadcast`` to the local
-  delivery of that payload, both read from ``time.perf_counter`` in the same process, so no
-  clock synchronisation is involved. Percentiles are over the union of all members' samples.
-  In the flat-out phase every payload is submitted at once, so latency there is mostly
-  queueing; the low-load phase shows the protocol's latency.
-* elapsed - per member, from its first ``broadcast`` call to its last delivery.
-* throughput - payloads delivered at *every* member per second: total payloads divided by
-  the largest elapsed of any member (per-member throughput: total / own elapsed).
-* per-payload costs - cluster-wide sums over all members divided by the number of distinct
+* latency - for a correct member's *own* payloads only: from the call of ``broadcast`` to
+  the local delivery of that payload, both read from ``time.perf_counter`` in the same
+  process, so no clock synchronisation is involved. Percentiles are over the union of all
+  correct members' samples. Flat out every payload is submitted at once, so latency there is
+  mostly queueing; the low-load phase shows the protocol's latency.
+* elapsed - per correct member, from its first ``broadcast`` call to its last delivery.
+* throughput - payloads of correct origins delivered at *every* correct member per second:
+  their number divided by the largest elapsed (per-member throughput: over own elapsed).
+* per-payload costs - sums over the correct members divided by the number of distinct
   payloads: signatures made and verified (``MemberStatistics``; TCP handshakes excluded),
   protocol messages and bytes sent (``MemberStatistics.messages_sent/bytes_sent``, frames the
   member produced, before the transport's length prefixes), and CPU seconds (user + system,

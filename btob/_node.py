@@ -17,6 +17,7 @@ from collections import Counter, deque
 
 import attrs
 
+from btob._batching import PendingPayloads
 from btob._brb import BrachaBroadcast, SignedEchoBroadcast, make_brb
 from btob._checkpoint import CheckpointTracker, chain_step
 from btob._delivery import Delivery, DeliveryLog, MsgId
@@ -210,9 +211,7 @@ class Member:
         self._batches: dict[tuple[int, int], tuple[bytes, Batch]] = {}
         self._history: dict[int, tuple[tuple[BatchRef, ...], tuple[Batch, ...]]] = {}
         self._delivered_at: dict[int, float] = {}
-        self._pending: deque[bytes] = deque()
-        self._pending_times: deque[float] = deque()  # submit times, for batch_delay_s
-        self._pending_bytes = 0
+        self._pending = PendingPayloads(self.settings)
         self._next_payload = 0
         self._next_batch = 0
         self._own_in_flight: set[int] = set()
@@ -244,9 +243,7 @@ class Member:
         msg_id = MsgId(self.member, self._next_payload)
         self._next_payload += 1
         self._submitted += 1
-        self._pending.append(bytes(payload))
-        self._pending_times.append(now)
-        self._pending_bytes += len(payload)
+        self._pending.add(bytes(payload), now)
         self._flush_batches(now)
         self._pump(now)
         return msg_id
@@ -594,22 +591,10 @@ class Member:
     def _flush_batches(self, now: float) -> None:
         """Cut pending payloads into batches while fewer than the limit are in flight."""
         settings = self.settings
-        delay = settings.batch_delay_s
-        while self._pending and len(self._own_in_flight) < settings.own_batches_in_flight_max:
-            if (delay > 0 and now - self._pending_times[0] < delay
-                    and len(self._pending) < settings.batch_payloads_max
-                    and self._pending_bytes < settings.batch_bytes_max):
-                return  # not full and nobody waited long enough: let the batch fill up
-            payloads: list[bytes] = []
-            size = 0
-            while self._pending and len(payloads) < settings.batch_payloads_max:
-                nxt = len(self._pending[0])
-                if payloads and size + nxt > settings.batch_bytes_max:
-                    break
-                payloads.append(self._pending.popleft())
-                self._pending_times.popleft()
-                size += nxt
-            self._pending_bytes -= size
+        while len(self._own_in_flight) < settings.own_batches_in_flight_max:
+            payloads = self._pending.cut(now)
+            if payloads is None:
+                return
             first = self._next_payload - len(self._pending) - len(payloads)
             counter = self._next_batch
             self._next_batch += 1

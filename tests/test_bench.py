@@ -240,3 +240,15 @@ def test_micro_benchmarks_still_run_through_the_harness(
         capsys: pytest.CaptureFixture[str]) -> None:
     assert harness.main(["sim", "--messages", "40", "--repeat", "1"]) == 0
     assert "deliveries/cpu-s" in capsys.readouterr().out
+
+
+def test_a_tcp_run_with_a_crashed_sequencer_measures_its_recovery() -> None:
+    spec = RunSpec(payloads=400, mix="crash-sequencer", view_change_timeout_s=0.3)
+    row = harness.run_tcp(spec)
+    assert row["ok"], row["error"]
+    assert row["faults"] == ["0=crash:at=0.01"]
+    assert row["view_changes"] >= 1
+    # the crashed member's payloads are not waited for; the others' all arrive
+    assert row["payloads"] == 3 * (400 // 4)
+    assert 0.3 <= row["recovery_s"] < 5.0  # at least the timeout, then the new view's work
+    assert row["throughput_after_recovery_pps"] > 0
