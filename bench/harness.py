@@ -159,6 +159,26 @@ def _failed(spec: RunSpec, exc: Exception) -> dict[str, Any]:
     return row
 
 
+def _run_once(spec: RunSpec) -> dict[str, Any]:
+    try:
+        return run_tcp(spec) if spec.mode == "tcp" else run_sim(spec)
+    except (RuntimeError, ConfigError, OSError, ValueError) as exc:
+        return _failed(spec, exc)
+
+
+def _run_repeated(spec: RunSpec) -> dict[str, Any]:
+    """Run ``spec.repeat`` times; the row of median throughput, with every throughput in
+    ``repeats`` (a failure in any repetition is reported instead)."""
+    rows = [_run_once(spec) for _ in range(spec.repeat)]
+    failed = [row for row in rows if not row.get("ok")]
+    if failed:
+        return failed[0]
+    ranked = sorted(rows, key=lambda row: row.get("throughput_pps") or 0.0)
+    row = ranked[len(ranked) // 2]
+    row["repeats"] = [r.get("throughput_pps") for r in rows]
+    return row
+
+
 def _baseline_key(spec: RunSpec) -> tuple[int, int, float]:
     return (spec.n, spec.payload_size, spec.rate)
 
@@ -277,10 +297,7 @@ def run_matrix(runs: list[RunSpec], *, progress: bool = True) -> tuple[list[dict
         task = bar.add_task("starting", total=len(planned))
         for spec in planned:
             bar.update(task, description=spec.label[:48])
-            try:
-                row = run_tcp(spec) if spec.mode == "tcp" else run_sim(spec)
-            except (RuntimeError, ConfigError, OSError, ValueError) as exc:
-                row = _failed(spec, exc)
+            row = _run_repeated(spec)
             rows.append(row)
             bar.advance(task)
             status = "ok" if row.get("ok") else f"FAILED: {str(row.get('error'))[:200]}"

@@ -252,3 +252,16 @@ def test_a_tcp_run_with_a_crashed_sequencer_measures_its_recovery() -> None:
     assert row["payloads"] == 3 * (400 // 4)
     assert 0.3 <= row["recovery_s"] < 5.0  # at least the timeout, then the new view's work
     assert row["throughput_after_recovery_pps"] > 0
+
+
+def test_a_repeated_run_reports_the_median_and_every_sample(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    samples = iter([300.0, 100.0, 200.0])
+
+    def fake(spec: RunSpec) -> dict[str, object]:
+        return {"name": spec.label, "ok": True, "throughput_pps": next(samples)}
+    monkeypatch.setattr(harness, "run_sim", fake)
+    row = harness._run_repeated(RunSpec(mode="sim", payloads=100, repeat=3))
+    assert row["throughput_pps"] == 200.0 and row["repeats"] == [300.0, 100.0, 200.0]
+    with pytest.raises(ConfigError):
+        RunSpec(repeat=0)
