@@ -32,7 +32,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="btob", description="Byzantine-tolerant total-order broadcast.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    demo = sub.add_parser("demo", help="a 4-member cluster on a jittery, lossy network")
+    demo = sub.add_parser(
+        "demo", help="4 members over TCP on loopback, member 0 an equivocating sequencer")
     demo.add_argument("--seed", type=int, default=7)
     demo.add_argument("--messages", type=int, default=2000)
     demo.add_argument("--log-dir", type=Path)
