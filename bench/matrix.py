@@ -43,13 +43,18 @@ from btob import BRB_KINDS, ConfigError, Quorums
 from btob._node import VARIANTS
 from faults import PRESETS, Mix
 
-__all__ = ["BENCH_MIXES", "FIELDS", "MODES", "RunSpec", "full_preset", "load_matrix",
-           "quick_preset", "resolve_mix"]
+__all__ = ["BENCH_MIXES", "FIELDS", "MODES", "SEQUENCER_BEHAVIOURS", "RunSpec", "full_preset",
+           "load_matrix", "quick_preset", "resolve_mix"]
 
 MODES = ("tcp", "sim")
 """Where a run executes."""
 
 PROTOCOLS = (*VARIANTS, "baseline")
+
+SEQUENCER_BEHAVIOURS = ("vote-equivocate", "forge", "replay", "garbage", "flood",
+                        "lie-viewchange")
+"""Byzantine behaviours the faults presets do not already put on the sequencer (member 0);
+each becomes a bench mix ``sequencer-<behaviour>``."""
 
 BENCH_MIXES: Mapping[str, Mix] = {
     mix.name: mix
@@ -59,6 +64,12 @@ BENCH_MIXES: Mapping[str, Mix] = {
         Mix("lossy-jittery", (), "loss=0.01,dup=0.01,delay=0.0005-0.003,jitter=0.002,gst=600"),
         Mix("omission-member", ("2=omission:p=0.3",)),
         Mix("f-faulty", ("0=equivocate", "3=flood")),  # needs f >= 2: n >= 7
+        *(Mix(f"sequencer-{b}", (f"0={b}",)) for b in SEQUENCER_BEHAVIOURS),
+        # Variant-specific misbehaviour (run under the variant it attacks).
+        Mix("sequencer-drop-forwards", ("0=drop-forwards",)),  # ub
+        Mix("sequencer-double-grant", ("0=double-grant",)),  # uub
+        Mix("member-hoard-grants", ("1=hoard-grants",)),  # uub
+        Mix("member-skip-turn", ("1=skip-turn",)),  # moving
     )
 }
 """Mixes the benchmark adds to :data:`faults.PRESETS`."""
@@ -217,11 +228,17 @@ def full_preset() -> list[RunSpec]:
              RunSpec(variant="ub", payloads=300, rate=LOW_LOAD_RATE),
              RunSpec(payloads=2000, rate=1000.0, batch_delay_ms=2.0),
              RunSpec(payloads=2000, rate=1000.0)]
-    for mix in ("crash-sequencer", "silent-sequencer", "equivocating-sequencer",
-                "censoring-sequencer", "stalling-sequencer", "mutating-sequencer",
-                "twins-sequencer", "slow-sequencer", "omission-member", "lossy-jittery",
-                "twins", "vote-equivocator", "forger", "flooder"):
+    for mix in ("crash-sequencer", "slow-sequencer", "silent-sequencer",
+                "equivocating-sequencer", "censoring-sequencer", "stalling-sequencer",
+                "mutating-sequencer", "twins-sequencer",
+                *(f"sequencer-{b}" for b in SEQUENCER_BEHAVIOURS),
+                "omission-member", "lossy-jittery", "twins", "vote-equivocator", "forger",
+                "flooder"):
         runs.append(RunSpec(payloads=40000, mix=mix))
+    runs += [RunSpec(variant="ub", payloads=40000, mix="sequencer-drop-forwards"),
+             RunSpec(variant="uub", payloads=40000, mix="sequencer-double-grant"),
+             RunSpec(variant="uub", payloads=40000, mix="member-hoard-grants"),
+             RunSpec(variant="moving", payloads=40000, mix="member-skip-turn")]
     runs.append(RunSpec(n=7, payloads=12000, mix="f-faulty"))
     for n in (4, 7, 10, 16):
         runs.append(RunSpec(mode="sim", n=n, payloads=1000, rate=1000.0))
