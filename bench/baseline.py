@@ -47,6 +47,7 @@ class CrashOnlySequencer:
         self._pending = PendingPayloads(self.settings)
         self._next_payload = 0
         self._in_flight = 0  # own batches handed to the sequencer and not yet ordered back
+        self._own_budget = self.settings.own_batches_in_flight_max  # sequencer: see _flush
         self._next_seq = 0  # sequencer: next number to give out
         self._next_deliver = 0
         self._early: dict[int, tuple[int, int, list[bytes]]] = {}
@@ -77,6 +78,7 @@ class CrashOnlySequencer:
     def receive(self, frame: bytes, now: float) -> None:
         """Handle a REQUEST (at the sequencer) or an ORDER (everywhere)."""
         self._frames_received += 1
+        self._own_budget = self.settings.own_batches_in_flight_max
         message = msgpack.unpackb(frame, use_list=True, raw=True)
         if message[0] == _REQUEST and self.member == SEQUENCER:
             self._sequence(message[1], message[2], message[3])
@@ -86,6 +88,7 @@ class CrashOnlySequencer:
 
     def tick(self, now: float) -> None:
         """Cut a batch whose oldest payload waited ``batch_delay_s``."""
+        self._own_budget = self.settings.own_batches_in_flight_max
         self._flush(now)
 
     def take_outputs(self) -> tuple[list[Outgoing], list[Delivery]]:
@@ -112,16 +115,25 @@ class CrashOnlySequencer:
     # -- protocol -------------------------------------------------------------------------
 
     def _flush(self, now: float) -> None:
+        if self.member == SEQUENCER:
+            # Its own batches need no round trip, so no reply bounds them: at most
+            # own_batches_in_flight_max leave between two inputs from outside (a frame or a
+            # tick). Cutting one per submitted payload instead overflowed the send queues.
+            while self._own_budget > 0:
+                payloads = self._pending.cut(now)
+                if payloads is None:
+                    return
+                self._own_budget -= 1
+                first = self._next_payload - len(self._pending) - len(payloads)
+                self._sequence(self.member, first, payloads)
+            return
         while self._in_flight < self.settings.own_batches_in_flight_max:
             payloads = self._pending.cut(now)
             if payloads is None:
                 return
             first = self._next_payload - len(self._pending) - len(payloads)
             self._in_flight += 1
-            if self.member == SEQUENCER:
-                self._sequence(self.member, first, payloads)
-            else:
-                self._send(SEQUENCER, [_REQUEST, self.member, first, payloads])
+            self._send(SEQUENCER, [_REQUEST, self.member, first, payloads])
 
     def _sequence(self, origin: int, first: int, payloads: list[bytes]) -> None:
         seq = self._next_seq
@@ -144,7 +156,7 @@ class CrashOnlySequencer:
                 self._deliveries.append(
                     Delivery(self._delivered, MsgId(origin, first + offset), origin, payload))
                 self._delivered += 1
-            if origin == self.member:
+            if origin == self.member and self.member != SEQUENCER:
                 self._in_flight -= 1
 
     def _send(self, dest: int, message: list[object]) -> None:

@@ -41,6 +41,7 @@ from typing import Any
 
 from bench import tcp_bench
 from bench.matrix import (
+    DEFAULT_BATCH,
     LOW_LOAD_RATE,
     RunSpec,
     full_preset,
@@ -208,7 +209,7 @@ def _attach_ratios(rows: list[dict[str, Any]]) -> None:
     """Give every tcp row of btob the ratio to the baseline of its (n, size, rate)."""
     baselines: dict[tuple[Any, ...], dict[str, Any]] = {}
     for row in rows:
-        if row["variant"] == "baseline" and row.get("ok") and row["batch_size"] == 256:
+        if row["variant"] == "baseline" and row.get("ok") and row["batch_size"] == DEFAULT_BATCH:
             baselines.setdefault((row["n"], row["payload_size"], row["rate"]), row)
     for row in rows:  # a baseline with other batching only when there is no default one
         if row["variant"] == "baseline" and row.get("ok"):
@@ -250,7 +251,7 @@ def _byzantine_sequencer(mix: str | None) -> bool:
     return bool(parse_fault(faults[0], 4).byzantine)
 
 
-_DEFAULTS = {"mode": "tcp", "n": 4, "payload_size": 100, "batch_size": 256,
+_DEFAULTS = {"mode": "tcp", "n": 4, "payload_size": 100, "batch_size": DEFAULT_BATCH,
              "batch_delay_ms": 0.0, "brb": "bracha", "variant": "bb"}
 
 

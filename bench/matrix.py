@@ -39,12 +39,15 @@ from typing import Any
 
 import attrs
 
-from btob import BRB_KINDS, ConfigError, Quorums
+from btob import BRB_KINDS, ConfigError, Quorums, Settings
 from btob._node import VARIANTS
 from faults import PRESETS, Mix
 
 __all__ = ["BENCH_MIXES", "FIELDS", "MODES", "SEQUENCER_BEHAVIOURS", "RunSpec", "full_preset",
            "load_matrix", "quick_preset", "resolve_mix"]
+
+DEFAULT_BATCH = Settings().batch_payloads_max
+"""btob's default batch size, which runs use unless they say otherwise."""
 
 MODES = ("tcp", "sim")
 """Where a run executes."""
@@ -117,7 +120,7 @@ class RunSpec:
     payloads: int = attrs.field(default=6000, validator=_at_least(1))
     rate: float = attrs.field(default=0.0, validator=_at_least(0))
     """Payloads per second offered by the whole cluster; 0 is flat out."""
-    batch_size: int = attrs.field(default=256, validator=_at_least(1))
+    batch_size: int = attrs.field(default=DEFAULT_BATCH, validator=_at_least(1))
     batch_delay_ms: float = attrs.field(default=0.0, validator=_at_least(0))
     mix: str | None = None
     """A named fault mix, or None (with ``faults``/``net`` inline, or fault-free)."""
@@ -165,7 +168,7 @@ class RunSpec:
         parts = [self.mode, protocol, f"n{self.n}"]
         if self.payload_size != 100:
             parts.append(f"{self.payload_size}B")
-        if self.batch_size != 256:
+        if self.batch_size != DEFAULT_BATCH:
             parts.append(f"batch{self.batch_size}")
         if self.batch_delay_ms:
             parts.append(f"delay{self.batch_delay_ms:g}ms")
@@ -221,7 +224,7 @@ def full_preset() -> list[RunSpec]:
     runs += [RunSpec(brb="echo", payloads=40000)]
     runs += [RunSpec(variant="baseline", payload_size=1000, payloads=20000),
              RunSpec(payload_size=1000, payloads=20000)]
-    runs += [RunSpec(batch_size=b, payloads=20000) for b in (16, 64, 1024)]
+    runs += [RunSpec(batch_size=b, payloads=20000) for b in (16, 64, 256, 4096)]
     runs += [RunSpec(variant="baseline", payloads=300, rate=LOW_LOAD_RATE),
              RunSpec(payloads=300, rate=LOW_LOAD_RATE),
              RunSpec(brb="echo", payloads=300, rate=LOW_LOAD_RATE),

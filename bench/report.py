@@ -42,6 +42,9 @@ if TYPE_CHECKING:
 __all__ = ["markdown_table", "write_plots", "write_reports"]
 
 Run = dict[str, Any]
+DEFAULT_BATCH = 1024
+"""btob's default batch size (``Settings().batch_payloads_max``): the fault plot compares runs
+that use it."""
 _T = TypeVar("_T")
 Column = tuple[str, bool, Callable[[Run], str]]
 
@@ -420,7 +423,7 @@ def _fault_runs(runs: list[Run], mode: str) -> list[Run]:
             if run.get("variant") == "bb" and run.get("brb") in ("bracha", None)
             and (_num(run.get("rate")) or 0.0) == 0.0
             and _num(run.get("payload_size")) in (100, None)
-            and _num(run.get("batch_size")) in (256, None)]
+            and _num(run.get("batch_size")) in (DEFAULT_BATCH, None)]
     return same or candidates
 
 

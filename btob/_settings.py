@@ -37,8 +37,11 @@ class Settings:
 
     payload_bytes_max: int = attrs.field(default=64 * 1024, validator=_positive)
     """Largest payload accepted by :meth:`submit` and inside a batch."""
-    batch_payloads_max: int = attrs.field(default=256, validator=_positive)
-    """Most payloads one batch (one BRB instance) may carry."""
+    batch_payloads_max: int = attrs.field(default=1024, validator=_positive)
+    """Most payloads one batch (one BRB instance) may carry. Batches form only under load
+    (or with ``batch_delay_s``), so a large bound costs a lone payload nothing; measured on
+    2 cores, 4 members, 100-byte payloads flat out: 256 gave 33,000 payloads/s, 1024
+    gave 59,000-70,000 (a batch costs ~56 frames cluster-wide whatever its size)."""
     batch_bytes_max: int = attrs.field(default=512 * 1024, validator=_positive)
     """Most payload bytes one batch may carry."""
     batch_delay_s: float = attrs.field(default=0.0, validator=_non_negative)

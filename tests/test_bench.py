@@ -177,7 +177,7 @@ def test_plan_pairs_every_tcp_run_with_a_baseline() -> None:
 
 def _row(**fields: object) -> dict[str, object]:
     row: dict[str, object] = {"mode": "tcp", "variant": "bb", "brb": "bracha", "n": 4,
-                              "payload_size": 100, "batch_size": 256, "batch_delay_ms": 0.0,
+                              "payload_size": 100, "batch_size": 1024, "batch_delay_ms": 0.0,
                               "mix": None, "rate": 0.0, "ok": True,
                               "throughput_pps": 4000.0, "latency_ms": {"p50": 10.0},
                               "sig_verify_per_payload": 0.15,

@@ -24,7 +24,7 @@ def _cdf(scale: float) -> list[list[float]]:
 def _run(name: str, **overrides: Any) -> dict[str, Any]:
     run: dict[str, Any] = {
         "name": name, "mode": "tcp", "variant": "bb", "brb": "bracha", "n": 4, "f": 1,
-        "mix": None, "faults": [], "payload_size": 100, "batch_size": 256,
+        "mix": None, "faults": [], "payload_size": 100, "batch_size": 1024,
         "batch_delay_ms": 0.0, "payloads": 3000, "rate": 0.0,
         "throughput_pps": 10000.0, "throughput_after_recovery_pps": None,
         "latency_ms": {"p50": 70.1, "p90": 90.0, "p99": 110.0},
@@ -249,3 +249,9 @@ def test_report_import_does_not_load_matplotlib() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, cwd=Path(__file__).resolve().parent.parent)
     assert out.stdout.strip() == "False"
+
+
+def test_the_report_knows_btobs_default_batch_size() -> None:
+    from btob import Settings
+
+    assert report.DEFAULT_BATCH == Settings().batch_payloads_max
