@@ -265,3 +265,17 @@ def test_a_repeated_run_reports_the_median_and_every_sample(
     assert row["throughput_pps"] == 200.0 and row["repeats"] == [300.0, 100.0, 200.0]
     with pytest.raises(ConfigError):
         RunSpec(repeat=0)
+
+
+def test_the_baseline_sequencer_batches_its_own_payloads_between_outside_inputs() -> None:
+    # Regression: it cut one batch per own payload (nothing acknowledges its own batches),
+    # which overflowed the transport's send queues and hung a 100,000-payload run.
+    settings = Settings(own_batches_in_flight_max=2)
+    seq = CrashOnlySequencer(member=SEQUENCER, n=4, settings=settings)
+    for k in range(100):
+        seq.submit(b"p%d" % k, 0.0)
+    frames, deliveries = seq.take_outputs()
+    assert len(frames) <= 2 * 3  # two batches to three peers
+    seq.tick(0.05)
+    frames, more = seq.take_outputs()
+    assert len(deliveries) + len(more) == 100  # the rest left together on the next input
