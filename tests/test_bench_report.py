@@ -254,4 +254,4 @@ def test_report_import_does_not_load_matplotlib() -> None:
 def test_the_report_knows_btobs_default_batch_size() -> None:
     from btob import Settings
 
-    assert report.DEFAULT_BATCH == Settings().batch_payloads_max
+    assert Settings().batch_payloads_max == report.DEFAULT_BATCH
