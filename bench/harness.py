@@ -49,7 +49,7 @@ from bench.matrix import (
     quick_preset,
     resolve_mix,
 )
-from btob import ConfigError, Settings, SimConfig, simulate
+from btob import ConfigError, Quorums, Settings, SimConfig, simulate
 from faults import parse_fault, parse_net
 
 __all__ = ["evaluate_targets", "main", "run_matrix", "run_sim", "run_tcp"]
@@ -72,7 +72,7 @@ def _finite(value: Any) -> Any:
 def _row(spec: RunSpec) -> dict[str, Any]:
     """The descriptive part of a results row."""
     n = spec.n
-    f = (n - 1) // 3
+    f = Quorums.for_cluster(n).f
     return {
         "name": spec.label, "mode": spec.mode, "variant": spec.variant,
         "brb": None if spec.variant == "baseline" else spec.brb, "n": n, "f": f,
@@ -255,6 +255,14 @@ _DEFAULTS = {"mode": "tcp", "n": 4, "payload_size": 100, "batch_size": DEFAULT_B
              "batch_delay_ms": 0.0, "brb": "bracha", "variant": "bb"}
 
 
+def _headline_baselines(rows: list[dict[str, Any]],
+                        ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """The baseline rows the targets compare with: n=4, default payload size and batching,
+    flat out and at low load."""
+    base = {**_DEFAULTS, "variant": "baseline", "brb": None}
+    return _find(rows, rate=0.0, **base), _find(rows, rate=LOW_LOAD_RATE, **base)
+
+
 def evaluate_targets(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The issue's targets, judged on the rows that measure them (skipped when absent)."""
     targets: list[dict[str, Any]] = []
@@ -267,10 +275,8 @@ def evaluate_targets(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                         "required": required, "met": bool(met(measured))})
 
     flat = _find(rows, mix=None, rate=0.0, **_DEFAULTS)
-    base_flat = _find(rows, mode="tcp", variant="baseline", n=4, payload_size=100, rate=0.0)
     low = _find(rows, mix=None, rate=LOW_LOAD_RATE, **_DEFAULTS)
-    base_low = _find(rows, mode="tcp", variant="baseline", n=4, payload_size=100,
-                     rate=LOW_LOAD_RATE)
+    base_flat, base_low = _headline_baselines(rows)
     if flat is not None and base_flat is not None:
         add("throughput / baseline (n=4, flat out)",
             _ratio(flat["throughput_pps"], base_flat["throughput_pps"]), ">= 0.5",
@@ -331,9 +337,7 @@ def run_matrix(runs: list[RunSpec], *, progress: bool = True) -> tuple[list[dict
 
 
 def _results(preset: str, rows: list[dict[str, Any]], wall: float) -> dict[str, Any]:
-    base = _find(rows, mode="tcp", variant="baseline", n=4, payload_size=100, rate=0.0)
-    base_low = _find(rows, mode="tcp", variant="baseline", n=4, payload_size=100,
-                     rate=LOW_LOAD_RATE)
+    base, base_low = _headline_baselines(rows)
     results: dict[str, Any] = _finite({
         "preset": preset,
         "started": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),

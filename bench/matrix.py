@@ -39,7 +39,7 @@ from typing import Any
 
 import attrs
 
-from btob import BRB_KINDS, ConfigError, Quorums, Settings
+from btob import BRB_KINDS, ConfigError, Settings
 from btob._node import VARIANTS
 from faults import PRESETS, Mix
 
@@ -143,8 +143,6 @@ class RunSpec:
         if self.payloads < self.n:
             raise ConfigError(f"payloads ({self.payloads}) must be at least n ({self.n})")
         Mix(self.label, self.fault_specs(), self.network()).resolve(self.n)  # validates
-        if self.n < 4 and self.variant != "baseline":
-            Quorums.for_cluster(self.n)  # clear error for clusters that tolerate nobody
 
     def fault_specs(self) -> tuple[str, ...]:
         """The ``--fault`` strings of this run (from the mix or inline)."""

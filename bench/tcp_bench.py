@@ -64,6 +64,7 @@ from bench.baseline import CrashOnlySequencer
 from btob import (
     BRB_KINDS,
     ClusterConfig,
+    ConfigError,
     MemberAddress,
     Node,
     Settings,
@@ -251,10 +252,17 @@ async def _watch_views(node: Node, views: list[tuple[float, int]]) -> None:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
+    """The member settings of these options; ConfigError naming a bad ``--setting``."""
     extra: dict[str, Any] = {}
+    fields = {a.name for a in attrs.fields(Settings)}
     for text in args.setting:
         name, _, value = text.partition("=")
-        extra[name] = float(value) if "." in value else int(value)
+        if name not in fields:
+            raise ConfigError(f"--setting {text!r}: Settings has no field {name!r}")
+        try:
+            extra[name] = float(value) if "." in value else int(value)
+        except ValueError:
+            raise ConfigError(f"--setting {text!r}: {value!r} is not a number") from None
     return Settings(batch_payloads_max=args.batch_size, batch_delay_s=args.batch_delay,
                     view_change_timeout_s=args.view_change_timeout, **extra)
 
@@ -716,6 +724,10 @@ def main(argv: list[str] | None = None) -> int:
         return run_worker(args)
     if args.n < 1 or args.payload_size < HEADER.size or args.payloads < args.n:
         raise SystemExit(f"need --n >= 1, --payloads >= n and --payload-size >= {HEADER.size}")
+    try:
+        _settings(args)  # refuse bad settings here, not in n worker tracebacks
+    except ConfigError as exc:
+        raise SystemExit(f"python -m bench.tcp_bench: {exc}") from None
     phases = [("throughput", args.payloads, args.rate)]
     if args.low_load_payloads > 0:
         phases.append(("low-load", args.low_load_payloads, args.low_load_rate))

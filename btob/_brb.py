@@ -280,7 +280,7 @@ class BrachaBroadcast(_BrbBase):
         if super().needless(signed):
             return True
         message = signed.message
-        if not isinstance(message, Echo) or isinstance(message, Fetch):
+        if not isinstance(message, Echo):
             return False
         inst = self._instances.get((message.origin, message.counter))
         if inst is None or inst.ready_sent != message.digest:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from bench import tcp_bench
 
 
@@ -27,3 +29,11 @@ def test_tcp_bench_runs_both_phases(tmp_path: Path) -> None:
         assert phase["latency_samples"] == payloads
         assert phase["throughput_per_s"] > 0
         assert phase["signatures_verified_per_payload"] > 0
+
+
+@pytest.mark.parametrize(("setting", "reason"), [("nope=1", "no field"),
+                                                  ("slots_in_flight_max=x", "not a number"),
+                                                  ("slots_in_flight_max=0", "positive")])
+def test_a_bad_setting_is_refused_before_any_worker_starts(setting: str, reason: str) -> None:
+    with pytest.raises(SystemExit, match=reason):
+        tcp_bench.main(["--setting", setting])
