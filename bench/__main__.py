@@ -1,5 +1,5 @@
-"""``python -m bench``: the benchmark harness, exactly as ``btob bench``."""
+"""``python -m btob.bench``: the benchmark harness, exactly as ``btob bench``."""
 
-from bench.harness import main
+from btob.bench.harness import main
 
 raise SystemExit(main())

@@ -23,7 +23,7 @@ import msgpack
 
 from btob import BacklogFull, Delivery, MemberStatistics, MsgId, Outgoing, PayloadTooLarge
 from btob import Settings as _Settings
-from btob._batching import PendingPayloads
+from btob.core.batching import PendingPayloads
 
 __all__ = ["SEQUENCER", "CrashOnlySequencer"]
 

@@ -1,6 +1,6 @@
 """Micro-benchmark of the crypto layer: sign / verify per backend, and the Verifier cache.
 
-Run with ``python -m bench.crypto_bench [--iterations N]``. Prints the mean microseconds per
+Run with ``python -m btob.bench.crypto_bench [--iterations N]``. Prints the mean microseconds per
 operation for a 100-byte and a 4 KiB message on each backend, the time ratio
 cryptography / nacl (above 1 means OpenSSL is slower), and the cost of a `Verifier` cache hit
 against a full verification.
@@ -15,7 +15,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from crypto import BACKEND_NAMES, KeyRegistry, Signer, SigningKey, Verifier, get_backend
+from btob.crypto import BACKEND_NAMES, KeyRegistry, Signer, SigningKey, Verifier, get_backend
 
 MESSAGE_SIZES: tuple[tuple[str, int], ...] = (("100 B", 100), ("4 KiB", 4096))
 CLUSTER_ID = b"bench"
@@ -83,7 +83,7 @@ def bench_cache(iterations: int) -> dict[tuple[str, str], float]:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print the tables; returns the process exit status."""
-    parser = argparse.ArgumentParser(prog="python -m bench.crypto_bench", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m btob.bench.crypto_bench", description=__doc__)
     parser.add_argument(
         "--iterations",
         type=int,

@@ -1,12 +1,12 @@
-"""``btob bench`` / ``python -m bench``: run a benchmark matrix and write its results.
+"""``btob bench`` / ``python -m btob.bench``: run a benchmark matrix and write its results.
 
-Each run of the matrix (:mod:`bench.matrix`) is executed in its mode - ``tcp`` through
-:func:`bench.tcp_bench.run_cluster` (one OS process per member on loopback, real sockets and
+Each run of the matrix (:mod:`btob.bench.matrix`) is executed in its mode - ``tcp`` through
+:func:`btob.bench.tcp_bench.run_cluster` (one OS process per member on loopback, real sockets and
 signatures), ``sim`` through :func:`btob.simulate` (virtual time) - and turned into one row of
 ``OUT/results.json``. Every tcp run of btob is paired with the crash-only unsigned baseline
-(:mod:`bench.baseline`) under the same workload and batching, run in the same invocation, and
+(:mod:`btob.bench.baseline`) under the same workload and batching, run in the same invocation, and
 reports ``baseline_ratio`` against it. Then ``OUT/results.md`` and the PNG plots are written
-(:mod:`bench.report`).
+(:mod:`btob.bench.report`).
 
 Definitions of the metrics (per run):
 
@@ -39,8 +39,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import tcp_bench
-from bench.matrix import (
+from btob import ConfigError, Quorums, Settings, SimConfig, simulate
+from btob.bench import tcp_bench
+from btob.bench.matrix import (
     DEFAULT_BATCH,
     LOW_LOAD_RATE,
     RunSpec,
@@ -49,8 +50,7 @@ from bench.matrix import (
     quick_preset,
     resolve_mix,
 )
-from btob import ConfigError, Quorums, Settings, SimConfig, simulate
-from faults import parse_fault, parse_net
+from btob.faults import parse_fault, parse_net
 
 __all__ = ["evaluate_targets", "main", "run_matrix", "run_sim", "run_tcp"]
 
@@ -381,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run a preset or matrix; exit status 0 if every run succeeded, 1 otherwise, 2 on
     a bad matrix or option."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    from bench import MICRO_BENCHES
+    from btob.bench import MICRO_BENCHES
 
     if argv and argv[0] in MICRO_BENCHES:
         import importlib
@@ -416,7 +416,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "results.json"
     path.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
-    from bench import report
+    from btob.bench import report
 
     written = [path]
     if args.no_plots:

@@ -40,8 +40,8 @@ from typing import Any
 import attrs
 
 from btob import BRB_KINDS, ConfigError, Settings
-from btob._node import VARIANTS
-from faults import PRESETS, Mix
+from btob.core.member import VARIANTS
+from btob.faults import PRESETS, Mix
 
 __all__ = ["BENCH_MIXES", "FIELDS", "MODES", "SEQUENCER_BEHAVIOURS", "RunSpec", "full_preset",
            "load_matrix", "quick_preset", "resolve_mix"]

@@ -1,6 +1,6 @@
 """Virtual recovery time after a sequencer crash, per cluster size.
 
-Run with ``python -m bench.recovery_bench [--seeds S]``. Each run crashes the first sequencer
+Run with ``python -m btob.bench.recovery_bench [--seeds S]``. Each run crashes the first sequencer
 at t=0.3 s while a workload of 100 payloads per second is under way, and measures the
 virtual time from the crash to the first delivery in the new view (the simulator's
 ``ViewChangeRecord.recovery_s``). The view-change timeout in force is printed with it: most
@@ -13,7 +13,7 @@ import argparse
 import statistics
 
 from btob import Settings, SimConfig, simulate
-from faults import FaultSpec, parse_net
+from btob.faults import FaultSpec, parse_net
 
 SIZES = (4, 7, 13)
 
@@ -38,7 +38,8 @@ def recovery_times(n: int, seeds: int, timeout_s: float) -> list[float]:
 
 def main(argv: list[str] | None = None) -> int:
     """Print the recovery table; returns the exit status."""
-    parser = argparse.ArgumentParser(prog="python -m bench.recovery_bench", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m btob.bench.recovery_bench",
+                                     description=__doc__)
     parser.add_argument("--seeds", type=int, default=10)
     args = parser.parse_args(argv)
     print("sequencer crash at t=0.3 s, 100 payloads/s, latency 1-20 ms, seeds:", args.seeds)

@@ -1,6 +1,6 @@
 """Simulated deliveries per CPU-second: how fast the pure protocol cores run.
 
-Run with ``python -m bench.sim_bench [--messages M] [--repeat R]``. For each configuration it
+Run with ``python -m btob.bench.sim_bench [--messages M] [--repeat R]``. For each configuration it
 simulates one fault-free run and divides the deliveries made by all members by the process
 CPU time the run took (``time.process_time``); it also prints messages, signatures made and
 verified per delivered payload. The first row (n=4, Bracha) is the baseline the others are
@@ -41,7 +41,7 @@ def measure(n: int, brb: str, messages: int, repeat: int,
 
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print one table; returns the exit status."""
-    parser = argparse.ArgumentParser(prog="python -m bench.sim_bench", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m btob.bench.sim_bench", description=__doc__)
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--variant", default="bb", choices=("bb", "ub", "uub", "moving"))

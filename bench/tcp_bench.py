@@ -1,16 +1,16 @@
 """Throughput and latency of btob over real TCP on loopback, one OS process per member.
 
-Run with ``python -m bench.tcp_bench [--n 4] [--payloads 3000] [--payload-size 100]
+Run with ``python -m btob.bench.tcp_bench [--n 4] [--payloads 3000] [--payload-size 100]
 [--rate 0] [--low-load-payloads 200] [--low-load-rate 50] [--json OUT]`` plus, for one
 configuration, ``--core btob|baseline --variant V --brb B --batch-size N --batch-delay S
 --view-change-timeout S --fault ID=BEHAVIOUR[:k=v] ... --net key=value,... --setting
-NAME=VALUE ...``. ``btob bench`` (:mod:`bench.harness`) drives the same workers through
+NAME=VALUE ...``. ``btob bench`` (:mod:`btob.bench.harness`) drives the same workers through
 :func:`run_cluster` for every tcp run of a matrix.
 
 The parent process picks free loopback ports, derives deterministic keys, writes
 ``cluster.toml`` and the key files into a temporary directory and starts ``n`` worker
 processes (``--worker I``), each running one member with ``open_node`` (or, with ``--core
-baseline``, the crash-only unsigned baseline of :mod:`bench.baseline` on the same driver
+baseline``, the crash-only unsigned baseline of :mod:`btob.bench.baseline` on the same driver
 via ``open_core_node``) and the default TCP transport, wrapped in its faults if it has any.
 Workers meet at a barrier (every member sees an authenticated connection to every peer, then
 every member has touched ``ready-I``), then each broadcasts ``payloads // n`` payloads - flat
@@ -60,7 +60,6 @@ from typing import Any
 import attrs
 import trio
 
-from bench.baseline import CrashOnlySequencer
 from btob import (
     BRB_KINDS,
     ClusterConfig,
@@ -75,9 +74,10 @@ from btob import (
     open_node,
     write_cluster_config,
 )
-from btob._node import VARIANTS
-from crypto import KeyRegistry, SigningKey, load_signing_key, save_signing_key
-from faults import parse_fault, parse_net
+from btob.bench.baseline import CrashOnlySequencer
+from btob.core.member import VARIANTS
+from btob.crypto import KeyRegistry, SigningKey, load_signing_key, save_signing_key
+from btob.faults import parse_fault, parse_net
 
 __all__ = [
     "HEADER",
@@ -275,7 +275,7 @@ def _wrapper(args: argparse.Namespace, config: ClusterConfig, key: SigningKey,
     net = parse_net(args.net, config.n) if args.net else None
 
     def wrap(inner: Transport) -> Transport:
-        from btob._faulty import FaultyTransport, NetFaultTransport
+        from btob.runtime.faulty import FaultyTransport, NetFaultTransport
 
         inner = capture(inner)
         if net is not None:
@@ -484,7 +484,7 @@ def run_cluster(n: int, payloads: int, payload_size: int, rate: float, *, linger
             log = (directory / f"worker-{i}.log").open("wb")
             logs.append(log)
             procs.append(subprocess.Popen(
-                [sys.executable, "-m", "bench.tcp_bench", "--worker", str(i),
+                [sys.executable, "-m", "btob.bench.tcp_bench", "--worker", str(i),
                  "--dir", str(directory), "--payloads", str(payloads),
                  "--payload-size", str(payload_size), "--rate", repr(rate),
                  "--linger", repr(linger_s), *options.worker_args(i, n)],
@@ -667,7 +667,7 @@ def _finite(value: Any) -> Any:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m bench.tcp_bench", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m btob.bench.tcp_bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=4, help="members (processes)")
     parser.add_argument("--payloads", type=int, default=3000,
@@ -727,7 +727,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         _settings(args)  # refuse bad settings here, not in n worker tracebacks
     except ConfigError as exc:
-        raise SystemExit(f"python -m bench.tcp_bench: {exc}") from None
+        raise SystemExit(f"python -m btob.bench.tcp_bench: {exc}") from None
     phases = [("throughput", args.payloads, args.rate)]
     if args.low_load_payloads > 0:
         phases.append(("low-load", args.low_load_payloads, args.low_load_rate))

@@ -1,4 +1,4 @@
-"""What each sequencer variant costs, in the simulator (``python -m bench.variants_bench``).
+"""What each sequencer variant costs, in the simulator (``python -m btob.bench.variants_bench``).
 
 For BB, UB, UUB and the moving sequencer at n = 4, 7, 10, one fault-free run with the same
 workload: simulated throughput (deliveries at all members per CPU-second of this process),
@@ -41,7 +41,8 @@ def measure(variant: str, n: int, messages: int, rate: float) -> dict[str, float
 
 def main(argv: list[str] | None = None) -> int:
     """Print the table (markdown); returns the exit status."""
-    parser = argparse.ArgumentParser(prog="python -m bench.variants_bench", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m btob.bench.variants_bench",
+                                     description=__doc__)
     parser.add_argument("--messages", type=int, default=600)
     parser.add_argument("--rate", type=float, default=600.0, help="payloads per virtual second")
     args = parser.parse_args(argv)

@@ -1,5 +1,5 @@
 """``python -m btob`` runs the command line."""
 
-from btob._cli import main
+from btob.cli.main import main
 
 raise SystemExit(main())

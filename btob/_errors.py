@@ -1,10 +1,20 @@
-"""btob's exception hierarchy: one root, subclasses that say who is at fault."""
+"""btob's exception hierarchy: one root, subclasses that say who is at fault.
+
+This module imports nothing of btob, so every layer (``btob.crypto`` included) can raise these.
+"""
 
 from __future__ import annotations
 
-from crypto._errors import BtobError, ConfigError
-
 __all__ = ["BtobError", "ConfigError", "LogFormatError", "WireError"]
+
+
+class BtobError(Exception):
+    """Root of every error btob raises on purpose; subclasses say who is at fault."""
+
+
+class ConfigError(BtobError):
+    """A setting, fault spec, network spec, cluster description, data directory or address
+    cannot be used as given (the user's or operator's fault); the message names it."""
 
 
 class WireError(BtobError):

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
-from crypto._errors import CryptoError
+from btob.crypto._errors import CryptoError
 
 SEED_BYTES = 32
 PUBLIC_KEY_BYTES = 32

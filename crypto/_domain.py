@@ -11,7 +11,7 @@ Because every variable part is length-prefixed, ``tag + body`` parses uniquely.
 
 from __future__ import annotations
 
-from crypto._errors import CryptoError
+from btob.crypto._errors import CryptoError
 
 #: The version byte in every domain tag; bump it when the signed encodings change.
 PROTOCOL_VERSION: int = 1

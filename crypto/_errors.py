@@ -1,14 +1,10 @@
-"""The exception root shared by every btob package.
-
-It lives in the lowest layer (``crypto``) so that ``crypto`` never imports ``btob``;
-``btob.BtobError`` is the same class.
-"""
+"""The errors of the cryptography layer, below btob's root :class:`~btob.BtobError`."""
 
 from __future__ import annotations
 
+from btob._errors import BtobError, ConfigError
 
-class BtobError(Exception):
-    """Root of every error btob raises on purpose; subclasses say who is at fault."""
+__all__ = ["BtobError", "ConfigError", "CryptoError", "KeyFileError"]
 
 
 class CryptoError(BtobError):
@@ -19,11 +15,4 @@ class KeyFileError(CryptoError):
     """A key file is missing, malformed or readable by group or world.
 
     The message always names the file.
-    """
-
-
-class ConfigError(BtobError):
-    """A setting, fault spec, network spec or cluster description is invalid (the user's fault).
-
-    Defined here, in the lowest layer, so that ``faults`` can raise it without importing ``btob``.
     """

@@ -23,9 +23,9 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa, x448, x25519
 
-from crypto._backends import PUBLIC_KEY_BYTES, SEED_BYTES
-from crypto._errors import CryptoError, KeyFileError
-from crypto._keys import SigningKey
+from btob.crypto._backends import PUBLIC_KEY_BYTES, SEED_BYTES
+from btob.crypto._errors import CryptoError, KeyFileError
+from btob.crypto._keys import SigningKey
 
 #: The ``fmt`` values `save_signing_key` accepts.
 KEY_FILE_FORMATS: tuple[str, ...] = ("raw", "pem", "openssh")

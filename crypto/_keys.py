@@ -6,8 +6,8 @@ import os
 
 import attrs
 
-from crypto._backends import SEED_BYTES, Backend, get_backend
-from crypto._errors import CryptoError
+from btob.crypto._backends import SEED_BYTES, Backend, get_backend
+from btob.crypto._errors import CryptoError
 
 
 def _to_bytes(value: bytes) -> bytes:

@@ -7,8 +7,8 @@ from collections.abc import Iterable, Sequence
 
 import attrs
 
-from crypto._backends import PUBLIC_KEY_BYTES
-from crypto._errors import CryptoError
+from btob.crypto._backends import PUBLIC_KEY_BYTES
+from btob.crypto._errors import CryptoError
 
 
 def _to_key_tuple(value: Iterable[bytes]) -> tuple[bytes, ...]:

@@ -6,11 +6,11 @@ from collections import OrderedDict
 
 import attrs
 
-from crypto._backends import SIGNATURE_BYTES, Backend, get_backend
-from crypto._domain import check_cluster_id, domain_tag
-from crypto._errors import CryptoError
-from crypto._keys import SigningKey
-from crypto._registry import KeyRegistry
+from btob.crypto._backends import SIGNATURE_BYTES, Backend, get_backend
+from btob.crypto._domain import check_cluster_id, domain_tag
+from btob.crypto._errors import CryptoError
+from btob.crypto._keys import SigningKey
+from btob.crypto._registry import KeyRegistry
 
 # Domain tags are cached per kind; kinds are a small fixed set in practice, but a Verifier may
 # be handed kinds from the wire, so the per-instance tag cache stops growing at this size.

@@ -16,8 +16,8 @@ from collections.abc import Callable
 import attrs
 
 from btob._errors import WireError
-from btob._settings import Settings
-from btob._wire import (
+from btob.core.settings import Settings
+from btob.core.wire import (
     Batch,
     BatchRef,
     Checkpoint,
@@ -32,7 +32,7 @@ from btob._wire import (
     ViewChange,
     decode_frame,
 )
-from faults._spec import BEHAVIOURS, FaultSpec
+from btob.faults._spec import BEHAVIOURS, FaultSpec
 
 __all__ = ["FaultContext", "ProcessFault", "make_fault"]
 
@@ -548,7 +548,7 @@ class HoardGrants(ProcessFault):
 
 
 class Twins(ProcessFault):
-    """Marker: the simulator runs two instances with this key (see ``btob._sim``)."""
+    """Marker: the simulator runs two instances with this key (see ``btob.sim.simulator``)."""
 
     byzantine = True
 

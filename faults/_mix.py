@@ -16,10 +16,10 @@ from types import MappingProxyType
 
 import attrs
 
-from crypto._errors import ConfigError
-from faults import _spec
-from faults._network import NetSpec, parse_net
-from faults._spec import Behaviour, FaultSpec, Param, parse_fault
+from btob._errors import ConfigError
+from btob.faults import _spec
+from btob.faults._network import NetSpec, parse_net
+from btob.faults._spec import Behaviour, FaultSpec, Param, parse_fault
 
 __all__ = ["PRESETS", "SWARM", "Mix", "load_mixes", "swarm_mix"]
 

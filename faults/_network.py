@@ -7,7 +7,7 @@ import random
 
 import attrs
 
-from crypto._errors import ConfigError
+from btob._errors import ConfigError
 
 __all__ = ["Cut", "NetSpec", "Partition", "parse_net"]
 

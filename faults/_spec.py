@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 import attrs
 
-from crypto._errors import ConfigError
+from btob._errors import ConfigError
 
 __all__ = ["BEHAVIOURS", "Behaviour", "FaultSpec", "Param", "parse_fault"]
 

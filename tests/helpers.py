@@ -5,8 +5,8 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 
-from btob._wire import Message, Signed
-from crypto import KeyRegistry, Signer, SigningKey, Verifier
+from btob.core.wire import Message, Signed
+from btob.crypto import KeyRegistry, Signer, SigningKey, Verifier
 
 CLUSTER = b"test-cluster"
 
@@ -53,7 +53,7 @@ class Router:
 
     def pump(self) -> None:
         """Deliver frames until the cluster is quiet (all at the current time)."""
-        from btob._wire import decode_frame
+        from btob.core.wire import decode_frame
 
         busy = True
         while busy:

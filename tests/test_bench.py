@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from bench import harness
-from bench.baseline import SEQUENCER, CrashOnlySequencer
-from bench.matrix import RunSpec, full_preset, load_matrix, quick_preset
 from btob import BacklogFull, ConfigError, Member, MsgId, PayloadTooLarge, Settings
-from btob._wire import Send, decode_frame
-from crypto import KeyRegistry, SigningKey
+from btob.bench import harness
+from btob.bench.baseline import SEQUENCER, CrashOnlySequencer
+from btob.bench.matrix import RunSpec, full_preset, load_matrix, quick_preset
+from btob.core.wire import Send, decode_frame
+from btob.crypto import KeyRegistry, SigningKey
 
 # -- the baseline core --------------------------------------------------------------------
 

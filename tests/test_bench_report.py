@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from bench import report
+from btob.bench import report
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 PLOTS = ("throughput_vs_n.png", "latency_cdf.png", "throughput_by_faults.png")
@@ -245,7 +245,7 @@ def test_write_plots_falls_back_to_sim_runs(tmp_path: Path) -> None:
 
 
 def test_report_import_does_not_load_matplotlib() -> None:
-    code = "import sys, bench.report; print('matplotlib' in sys.modules)"
+    code = "import sys, btob.bench.report; print('matplotlib' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, cwd=Path(__file__).resolve().parent.parent)
     assert out.stdout.strip() == "False"

@@ -7,7 +7,7 @@ the signature check: the bounds alone must hold the line.
 from __future__ import annotations
 
 from btob import Member, Settings
-from btob._wire import Batch, Checkpoint, Echo, Order, OrderEcho, Send, Status, ViewChange
+from btob.core.wire import Batch, Checkpoint, Echo, Order, OrderEcho, Send, Status, ViewChange
 
 from .helpers import Keys
 
@@ -41,7 +41,7 @@ def test_future_slots_are_bounded_by_the_watermark_window() -> None:
     keys = Keys(4)
     node = _target(keys)
     ref_batch = Batch(0, (b"x",))
-    from btob._wire import BatchRef
+    from btob.core.wire import BatchRef
 
     ref = BatchRef(2, 0, ref_batch.digest())
     _flood(keys, node, [Order(0, s, (ref,)) for s in range(3000)], sender=0)

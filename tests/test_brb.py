@@ -14,12 +14,12 @@ import random
 
 import pytest
 
-from btob._brb import BrachaBroadcast, SignedEchoBroadcast, make_brb
-from btob._effects import Outbox
-from btob._quorum import Quorums
-from btob._settings import Settings
-from btob._wire import Batch, Echo, Final, Message, Ready, Send, Signed, Vote, decode_frame
-from crypto import KeyRegistry, Signer, SigningKey, Verifier
+from btob.core.brb import BrachaBroadcast, SignedEchoBroadcast, make_brb
+from btob.core.effects import Outbox
+from btob.core.quorum import Quorums
+from btob.core.settings import Settings
+from btob.core.wire import Batch, Echo, Final, Message, Ready, Send, Signed, Vote, decode_frame
+from btob.crypto import KeyRegistry, Signer, SigningKey, Verifier
 
 CLUSTER = b"brb-test"
 SETTINGS = Settings(retransmit_interval_s=0.2)

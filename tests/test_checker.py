@@ -10,7 +10,7 @@ from pathlib import Path
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from btob._checker import (
+from btob.sim.checker import (
     MAX_VIOLATIONS,
     CheckReport,
     Violation,
@@ -20,7 +20,7 @@ from btob._checker import (
     check,
     format_report,
 )
-from btob._logs import (
+from btob.sim.logs import (
     BroadcastRecord,
     DeliveryRecord,
     LogDir,

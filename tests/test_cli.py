@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from btob._cli import main
+from btob.cli.main import main
 
 
 def _swap_two_deliveries(path: Path) -> None:

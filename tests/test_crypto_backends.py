@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crypto import (
+from btob.crypto import (
     BACKEND_NAMES,
     Backend,
     CryptoError,

@@ -13,7 +13,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 
-from crypto import (
+from btob.crypto import (
     CryptoError,
     KeyFileError,
     SigningKey,

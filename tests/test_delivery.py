@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from btob._delivery import DeliveryLog, MsgId
-from btob._wire import Batch, BatchRef
+from btob.core.delivery import DeliveryLog, MsgId
+from btob.core.wire import Batch, BatchRef
 
 
 def _slot(*batches: tuple[int, int, int]) -> tuple[tuple[BatchRef, ...], tuple[Batch, ...]]:

@@ -7,9 +7,9 @@ from __future__ import annotations
 import pytest
 
 from btob import Settings, SimConfig, simulate
-from btob._sweep import sweep
-from btob._wire import OrderEcho, OrderReady
-from faults import BEHAVIOURS, Mix, parse_fault, parse_net
+from btob.core.wire import OrderEcho, OrderReady
+from btob.faults import BEHAVIOURS, Mix, parse_fault, parse_net
+from btob.sim.sweep import sweep
 
 from .helpers import Keys, Router
 

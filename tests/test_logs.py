@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-import btob._logs
+import btob.sim.logs
 from btob._errors import LogFormatError
-from btob._logs import (
+from btob.sim.logs import (
     MAX_LINE_BYTES,
     BroadcastRecord,
     DeliveryRecord,
@@ -214,7 +214,7 @@ def test_unknown_keys_in_lines_are_ignored(tmp_path: Path) -> None:
 def test_line_length_limit(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk_bytes: int
 ) -> None:
-    monkeypatch.setattr(btob._logs, "_CHUNK_BYTES", chunk_bytes)
+    monkeypatch.setattr(btob.sim.logs, "_CHUNK_BYTES", chunk_bytes)
     write_sample(tmp_path)
     path = tmp_path / "node-2.broadcast.jsonl"
     first, second = line(bcast("2:0").to_json()), line(bcast("2:1").to_json())
@@ -293,7 +293,7 @@ def test_reading_in_small_chunks_gives_the_same_log(
 ) -> None:
     expected = write_sample(tmp_path)
     for chunk_bytes in (1, 7, 100, 4096):
-        monkeypatch.setattr(btob._logs, "_CHUNK_BYTES", chunk_bytes)
+        monkeypatch.setattr(btob.sim.logs, "_CHUNK_BYTES", chunk_bytes)
         assert read_log_dir(tmp_path) == expected
 
 
@@ -308,7 +308,7 @@ def test_invalid_utf8_names_the_line(tmp_path: Path, monkeypatch: pytest.MonkeyP
     path = tmp_path / "node-0.deliver.jsonl"
     path.write_bytes(path.read_bytes() + b'{"msg_id": "\xff"}\n')
     for chunk_bytes in (1 << 22, 5):
-        monkeypatch.setattr(btob._logs, "_CHUNK_BYTES", chunk_bytes)
+        monkeypatch.setattr(btob.sim.logs, "_CHUNK_BYTES", chunk_bytes)
         with pytest.raises(LogFormatError, match=rf"^{re.escape(str(path))}:4: not valid UTF-8"):
             read_log_dir(tmp_path)
 

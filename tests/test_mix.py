@@ -10,9 +10,9 @@ from pathlib import Path
 import attrs
 import pytest
 
-from crypto._errors import ConfigError
-from faults import BEHAVIOURS, Behaviour, NetSpec, Param, parse_net
-from faults._mix import PRESETS, Mix, load_mixes, swarm_mix
+from btob import ConfigError
+from btob.faults import BEHAVIOURS, Behaviour, NetSpec, Param, parse_net
+from btob.faults._mix import PRESETS, Mix, load_mixes, swarm_mix
 
 
 @pytest.mark.parametrize("n", [4, 7])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from btob import BacklogFull, ConfigError, Member, PayloadTooLarge, Settings
-from btob._wire import Batch, Echo, Send, Signed
+from btob.core.wire import Batch, Echo, Send, Signed
 
 from .helpers import Keys
 
@@ -100,7 +100,7 @@ def test_a_laggards_periodic_status_is_answered_every_period() -> None:
     # Regression: help to one laggard was rate limited for a whole status interval, so its
     # next periodic STATUS, arriving a hair sooner, went unanswered and help came a period
     # late. A repeat inside half the interval is still ignored.
-    from btob._wire import LogSegment, SlotProof, Status, decode_frame
+    from btob.core.wire import LogSegment, SlotProof, Status, decode_frame
 
     from .helpers import Router
 

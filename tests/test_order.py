@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
-from btob._effects import Outbox
-from btob._order import FixedSequencerOrder
-from btob._quorum import Quorums
-from btob._settings import Settings
-from btob._wire import Batch, BatchRef, Order, OrderEcho, OrderReady, SlotProof, Vote, slot_digest
+from btob.core.effects import Outbox
+from btob.core.ordering import FixedSequencerOrder
+from btob.core.quorum import Quorums
+from btob.core.settings import Settings
+from btob.core.wire import (
+    Batch,
+    BatchRef,
+    Order,
+    OrderEcho,
+    OrderReady,
+    SlotProof,
+    Vote,
+    slot_digest,
+)
 
 from .helpers import Keys
 

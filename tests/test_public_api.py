@@ -8,7 +8,7 @@ import inspect
 import pytest
 
 
-@pytest.mark.parametrize("package", ["btob", "crypto", "faults"])
+@pytest.mark.parametrize("package", ["btob", "btob.crypto", "btob.faults"])
 def test_every_public_name_is_documented(package: str) -> None:
     module = importlib.import_module(package)
     assert module.__doc__
@@ -27,7 +27,7 @@ def test_every_public_name_is_documented(package: str) -> None:
     assert undocumented == []
 
 
-@pytest.mark.parametrize("package", ["btob", "crypto", "faults"])
+@pytest.mark.parametrize("package", ["btob", "btob.crypto", "btob.faults"])
 def test_all_is_complete_and_sorted_out(package: str) -> None:
     module = importlib.import_module(package)
     assert len(set(module.__all__)) == len(module.__all__)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from btob import ConfigError, Quorums
-from btob._quorum import default_faults
+from btob.core.quorum import default_faults
 
 CASES = [(n, f) for n in range(4, 32) for f in range(0, n) if 3 * f < n]
 

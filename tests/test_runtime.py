@@ -72,9 +72,9 @@ async def test_a_restarted_node_resumes_from_its_data_directory(tmp_path: Path) 
     import hashlib
 
     from btob import open_node
-    from btob._config import ClusterConfig, MemberAddress
+    from btob.crypto import KeyRegistry, SigningKey
+    from btob.runtime.config import ClusterConfig, MemberAddress
     from btob.testing import MemoryNetwork
-    from crypto import KeyRegistry, SigningKey
 
     n = 4
     keys = [SigningKey.from_seed(hashlib.sha256(b"r%d" % i).digest()) for i in range(n)]
@@ -121,11 +121,11 @@ async def test_network_faults_around_real_transports() -> None:
     import hashlib
 
     from btob import open_node
-    from btob._config import ClusterConfig, MemberAddress
-    from btob._faulty import NetFaultTransport
+    from btob.crypto import KeyRegistry, SigningKey
+    from btob.faults import parse_net
+    from btob.runtime.config import ClusterConfig, MemberAddress
+    from btob.runtime.faulty import NetFaultTransport
     from btob.testing import MemoryNetwork
-    from crypto import KeyRegistry, SigningKey
-    from faults import parse_net
 
     n = 4
     keys = [SigningKey.from_seed(hashlib.sha256(b"net%d" % i).digest()) for i in range(n)]
@@ -177,7 +177,7 @@ def test_the_example_app_runs() -> None:
 
 
 def test_demo_on_tcp_passes_and_its_logs_check(tmp_path: Path) -> None:
-    from btob._cli import main
+    from btob.cli.main import main
 
     assert main(["demo", "--messages", "300", "--log-dir", str(tmp_path / "d")]) == 0
     assert main(["check", str(tmp_path / "d")]) == 0

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from btob import SimConfig, simulate
-from faults import FaultSpec, NetSpec, parse_fault, parse_net
+from btob.faults import FaultSpec, NetSpec, parse_fault, parse_net
 
 
 def _net(rng: random.Random) -> NetSpec:

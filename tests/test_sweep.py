@@ -8,9 +8,12 @@ import shlex
 import attrs
 import pytest
 
-from btob._checker import Violation
-from btob._sim import SimConfig, SimResult, simulate
-from btob._sweep import (
+from btob import ConfigError
+from btob.faults import parse_fault, parse_net
+from btob.faults._mix import Mix, swarm_mix
+from btob.sim.checker import Violation
+from btob.sim.simulator import SimConfig, SimResult, simulate
+from btob.sim.sweep import (
     SweepRow,
     add_sweep_arguments,
     format_sweep,
@@ -18,9 +21,6 @@ from btob._sweep import (
     shrink_case,
     sweep,
 )
-from crypto._errors import ConfigError
-from faults import parse_fault, parse_net
-from faults._mix import Mix, swarm_mix
 
 
 def test_small_sweep_passes_with_a_row_per_mix() -> None:
@@ -89,7 +89,7 @@ def _rigged(monkeypatch: pytest.MonkeyPatch) -> None:
             return attrs.evolve(result, report=report)
         return result
 
-    monkeypatch.setattr("btob._sweep.simulate", fake)
+    monkeypatch.setattr("btob.sim.sweep.simulate", fake)
 
 
 def test_a_violation_outranks_an_earlier_incomplete_run(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -123,7 +123,7 @@ def test_swarm_and_mix_objects(monkeypatch: pytest.MonkeyPatch) -> None:
         seen.append(config)
         return simulate(attrs.evolve(config, faults=(), net=parse_net("", config.n)))
 
-    monkeypatch.setattr("btob._sweep.simulate", record)
+    monkeypatch.setattr("btob.sim.sweep.simulate", record)
     custom = Mix("custom", ("1=crash:at=0.01",), "dup=0.1")
     outcome = sweep(seeds=[5, 6, 7], sizes=[4], brbs=["bracha"], mixes=["swarm", custom],
                     messages=4, max_time=5)
@@ -176,7 +176,7 @@ def test_incomplete_shrinking_keeps_the_time_limit(monkeypatch: pytest.MonkeyPat
         result = simulate(config)
         return attrs.evolve(result, complete=False) if config.faults else result
 
-    monkeypatch.setattr("btob._sweep.simulate", stuck_with_faults)
+    monkeypatch.setattr("btob.sim.sweep.simulate", stuck_with_faults)
     outcome = sweep(seeds=[0], sizes=[4], brbs=["bracha"], mixes=["crash-member"],
                     messages=20, max_time=8, shrink=True)
     assert outcome.failure_kind == "incomplete" and outcome.shrunk is not None
@@ -193,7 +193,7 @@ def test_evidence_counts_runs_where_an_honest_member_convicts(
                       for s in result.statistics)
         return attrs.evolve(result, statistics=stats)
 
-    monkeypatch.setattr("btob._sweep.simulate", convict)
+    monkeypatch.setattr("btob.sim.sweep.simulate", convict)
     silent = Mix("silent-3", ("3=silent",))
     outcome = sweep(seeds=[1, 2, 3], sizes=[4], brbs=["bracha"], mixes=[silent],
                     messages=5, max_time=10)

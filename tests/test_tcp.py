@@ -1,6 +1,6 @@
 """The TCP transport over loopback: topology, handshake, framing, bounds, reconnects, liveness.
 
-Raw-socket peers below speak the wire format from the module docstring of ``btob._tcp``
+Raw-socket peers below speak the wire format from the module docstring of ``btob.runtime.tcp``
 independently of its code, so they also pin that format down.
 """
 
@@ -18,10 +18,10 @@ import attrs
 import pytest
 import trio
 
-from btob._config import ClusterConfig, MemberAddress
 from btob._errors import ConfigError
-from btob._tcp import TcpSettings, TcpTransport
-from crypto import KeyRegistry, Signer, SigningKey, Verifier
+from btob.crypto import KeyRegistry, Signer, SigningKey, Verifier
+from btob.runtime.config import ClusterConfig, MemberAddress
+from btob.runtime.tcp import TcpSettings, TcpTransport
 
 from .helpers import CLUSTER, Keys
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import tcp_bench
+from btob.bench import tcp_bench
 
 
 def test_percentile_interpolates() -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from btob import SimConfig, simulate
-from faults import parse_fault, parse_net
+from btob.faults import parse_fault, parse_net
 
 VARIANTS = ["ub", "uub", "moving"]
 FAULTS = ["", "0=crash:at=0.2", "0=silent", "0=equivocate", "2=equivocate", "2=crash:at=0.1",

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from btob import SimConfig, simulate
-from btob._viewchange import Timeouts, plan_new_view, verify_new_view
-from btob._wire import (
+from btob.core.viewchange import Timeouts, plan_new_view, verify_new_view
+from btob.core.wire import (
     Batch,
     BatchRef,
     NewView,
@@ -19,7 +19,7 @@ from btob._wire import (
     Vote,
     slot_digest,
 )
-from faults import FaultSpec, parse_net
+from btob.faults import FaultSpec, parse_net
 
 from .helpers import Keys, Router
 
@@ -167,7 +167,7 @@ def _prepared(keys: Keys, view: int, slot: int, refs: tuple[BatchRef, ...]) -> P
 
 
 def test_a_new_view_that_lies_or_omits_a_prepared_slot_is_rejected() -> None:
-    from btob._quorum import Quorums
+    from btob.core.quorum import Quorums
 
     keys = Keys(4)
     verifier = keys.verifier()
@@ -214,7 +214,7 @@ def test_regression_commit_certificate_keeps_its_view() -> None:
     """Seed 127 of the n=4 sweep: a member gathered view 0's READYs for a slot but got its
     value only after moving to view 1, and served the slot as committed in view 1 - a proof
     whose signatures did not match, so a lagging member could never adopt it."""
-    from faults import NetSpec
+    from btob.faults import NetSpec
 
     net = NetSpec(loss=0.15, dup=0.02, delay_min=0.001, delay_max=0.02, distribution="exp",
                   gst=0.8, pre_gst_delay=0.02)
@@ -229,7 +229,7 @@ def test_a_proven_equivocating_sequencer_is_replaced_before_any_timeout(seed: in
     # It might keep ordering while lying to some members (they then live on catch-up); once
     # a member holds two conflicting signed messages from it, it is replaced at once.
     from btob import Settings
-    from faults import parse_fault
+    from btob.faults import parse_fault
 
     result = simulate(SimConfig(n=4, seed=seed, messages=600, rate=3000.0,
                                 faults=(parse_fault("0=equivocate", 4),)))
@@ -245,7 +245,7 @@ def test_a_laggard_many_rounds_behind_asks_again_as_soon_as_help_arrives(seed: i
     # waited a whole status interval to ask for the next round; with ~700 slots to catch up
     # in rounds of 16 it finished after ~48 virtual seconds, now after ~18.
     from btob import Settings
-    from faults import parse_net
+    from btob.faults import parse_net
 
     result = simulate(SimConfig(
         n=4, seed=seed, messages=1500, rate=1500.0, linger=0.0,

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from btob import WireError
-from btob._wire import (
+from btob.core.wire import (
     WIRE_VERSION,
     Batch,
     BatchRef,

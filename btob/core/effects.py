@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import attrs
 
-from btob._wire import Batch, BatchRef, Message, Signed
+from btob.core.wire import Batch, BatchRef, Message, Signed
 
 __all__ = ["BrbDelivery", "Evidence", "Outbox", "VerifyFn"]
 

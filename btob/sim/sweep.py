@@ -17,12 +17,12 @@ from typing import Any
 
 import attrs
 
-from btob._brb import BRB_KINDS
 from btob._errors import ConfigError
-from btob._settings import Settings
-from btob._sim import VARIANTS, SimConfig, SimResult, simulate
-from faults._mix import SWARM, Mix, load_mixes, swarm_mix
-from faults._network import NetSpec
+from btob.core.brb import BRB_KINDS
+from btob.core.settings import Settings
+from btob.faults._mix import SWARM, Mix, load_mixes, swarm_mix
+from btob.faults._network import NetSpec
+from btob.sim.simulator import VARIANTS, SimConfig, SimResult, simulate
 
 __all__ = [
     "SweepCase", "SweepOutcome", "SweepRow", "add_sweep_arguments", "format_sweep",
@@ -92,7 +92,7 @@ class SweepOutcome:
 
 def _replay(config: SimConfig, kind: str | None = None) -> str:
     """The ``btob sim`` command for ``config``, with what the CLI helper may leave out."""
-    from btob._cli import replay_command  # lazily: _cli will import this module
+    from btob.cli.main import replay_command  # lazily: _cli will import this module
 
     command = replay_command(config)
     words = shlex.split(command)

@@ -10,9 +10,18 @@ from pathlib import Path
 
 import trio
 
-from btob._config import ClusterConfig, MemberAddress, load_cluster_config, write_cluster_config
 from btob._errors import ConfigError
-from btob._logs import (
+from btob.core.settings import Settings
+from btob.crypto import KeyRegistry, SigningKey, load_signing_key, save_signing_key
+from btob.faults import parse_fault, parse_net
+from btob.runtime.config import (
+    ClusterConfig,
+    MemberAddress,
+    load_cluster_config,
+    write_cluster_config,
+)
+from btob.runtime.node import Transport, open_node
+from btob.sim.logs import (
     BroadcastRecord,
     DeliveryRecord,
     LogAppender,
@@ -20,10 +29,6 @@ from btob._logs import (
     RunInfo,
     write_run_info,
 )
-from btob._runtime import Transport, open_node
-from btob._settings import Settings
-from crypto import KeyRegistry, SigningKey, load_signing_key, save_signing_key
-from faults import parse_fault, parse_net
 
 __all__ = ["add_keygen_arguments", "add_node_arguments", "run_keygen", "run_node",
            "workload_payload"]
@@ -119,7 +124,7 @@ async def _run_node(args: argparse.Namespace, config: ClusterConfig, key: Signin
     net = parse_net(args.net, config.n) if args.net else None
 
     def wrapper(inner: Transport) -> Transport:
-        from btob._faulty import FaultyTransport, NetFaultTransport
+        from btob.runtime.faulty import FaultyTransport, NetFaultTransport
 
         if net is not None:
             inner = NetFaultTransport(inner, net, member=args.id)

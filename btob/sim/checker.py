@@ -1,7 +1,7 @@
 """The checker: btob's guarantees (DESIGN.md section 2) judged over delivery logs alone.
 
 Theory of operation: the checker never looks inside a node; it reads what each member
-TO-broadcast and TO-delivered (:mod:`btob._logs`) and judges the properties over the *honest*
+TO-broadcast and TO-delivered (:mod:`btob.sim.logs`) and judges the properties over the *honest*
 members (Reiter: honest = follows the protocol, whether or not it later crashed):
 
 1. integrity: indexes 0, 1, 2, ... without gaps; no message id delivered twice; a message of
@@ -29,7 +29,7 @@ from typing import NamedTuple
 
 import attrs
 
-from btob._logs import DeliveryRecord, LogDir, read_log_dir
+from btob.sim.logs import DeliveryRecord, LogDir, read_log_dir
 
 __all__ = ["MAX_VIOLATIONS", "PROPERTIES", "CheckReport", "Violation", "check", "format_report"]
 

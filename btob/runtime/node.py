@@ -20,13 +20,13 @@ from typing import Protocol
 import attrs
 import trio
 
-from btob._config import ClusterConfig
-from btob._delivery import Delivery, MsgId
 from btob._errors import BtobError, ConfigError
-from btob._node import BacklogFull, Member, MemberStatistics, Outgoing, PayloadTooLarge
-from btob._settings import Settings
-from btob._store import INPUT_RECEIVE, INPUT_SUBMIT, INPUT_TICK, InputLog
-from crypto import SigningKey
+from btob.core.delivery import Delivery, MsgId
+from btob.core.member import BacklogFull, Member, MemberStatistics, Outgoing, PayloadTooLarge
+from btob.core.settings import Settings
+from btob.crypto import SigningKey
+from btob.runtime.config import ClusterConfig
+from btob.runtime.store import INPUT_RECEIVE, INPUT_SUBMIT, INPUT_TICK, InputLog
 
 __all__ = ["Core", "Node", "NodeStatistics", "Transport", "open_core_node", "open_node"]
 
@@ -302,7 +302,7 @@ async def open_node(
 
     Without ``transport`` a TCP transport on ``config.addresses[node_id]`` is started. With
     ``data_dir`` every input is logged durably before its effects leave the node, and a node
-    reopened on the same directory resumes where it stopped (see :mod:`btob._store`).
+    reopened on the same directory resumes where it stopped (see :mod:`btob.runtime.store`).
     Raises :class:`ConfigError` for a bad key, id or data directory.
     """
     member = Member(member=node_id, registry=config.registry, signing_key=signing_key,
@@ -341,8 +341,8 @@ async def open_core_node(
     try:
         async with trio.open_nursery() as nursery:
             if transport is None:
-                from btob._tcp import TcpTransport
-                from crypto import Signer, Verifier
+                from btob.crypto import Signer, Verifier
+                from btob.runtime.tcp import TcpTransport
 
                 tcp = TcpTransport(
                     config=config, member=node_id,

@@ -13,7 +13,7 @@ only the origin can start one. Both variants guarantee, with n >= 3f+1 and q = q
 
 Neither variant trusts its input: instances are accepted only inside a window per origin,
 batches are bounded, each member's vote counts once per instance, and a member that signs two
-different votes for one instance is reported as :class:`~btob._effects.Evidence`.
+different votes for one instance is reported as :class:`~btob.core.effects.Evidence`.
 """
 
 from __future__ import annotations
@@ -22,12 +22,12 @@ from typing import Protocol
 
 import attrs
 
-from btob._certificates import valid_votes
-from btob._effects import BrbDelivery, Evidence, Outbox, VerifyFn
-from btob._quorum import Quorums
-from btob._settings import Settings
-from btob._window import DoneCounters
-from btob._wire import Batch, Echo, Fetch, Final, Message, Ready, Send, Signed, Vote
+from btob.core.certificates import valid_votes
+from btob.core.effects import BrbDelivery, Evidence, Outbox, VerifyFn
+from btob.core.quorum import Quorums
+from btob.core.settings import Settings
+from btob.core.window import DoneCounters
+from btob.core.wire import Batch, Echo, Fetch, Final, Message, Ready, Send, Signed, Vote
 
 __all__ = ["BRB_KINDS", "BrachaBroadcast", "ReliableBroadcast", "SignedEchoBroadcast", "make_brb"]
 

@@ -12,7 +12,7 @@ certificate*.
 Safety: two quorums share an honest member, who echoes one value per (v, s), so at most one
 digest can be prepared, hence committed, per slot in a view. A committed slot was prepared by
 every honest member among its q READY senders, which is what lets the view change
-(:mod:`btob._viewchange`) find it and re-propose it. Re-proposals from a verified NEW-VIEW are
+(:mod:`btob.core.viewchange`) find it and re-propose it. Re-proposals from a verified NEW-VIEW are
 echoed like proposals, except that a batch already ordered in an earlier slot does not block
 them (delivery skips it). Committed slots are handed to the delivery log strictly in slot
 order. A crashed or silent sequencer stops progress until the view change replaces it; it can
@@ -23,12 +23,12 @@ from __future__ import annotations
 
 import attrs
 
-from btob._certificates import valid_votes
-from btob._effects import Evidence, Outbox, VerifyFn
-from btob._quorum import Quorums
-from btob._settings import Settings
-from btob._window import DoneCounters
-from btob._wire import (
+from btob.core.certificates import valid_votes
+from btob.core.effects import Evidence, Outbox, VerifyFn
+from btob.core.quorum import Quorums
+from btob.core.settings import Settings
+from btob.core.window import DoneCounters
+from btob.core.wire import (
     Batch,
     BatchRef,
     Message,

@@ -8,13 +8,13 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from btob._brb import BRB_KINDS
-from btob._checker import check, format_report
 from btob._errors import BtobError, ConfigError
-from btob._nodecli import add_keygen_arguments, add_node_arguments, run_keygen, run_node
-from btob._sim import VARIANTS, SimConfig, SimResult, simulate
-from btob._sweep import add_sweep_arguments, run_sweep_command
-from faults import BEHAVIOURS, NetSpec, load_mixes, parse_fault, parse_net
+from btob.cli.node import add_keygen_arguments, add_node_arguments, run_keygen, run_node
+from btob.core.brb import BRB_KINDS
+from btob.faults import BEHAVIOURS, NetSpec, load_mixes, parse_fault, parse_net
+from btob.sim.checker import check, format_report
+from btob.sim.simulator import VARIANTS, SimConfig, SimResult, simulate
+from btob.sim.sweep import add_sweep_arguments, run_sweep_command
 
 __all__ = ["main"]
 
@@ -237,7 +237,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``btob`` console script; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "bench":  # the harness owns its whole command line
-        from bench.harness import main as bench_main
+        from btob.bench.harness import main as bench_main
 
         return bench_main(argv[1:])
     args = _parser().parse_args(argv)
@@ -254,7 +254,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_keygen(args)
         if args.command == "node":
             return run_node(args)
-        from btob._demo import run_demo
+        from btob.cli.demo import run_demo
 
         return run_demo(seed=args.seed, messages=args.messages, log_dir=args.log_dir,
                         variant=args.variant)

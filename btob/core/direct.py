@@ -20,11 +20,11 @@ from collections.abc import Callable
 
 import attrs
 
-from btob._brb import batch_fits
-from btob._effects import BrbDelivery, Evidence, Outbox
-from btob._quorum import Quorums
-from btob._settings import Settings
-from btob._wire import Batch, BatchRef, Fetch, Order, Request, Send, Signed
+from btob.core.brb import batch_fits
+from btob.core.effects import BrbDelivery, Evidence, Outbox
+from btob.core.quorum import Quorums
+from btob.core.settings import Settings
+from btob.core.wire import Batch, BatchRef, Fetch, Order, Request, Send, Signed
 
 __all__ = ["DirectDissemination"]
 

@@ -17,10 +17,10 @@ from contextlib import AsyncExitStack, asynccontextmanager
 import attrs
 import trio
 
-from btob._config import ClusterConfig, MemberAddress
-from btob._runtime import Node, Transport, open_node
-from btob._settings import Settings
-from crypto import KeyRegistry, SigningKey
+from btob.core.settings import Settings
+from btob.crypto import KeyRegistry, SigningKey
+from btob.runtime.config import ClusterConfig, MemberAddress
+from btob.runtime.node import Node, Transport, open_node
 
 __all__ = ["LocalCluster", "MemoryNetwork", "MemoryTransport", "open_local_cluster"]
 
@@ -85,8 +85,8 @@ async def open_local_cluster(
     ``faults`` takes ``--fault`` specs (e.g. ``"0=silent"``); their behaviours wrap those
     members' transports exactly as in ``btob node --fault``.
     """
-    from btob._faulty import FaultyTransport
-    from faults import parse_fault
+    from btob.faults import parse_fault
+    from btob.runtime.faulty import FaultyTransport
 
     keys = tuple(SigningKey.from_seed(hashlib.sha256(b"local/%d/%d" % (seed, i)).digest())
                  for i in range(n))

@@ -3,7 +3,7 @@
 Everything random (latency, loss, duplication, workload timing, payload bytes) is drawn from
 ``random.Random`` instances seeded from the run's seed, and ties in the event queue are
 broken by insertion order, so the same configuration gives the same run, byte for byte.
-Members are the real :class:`~btob._node.Member` cores with real Ed25519 signatures.
+Members are the real :class:`~btob.core.member.Member` cores with real Ed25519 signatures.
 """
 
 from __future__ import annotations
@@ -18,20 +18,27 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from btob._brb import BRB_KINDS
-from btob._checker import CheckReport, check
-from btob._delivery import Delivery
 from btob._errors import ConfigError
-from btob._logs import BroadcastRecord, DeliveryRecord, LogDir, MemberInfo, RunInfo, write_log_dir
-from btob._node import Member, MemberStatistics
-from btob._quorum import Quorums
-from btob._settings import Settings
-from btob._wire import Message, Signed, decode_frame
-from crypto import KeyRegistry, Signer, SigningKey, get_backend
-from faults import FaultSpec, NetSpec
+from btob.core.brb import BRB_KINDS
+from btob.core.delivery import Delivery
+from btob.core.member import Member, MemberStatistics
+from btob.core.quorum import Quorums
+from btob.core.settings import Settings
+from btob.core.wire import Message, Signed, decode_frame
+from btob.crypto import KeyRegistry, Signer, SigningKey, get_backend
+from btob.faults import FaultSpec, NetSpec
+from btob.sim.checker import CheckReport, check
+from btob.sim.logs import (
+    BroadcastRecord,
+    DeliveryRecord,
+    LogDir,
+    MemberInfo,
+    RunInfo,
+    write_log_dir,
+)
 
 if TYPE_CHECKING:
-    from faults._behaviours import ProcessFault
+    from btob.faults._behaviours import ProcessFault
 
 __all__ = ["SimConfig", "SimResult", "ViewChangeRecord", "simulate"]
 
@@ -175,7 +182,7 @@ class _Simulation:
     _DELIVER, _TICK, _SUBMIT, _CRASH = range(4)
 
     def __init__(self, config: SimConfig, progress: Callable[[float, int], None] | None) -> None:
-        from faults._behaviours import Crash, FaultContext, make_fault
+        from btob.faults._behaviours import Crash, FaultContext, make_fault
 
         self.config = config
         self.progress = progress

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from btob._effects import VerifyFn
-from btob._quorum import Quorums
-from btob._wire import Vote
+from btob.core.effects import VerifyFn
+from btob.core.quorum import Quorums
+from btob.core.wire import Vote
 
 __all__ = ["valid_votes"]
 

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import hashlib
 
-from btob._certificates import valid_votes
-from btob._effects import Evidence, Outbox, VerifyFn
-from btob._quorum import Quorums
-from btob._wire import BatchRef, Checkpoint, CheckpointCert, Signed, Vote, slot_digest
+from btob.core.certificates import valid_votes
+from btob.core.effects import Evidence, Outbox, VerifyFn
+from btob.core.quorum import Quorums
+from btob.core.wire import BatchRef, Checkpoint, CheckpointCert, Signed, Vote, slot_digest
 
 __all__ = ["GENESIS", "CheckpointTracker", "chain_step", "valid_checkpoint_cert"]
 

@@ -20,8 +20,8 @@ from pathlib import Path
 import attrs
 
 from btob._errors import ConfigError
-from btob._quorum import Quorums
-from crypto import KeyRegistry
+from btob.core.quorum import Quorums
+from btob.crypto import KeyRegistry
 
 __all__ = ["ClusterConfig", "MemberAddress", "load_cluster_config", "write_cluster_config"]
 

@@ -28,12 +28,12 @@ from collections.abc import Sequence
 
 import attrs
 
-from btob._certificates import valid_votes
-from btob._checkpoint import valid_checkpoint_cert
-from btob._effects import VerifyFn
 from btob._errors import WireError
-from btob._quorum import Quorums
-from btob._wire import (
+from btob.core.certificates import valid_votes
+from btob.core.checkpoint import valid_checkpoint_cert
+from btob.core.effects import VerifyFn
+from btob.core.quorum import Quorums
+from btob.core.wire import (
     CheckpointCert,
     NewView,
     OrderEcho,

@@ -1,5 +1,5 @@
 """faults/ behaviours around a real transport: the runtime counterpart of the simulator's
-fault hooks (the same :class:`faults._behaviours.ProcessFault` objects)."""
+fault hooks (the same :class:`btob.faults._behaviours.ProcessFault` objects)."""
 
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ import random
 
 import trio
 
-from btob._runtime import Transport
-from btob._settings import Settings
-from btob._wire import Message, Signed, decode_frame
-from crypto import Signer, SigningKey
-from faults._behaviours import FaultContext, ProcessFault, make_fault
-from faults._network import NetSpec
-from faults._spec import FaultSpec
+from btob.core.settings import Settings
+from btob.core.wire import Message, Signed, decode_frame
+from btob.crypto import Signer, SigningKey
+from btob.faults._behaviours import FaultContext, ProcessFault, make_fault
+from btob.faults._network import NetSpec
+from btob.faults._spec import FaultSpec
+from btob.runtime.node import Transport
 
 __all__ = ["FaultyTransport", "NetFaultTransport"]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import attrs
 
-from btob._wire import Batch, BatchRef
+from btob.core.wire import Batch, BatchRef
 
 __all__ = ["Delivery", "DeliveryLog", "MsgId"]
 

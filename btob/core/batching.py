@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import deque
 
-from btob._settings import Settings
+from btob.core.settings import Settings
 
 __all__ = ["PendingPayloads"]
 

@@ -54,9 +54,9 @@ from typing import Any
 import attrs
 import trio
 
-from btob._config import ClusterConfig
 from btob._errors import ConfigError, WireError
-from crypto import Signer, Verifier
+from btob.crypto import Signer, Verifier
+from btob.runtime.config import ClusterConfig
 
 __all__ = ["HANDSHAKE_KIND", "TcpSettings", "TcpTransport", "TransportStatistics"]
 

@@ -12,14 +12,21 @@ import trio
 from rich.console import Console
 from rich.live import Live
 
-from btob._checker import check, format_report
-from btob._config import ClusterConfig, MemberAddress
-from btob._faulty import FaultyTransport
-from btob._logs import BroadcastRecord, DeliveryRecord, LogDir, MemberInfo, RunInfo, write_log_dir
-from btob._runtime import Node, Transport, open_node
-from btob._settings import Settings
-from crypto import KeyRegistry, SigningKey
-from faults import parse_fault
+from btob.core.settings import Settings
+from btob.crypto import KeyRegistry, SigningKey
+from btob.faults import parse_fault
+from btob.runtime.config import ClusterConfig, MemberAddress
+from btob.runtime.faulty import FaultyTransport
+from btob.runtime.node import Node, Transport, open_node
+from btob.sim.checker import check, format_report
+from btob.sim.logs import (
+    BroadcastRecord,
+    DeliveryRecord,
+    LogDir,
+    MemberInfo,
+    RunInfo,
+    write_log_dir,
+)
 
 __all__ = ["DEMO_FAULT", "run_demo"]
 

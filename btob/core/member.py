@@ -17,24 +17,24 @@ from collections import Counter, deque
 
 import attrs
 
-from btob._batching import PendingPayloads
-from btob._brb import BrachaBroadcast, SignedEchoBroadcast, make_brb
-from btob._checkpoint import CheckpointTracker, chain_step
-from btob._delivery import Delivery, DeliveryLog, MsgId
-from btob._direct import DirectDissemination
-from btob._effects import Evidence, Outbox
 from btob._errors import BtobError, ConfigError, WireError
-from btob._order import FixedSequencerOrder
-from btob._quorum import Quorums
-from btob._settings import Settings
-from btob._viewchange import (
+from btob.core.batching import PendingPayloads
+from btob.core.brb import BrachaBroadcast, SignedEchoBroadcast, make_brb
+from btob.core.checkpoint import CheckpointTracker, chain_step
+from btob.core.delivery import Delivery, DeliveryLog, MsgId
+from btob.core.direct import DirectDissemination
+from btob.core.effects import Evidence, Outbox
+from btob.core.ordering import FixedSequencerOrder
+from btob.core.quorum import Quorums
+from btob.core.settings import Settings
+from btob.core.viewchange import (
     Timeouts,
     plan_new_view,
     valid_prepared_cert,
     valid_view_change,
     verify_new_view,
 )
-from btob._wire import (
+from btob.core.wire import (
     Batch,
     BatchRef,
     Checkpoint,
@@ -54,7 +54,7 @@ from btob._wire import (
     ViewChange,
     decode_frame,
 )
-from crypto import Backend, KeyRegistry, Signer, SigningKey, Verifier
+from btob.crypto import Backend, KeyRegistry, Signer, SigningKey, Verifier
 
 VARIANTS = ("bb", "ub", "uub", "moving")
 """Sequencer variants a member can run."""
