@@ -40,7 +40,7 @@ from typing import Any
 import attrs
 
 from btob import BRB_KINDS, ConfigError, Settings
-from btob.core.member import VARIANTS
+from btob.core.variants import VARIANTS
 from btob.faults import PRESETS, Mix
 
 __all__ = ["BENCH_MIXES", "FIELDS", "MODES", "SEQUENCER_BEHAVIOURS", "RunSpec", "full_preset",

@@ -75,7 +75,7 @@ from btob import (
     write_cluster_config,
 )
 from btob.bench.baseline import CrashOnlySequencer
-from btob.core.member import VARIANTS
+from btob.core.variants import VARIANTS
 from btob.crypto import KeyRegistry, SigningKey, load_signing_key, save_signing_key
 from btob.faults import parse_fault, parse_net
 

@@ -13,9 +13,9 @@ import statistics
 import time
 
 from btob import SimConfig, simulate
+from btob.core.variants import VARIANTS
 
 SIZES = (4, 7, 10)
-VARIANTS = ("bb", "ub", "uub", "moving")
 
 
 def measure(variant: str, n: int, messages: int, rate: float) -> dict[str, float]:

@@ -9,9 +9,9 @@ from btob._errors import BtobError as BtobError
 from btob._errors import ConfigError as ConfigError
 from btob._errors import LogFormatError as LogFormatError
 from btob._errors import WireError as WireError
-from btob.core.brb import BRB_KINDS as BRB_KINDS
 from btob.core.delivery import Delivery as Delivery
 from btob.core.delivery import MsgId as MsgId
+from btob.core.dissemination import BRB_KINDS as BRB_KINDS
 from btob.core.effects import Evidence as Evidence
 from btob.core.member import BacklogFull as BacklogFull
 from btob.core.member import Member as Member

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 
+from btob import Member
 from btob.core.wire import Message, Signed
 from btob.crypto import KeyRegistry, Signer, SigningKey, Verifier
 
@@ -37,13 +38,15 @@ class Router:
     send nor receive (crashed).
     """
 
-    def __init__(self, keys: Keys, **settings: object) -> None:
-        from btob import Member, Settings
+    def __init__(self, keys: Keys, *, member_factory: Callable[..., Member] | None = None,
+                 **settings: object) -> None:
+        from btob import Settings
 
         n = len(keys.keys)
+        make = member_factory or Member
         self.members = [
-            Member(member=i, registry=keys.registry, signing_key=keys.keys[i],
-                   cluster_id=keys.cluster_id, settings=Settings(**settings))  # type: ignore[arg-type]
+            make(member=i, registry=keys.registry, signing_key=keys.keys[i],
+                 cluster_id=keys.cluster_id, settings=Settings(**settings))  # type: ignore[arg-type]
             for i in range(n)
         ]
         self.delivered: list[list[tuple[str, bytes]]] = [[] for _ in range(n)]

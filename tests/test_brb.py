@@ -14,7 +14,7 @@ import random
 
 import pytest
 
-from btob.core.brb import BrachaBroadcast, SignedEchoBroadcast, make_brb
+from btob.core.brb import BrachaBroadcast, SignedEchoBroadcast
 from btob.core.effects import Outbox
 from btob.core.quorum import Quorums
 from btob.core.settings import Settings
@@ -44,8 +44,9 @@ class Harness:
                 continue
             self.outboxes[i] = Outbox()
             self.verifiers[i] = Verifier(self.registry, cluster_id=CLUSTER)
-            self.cores[i] = make_brb(kind, member=i, quorums=self.quorums, settings=SETTINGS,
-                                     outbox=self.outboxes[i], verify=self.verifiers[i].verify)
+            cls = BrachaBroadcast if kind == "bracha" else SignedEchoBroadcast
+            self.cores[i] = cls(member=i, quorums=self.quorums, settings=SETTINGS,
+                                outbox=self.outboxes[i], verify=self.verifiers[i].verify)
         self.delivered: dict[int, list[tuple[int, int, bytes]]] = {i: [] for i in self.cores}
         self.queue: list[tuple[float, int, int, bytes]] = []
         self.seq = 0

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from btob.core.effects import Outbox
-from btob.core.ordering import FixedSequencerOrder
+from btob.core.ordering import Ordering
 from btob.core.quorum import Quorums
 from btob.core.settings import Settings
 from btob.core.wire import (
@@ -25,10 +25,10 @@ BATCH = Batch(0, (b"payload",))
 REF = BatchRef(2, 0, BATCH.digest())
 
 
-def make(member: int = 1) -> tuple[FixedSequencerOrder, Outbox, Keys]:
+def make(member: int = 1) -> tuple[Ordering, Outbox, Keys]:
     keys = Keys(N)
     outbox = Outbox()
-    core = FixedSequencerOrder(member=member, quorums=Quorums.for_cluster(N), settings=SETTINGS,
+    core = Ordering(member=member, quorums=Quorums.for_cluster(N), settings=SETTINGS,
                                outbox=outbox, verify=keys.verifier().verify)
     return core, outbox, keys
 

@@ -78,7 +78,7 @@ def test_keep_going_and_allow_incomplete() -> None:
 def _rigged(monkeypatch: pytest.MonkeyPatch) -> None:
     """Seed 1 comes out incomplete, seed 3 with a violation."""
 
-    def fake(config: SimConfig) -> SimResult:
+    def fake(config: SimConfig, **kwargs: object) -> SimResult:
         result = simulate(config)
         if config.seed == 1:
             return attrs.evolve(result, complete=False)
@@ -119,7 +119,7 @@ def test_bad_mix_fails_before_any_run() -> None:
 def test_swarm_and_mix_objects(monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[SimConfig] = []
 
-    def record(config: SimConfig) -> SimResult:
+    def record(config: SimConfig, **kwargs: object) -> SimResult:
         seen.append(config)
         return simulate(attrs.evolve(config, faults=(), net=parse_net("", config.n)))
 
@@ -172,7 +172,7 @@ def test_sweep_shrinks_an_incomplete_failure() -> None:
 
 
 def test_incomplete_shrinking_keeps_the_time_limit(monkeypatch: pytest.MonkeyPatch) -> None:
-    def stuck_with_faults(config: SimConfig) -> SimResult:
+    def stuck_with_faults(config: SimConfig, **kwargs: object) -> SimResult:
         result = simulate(config)
         return attrs.evolve(result, complete=False) if config.faults else result
 
@@ -186,7 +186,7 @@ def test_incomplete_shrinking_keeps_the_time_limit(monkeypatch: pytest.MonkeyPat
 
 def test_evidence_counts_runs_where_an_honest_member_convicts(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    def convict(config: SimConfig) -> SimResult:
+    def convict(config: SimConfig, **kwargs: object) -> SimResult:
         result = simulate(config)
         accuser = 0 if config.seed == 1 else 3  # member 3 is silent: its word does not count
         stats = tuple(attrs.evolve(s, evidence=(3,)) if s.member == accuser else s

@@ -10,10 +10,11 @@ from pathlib import Path
 
 from btob._errors import BtobError, ConfigError
 from btob.cli.node import add_keygen_arguments, add_node_arguments, run_keygen, run_node
-from btob.core.brb import BRB_KINDS
+from btob.core.dissemination import BRB_KINDS
+from btob.core.variants import VARIANTS
 from btob.faults import BEHAVIOURS, NetSpec, load_mixes, parse_fault, parse_net
 from btob.sim.checker import check, format_report
-from btob.sim.simulator import VARIANTS, SimConfig, SimResult, simulate
+from btob.sim.simulator import SimConfig, SimResult, simulate
 from btob.sim.sweep import add_sweep_arguments, run_sweep_command
 
 __all__ = ["main"]

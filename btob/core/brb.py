@@ -14,56 +14,23 @@ only the origin can start one. Both variants guarantee, with n >= 3f+1 and q = q
 Neither variant trusts its input: instances are accepted only inside a window per origin,
 batches are bounded, each member's vote counts once per instance, and a member that signs two
 different votes for one instance is reported as :class:`~btob.core.effects.Evidence`.
+Both implement :class:`~btob.core.dissemination.Dissemination` (for BB and the moving
+sequencer).
 """
 
 from __future__ import annotations
 
-from typing import Protocol
-
 import attrs
 
 from btob.core.certificates import valid_votes
+from btob.core.dissemination import Dissemination, batch_fits
 from btob.core.effects import BrbDelivery, Evidence, Outbox, VerifyFn
 from btob.core.quorum import Quorums
 from btob.core.settings import Settings
 from btob.core.window import DoneCounters
 from btob.core.wire import Batch, Echo, Fetch, Final, Message, Ready, Send, Signed, Vote
 
-__all__ = ["BRB_KINDS", "BrachaBroadcast", "ReliableBroadcast", "SignedEchoBroadcast", "make_brb"]
-
-BRB_KINDS = ("bracha", "echo")
-"""Names accepted by ``--brb`` and :func:`make_brb`."""
-
-
-class ReliableBroadcast(Protocol):
-    """What the node needs from a BRB core."""
-
-    def broadcast(self, counter: int, batch: Batch, now: float) -> None:
-        """Start instance (self, counter) with ``batch``."""
-
-    def on_message(self, signed: Signed, now: float) -> None:
-        """Handle a verified BRB message."""
-
-    def forget(self, origin: int, counter: int) -> None:
-        """Instance is finished everywhere that matters (its batch was ordered): drop it."""
-
-    def retransmit(self, now: float) -> None:
-        """Resend own messages of unfinished instances not sent for a retransmit interval."""
-
-    def instances(self) -> int:
-        """Number of instances held (for bounds checks)."""
-
-    def needless(self, signed: Signed) -> bool:
-        """True if ``signed`` (not yet verified) cannot change anything here."""
-
-
-def batch_fits(batch: Batch, settings: Settings) -> bool:
-    """True if ``batch`` respects the cluster's batch and payload bounds."""
-    if not batch.payloads or len(batch.payloads) > settings.batch_payloads_max:
-        return False
-    if any(len(p) > settings.payload_bytes_max for p in batch.payloads):
-        return False
-    return batch.size_bytes <= settings.batch_bytes_max
+__all__ = ["BrachaBroadcast", "SignedEchoBroadcast"]
 
 
 @attrs.define
@@ -80,16 +47,13 @@ class _Instance:
     last_sent: float = 0.0
 
 
-class _BrbBase:
+class _BrbBase(Dissemination):
     """Windows, instance bookkeeping, evidence and retransmission shared by both variants."""
 
     def __init__(
         self, *, member: int, quorums: Quorums, settings: Settings, outbox: Outbox, verify: VerifyFn
     ) -> None:
-        self.member = member
-        self.quorums = quorums
-        self.settings = settings
-        self.outbox = outbox
+        super().__init__(member=member, quorums=quorums, settings=settings, outbox=outbox)
         self.verify = verify
         self._instances: dict[tuple[int, int], _Instance] = {}
         self._done = DoneCounters()
@@ -407,19 +371,3 @@ class SignedEchoBroadcast(_BrbBase):
         body = Echo(message.origin, message.counter, digest).to_body()
         return valid_votes(message.certificate, body, Echo.KIND, self.quorums, self.verify)
 
-
-def make_brb(
-    kind: str, *, member: int, quorums: Quorums, settings: Settings, outbox: Outbox,
-    verify: VerifyFn,
-) -> BrachaBroadcast | SignedEchoBroadcast:
-    """Build the BRB core named ``kind`` ("bracha" or "echo")."""
-    cls: type[BrachaBroadcast] | type[SignedEchoBroadcast]
-    if kind == "bracha":
-        cls = BrachaBroadcast
-    elif kind == "echo":
-        cls = SignedEchoBroadcast
-    else:
-        from btob._errors import ConfigError
-
-        raise ConfigError(f"unknown BRB kind {kind!r}; choose one of {', '.join(BRB_KINDS)}")
-    return cls(member=member, quorums=quorums, settings=settings, outbox=outbox, verify=verify)

@@ -1,4 +1,4 @@
-"""Dissemination for the UB variant: members hand batches to the sequencer, ORDER carries them.
+"""Direct dissemination for UB and UUB: batches go through the sequencer, not a broadcast.
 
 Theory of operation. There is no reliable broadcast here: an origin sends its signed SEND to
 the view's sequencer only, and the sequencer's ORDER carries the origins' signed SEND frames,
@@ -12,7 +12,13 @@ after the view-change timeout is sent to every member, which gives every correct
 known, unordered work, so they all suspect the sequencer and replace it. After a view change
 the origin forwards its unordered batches to the new sequencer. A member that lacks a batch
 named by a re-proposal (which carries no frames) asks everyone for it with FETCH.
+
+UUB (:class:`GrantedDissemination`) differs in the hand-over only: an origin asks the
+sequencer for a slot (REQUEST), gets a signed grant - an ORDER naming its one batch - and
+relays the batch and the grant to everyone itself. The echo phase lets at most one value
+commit per slot; a member holding another value of the batch fetches the one the grant names.
 """
+
 
 from __future__ import annotations
 
@@ -20,13 +26,14 @@ from collections.abc import Callable
 
 import attrs
 
-from btob.core.brb import batch_fits
-from btob.core.effects import BrbDelivery, Evidence, Outbox
+from btob._errors import WireError
+from btob.core.dissemination import Dissemination, batch_fits
+from btob.core.effects import BrbDelivery, Evidence, Outbox, VerifyFn
 from btob.core.quorum import Quorums
 from btob.core.settings import Settings
-from btob.core.wire import Batch, BatchRef, Fetch, Order, Request, Send, Signed
+from btob.core.wire import Batch, BatchRef, Fetch, Order, Request, Send, Signed, decode_frame
 
-__all__ = ["DirectDissemination"]
+__all__ = ["DirectDissemination", "GrantedDissemination"]
 
 
 @attrs.define
@@ -36,28 +43,20 @@ class _Own:
     last_sent: float
 
 
-class DirectDissemination:
-    """The UB counterpart of the BRB cores (same interface towards the member)."""
+class DirectDissemination(Dissemination):
+    """UB: own batches go to the view's sequencer; its ORDERs carry them to everyone."""
 
     def __init__(self, *, member: int, quorums: Quorums, settings: Settings, outbox: Outbox,
-                 sequencer: Callable[[], int], view: Callable[[], int],
-                 ordered_low: Callable[[int], int], sign: Callable[[Send], Signed],
-                 grants: bool = False) -> None:
-        self.member = member
-        self.grants = grants
-        """UUB: ask the sequencer for a slot (REQUEST) instead of handing it the batch, then
-        broadcast the batch with the signed grant."""
-        self.quorums = quorums
-        self.settings = settings
-        self.outbox = outbox
-        self._sequencer = sequencer
-        self._view = view
+                 verify: VerifyFn, leader: Callable[[], int],
+                 ordered_low: Callable[[int], int], sign: Callable[[Send], Signed]) -> None:
+        super().__init__(member=member, quorums=quorums, settings=settings, outbox=outbox)
+        self._verify = verify
+        self._leader = leader
         self._ordered_low = ordered_low
         self._sign = sign
         self._held: dict[tuple[int, int], Signed] = {}
         self._own: dict[int, _Own] = {}
         self._wanted: dict[tuple[int, int], tuple[float, bytes]] = {}
-        self._relayed: set[tuple[int, int]] = set()
 
     def broadcast(self, counter: int, batch: Batch, now: float) -> None:
         """Hand own batch ``counter`` to the sequencer (and keep it)."""
@@ -67,33 +66,38 @@ class DirectDissemination:
         self._hand_over(signed)
 
     def _hand_over(self, signed: Signed) -> None:
-        """UB: the batch goes to the sequencer; UUB: a request for a slot does."""
-        message = signed.message
-        assert isinstance(message, Send)
-        item: Signed | Request = signed
-        if self.grants:
-            item = Request(message.counter, message.batch.digest())
-        if self.grants or self._sequencer() != self.member:
-            self.outbox.send(self._sequencer(), item)
+        """The batch goes to the sequencer (unless this member is the sequencer)."""
+        if self._leader() != self.member:
+            self.outbox.send(self._leader(), signed)
 
-    def on_grant(self, grant: Signed) -> None:
-        """UUB: the sequencer granted a slot to own batch: broadcast the batch and the grant."""
-        order = grant.message
-        assert isinstance(order, Order)
-        key = (order.view, order.slot)
-        if key in self._relayed:
-            return
-        self._relayed.add(key)
-        if len(self._relayed) > 4 * self.settings.slot_window:
-            self._relayed.discard(min(self._relayed))
-        others = [m for m in range(self.quorums.n) if m != self.member]
-        for ref in order.refs:
-            own = self._own.get(ref.counter)
-            if ref.origin == self.member and own is not None:
-                for member in others:
-                    self.outbox.send(member, own.signed)
-        for member in others:  # never back to ourselves: we hold the grant already
-            self.outbox.send(member, grant)
+    def admit_order(self, order: Order) -> bool:
+        """Every batch an ORDER names travels in it, signed by its origin: check each one and
+        hold it before the ORDER is considered (it names the value, so it replaces another
+        value of the same batch)."""
+        if len(order.carried) != len(order.refs):
+            return False
+        for frame, ref in zip(order.carried, order.refs, strict=True):
+            try:
+                raw = decode_frame(frame)
+                if raw.kind != Send.KIND or raw.sender != ref.origin:
+                    return False
+                if not self._verify(raw.sender, raw.kind, raw.body, raw.signature):
+                    return False
+                signed = raw.parse()
+            except WireError:
+                return False
+            message = signed.message
+            assert isinstance(message, Send)
+            if message.counter != ref.counter or message.batch.digest() != ref.digest:
+                return False
+            self.accept(signed, authoritative=True)
+        return True
+
+    def outgoing_order(self, order: Order) -> Order:
+        """As sequencer: the ORDER carries the signed SEND frames of the batches it names."""
+        if order.carried:
+            return order
+        return attrs.evolve(order, carried=self.carried(order.refs))
 
     def accept(self, signed: Signed, *, authoritative: bool = False) -> bool:
         """Hold an origin-signed SEND (forwarded, carried, resent or fetched); True if held.
@@ -162,7 +166,7 @@ class DirectDissemination:
         self.outbox.send(None, Fetch(ref.origin, ref.counter, ref.digest))
 
     def view_installed(self, now: float) -> None:
-        """Hand every unordered own batch (UB) or request (UUB) to the new sequencer."""
+        """Hand every unordered own batch (or, UUB, its request) to the new sequencer."""
         for own in self._own.values():
             own.last_sent = now
             self._hand_over(own.signed)
@@ -194,3 +198,55 @@ class DirectDissemination:
     def instances(self) -> int:
         """Batches held (bounded by the window per origin)."""
         return len(self._held)
+
+
+class GrantedDissemination(DirectDissemination):
+    """UUB: an origin asks the sequencer for a slot, then relays its batch and the signed
+    grant to everyone itself."""
+
+    def __init__(self, *, member: int, quorums: Quorums, settings: Settings, outbox: Outbox,
+                 verify: VerifyFn, leader: Callable[[], int],
+                 ordered_low: Callable[[int], int], sign: Callable[[Send], Signed]) -> None:
+        super().__init__(member=member, quorums=quorums, settings=settings, outbox=outbox,
+                         verify=verify, leader=leader, ordered_low=ordered_low, sign=sign)
+        self._relayed: set[tuple[int, int]] = set()
+
+    def _hand_over(self, signed: Signed) -> None:
+        """A REQUEST for a slot goes to the sequencer (this member included)."""
+        message = signed.message
+        assert isinstance(message, Send)
+        self.outbox.send(self._leader(), Request(message.counter, message.batch.digest()))
+
+    def admit_order(self, order: Order) -> bool:
+        """Grants carry no batches."""
+        return not order.carried
+
+    def outgoing_order(self, order: Order) -> Order:
+        """A grant is sent as it is."""
+        return order
+
+    def on_order(self, signed: Signed, leader: int) -> None:
+        """A grant from the sequencer for own batches: broadcast them with the grant."""
+        order = signed.message
+        assert isinstance(order, Order)
+        if signed.sender == leader and all(r.origin == self.member for r in order.refs):
+            self.on_grant(signed)
+
+    def on_grant(self, grant: Signed) -> None:
+        """The sequencer granted a slot to own batch: broadcast the batch and the grant."""
+        order = grant.message
+        assert isinstance(order, Order)
+        key = (order.view, order.slot)
+        if key in self._relayed:
+            return
+        self._relayed.add(key)
+        if len(self._relayed) > 4 * self.settings.slot_window:
+            self._relayed.discard(min(self._relayed))
+        others = [m for m in range(self.quorums.n) if m != self.member]
+        for ref in order.refs:
+            own = self._own.get(ref.counter)
+            if ref.origin == self.member and own is not None:
+                for member in others:
+                    self.outbox.send(member, own.signed)
+        for member in others:  # never back to ourselves: we hold the grant already
+            self.outbox.send(member, grant)

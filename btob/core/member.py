@@ -1,68 +1,63 @@
 """One member of a btob cluster as a pure state machine: the cores wired together.
 
-:class:`Member` is what every driver runs (the simulator now, the Trio runtime later). It
-takes inputs - a payload to broadcast, a frame from the network, the passage of time - each
-with the current time as an argument, and queues outputs: frames to send and deliveries. It
-never awaits, reads a clock, or draws random numbers.
+:class:`Member` is what every driver runs (the simulator and the Trio runtime alike). It takes
+inputs - a payload to broadcast, a frame from the network, the passage of time - each with the
+current time as an argument, and queues outputs: frames to send and deliveries. It never
+awaits, reads a clock, or draws random numbers.
+
+The cores and where their rules live: dissemination (:mod:`btob.core.dissemination`, one
+strategy per variant), ordering with its proposer policy (:mod:`btob.core.ordering`,
+:mod:`btob.core.proposers`), the view change (:mod:`btob.core.viewchange`), checkpoints
+(:mod:`btob.core.checkpoint`), catch-up (:mod:`btob.core.catchup`) and delivery
+(:mod:`btob.core.delivery`). This module only routes between them.
 
 Input gate: every frame is decoded with bounds, its signature checked against the sender's
-key under the domain tag of its kind, and only then parsed and handed to a core; anything
-that fails is dropped and counted. Output discipline: messages are signed once and framed
-once, whatever the number of destinations; messages to oneself are handled locally at once.
+key under the domain tag of its kind, and only then parsed and handed to the core the
+dispatch table names for its kind; anything that fails is dropped and counted. Output
+discipline: messages are signed once and framed once, whatever the number of destinations;
+messages to oneself are handled locally at once.
 """
 
 from __future__ import annotations
 
 from collections import Counter, deque
+from collections.abc import Callable
 
 import attrs
 
 from btob._errors import BtobError, ConfigError, WireError
 from btob.core.batching import PendingPayloads
-from btob.core.brb import BrachaBroadcast, SignedEchoBroadcast, make_brb
-from btob.core.checkpoint import CheckpointTracker, chain_step
+from btob.core.catchup import CatchUp
+from btob.core.checkpoint import CheckpointTracker
 from btob.core.delivery import Delivery, DeliveryLog, MsgId
-from btob.core.direct import DirectDissemination
-from btob.core.effects import Evidence, Outbox
-from btob.core.ordering import FixedSequencerOrder
+from btob.core.effects import Evidence, Outbox, VerifyFn
+from btob.core.ordering import Ordering
 from btob.core.quorum import Quorums
 from btob.core.settings import Settings
-from btob.core.viewchange import (
-    Timeouts,
-    plan_new_view,
-    valid_prepared_cert,
-    valid_view_change,
-    verify_new_view,
-)
+from btob.core.variants import VARIANTS
+from btob.core.variants import variant as variant_named
+from btob.core.viewchange import NewViewPlan, ViewChanger, ViewInstalled
 from btob.core.wire import (
     Batch,
     BatchRef,
-    Checkpoint,
     CheckpointCert,
-    Echo,
-    Final,
     LogSegment,
     Message,
     NewView,
     Order,
-    OrderEcho,
-    Request,
-    Send,
     Signed,
     SlotProof,
-    Status,
-    ViewChange,
+    WireLimits,
     decode_frame,
 )
 from btob.crypto import Backend, KeyRegistry, Signer, SigningKey, Verifier
-
-VARIANTS = ("bb", "ub", "uub", "moving")
-"""Sequencer variants a member can run."""
 
 __all__ = [
     "VARIANTS", "BacklogFull", "Member", "MemberStatistics", "Outgoing", "PayloadTooLarge",
     "ViewInstalled",
 ]
+
+Handler = Callable[[Signed, float], None]
 
 
 class PayloadTooLarge(BtobError):
@@ -75,18 +70,15 @@ class BacklogFull(BtobError):
 
 @attrs.frozen
 class Outgoing:
-    """A frame for one destination member."""
+    """A frame for one destination member.
+
+    ``delay_s`` is 0 for everything a member produces; a fault driver may hold a frame back
+    (a slow CPU, a stalling sequencer), and the driver then sends it that much later.
+    """
 
     destination: int
     frame: bytes
-
-
-@attrs.frozen
-class ViewInstalled:
-    """This member entered ``view`` at time ``at`` (its sequencer is ``view mod n``)."""
-
-    view: int
-    at: float
+    delay_s: float = 0.0
 
 
 @attrs.frozen
@@ -127,6 +119,10 @@ class Member:
     Drive it with :meth:`submit`, :meth:`receive` and :meth:`tick`, then collect frames and
     deliveries with :meth:`take_outputs`. ``tick`` must be called at least every
     ``min(Settings.retransmit_interval_s, Settings.status_interval_s)`` seconds.
+
+    ``quorums``, ``verify`` and ``ordering`` replace the thresholds, the signature check and
+    the ordering core a member would build for itself; they exist so that a test kit can build
+    deliberately broken members (:mod:`btob.testing.breaks`) without a switch in this code.
     """
 
     def __init__(
@@ -141,16 +137,21 @@ class Member:
         variant: str = "bb",
         settings: Settings | None = None,
         backend: Backend | None = None,
+        quorums: Quorums | None = None,
+        verify: VerifyFn | None = None,
+        ordering: type[Ordering] = Ordering,
     ) -> None:
         n = registry.n
         if not 0 <= member < n:
             raise ConfigError(f"member id {member} is outside 0..{n - 1}")
+        strategy = variant_named(variant)
         self.member = member
-        self.quorums = Quorums.for_cluster(n, f)
+        self.variant = variant
+        self.quorums = quorums or Quorums.for_cluster(n, f)
+        if self.quorums.n != n:
+            raise ConfigError(f"quorums for n={self.quorums.n} given to a cluster of {n}")
         self.settings = settings or Settings()
-        broken = self.settings.unsafe_test_break
-        if broken == "quorum-one-short":
-            self.quorums = attrs.evolve(self.quorums, quorum=self.quorums.quorum - 1)
+        self._limits = WireLimits(frame_bytes_max=self.settings.frame_bytes_max)
         self._signer = Signer(signing_key, cluster_id=cluster_id, backend=backend)
         if self._signer.public_key != registry.public_key(member):
             raise ConfigError(f"the signing key does not match member {member}'s public key")
@@ -158,59 +159,33 @@ class Member:
             registry, cluster_id=cluster_id, backend=backend,
             cache_entries_max=self.settings.verify_cache_entries_max,
         )
+        self._verify = verify or self._verifier.verify
         self._outbox = Outbox()
-        verify = self._verifier.verify
-        if broken == "skip-signature-checks":
-            def verify(member: int, kind: str, body: bytes, signature: bytes) -> bool:
-                return True
-        self._verify = verify
         common = dict(member=member, quorums=self.quorums, settings=self.settings,
-                      outbox=self._outbox, verify=verify)
-        if variant not in VARIANTS:
-            raise ConfigError(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}")
-        self.variant = variant
-        self._order = FixedSequencerOrder(
-            member=member, quorums=self.quorums, settings=self.settings, outbox=self._outbox,
-            verify=verify, moving=variant == "moving", granting=variant == "uub",
+                      outbox=self._outbox, verify=self._verify)
+        self._order = ordering(**common, proposer=strategy.proposer)  # type: ignore[arg-type]
+        order = self._order
+        self._dissemination = strategy.dissemination(
+            brb, **common,  # type: ignore[arg-type]
+            leader=lambda: order.leader, ordered_low=order.ordered_low,
+            sign=lambda send: Signed.create(member, send, self._signer.sign),
         )
-        self._brb: BrachaBroadcast | SignedEchoBroadcast | DirectDissemination
-        if variant in ("ub", "uub"):
-            order = self._order
-            self._brb = DirectDissemination(
-                member=member, quorums=self.quorums, settings=self.settings,
-                outbox=self._outbox, sequencer=lambda: order.sequencer,
-                view=lambda: order.view, ordered_low=order.ordered_low,
-                sign=lambda send: Signed.create(member, send, self._signer.sign),
-                grants=variant == "uub",
-            )
-        else:
-            self._brb = make_brb(brb, **common)  # type: ignore[arg-type]
         self._checkpoints = CheckpointTracker(
             member=member, quorums=self.quorums, interval=self.settings.checkpoint_interval,
             window=self.settings.slot_window, retained=self.settings.log_retention_slots,
-            outbox=self._outbox, verify=verify,
+            outbox=self._outbox, verify=self._verify,
         )
-        self._timeouts = Timeouts(self.settings.view_change_timeout_s,
-                                  self.settings.view_change_timeout_max_s)
-        self._view_changes: dict[int, Signed] = {}
-        self._changing_to: int | None = None
-        self._vc_deadline = 0.0
-        self._vc_last_sent = 0.0
-        self._new_view: Signed | None = None
-        self._new_view_last_sent = 0.0
-        self._views: list[ViewInstalled] = []
-        self._early_view_messages: deque[Signed] = deque(
-            maxlen=self.settings.future_view_messages_max
-        )
-        self._view_changes_started = 0
-        self._slots_from_proofs = 0
-        self._slots_from_segments = 0
+        self._evidence: dict[int, Evidence] = {}
+        self._view_changer = ViewChanger(**common, order=order,  # type: ignore[arg-type]
+                                         checkpoints=self._checkpoints, evidence=self._evidence)
+        vc = self._view_changer
+        self._catchup = CatchUp(member=member, quorums=self.quorums, settings=self.settings,
+                                outbox=self._outbox, order=order, checkpoints=self._checkpoints,
+                                new_view=lambda: vc.new_view)
         self._log = DeliveryLog(
             early_payloads_max_per_origin=self.settings.early_payloads_max_per_origin
         )
         self._batches: dict[tuple[int, int], tuple[bytes, Batch]] = {}
-        self._history: dict[int, tuple[tuple[BatchRef, ...], tuple[Batch, ...]]] = {}
-        self._delivered_at: dict[int, float] = {}
         self._pending = PendingPayloads(self.settings)
         self._next_payload = 0
         self._next_batch = 0
@@ -218,14 +193,35 @@ class Member:
         self._frames: list[Outgoing] = []
         self._deliveries: list[Delivery] = []
         self._local: deque[Signed] = deque()
-        self._evidence: dict[int, Evidence] = {}
-        self._served_at: dict[int, tuple[float, tuple[int, int]]] = {}
-        self._last_status = float("-inf")
         self._messages_sent = 0
         self._bytes_sent = 0
         self._frames_received = 0
         self._submitted = 0
         self._gate_dropped: Counter[str] = Counter()
+        dissemination = self._dissemination.on_message
+        self._handlers: dict[str, Handler] = {
+            "brb.send": dissemination, "brb.echo": dissemination, "brb.ready": dissemination,
+            "brb.fetch": dissemination, "brb.final": dissemination,
+            "uub.request": lambda signed, now: order.on_request(signed),
+            "ord.order": self._on_order,
+            "ord.echo": self._on_vote,
+            "ord.ready": self._on_vote,
+            "ctl.status": lambda signed, now: self._catchup.on_status(
+                signed.sender, signed.message, now),  # type: ignore[arg-type]
+            "ctl.slot": self._on_slot_proof,
+            "ctl.segment": self._on_segment,
+            "ckp.checkpoint": self._on_checkpoint,
+            "vc.viewchange": vc.on_view_change,
+            "vc.newview": self._on_new_view,
+        }
+        """The core that handles each message kind (every kind of :data:`wire.KINDS`)."""
+        needless = self._dissemination.needless
+        self._needless: dict[str, Callable[[Signed], bool]] = {
+            "brb.send": needless, "brb.echo": needless, "brb.ready": needless,
+            "brb.fetch": needless, "brb.final": needless,
+            "ord.echo": order.needless, "ord.ready": order.needless,
+        }
+        """Kinds whose late copies may be dropped before their signature check."""
 
     # -- inputs -------------------------------------------------------------------------------
 
@@ -248,14 +244,18 @@ class Member:
         self._pump(now)
         return msg_id
 
-    def receive(self, frame: bytes, now: float) -> None:
-        """Handle a frame from the network; bad frames are dropped and counted."""
+    def receive(self, frame: bytes, now: float, *, source: int | None = None) -> None:
+        """Handle a frame from the network; bad frames are dropped and counted.
+
+        ``source`` is the peer the transport says the frame came from; the protocol trusts
+        signatures only and ignores it (fault drivers use it).
+        """
         self._frames_received += 1
         if len(frame) > self.settings.frame_bytes_max:
             self._gate_dropped["oversized-frame"] += 1
             return
         try:
-            raw = decode_frame(frame)
+            raw = decode_frame(frame, self._limits)
         except WireError:
             self._gate_dropped["malformed-frame"] += 1
             return
@@ -263,11 +263,12 @@ class Member:
             self._gate_dropped["own-frame-returned"] += 1  # a forward or replay of ours
             return
         try:
-            signed = raw.parse()
+            signed = raw.parse(self._limits)
         except WireError:
             self._gate_dropped["malformed-body"] += 1
             return
-        if self._needless(signed):
+        needless = self._needless.get(signed.kind)
+        if needless is not None and needless(signed):
             # Checked before the signature: it is what a late vote costs, and such a vote
             # is dropped unread, so it cannot matter whether it was genuine.
             self._gate_dropped["late-vote-unchecked"] += 1
@@ -279,29 +280,14 @@ class Member:
         self._pump(now)
 
     def tick(self, now: float) -> None:
-        """Let time pass: suspect a stalled sequencer, retransmit stale messages and,
+        """Let time pass: suspect a stalled leader, retransmit stale messages and,
         periodically, send STATUS (and an unstable CHECKPOINT) to every peer."""
-        self._detect_failure(now)
+        self._view_changer.detect_failure(now)
         self._flush_batches(now)
-        self._brb.retransmit(now)
+        self._dissemination.retransmit(now)
         self._order.retransmit(now)
-        interval = self.settings.retransmit_interval_s
-        if self._changing_to is not None and now - self._vc_last_sent >= interval:
-            own = self._view_changes.get(self.member)
-            if own is not None:
-                self._vc_last_sent = now
-                self._outbox.send(None, own)
-        if (self._new_view is not None and self._order.sequencer == self.member
-                and self._order.uncommitted_reproposals()
-                and now - self._new_view_last_sent >= interval):
-            self._new_view_last_sent = now
-            self._outbox.send(None, self._new_view)
-        if now - self._last_status >= self.settings.status_interval_s:
-            self._last_status = now
-            self._outbox.send(None, Status(self._order.low, self._order.view))
-            checkpoint = self._checkpoints.own_checkpoint()
-            if checkpoint is not None:
-                self._outbox.send(None, checkpoint)
+        self._view_changer.retransmit(now)
+        self._catchup.tick(now)
         self._pump(now)
 
     def take_outputs(self) -> tuple[list[Outgoing], list[Delivery]]:
@@ -327,16 +313,21 @@ class Member:
         """The view this member is in (or leaving, while a view change is under way)."""
         return self._order.view
 
+    @property
+    def leader(self) -> int:
+        """The leader of the current view (its sequencer, in the fixed variants)."""
+        return self._order.leader
+
     def take_view_changes(self) -> list[ViewInstalled]:
         """Views installed since the last call."""
-        views, self._views = self._views, []
-        return views
+        return self._view_changer.take_installed()
 
     def statistics(self) -> MemberStatistics:
         """A frozen snapshot of counters and held-state sizes."""
         verifier = self._verifier.statistics()
         dropped = Counter(self._gate_dropped)
         dropped.update(self._outbox.dropped)
+        vc_held = self._view_changer.held()
         return MemberStatistics(
             member=self.member,
             payloads_submitted=self._submitted,
@@ -350,103 +341,108 @@ class Member:
             verify_cache_hits=verifier.cache_hits,
             dropped=dict(sorted(dropped.items())),
             evidence=tuple(sorted(self._evidence)),
-            brb_instances=self._brb.instances(),
+            brb_instances=self._dissemination.instances(),
             open_slots=self._order.slots_held(),
             pending_payloads=len(self._pending),
             early_payloads=self._log.early_held(),
             batches_held=len(self._batches),
             view=self._order.view,
-            view_changes_started=self._view_changes_started,
+            view_changes_started=self._view_changer.started,
             stable_checkpoint=self._checkpoints.stable_upto,
             proofs_held=self._order.proofs_held(),
             checkpoint_state_held=self._checkpoints.held(),
-            history_slots_held=len(self._history),
-            view_changes_held=len(self._view_changes),
-            slots_from_proofs=self._slots_from_proofs,
-            slots_from_segments=self._slots_from_segments,
+            history_slots_held=self._catchup.held(),
+            view_changes_held=vc_held["view_changes"],
+            slots_from_proofs=self._catchup.slots_from_proofs,
+            slots_from_segments=self._catchup.slots_from_segments,
         )
 
     def held_state(self) -> dict[str, int]:
         """Sizes of everything peers can make this member hold, by name (for bound checks)."""
+        vc_held = self._view_changer.held()
         return {
-            "brb_instances": self._brb.instances(),
+            "brb_instances": self._dissemination.instances(),
             "open_slots": self._order.slots_held(),
             "batches_waiting": self._order.batches_waiting(),
             "batches_held": len(self._batches),
             "proofs": self._order.proofs_held(),
             "checkpoint_state": self._checkpoints.held(),
-            "history_slots": len(self._history),
-            "view_changes": len(self._view_changes),
+            "history_slots": self._catchup.held(),
+            "view_changes": vc_held["view_changes"],
             "early_payloads": self._log.early_held(),
             "evidence": len(self._evidence),
-            "early_view_messages": len(self._early_view_messages),
+            "early_view_messages": vc_held["early_view_messages"],
             "verify_cache": self._verifier.statistics().cache_entries,
         }
 
-    # -- plumbing -----------------------------------------------------------------------------
-
-    def _needless(self, signed: Signed) -> bool:
-        """True for a frame that could not change this member's state (see the cores)."""
-        message = signed.message
-        if isinstance(message, (Send, Echo, Final)):
-            return self._brb.needless(signed)
-        if isinstance(message, OrderEcho):
-            return self._order.needless(signed)
-        return False
+    # -- routing ------------------------------------------------------------------------------
 
     def _dispatch(self, signed: Signed, now: float) -> None:
-        message = signed.message
-        if isinstance(message, (Send, Echo, Final)):
-            self._brb.on_message(signed, now)
-        elif isinstance(message, Request):
-            self._on_request(signed, message)
-        elif isinstance(message, Order) and not self._carried_ok(message):
-            self._outbox.drop("order-bad-carried-batches")
-        elif isinstance(message, (Order, OrderEcho)):
-            view = self._order.view
-            if view < message.view <= view + self.settings.view_window:
-                # The NEW-VIEW may trail its view's first messages: hold them, boundedly.
-                self._early_view_messages.append(signed)
-            else:
-                if (isinstance(message, Order) and self.variant == "uub"
-                        and signed.sender == self._order.sequencer
-                        and all(r.origin == self.member for r in message.refs)):
-                    assert isinstance(self._brb, DirectDissemination)
-                    self._brb.on_grant(signed)  # our slot: broadcast batch and grant
-                self._order.on_message(signed, now)
-        elif isinstance(message, Status):
-            self._on_status(signed.sender, message, now)
-        elif isinstance(message, Checkpoint):
-            cert = self._checkpoints.on_checkpoint(signed)
-            if cert is not None:
-                self._order.forget_below(cert.upto)
-        elif isinstance(message, ViewChange):
-            self._on_view_change(signed, message, now)
-        elif isinstance(message, NewView):
-            self._on_new_view(signed, message, now)
-        elif isinstance(message, LogSegment):
-            self._on_segment(message, now)
-        elif isinstance(message, SlotProof):
-            known = self._order.committed(message.slot) is not None
-            if not self._order.on_slot_proof(message):
-                return
-            self._slots_from_proofs += not known
-            self._keep_proven_batches(message.refs, message.batches)
-            if not known:
-                # Catching up: ask for the next slots at the next tick, not a status
-                # interval later (only a valid commit certificate gets here).
-                self._last_status = float("-inf")
+        self._handlers[signed.kind](signed, now)
 
-    def _on_request(self, signed: Signed, request: Request) -> None:
-        """UUB sequencer: answer a slot request with a signed grant, to the origin only."""
-        grants = self._order.grant(BatchRef(signed.sender, request.counter, request.digest))
-        if not grants:
-            self._outbox.drop("request-not-granted")
-        for grant in grants:
-            origin = grant.refs[0].origin
-            self._outbox.send(origin, grant)
-            if origin != self.member:
-                self._outbox.send(self.member, grant)
+    def _on_order(self, signed: Signed, now: float) -> None:
+        order = signed.message
+        assert isinstance(order, Order)
+        if not self._dissemination.admit_order(order):
+            self._outbox.drop("order-bad-carried-batches")
+        elif not self._view_changer.hold_early(signed):
+            self._dissemination.on_order(signed, self._order.leader)
+            self._order.on_message(signed, now)
+
+    def _on_vote(self, signed: Signed, now: float) -> None:
+        if not self._view_changer.hold_early(signed):
+            self._order.on_message(signed, now)
+
+    def _on_checkpoint(self, signed: Signed, now: float) -> None:
+        cert = self._checkpoints.on_checkpoint(signed)
+        if cert is not None:
+            self._order.forget_below(cert.upto)
+
+    def _adopt_checkpoint(self, cert: CheckpointCert) -> None:
+        if self._checkpoints.adopt(cert):
+            self._order.forget_below(cert.upto)
+
+    def _on_new_view(self, signed: Signed, now: float) -> None:
+        plan = self._view_changer.on_new_view(signed, now)
+        if plan is not None:
+            new_view = signed.message
+            assert isinstance(new_view, NewView)
+            self._install_view(plan, new_view.excluded, now)
+
+    def _install_view(self, plan: NewViewPlan, excluded: tuple[int, ...], now: float) -> None:
+        """Enter a verified view in every core: its checkpoint, its re-proposals, the new
+        sequencer for dissemination, and the ordering messages that came ahead of it."""
+        if plan.checkpoint is not None:
+            self._adopt_checkpoint(plan.checkpoint)
+        self._order.install_view(plan.view, plan.reproposals, plan.first_free_slot, now,
+                                 excluded)
+        self._dissemination.view_installed(now)
+        for item in plan.reproposals:
+            for ref in item.refs:
+                if (ref.origin, ref.counter) not in self._batches and \
+                        not self._order.is_ordered(ref.origin, ref.counter):
+                    self._dissemination.want(ref, now)
+        for early in self._view_changer.release_early(plan.view):
+            self._order.on_message(early, now)
+
+    def _on_slot_proof(self, signed: Signed, now: float) -> None:
+        proof = signed.message
+        assert isinstance(proof, SlotProof)
+        if self._catchup.on_slot_proof(proof):
+            self._keep_proven_batches(proof.refs, proof.batches)
+
+    def _on_segment(self, signed: Signed, now: float) -> None:
+        segment = signed.message
+        assert isinstance(segment, LogSegment)
+        adopted = self._catchup.on_segment(segment)
+        if adopted is None:
+            return
+        for refs, batches in adopted.entries:
+            self._keep_proven_batches(refs, batches)
+        while self._deliver_ready(now):
+            pass
+        self._adopt_checkpoint(adopted.cert)
+        self._catchup.ask_soon()  # ask for the next segment at the next tick
 
     def _keep_proven_batches(self, refs: tuple[BatchRef, ...],
                              batches: tuple[Batch, ...]) -> None:
@@ -458,30 +454,7 @@ class Member:
             if held is None or held[0] != ref.digest:
                 self._batches[key] = (ref.digest, batch)
 
-    def _carried_ok(self, order: Order) -> bool:
-        """UB: every batch an ORDER names travels in it, signed by its origin; the others
-        carry none. Held batches become available before the ORDER is considered."""
-        if self.variant != "ub":
-            return not order.carried
-        if len(order.carried) != len(order.refs):
-            return False
-        for frame, ref in zip(order.carried, order.refs, strict=True):
-            try:
-                raw = decode_frame(frame)
-                if raw.kind != Send.KIND or raw.sender != ref.origin:
-                    return False
-                if not self._verify(raw.sender, raw.kind, raw.body, raw.signature):
-                    return False
-                signed = raw.parse()
-            except WireError:
-                return False
-            message = signed.message
-            assert isinstance(message, Send)
-            if message.counter != ref.counter or message.batch.digest() != ref.digest:
-                return False
-            assert isinstance(self._brb, DirectDissemination)
-            self._brb.accept(signed, authoritative=True)
-        return True
+    # -- outputs ------------------------------------------------------------------------------
 
     def _pump(self, now: float) -> None:
         """Run queued outputs and local messages until nothing more happens."""
@@ -494,9 +467,8 @@ class Member:
                     self._order.batch_available(BatchRef(d.origin, d.counter, d.digest), now)
             elif outbox.wanted:
                 wanted, outbox.wanted = outbox.wanted, []
-                if isinstance(self._brb, DirectDissemination):
-                    for ref in wanted:
-                        self._brb.want(ref, now)
+                for ref in wanted:
+                    self._dissemination.want(ref, now)
             elif outbox.sends:
                 sends, outbox.sends = outbox.sends, []
                 for destination, item in sends:
@@ -512,9 +484,8 @@ class Member:
             outbox.evidence.clear()
 
     def _send(self, destination: int | None, item: Message | Signed) -> None:
-        if isinstance(item, Order) and self.variant == "ub" and not item.carried:
-            assert isinstance(self._brb, DirectDissemination)
-            item = attrs.evolve(item, carried=self._brb.carried(item.refs))
+        if isinstance(item, Order):
+            item = self._dissemination.outgoing_order(item)
         signed = item if isinstance(item, Signed) else Signed.create(
             self.member, item, self._signer.sign
         )
@@ -545,48 +516,25 @@ class Member:
                 continue  # ordered in an earlier slot already: every payload is a repeat
             held = self._batches.get((ref.origin, ref.counter))
             if held is None or held[0] != ref.digest:
-                if held is not None and isinstance(self._brb, DirectDissemination):
-                    self._brb.want(ref, now)  # we hold an equivocated value: fetch this one
-                return False  # still on its way through BRB or a catch-up proof
+                if held is not None:
+                    self._dissemination.want(ref, now)  # we hold another value: fetch this one
+                return False  # still on its way through dissemination or a catch-up proof
             batches.append(held[1])
             fresh.append(ref)
         self._deliveries.extend(self._log.deliver_slot(tuple(fresh), tuple(batches)))
-        self._history[slot] = (committed.refs, tuple(
-            self._history_batch(ref, fresh, batches) for ref in committed.refs
-        ))
-        self._delivered_at[slot] = now
+        self._catchup.slot_delivered(slot, committed.refs, fresh, batches, now)
         for ref in fresh:
             self._batches.pop((ref.origin, ref.counter), None)
-            self._brb.forget(ref.origin, ref.counter)
+            self._dissemination.forget(ref.origin, ref.counter)
             if ref.origin == self.member:
                 self._own_in_flight.discard(ref.counter)
         self._order.slot_delivered(slot, now)
-        self._timeouts.progressed()
+        self._view_changer.progressed()
         checkpoint = self._checkpoints.slot_delivered(slot, committed.refs)
         if checkpoint is not None:
             self._outbox.send(None, checkpoint)
-        self._prune_history()
         self._flush_batches(now)
         return True
-
-    def _history_batch(self, ref: BatchRef, fresh: list[BatchRef], batches: list[Batch]) -> Batch:
-        """The batch behind ``ref`` for the served log: a repeated ref keeps its first copy."""
-        if ref in fresh:
-            return batches[fresh.index(ref)]
-        for _, earlier in reversed(self._history.values()):
-            for batch in earlier:
-                if batch.digest() == ref.digest:
-                    return batch
-        return Batch(0, ())  # only after the first copy left retention; never served then
-
-    def _prune_history(self) -> None:
-        floor = self._order.low - self.settings.log_retention_slots
-        while self._history:
-            oldest = next(iter(self._history))
-            if oldest >= floor:
-                break
-            del self._history[oldest]
-            self._delivered_at.pop(oldest, None)
 
     def _flush_batches(self, now: float) -> None:
         """Cut pending payloads into batches while fewer than the limit are in flight."""
@@ -599,251 +547,4 @@ class Member:
             counter = self._next_batch
             self._next_batch += 1
             self._own_in_flight.add(counter)
-            self._brb.broadcast(counter, Batch(first, tuple(payloads)), now)
-
-    def _on_status(self, peer: int, status: Status, now: float) -> None:
-        """Help a lagging peer: the NEW-VIEW of a view it missed, then commit proofs of the
-        slots it misses or, below the checkpoints, verified log segments (rate limited)."""
-        low = self._order.low
-        if status.next_slot > low and now - self._last_status >= self.settings.catchup_grace_s:
-            # A peer is ahead: say where we are at the next tick rather than a status
-            # interval later, so help comes now (a lie costs one extra STATUS at most).
-            self._last_status = float("-inf")
-        behind_view = status.view < self._order.view and self._new_view is not None
-        if status.next_slot >= low and not behind_view:
-            return
-        # Only the f+1 members after the laggard (in ring order) answer: one of them is
-        # correct, and a slow member is not buried under n-1 copies of the same help.
-        if (self.member - peer) % self.quorums.n > self.quorums.one_honest:
-            return
-        key = (status.next_slot, status.view)
-        last = self._served_at.get(peer)
-        # Half the status interval: a laggard's periodic STATUS must never fall inside the
-        # window its previous one opened (it did, by a hair, and help came a period late).
-        if last is not None and last[1] == key and \
-                now - last[0] < self.settings.status_interval_s / 2:
-            return
-        self._served_at[peer] = (now, key)
-        if behind_view and self._new_view is not None:
-            self._outbox.send(peer, self._new_view)
-        budget = self.settings.catchup_slots_max
-        slot = status.next_slot
-        interval = self.settings.checkpoint_interval
-        while slot < low and budget > 0:
-            delivered_at = self._delivered_at.get(slot)
-            if delivered_at is None or now - delivered_at < self.settings.catchup_grace_s:
-                return
-            proof = self._order.slot_proof(slot, self._history[slot][1])
-            if proof is not None:
-                self._outbox.send(peer, proof)
-                slot += 1
-                budget -= 1
-                continue
-            start = slot - slot % interval
-            segment = self._segment(start)
-            if segment is None:
-                return
-            self._outbox.send(peer, segment)
-            slot = start + interval
-            budget -= interval
-
-    def _segment(self, start: int) -> LogSegment | None:
-        """The checkpointed slots ``start..start+K-1`` with their batches, if all are held."""
-        upto = start + self.settings.checkpoint_interval
-        cert = self._checkpoints.cert_at(upto)
-        if cert is None or any(s not in self._history for s in range(start, upto)):
-            return None
-        return LogSegment(cert, start, tuple(self._history[s] for s in range(start, upto)))
-
-    def _on_segment(self, segment: LogSegment, now: float) -> None:
-        """Adopt a checkpointed segment of the log: verified against its certificate by
-        recomputing the hash chain from this member's own chain value at its start."""
-        interval = self.settings.checkpoint_interval
-        cert, start = segment.cert, segment.start
-        low = self._order.low
-        if start % interval or cert.upto != start + interval or len(segment.entries) != interval:
-            self._outbox.drop("segment-malformed")
-            return
-        chain = self._checkpoints.chain_at(start)
-        if low >= cert.upto or low < start or chain is None:
-            self._outbox.drop("segment-not-needed")
-            return
-        for offset, (refs, batches) in enumerate(segment.entries):
-            if len(refs) != len(batches) or len(refs) > self.settings.slot_refs_max or any(
-                b.digest() != r.digest for b, r in zip(batches, refs, strict=True)
-            ):
-                self._outbox.drop("segment-malformed")
-                return
-            chain = chain_step(chain, start + offset, refs)
-        if chain != cert.digest or not self._checkpoints.verify_cert(cert):
-            self._outbox.drop("segment-bad-certificate")
-            return
-        for offset, (refs, batches) in enumerate(segment.entries):
-            slot = start + offset
-            if slot < low:
-                continue
-            self._order.adopt_settled(slot, refs)
-            self._slots_from_segments += 1
-            self._keep_proven_batches(refs, batches)
-        while self._deliver_ready(now):
-            pass
-        self._adopt_checkpoint(cert)
-        self._last_status = float("-inf")  # ask for the next segment at the next tick
-
-    def _adopt_checkpoint(self, cert: CheckpointCert) -> None:
-        if self._checkpoints.adopt(cert):
-            self._order.forget_below(cert.upto)
-
-    # -- view change ------------------------------------------------------------------------------
-
-    def _detect_failure(self, now: float) -> None:
-        """Suspect the sequencer when known work waited a timeout or this member holds proof
-        that it equivocated, or move on to the next view when the NEW-VIEW for the one we
-        are changing to does not come in time."""
-        if self._changing_to is not None:
-            # Move on only when q members were ready for the view we wait for (so its
-            # sequencer really failed us); a member alone ahead would wait with nobody.
-            if now >= self._vc_deadline and \
-                    self._view_changes_at_least(self._changing_to) >= self.quorums.quorum:
-                self._start_view_change(self._changing_to + 1, now)
-            return
-        if self.variant != "moving" and self._order.sequencer in self._evidence:
-            # Proven Byzantine (two conflicting signed messages): replace it now, not when it
-            # finally stalls - it may go on ordering while lying to some members.
-            self._start_view_change(self._order.view + 1, now)
-            return
-        oldest = self._order.oldest_pending()
-        if oldest is not None and now - oldest >= self._timeouts.current_s:
-            self._start_view_change(self._order.view + 1, now)
-
-    def _start_view_change(self, view: int, now: float) -> None:
-        self._timeouts.view_changed()
-        self._view_changes_started += 1
-        self._order.suspend()
-        self._changing_to = view
-        self._vc_deadline = now + self._timeouts.current_s
-        self._vc_last_sent = now
-        stable = self._checkpoints.stable
-        floor = 0 if stable is None else stable.upto
-        prepared = tuple(  # our own certificates are valid by construction; check anyway
-            cert for cert in self._order.prepared_certificates(floor)
-            if valid_prepared_cert(cert, quorums=self.quorums, verify=self._verify)
-        )
-        change = ViewChange(view, stable, prepared)
-        self._outbox.send(None, change)
-
-    def _on_view_change(self, signed: Signed, change: ViewChange, now: float) -> None:
-        current = self._order.view
-        if change.view <= current:
-            self._outbox.drop("viewchange-stale")
-            return
-        if change.view > current + self.settings.view_window:
-            self._outbox.drop("viewchange-beyond-window")
-            return
-        held = self._view_changes.get(signed.sender)
-        if held is not None:
-            held_change = held.message
-            assert isinstance(held_change, ViewChange)
-            if held_change.view >= change.view:
-                return
-        if signed.sender != self.member and not valid_view_change(
-            change, interval=self.settings.checkpoint_interval, quorums=self.quorums,
-            verify=self._verify, prepared_max=self._prepared_max,
-        ):
-            self._outbox.drop("viewchange-invalid")
-            return
-        self._view_changes[signed.sender] = signed
-        # Join: f+1 members want a higher view, so at least one honest member does.
-        target = self._changing_to if self._changing_to is not None else current
-        higher = sorted(v for v in self._wanted_views() if v > target)
-        if len(higher) >= self.quorums.one_honest:
-            self._start_view_change(higher[0], now)
-        self._maybe_new_view(change.view, now)
-
-    @property
-    def _prepared_max(self) -> int:
-        """Most prepared certificates a VIEW-CHANGE may carry: the slots between a stable
-        checkpoint and the top of the watermark window."""
-        return self.settings.slot_window + self.settings.log_retention_slots
-
-    def _view_changes_at_least(self, view: int) -> int:
-        """Members (this one included) whose latest VIEW-CHANGE is for ``view`` or higher."""
-        return sum(1 for v in self._wanted_views() if v >= view)
-
-    def _wanted_views(self) -> list[int]:
-        views = []
-        for held in self._view_changes.values():
-            message = held.message
-            assert isinstance(message, ViewChange)
-            views.append(message.view)
-        return views
-
-    def _maybe_new_view(self, view: int, now: float) -> None:
-        """As the sequencer of ``view``, start it once q VIEW-CHANGEs for it are in."""
-        if view % self.quorums.n != self.member or self._changing_to != view:
-            return
-        changes = [s for s in self._view_changes.values()
-                   if isinstance(s.message, ViewChange) and s.message.view == view]
-        if len(changes) < self.quorums.quorum:
-            return
-        chosen = sorted(changes, key=lambda s: s.sender)[: self.quorums.quorum]
-        messages = [s.message for s in chosen if isinstance(s.message, ViewChange)]
-        plan = plan_new_view(view, messages)
-        excluded: tuple[int, ...] = ()
-        if self._order.moving:
-            # Take the member whose turn stalled out of the rotation (at most f stay out).
-            culprit = self._order.proposer(plan.first_free_slot)
-            kept = tuple(m for m in self._order.excluded if m != culprit)
-            excluded = (*kept, culprit)[-self.quorums.f:] if self.quorums.f else ()
-        new_view = NewView(view, tuple(s.to_frame() for s in chosen), plan.reproposals,
-                           excluded)
-        self._outbox.send(None, new_view)
-        self._new_view_last_sent = now
-
-    def _on_new_view(self, signed: Signed, new_view: NewView, now: float) -> None:
-        current = self._order.view
-        if new_view.view <= current:  # each view is installed once
-            self._outbox.drop("newview-stale")
-            return
-        if new_view.view > current + self.settings.view_window:
-            self._outbox.drop("newview-beyond-window")
-            return
-        plan = verify_new_view(
-            new_view, signed.sender, interval=self.settings.checkpoint_interval,
-            quorums=self.quorums, verify=self._verify, prepared_max=self._prepared_max,
-        )
-        if plan is None:
-            self._outbox.drop("newview-invalid")
-            return
-        excluded = new_view.excluded
-        if len(set(excluded)) != len(excluded) or len(excluded) > self.quorums.f or any(
-            not 0 <= m < self.quorums.n for m in excluded
-        ) or (excluded and not self._order.moving):
-            self._outbox.drop("newview-invalid")
-            return
-        if plan.checkpoint is not None:
-            self._adopt_checkpoint(plan.checkpoint)
-        self._changing_to = None
-        self._new_view = signed
-        for member in [m for m, s in self._view_changes.items()
-                       if isinstance(s.message, ViewChange) and s.message.view <= plan.view]:
-            del self._view_changes[member]
-        self._order.install_view(plan.view, plan.reproposals, plan.first_free_slot, now,
-                                 excluded)
-        self._views.append(ViewInstalled(plan.view, now))
-        if isinstance(self._brb, DirectDissemination):
-            self._brb.view_installed(now)
-            for item in plan.reproposals:
-                for ref in item.refs:
-                    if (ref.origin, ref.counter) not in self._batches and \
-                            not self._order.is_ordered(ref.origin, ref.counter):
-                        self._brb.want(ref, now)
-        held, self._early_view_messages = self._early_view_messages, deque(
-            maxlen=self.settings.future_view_messages_max
-        )
-        for early in held:
-            message = early.message
-            if isinstance(message, (Order, OrderEcho)) and message.view == plan.view:
-                self._order.on_message(early, now)
-            elif isinstance(message, (Order, OrderEcho)) and message.view > plan.view:
-                self._early_view_messages.append(early)
+            self._dissemination.broadcast(counter, Batch(first, tuple(payloads)), now)

@@ -1,12 +1,14 @@
-"""Sequencer-driven total order (fixed sequencer, BB variant), as a pure state machine.
+"""Sequencer-driven total order, as a pure state machine: the rules every member follows.
 
-Theory of operation. In view v the sequencer ``v mod n`` assigns batches that were already
-reliably broadcast to slots: ORDER(v, s, refs). A member ECHOes the proposal only if it comes
-from the view's sequencer, the slot lies in its watermark window, it echoed no other value for
-(v, s), and it has itself BRB-delivered every referenced batch (and each one's predecessor from
-the same origin, so an honest origin's batches are never ordered around a hole). q ECHOs for one
-digest, with the value itself, form a *prepared certificate*, after which - and only then:
-there is no READY amplification here - the member sends READY. q READYs form a *commit
+Theory of operation. In view v a proposer assigns batches that were already disseminated to
+slots: ORDER(v, s, refs). Who proposes which slot is the variant's policy
+(:mod:`btob.core.proposers`: the view's leader ``v mod n`` for BB, UB and UUB, a rotation for
+the moving sequencer); the rules below are the same for all. A member ECHOes the proposal only
+if it comes from the slot's proposer, the slot lies in its watermark window, it echoed no
+other value for (v, s), and it holds every referenced batch itself (and each one's predecessor
+from the same origin, so an honest origin's batches are never ordered around a hole). q ECHOs
+for one digest, with the value itself, form a *prepared certificate*, after which - and only
+then: there is no READY amplification here - the member sends READY. q READYs form a *commit
 certificate*.
 
 Safety: two quorums share an honest member, who echoes one value per (v, s), so at most one
@@ -25,6 +27,7 @@ import attrs
 
 from btob.core.certificates import valid_votes
 from btob.core.effects import Evidence, Outbox, VerifyFn
+from btob.core.proposers import FixedProposer, Proposer
 from btob.core.quorum import Quorums
 from btob.core.settings import Settings
 from btob.core.window import DoneCounters
@@ -43,7 +46,7 @@ from btob.core.wire import (
     slot_digest,
 )
 
-__all__ = ["CommittedSlot", "FixedSequencerOrder"]
+__all__ = ["CommittedSlot", "Ordering"]
 
 
 @attrs.frozen
@@ -110,23 +113,15 @@ def _quorum_digest(votes: dict[int, Signed], quorum: int) -> bytes | None:
     return None
 
 
-class FixedSequencerOrder:
-    """The ordering core of one member: sequencer duties when the view makes it one."""
+class Ordering:
+    """The ordering core of one member; its :class:`~btob.core.proposers.Proposer` policy
+    makes the proposals when the view gives this member a turn."""
 
     def __init__(
         self, *, member: int, quorums: Quorums, settings: Settings, outbox: Outbox,
-        verify: VerifyFn, view: int = 0, moving: bool = False, granting: bool = False,
+        verify: VerifyFn, view: int = 0, proposer: type[Proposer] = FixedProposer,
     ) -> None:
         self.member = member
-        self.moving = moving
-        self.granting = granting
-        """UUB: the sequencer hands out one slot per requested batch instead of proposing."""
-        self._grants: dict[tuple[int, int], Order] = {}
-        self._requests: dict[int, dict[int, BatchRef]] = {}
-        """Moving sequencer: slot s of view v is proposed by ``rotation[(v + s) % len]``, and
-        each proposer waits for the previous slot to commit (the token)."""
-        self.excluded: tuple[int, ...] = ()
-        """Members the view's NEW-VIEW took out of the rotation (at most f)."""
         self.quorums = quorums
         self.settings = settings
         self.outbox = outbox
@@ -143,59 +138,13 @@ class FixedSequencerOrder:
         self._available: dict[tuple[int, int], bytes] = {}
         self._available_since: dict[tuple[int, int], float] = {}
         self._ordered = DoneCounters()
-        # sequencer state
-        self._queue: dict[int, dict[int, BatchRef]] = {}
-        self._next_counter: dict[int, int] = {}
-        self._next_slot = 0
-        self._rotation = 0
+        self.proposer = proposer(self)
+        """Who proposes, and how (the variant)."""
 
     @property
-    def sequencer(self) -> int:
-        """The member that sequences the current view (and leads its view change)."""
-        return self.view % self.quorums.n
-
-    def proposer(self, slot: int) -> int:
-        """The member whose ORDER for ``slot`` this view accepts."""
-        if not self.moving:
-            return self.sequencer
-        rotation = [m for m in range(self.quorums.n) if m not in self.excluded]
-        return rotation[(self.view + slot) % len(rotation)]
-
-    def _queues_batches(self) -> bool:
-        if self.granting:
-            return False
-        return self.active and (self.moving or self.sequencer == self.member)
-
-    def grant(self, ref: BatchRef) -> list[Order]:
-        """UUB sequencer: grants for ``ref`` and for any later requests of its origin it
-        unblocks - the same grant again for a repeated request; an early request waits
-        (boundedly) for its predecessor's, and a full window makes the origin retry."""
-        if not self.granting or self.sequencer != self.member or not self.active:
-            return []
-        key = (ref.origin, ref.counter)
-        held = self._grants.get(key)
-        if held is not None:
-            return [held] if held.refs == (ref,) else []  # one slot per batch, ever
-        if self._ordered.is_done(*key) or not 0 <= ref.origin < self.quorums.n:
-            return []
-        expected = max(self._next_counter.get(ref.origin, 0), self._ordered.low(ref.origin))
-        if ref.counter > expected:
-            if ref.counter < expected + self.settings.brb_window:
-                self._requests.setdefault(ref.origin, {})[ref.counter] = ref
-            return []
-        granted = []
-        early = self._requests.get(ref.origin, {})
-        current: BatchRef | None = ref
-        while current is not None and current.counter == expected and \
-                self._next_slot < self.low + self.settings.slot_window:
-            order = Order(self.view, self._next_slot, (current,))
-            self._next_slot += 1
-            expected = current.counter + 1
-            self._next_counter[current.origin] = expected
-            self._grants[(current.origin, current.counter)] = order
-            granted.append(order)
-            current = early.pop(expected, None)
-        return granted
+    def leader(self) -> int:
+        """The leader of the current view (its sequencer; the collector of its view change)."""
+        return self.proposer.leader
 
     # -- inputs ------------------------------------------------------------------------------
 
@@ -206,12 +155,12 @@ class FixedSequencerOrder:
             return
         self._available[key] = ref.digest  # a later value replaces an equivocated one
         self._available_since[key] = now
-        if self._queues_batches():
-            self._queue.setdefault(ref.origin, {})[ref.counter] = ref
+        if self.proposer.queues():
+            self.proposer.queue.setdefault(ref.origin, {})[ref.counter] = ref
         for slot, state in sorted(self._slots.items()):
             if state.proposal is not None and state.echoed is None:
                 self._consider(slot, state, now)
-        self.propose(now)
+        self.proposer.propose(now)
 
     def on_message(self, signed: Signed, now: float) -> None:
         """Handle a verified ORDER, ordering ECHO or ordering READY."""
@@ -233,6 +182,10 @@ class FixedSequencerOrder:
         else:
             self._on_vote(state.echoes, signed, message, state)
             self._progress(message.slot, state, now)
+
+    def on_request(self, signed: Signed) -> None:
+        """A verified slot REQUEST (UUB): the proposer policy grants it or drops it."""
+        self.proposer.on_request(signed)
 
     def needless(self, signed: Signed) -> bool:
         """True if ``signed`` (not yet verified) cannot change anything here, so its
@@ -291,8 +244,7 @@ class FixedSequencerOrder:
         state.mine.clear()
         self._committed[proof.slot] = CommittedSlot(proof.view, proof.slot, proof.refs,
                                                     proof.certificate)
-        if self.moving:
-            self._sequenced(proof.refs)
+        self.proposer.committed(proof.refs)
         return True
 
     def adopt_settled(self, slot: int, refs: tuple[BatchRef, ...]) -> None:
@@ -306,17 +258,13 @@ class FixedSequencerOrder:
         committed = self._committed[slot]
         for ref in committed.refs:
             key = (ref.origin, ref.counter)
-            self._grants.pop(key, None)
             self._available.pop(key, None)
             self._available_since.pop(key, None)
             self._ordered.finish(ref.origin, ref.counter)
-            queued = self._queue.get(ref.origin)
-            if queued is not None:
-                queued.pop(ref.counter, None)
         self._slots.pop(slot, None)
         self.low = slot + 1
-        self._next_slot = max(self._next_slot, self.low)
-        self.propose(now)
+        self.proposer.slot_delivered(committed.refs)
+        self.proposer.propose(now)
 
     def forget_below(self, upto: int) -> None:
         """A stable checkpoint covers every slot below ``upto``: drop the proofs of those
@@ -342,7 +290,7 @@ class FixedSequencerOrder:
         sequencer, the members it takes out of the rotation)."""
         assert view > self.view, "a view is installed once"
         self.view = view
-        self.excluded = excluded if self.moving else ()
+        self.proposer.enter_view(excluded)
         self.active = True
         self.view_started_at = now
         for state in self._slots.values():
@@ -361,34 +309,7 @@ class FixedSequencerOrder:
             target.reproposed = True
             target.proposed_at = now
             self._consider(item.slot, target, now)
-        self._grants.clear()
-        self._requests.clear()
-        if self.granting and self.sequencer == self.member:
-            self._next_slot = max(first_free, self.low)
-            self._next_counter = {}
-            for origin in range(self.quorums.n):
-                counter = self._ordered.low(origin)
-                while (origin, counter) in reproposed:
-                    counter += 1
-                self._next_counter[origin] = counter
-        if self._queues_batches():
-            self._rebuild_queue(reproposed)
-            self._next_slot = max(first_free, self.low)
-            self.propose(now)
-
-    def _rebuild_queue(self, reproposed: set[tuple[int, int]]) -> None:
-        """As the new sequencer, queue every available batch that no re-proposal orders."""
-        self._queue = {}
-        for (origin, counter), digest in self._available.items():
-            if (origin, counter) not in reproposed:
-                ref = BatchRef(origin, counter, digest)
-                self._queue.setdefault(origin, {})[counter] = ref
-        self._next_counter = {}
-        for origin in range(self.quorums.n):
-            counter = self._ordered.low(origin)
-            while self._ordered.is_done(origin, counter) or (origin, counter) in reproposed:
-                counter += 1
-            self._next_counter[origin] = counter
+        self.proposer.view_installed(reproposed, first_free, now)
 
     # -- queries -------------------------------------------------------------------------------
 
@@ -431,69 +352,15 @@ class FixedSequencerOrder:
         """BRB-delivered batches not yet ordered."""
         return len(self._available)
 
-    # -- sequencer ----------------------------------------------------------------------------
+    def available_refs(self) -> list[BatchRef]:
+        """Every disseminated batch not yet ordered, as a reference."""
+        return [BatchRef(origin, counter, digest)
+                for (origin, counter), digest in self._available.items()]
 
-    def propose(self, now: float) -> None:
-        """As sequencer, assign queued batches to free slots inside the pipeline limit."""
-        if self.moving:
-            self._propose_in_turn()
-            return
-        if self.sequencer != self.member or not self.active or self.granting:
-            return
-        limit = self.low + min(self.settings.slot_window, self.settings.slots_in_flight_max)
-        while self._next_slot < limit:
-            refs = self._take_refs()
-            if not refs:
-                return
-            order = Order(self.view, self._next_slot, refs)
-            self._next_slot += 1
-            self.outbox.send(None, order)
-
-    def _propose_in_turn(self) -> None:
-        """Moving sequencer: propose the first open slot when it is this member's turn and the
-        slot before it has committed here (the token), with every queued batch."""
-        if not self.active:
-            return
-        slot = max(self.low, self._next_slot)
-        while slot in self._committed:
-            slot += 1
-        if slot >= self.low + self.settings.slot_window or self.proposer(slot) != self.member:
-            return
-        if slot > self.low and slot - 1 not in self._committed:
-            return
+    def has_proposal(self, slot: int) -> bool:
+        """True if ``slot`` holds a proposal (or re-proposal) of the current view."""
         state = self._slots.get(slot)
-        if state is not None and state.proposal is not None:
-            return  # already proposed (or re-proposed) in this view
-        refs = self._take_refs()
-        if refs:
-            self._next_slot = slot + 1
-            self.outbox.send(None, Order(self.view, slot, refs))
-
-    def _sequenced(self, refs: tuple[BatchRef, ...]) -> None:
-        """Moving sequencer: batches a committed slot holds leave every member's queue."""
-        for ref in refs:
-            queued = self._queue.get(ref.origin)
-            if queued is not None:
-                queued.pop(ref.counter, None)
-            if self._next_counter.get(ref.origin, 0) <= ref.counter:
-                self._next_counter[ref.origin] = ref.counter + 1
-
-    def _take_refs(self) -> tuple[BatchRef, ...]:
-        """Up to slot_refs_max queued refs, each origin's in counter order, origins in turn."""
-        origins = sorted(o for o, q in self._queue.items() if q)
-        if not origins:
-            return ()
-        start = self._rotation % len(origins)
-        self._rotation += 1
-        taken: list[BatchRef] = []
-        for origin in origins[start:] + origins[:start]:
-            queued = self._queue[origin]
-            counter = max(self._next_counter.get(origin, 0), self._ordered.low(origin))
-            while counter in queued and len(taken) < self.settings.slot_refs_max:
-                taken.append(queued.pop(counter))
-                counter += 1
-            self._next_counter[origin] = counter
-        return tuple(taken)
+        return state is not None and state.proposal is not None
 
     # -- member rules -------------------------------------------------------------------------
 
@@ -519,7 +386,7 @@ class FixedSequencerOrder:
         return len(keys) == len(refs) and all(r.origin < self.quorums.n for r in refs)
 
     def _on_order(self, signed: Signed, message: Order, state: _Slot, now: float) -> None:
-        if signed.sender != self.proposer(message.slot):
+        if signed.sender != self.proposer.proposer_of(message.slot):
             self.outbox.drop("order-not-sequencer")
             return
         if not self._refs_well_formed(message.refs):
@@ -558,7 +425,7 @@ class FixedSequencerOrder:
             if held is None:
                 return  # wait: the batch may still arrive through BRB
             if held != ref.digest:
-                if self.granting:
+                if self.proposer.fetches_other_value:
                     # UUB has no reliable broadcast: the origin may have equivocated. The
                     # grant names the value; ask the others for it and wait.
                     self.outbox.wanted.append(ref)
@@ -572,8 +439,6 @@ class FixedSequencerOrder:
             ):
                 return  # wait for the predecessor: honest origins' batches stay gap-free
         state.echoed = order.digest
-        if self.settings.unsafe_test_break == "deliver-before-commit":
-            self._committed.setdefault(slot, CommittedSlot(self.view, slot, order.refs, ()))
         echo = OrderEcho(self.view, slot, order.digest)
         state.mine["echo"] = (None, echo)
         state.last_sent = now
@@ -600,11 +465,6 @@ class FixedSequencerOrder:
         if not state.ready_sent:
             digest = _quorum_digest(state.echoes, q)
             refs = None if digest is None else state.values.get(digest)
-            if digest is None and self.settings.unsafe_test_break == "ready-amplification":
-                amplified = _quorum_digest(state.readies, self.quorums.one_honest)
-                if amplified is not None:
-                    state.ready_sent = True
-                    self.outbox.send(None, OrderReady(self.view, slot, amplified))
             if digest is not None and refs is not None:
                 # Prepared certificate held (value and q ECHOs): only now may it send READY.
                 votes = tuple(Vote(v.sender, v.signature)
@@ -632,9 +492,8 @@ class FixedSequencerOrder:
                 state.mine.clear()
                 self._committed[slot] = CommittedSlot(state.certificate_view, slot, refs,
                                                       state.certificate)
-                if self.moving:
-                    self._sequenced(refs)
-                    self._propose_in_turn()
+                self.proposer.committed(refs)
+                self.proposer.token_passed(now)
 
     def retransmit(self, now: float) -> None:
         """Resend own messages of slots not yet committed here."""

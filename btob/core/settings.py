@@ -8,13 +8,7 @@ import attrs
 
 from btob._errors import ConfigError
 
-__all__ = ["UNSAFE_TEST_BREAKS", "Settings"]
-
-UNSAFE_TEST_BREAKS = (
-    "", "quorum-one-short", "ready-amplification", "skip-signature-checks",
-    "deliver-before-commit",
-)
-"""Deliberate protocol breaks the test suite uses to show that its sweeps catch bugs."""
+__all__ = ["Settings"]
 
 
 def _positive(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -87,15 +81,7 @@ class Settings:
     verify_cache_entries_max: int = attrs.field(default=65536, validator=_positive)
     """Successful signature checks remembered so a forwarded certificate is verified once."""
 
-    unsafe_test_break: str = ""
-    """TEST ONLY: break the protocol on purpose to prove the harness can fail. One of
-    ``UNSAFE_TEST_BREAKS``; never set it outside tests."""
-
     def __attrs_post_init__(self) -> None:
-        if self.unsafe_test_break not in UNSAFE_TEST_BREAKS:
-            raise ConfigError(
-                f"unsafe_test_break must be one of {', '.join(map(repr, UNSAFE_TEST_BREAKS))}"
-            )
         if self.payload_bytes_max > self.batch_bytes_max:
             raise ConfigError("payload_bytes_max must not exceed batch_bytes_max")
         if self.frame_bytes_max < 2 * self.batch_bytes_max:

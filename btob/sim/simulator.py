@@ -19,11 +19,12 @@ from typing import TYPE_CHECKING
 import attrs
 
 from btob._errors import ConfigError
-from btob.core.brb import BRB_KINDS
 from btob.core.delivery import Delivery
+from btob.core.dissemination import BRB_KINDS
 from btob.core.member import Member, MemberStatistics
 from btob.core.quorum import Quorums
 from btob.core.settings import Settings
+from btob.core.variants import VARIANTS
 from btob.core.wire import Message, Signed, decode_frame
 from btob.crypto import KeyRegistry, Signer, SigningKey, get_backend
 from btob.faults import FaultSpec, NetSpec
@@ -40,10 +41,11 @@ from btob.sim.logs import (
 if TYPE_CHECKING:
     from btob.faults._behaviours import ProcessFault
 
-__all__ = ["SimConfig", "SimResult", "ViewChangeRecord", "simulate"]
+__all__ = ["MemberFactory", "SimConfig", "SimResult", "ViewChangeRecord", "simulate"]
 
-VARIANTS = ("bb", "ub", "uub", "moving")
-"""Sequencer variants the simulator runs today."""
+MemberFactory = Callable[..., Member]
+"""Builds one member from :class:`~btob.Member`'s keyword arguments; :class:`~btob.Member`
+itself by default, or a deliberately broken one from :mod:`btob.testing.breaks`."""
 
 
 @attrs.frozen(kw_only=True)
@@ -181,7 +183,8 @@ class _Simulation:
     # event kinds
     _DELIVER, _TICK, _SUBMIT, _CRASH = range(4)
 
-    def __init__(self, config: SimConfig, progress: Callable[[float, int], None] | None) -> None:
+    def __init__(self, config: SimConfig, progress: Callable[[float, int], None] | None,
+                 member_factory: MemberFactory = Member) -> None:
         from btob.faults._behaviours import Crash, FaultContext, make_fault
 
         self.config = config
@@ -193,9 +196,10 @@ class _Simulation:
         cluster_id = f"sim-{config.seed}".encode()
 
         def member(i: int) -> Member:
-            return Member(member=i, registry=registry, signing_key=keys[i], cluster_id=cluster_id,
-                          f=config.f, brb=config.brb, variant=config.variant,
-                          settings=config.settings, backend=backend)
+            return member_factory(member=i, registry=registry, signing_key=keys[i],
+                                  cluster_id=cluster_id, f=config.f, brb=config.brb,
+                                  variant=config.variant, settings=config.settings,
+                                  backend=backend)
 
         self.members = [member(i) for i in range(n)]
         self.net_rng = random.Random(f"net/{config.seed}")
@@ -489,13 +493,15 @@ def simulate(
     *,
     log_dir: str | os.PathLike[str] | None = None,
     progress: Callable[[float, int], None] | None = None,
+    member_factory: MemberFactory = Member,
 ) -> SimResult:
     """Run one deterministic simulation; write its logs to ``log_dir`` if given.
 
     ``progress(virtual_time, delivered)`` is called whenever the slowest correct member's
-    delivery count may have changed. Raises :class:`ConfigError` for an invalid config.
+    delivery count may have changed; ``member_factory`` builds every member (a test kit
+    injects broken ones through it). Raises :class:`ConfigError` for an invalid config.
     """
-    result = _Simulation(config, progress).run()
+    result = _Simulation(config, progress, member_factory).run()
     if log_dir is not None:
         logs = result.logs
         write_log_dir(log_dir, logs.run, logs.broadcasts, logs.deliveries)

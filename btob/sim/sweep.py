@@ -18,11 +18,13 @@ from typing import Any
 import attrs
 
 from btob._errors import ConfigError
-from btob.core.brb import BRB_KINDS
+from btob.core.dissemination import BRB_KINDS
+from btob.core.member import Member
 from btob.core.settings import Settings
+from btob.core.variants import VARIANTS
 from btob.faults._mix import SWARM, Mix, load_mixes, swarm_mix
 from btob.faults._network import NetSpec
-from btob.sim.simulator import VARIANTS, SimConfig, SimResult, simulate
+from btob.sim.simulator import MemberFactory, SimConfig, SimResult, simulate
 
 __all__ = [
     "SweepCase", "SweepOutcome", "SweepRow", "add_sweep_arguments", "format_sweep",
@@ -163,6 +165,7 @@ def sweep(
     progress: Callable[[int, int], None] | None = None,
     settings: Settings | None = None,
     variants: Sequence[str] = ("bb",),
+    member_factory: MemberFactory = Member,
 ) -> SweepOutcome:
     """Simulate every (mix, n, brb, seed) case in that order, one after the other.
 
@@ -171,7 +174,8 @@ def sweep(
     when ``require_complete`` if it did not complete. With ``stop_on_failure`` the sweep ends
     at the first failure; otherwise it runs everything and reports the first violation, or
     failing that the first incomplete run. ``progress(done, total)`` is called after each
-    run. With ``shrink``, the failure is shrunk by :func:`shrink_case`.
+    run. With ``shrink``, the failure is shrunk by :func:`shrink_case`. ``member_factory``
+    builds every member of every run (see :func:`btob.simulate`).
 
     Raises :class:`ConfigError` for a bad mix, size or BRB before any run starts.
     """
@@ -185,7 +189,7 @@ def sweep(
         config = case.config
         started = time.perf_counter()
         try:
-            result = simulate(config)
+            result = simulate(config, member_factory=member_factory)
         except AssertionError as exc:
             # A core's own invariant tripped (our bug, by design loud): name the replay.
             raise AssertionError(f"{exc}; replay: {_replay(config)}") from exc
@@ -217,10 +221,13 @@ def sweep(
     shrunk: SimConfig | None = None
     if shrink:
         if failure_kind == VIOLATION:
-            shrunk = shrink_case(failure.config)
+            def still_violates(c: SimConfig) -> bool:
+                return not simulate(c, member_factory=member_factory).ok
+
+            shrunk = shrink_case(failure.config, still_violates)
         else:
             def still_incomplete(c: SimConfig) -> bool:
-                r = simulate(c)
+                r = simulate(c, member_factory=member_factory)
                 return r.ok and not r.complete
 
             # A shorter max_time would keep any run incomplete: keep the time limit.

@@ -1,0 +1,77 @@
+"""Deliberately broken members, to prove that an adversarial suite can fail.
+
+Each break violates exactly one protocol rule, by injection through :class:`~btob.Member`'s
+``quorums``, ``verify`` and ``ordering`` arguments - the production code has no switch for
+any of them. :func:`broken` returns a member factory that :func:`btob.simulate`,
+``btob.sim.sweep.sweep`` and the test helpers accept::
+
+    result = btob.simulate(config, member_factory=broken("quorum-one-short"))
+
+A sweep that passes with a broken factory has a blind spot for that rule.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+
+from btob._errors import ConfigError
+from btob.core.member import Member
+from btob.core.ordering import CommittedSlot, Ordering, _quorum_digest, _Slot
+from btob.core.quorum import Quorums
+from btob.core.wire import OrderReady
+
+__all__ = ["BREAKS", "DeliverBeforeCommit", "ReadyAmplification", "broken"]
+
+
+class DeliverBeforeCommit(Ordering):
+    """Treats a slot as committed as soon as this member echoes its proposal (no prepare,
+    no commit certificate): an equivocating sequencer then splits honest members."""
+
+    def _consider(self, slot: int, state: _Slot, now: float) -> None:
+        super()._consider(slot, state, now)
+        if state.echoed is not None and state.proposal is not None:
+            self._committed.setdefault(slot, CommittedSlot(self.view, slot,
+                                                           state.proposal.refs, ()))
+
+
+class ReadyAmplification(Ordering):
+    """Sends an ordering READY on f+1 READYs without holding a prepared certificate (what
+    Bracha's BRB may do, and ordering must not: the view change relies on every honest READY
+    standing for a prepared certificate)."""
+
+    def _progress(self, slot: int, state: _Slot, now: float) -> None:
+        if not state.ready_sent and _quorum_digest(state.echoes, self.quorums.quorum) is None:
+            amplified = _quorum_digest(state.readies, self.quorums.one_honest)
+            if amplified is not None:
+                state.ready_sent = True
+                self.outbox.send(None, OrderReady(self.view, slot, amplified))
+        super()._progress(slot, state, now)
+
+
+def _always_valid(member: int, kind: str, body: bytes, signature: bytes) -> bool:
+    return True
+
+
+def _quorum_one_short(**kwargs: Any) -> Member:
+    quorums = Quorums.for_cluster(kwargs["registry"].n, kwargs.get("f"))
+    return Member(**kwargs, quorums=attrs.evolve(quorums, quorum=quorums.quorum - 1))
+
+
+BREAKS: dict[str, Callable[..., Member]] = {
+    "quorum-one-short": _quorum_one_short,
+    "skip-signature-checks": lambda **kwargs: Member(**kwargs, verify=_always_valid),
+    "deliver-before-commit": lambda **kwargs: Member(**kwargs, ordering=DeliverBeforeCommit),
+    "ready-amplification": lambda **kwargs: Member(**kwargs, ordering=ReadyAmplification),
+}
+"""Every deliberate break by name: a factory taking :class:`~btob.Member`'s arguments."""
+
+
+def broken(name: str) -> Callable[..., Member]:
+    """The member factory of break ``name`` (one of :data:`BREAKS`)."""
+    factory = BREAKS.get(name)
+    if factory is None:
+        raise ConfigError(f"unknown break {name!r}; choose one of {', '.join(BREAKS)}")
+    return factory
