@@ -80,6 +80,18 @@ class NetSpec:
                 delay += clog.delay
         return delay
 
+    def route(self, rng: random.Random, source: int, dest: int, now: float) -> list[float]:
+        """The fate of one message sent from ``source`` to ``dest`` at ``now`` (seconds since
+        the run or the node started): the delay of each copy that arrives - none if it is cut
+        or lost, two if it is duplicated. The simulator and the runtime's network faults both
+        ask this, so a ``--net`` spec means the same in both, draw for draw."""
+        if self.cut(source, dest, now):
+            return []
+        if now < self.gst and self.loss and rng.random() < self.loss:
+            return []
+        copies = 2 if self.dup and rng.random() < self.dup else 1
+        return [self.sample_delay(rng, now, source, dest) for _ in range(copies)]
+
     def cut(self, a: int, b: int, now: float) -> bool:
         """True if a partition or a one-way cut drops a message from ``a`` to ``b`` at ``now``."""
         if any(p.separates(a, b, now) for p in self.partitions):

@@ -3,7 +3,9 @@
 Everything random (latency, loss, duplication, workload timing, payload bytes) is drawn from
 ``random.Random`` instances seeded from the run's seed, and ties in the event queue are
 broken by insertion order, so the same configuration gives the same run, byte for byte.
-Members are the real :class:`~btob.core.member.Member` cores with real Ed25519 signatures.
+Members are the real :class:`~btob.Member` cores with real Ed25519 signatures, and a faulty
+member is the same :class:`~btob.faults._driver.FaultyCore` the Trio runtime drives, with
+time counted from the start of the run.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ import os
 import random
 import struct
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING
 
 import attrs
 
@@ -25,9 +26,9 @@ from btob.core.member import Member, MemberStatistics
 from btob.core.quorum import Quorums
 from btob.core.settings import Settings
 from btob.core.variants import VARIANTS
-from btob.core.wire import Message, Signed, decode_frame
-from btob.crypto import KeyRegistry, Signer, SigningKey, get_backend
+from btob.crypto import KeyRegistry, SigningKey, get_backend
 from btob.faults import FaultSpec, NetSpec
+from btob.faults._driver import FaultyCore, faulty_core
 from btob.sim.checker import CheckReport, check
 from btob.sim.logs import (
     BroadcastRecord,
@@ -37,9 +38,6 @@ from btob.sim.logs import (
     RunInfo,
     write_log_dir,
 )
-
-if TYPE_CHECKING:
-    from btob.faults._behaviours import ProcessFault
 
 __all__ = ["MemberFactory", "SimConfig", "SimResult", "ViewChangeRecord", "simulate"]
 
@@ -185,8 +183,6 @@ class _Simulation:
 
     def __init__(self, config: SimConfig, progress: Callable[[float, int], None] | None,
                  member_factory: MemberFactory = Member) -> None:
-        from btob.faults._behaviours import Crash, FaultContext, make_fault
-
         self.config = config
         self.progress = progress
         n = config.n
@@ -201,39 +197,24 @@ class _Simulation:
                                   variant=config.variant, settings=config.settings,
                                   backend=backend)
 
-        self.members = [member(i) for i in range(n)]
+        specs = {spec.member: spec for spec in config.faults}
+        self.cores: list[Member | FaultyCore] = []
+        for i in range(n):
+            spec = specs.get(i)
+            if spec is None:
+                self.cores.append(member(i))
+            else:  # the same fault driver as the Trio runtime's, on virtual time from 0
+                self.cores.append(faulty_core(
+                    spec, lambda i=i: member(i), n=n, signing_key=keys[i],  # type: ignore[misc]
+                    cluster_id=cluster_id, settings=config.settings, seed=config.seed,
+                    backend=backend,
+                ))
         self.net_rng = random.Random(f"net/{config.seed}")
         self.work_rng = random.Random(f"work/{config.seed}")
-        self.queue: list[tuple[float, int, int, int, int, int, bytes | None]] = []
+        self.queue: list[tuple[float, int, int, int, int, bytes | None]] = []
         self.seq = 0
         self.now = 0.0
-        self.faults: dict[int, ProcessFault] = {}
-        for spec in config.faults:
-            signer = Signer(keys[spec.member], cluster_id=cluster_id, backend=backend)
-
-            def resign(message: Message, sender: int = spec.member, sign: Signer = signer) -> bytes:
-                return Signed.create(sender, message, sign.sign).to_frame()
-
-            def resign_for(message: Message, other: bytes, sender: int = spec.member) -> bytes:
-                foreign = Signer(keys[sender], cluster_id=other, backend=backend)
-                return Signed.create(sender, message, foreign.sign).to_frame()
-
-            ctx = FaultContext(member=spec.member, n=n, settings=config.settings,
-                               rng=random.Random(f"fault/{config.seed}/{spec.member}"),
-                               resign=resign, resign_for_cluster=resign_for)
-            self.faults[spec.member] = make_fault(spec, ctx)
-        self.crash_at = {m: f.param("at") for m, f in self.faults.items()
-                         if isinstance(f, Crash) and f.timed}
         self.silent = {s.member for s in config.faults if s.behaviour == "silent"}
-        # Twins: a second instance with the same key talks to the upper half of the others.
-        self.twins: dict[int, Member] = {}
-        self.twin_peers: dict[int, frozenset[int]] = {}
-        for spec in config.faults:
-            if spec.behaviour == "twins":
-                others = [i for i in range(n) if i != spec.member]
-                self.twins[spec.member] = member(spec.member)
-                self.twin_peers[spec.member] = frozenset(others[len(others) // 2:])
-        self.busy_until: dict[int, float] = {}
         self.crashed: set[int] = set()
         self.crashed_at: dict[int, float] = {}
         self.broadcasts: list[list[BroadcastRecord]] = [[] for _ in range(n)]
@@ -250,10 +231,10 @@ class _Simulation:
         self.submitted_at: dict[str, float] = {}
         self.latencies: list[float] = []
 
-    def push(self, at: float, kind: int, member: int, instance: int = 0, source: int = -1,
+    def push(self, at: float, kind: int, member: int, source: int = -1,
              data: bytes | None = None) -> None:
         self.seq += 1
-        heapq.heappush(self.queue, (at, self.seq, kind, member, instance, source, data))
+        heapq.heappush(self.queue, (at, self.seq, kind, member, source, data))
 
     def run(self) -> SimResult:
         config = self.config
@@ -261,9 +242,9 @@ class _Simulation:
         tick = min(settings.retransmit_interval_s, settings.status_interval_s) / 2
         for i in range(config.n):
             self.push(self.net_rng.uniform(0, tick), self._TICK, i)
-            if i in self.twins:
-                self.push(self.net_rng.uniform(0, tick), self._TICK, i, instance=1)
-        for member, at in sorted(self.crash_at.items()):
+        crash_times = sorted((core.crash_time, core.member) for core in self.cores
+                             if isinstance(core, FaultyCore) and core.crash_time is not None)
+        for at, member in crash_times:
             self.push(at, self._CRASH, member)
         for k in range(config.messages):
             at = k / config.rate + self.work_rng.uniform(0, 0.5 / config.rate)
@@ -273,7 +254,7 @@ class _Simulation:
         deadline = config.max_time
         while self.queue:
             event = heapq.heappop(self.queue)
-            at, _, kind, member, instance, source, data = event
+            at, _, kind, member, source, data = event
             if finished_at is not None and at >= finished_at + config.linger:
                 if self._finished():
                     break
@@ -284,49 +265,32 @@ class _Simulation:
                 break
             self.now = at
             self.events += 1
+            core = self.cores[member]
             if kind == self._CRASH:
-                self._crash(member)
+                assert isinstance(core, FaultyCore)
+                if core.check_crash(at):
+                    self._crash(member)
                 continue
             if member in self.crashed:
                 if kind == self._SUBMIT:
                     submissions_left -= 1
                 continue
-            fault = self.faults.get(member)
-            extra = 0.0
-            if fault is not None:
-                fault.ctx.now = at
-                hold = fault.hold_until()
-                busy = self.busy_until.get(member, 0.0)
-                if hold is not None or busy > at:
+            if isinstance(core, FaultyCore):
+                ready = core.ready_at(at)
+                if ready > at:
                     # Paused or busy: the event waits, in order, for the member to be free.
-                    self.push(max(hold or 0.0, busy), kind, member, instance, source, data)
+                    self.push(ready, kind, member, source, data)
                     continue
-                extra = fault.processing_delay()
-                if extra:
-                    self.busy_until[member] = at + extra
-            node = self.twins[member] if instance else self.members[member]
             if kind == self._SUBMIT:
                 submissions_left -= 1
-            if not self.honest[member]:
-                # A Byzantine member runs the honest core on lies told in its name, which can
-                # trip that core's own invariants: it simply stops, like a crash. An honest
-                # member's invariant failure is our bug and still aborts the run.
-                try:
-                    delivered = self._step(kind, node, member, instance, source, data, at,
-                                           extra, fault, tick)
-                except AssertionError:
-                    self._crash(member)
-                    continue
-            else:
-                delivered = self._step(kind, node, member, instance, source, data, at, extra,
-                                       fault, tick)
+            delivered = self._step(kind, core, member, source, data, at, tick)
             judge = (delivered or kind == self._TICK) and finished_at is None
             if judge and submissions_left == 0 and at >= config.net.gst and self._finished():
                 finished_at = at
                 deadline = min(deadline, at + config.linger)
-            if kind == self._TICK and not instance:
+            if kind == self._TICK:
                 peak = self.peak_state
-                for name, size in node.held_state().items():
+                for name, size in core.held_state().items():
                     if size > peak.get(name, -1):
                         peak[name] = size
             if delivered and self.progress is not None:
@@ -335,33 +299,24 @@ class _Simulation:
         complete = finished_at is not None
         return self._result(complete)
 
-    def _step(self, kind: int, node: Member, member: int, instance: int, source: int,
-              data: bytes | None, at: float, extra: float, fault: ProcessFault | None,
-              tick: float) -> bool:
+    def _step(self, kind: int, core: Member | FaultyCore, member: int, source: int,
+              data: bytes | None, at: float, tick: float) -> bool:
         """Apply one event to one member and send what it produced; True if it delivered."""
         if kind == self._DELIVER:
             assert data is not None
-            if fault is None or fault.incoming(source, data):
-                node.receive(data, at)
+            core.receive(data, at, source=source)
         elif kind == self._TICK:
-            node.tick(at)
-            self.push(at + tick, self._TICK, member, instance)
-            if fault is not None and not instance:
-                for dest, frame in fault.tick():
-                    self._send(member, dest, frame, 0.0)
+            core.tick(at)
+            self.push(at + tick, self._TICK, member)
         else:
             origin_counter = len(self.broadcasts[member])
             payload = _payload(self.work_rng, member, origin_counter, self.config.payload_size)
-            msg_id = node.submit(payload, at)
+            msg_id = core.submit(payload, at)
             self.submitted_at[str(msg_id)] = at
             self.broadcasts[member].append(
                 BroadcastRecord(str(msg_id), hashlib.sha256(payload).hexdigest())
             )
-            twin = self.twins.get(member)
-            if twin is not None:  # the twin broadcasts other bytes under the same ids
-                twin.submit(payload[::-1] + b"twin", at)
-                self._flush(member, 1, extra)
-        return self._flush(member, instance, extra)
+        return self._flush(member, core)
 
     def _correct(self, member: int) -> bool:
         return self.honest[member] and member not in self.crashed
@@ -378,39 +333,21 @@ class _Simulation:
             return False
         return all(sum(self.from_origin[i][o] for o in correct) == expected for i in correct)
 
-    def _flush(self, member: int, instance: int = 0, extra: float = 0.0) -> bool:
-        """Send what a member produced (through its fault, if any) and record deliveries."""
-        node = self.twins[member] if instance else self.members[member]
-        frames, deliveries = node.take_outputs()
-        if instance:
-            node.take_view_changes()
-            deliveries = []  # the twin's deliveries are not the member's log
-        elif self._correct(member):
-            for installed in node.take_view_changes():
+    def _flush(self, member: int, core: Member | FaultyCore) -> bool:
+        """Send what a member produced and record its deliveries."""
+        frames, deliveries = core.take_outputs()
+        if self._correct(member):
+            for installed in core.take_view_changes():
                 self.view_installed.setdefault(installed.view, installed.at)
             if deliveries:
                 for view, at in self.view_installed.items():
                     if view not in self.view_first_commit and self.now >= at:
                         self.view_first_commit[view] = self.now
-        fault = self.faults.get(member)
-        peers = self.twin_peers.get(member)
-        decoded: dict[int, Signed] = {}
         for out in frames:
-            dest = out.destination
-            if peers is not None and (dest in peers) != bool(instance):
-                continue  # each twin talks to its own half
-            if fault is None:
-                self._send(member, dest, out.frame, extra)
-                continue
-            signed = decoded.get(id(out.frame))
-            if signed is None:
-                signed = decoded[id(out.frame)] = decode_frame(out.frame).parse()
-            if fault.crash_on_send(signed.kind):
-                self._crash(member)
-                break
-            for target, frame, delay in fault.outgoing(dest, out.frame, signed):
-                self._send(member, target, frame, extra + delay)
+            self._send(member, out.destination, out.frame, out.delay_s)
         self._record(member, deliveries)
+        if isinstance(core, FaultyCore) and core.crashed:
+            self._crash(member)
         return bool(deliveries)
 
     def _crash(self, member: int) -> None:
@@ -419,19 +356,10 @@ class _Simulation:
 
     def _send(self, source: int, dest: int, frame: bytes, extra: float) -> None:
         """Put one frame on the simulated network."""
-        net = self.config.net
-        rng = self.net_rng
-        now = self.now
-        if dest in self.crashed or not 0 <= dest < self.config.n or net.cut(source, dest, now):
+        if dest in self.crashed or not 0 <= dest < self.config.n:
             return
-        if now < net.gst and net.loss and rng.random() < net.loss:
-            return
-        peers = self.twin_peers.get(dest)
-        instance = int(peers is not None and source in peers)
-        copies = 2 if net.dup and rng.random() < net.dup else 1
-        for _ in range(copies):
-            at = now + extra + net.sample_delay(rng, now, source, dest)
-            self.push(at, self._DELIVER, dest, instance, source, frame)
+        for delay in self.config.net.route(self.net_rng, source, dest, self.now):
+            self.push(self.now + extra + delay, self._DELIVER, dest, source, frame)
 
     def _record(self, member: int, deliveries: Sequence[Delivery]) -> None:
         log = self.deliveries[member]
@@ -466,7 +394,7 @@ class _Simulation:
         )
         return SimResult(
             config=config, logs=logs, report=check(logs), complete=complete,
-            virtual_time=self.now, statistics=tuple(m.statistics() for m in self.members),
+            virtual_time=self.now, statistics=tuple(c.statistics() for c in self.cores),
             crashed=tuple(sorted(self.crashed)), events=self.events,
             view_changes=self._view_change_records(), peak_state=dict(self.peak_state),
             latencies=tuple(self.latencies),
