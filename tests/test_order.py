@@ -171,3 +171,23 @@ def test_window_slides_on_delivery_and_old_slots_are_refused() -> None:
     assert core.low == 1 and core.is_ordered(2, 0)
     core.on_message(keys.sign(0, OrderEcho(0, 0, bytes(32))), 1.0)
     assert outbox.dropped["order-slot-delivered"] == 1
+
+
+def test_a_slot_equivocated_in_one_view_still_prepares_in_the_next() -> None:
+    """Regression (tests/core/testdata/equivocated_slot.txt): two values of view 0 used to
+    stay in the slot for good, so view 1's proposal - a third value - found no room, and the
+    slot never prepared again in any view."""
+    core, outbox, keys = make(member=2)
+    other = BatchRef(3, 0, Batch(0, (b"other",)).digest())
+    both = (REF, other)
+    core.batch_available(REF, 0.0)
+    core.batch_available(other, 0.0)
+    core.on_message(keys.sign(0, Order(0, 0, (REF,))), 0.0)  # the sequencer equivocates
+    core.on_message(keys.sign(0, Order(0, 0, (other,))), 0.0)
+    core.suspend()
+    core.install_view(1, (), 0, 1.0)  # nothing prepared: nothing re-proposed
+    order = Order(1, 0, both)
+    core.on_message(keys.sign(1, order), 1.0)  # view 1's sequencer proposes both batches
+    for member in (1, 2, 3):  # q ECHOs, this member's own included
+        core.on_message(keys.sign(member, OrderEcho(1, 0, order.digest)), 1.0)
+    assert OrderReady(1, 0, order.digest) in sent(outbox, OrderReady)

@@ -86,7 +86,15 @@ class _Slot:
     last_sent: float = 0.0
 
     def reset_for_view(self) -> None:
-        """Forget the previous view's proposal and votes (values stay: digests are view-free)."""
+        """Forget the previous view's proposal, votes and values; a committed value stays
+        (digests are view-free, and its certificate stays valid in later views).
+
+        A slot holds at most two values per view (against a proposer that floods it), so an
+        earlier view's values must go: after a sequencer equivocated they filled both places,
+        and the next view's proposal found no room, prepared nowhere, and the slot never
+        committed again. A value worth keeping comes back: the NEW-VIEW re-proposes it.
+        """
+        self.values = {d: refs for d, refs in self.values.items() if d == self.committed_digest}
         self.proposal = None
         self.proposal_signed = None
         self.reproposed = False
