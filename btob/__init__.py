@@ -9,6 +9,7 @@ from btob._errors import BtobError as BtobError
 from btob._errors import ConfigError as ConfigError
 from btob._errors import LogFormatError as LogFormatError
 from btob._errors import WireError as WireError
+from btob._util import fixup_module_metadata
 from btob.core.brb import BRB_KINDS as BRB_KINDS
 from btob.core.delivery import Delivery as Delivery
 from btob.core.delivery import MsgId as MsgId
@@ -94,3 +95,7 @@ __all__ = [
     "write_cluster_config",
     "write_log_dir",
 ]
+
+# Reprs and tracebacks name the public package, not the private module a name lives in.
+fixup_module_metadata(__name__, globals())
+del fixup_module_metadata

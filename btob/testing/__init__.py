@@ -17,6 +17,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 import attrs
 import trio
 
+from btob._util import fixup_module_metadata
 from btob.core.settings import Settings
 from btob.crypto import KeyRegistry, SigningKey
 from btob.runtime.config import ClusterConfig, MemberAddress
@@ -114,3 +115,7 @@ async def open_local_cluster(
             ))
             nodes.append(node)
         yield LocalCluster(config, tuple(nodes), keys)
+
+# Reprs and tracebacks name the public package, not the private module a name lives in.
+fixup_module_metadata(__name__, globals())
+del fixup_module_metadata
