@@ -84,7 +84,8 @@ async def open_local_cluster(
     """Start ``n`` nodes wired by a :class:`MemoryNetwork` for the ``async with`` block.
 
     ``faults`` takes ``--fault`` specs (e.g. ``"0=silent"``); their behaviours wrap those
-    members' transports exactly as in ``btob node --fault``.
+    members' transports exactly as in ``btob node --fault``. An exception raised in the block
+    propagates as itself (see :func:`btob.open_node`).
     """
     from btob.faults import parse_fault
     from btob.runtime.faulty import FaultyTransport
