@@ -188,9 +188,26 @@ def format_summary(result: SimResult) -> str:
     return "\n".join(lines)
 
 
+def _writable_log_dir(path: Path | None) -> None:
+    """Create ``--log-dir`` up front, so a bad one is refused before a whole run, not after."""
+    if path is None:
+        return
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"--log-dir {path} is a file, not a directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"--log-dir {path} cannot be created: {exc.strerror or exc}") from None
+
+
 def _cmd_sim(args: argparse.Namespace) -> int:
     config = _sim_config(args)
-    result = simulate(config, log_dir=args.log_dir)
+    _writable_log_dir(args.log_dir)
+    try:
+        result = simulate(config, log_dir=args.log_dir)
+    except OSError as exc:  # only the logs touch the file system
+        raise ConfigError(f"--log-dir {args.log_dir} cannot be written: "
+                          f"{exc.strerror or exc}") from None
     if args.quiet:
         print(format_summary(result).splitlines()[-1 if result.ok else -2])
     else:
@@ -256,14 +273,41 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_node(args)
         from btob.cli.demo import run_demo
 
+        _writable_log_dir(args.log_dir)
         return run_demo(seed=args.seed, messages=args.messages, log_dir=args.log_dir,
                         variant=args.variant)
-    except ConfigError as exc:
-        print(f"btob: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
     except BtobError as exc:
-        print(f"btob: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return _report(exc)
+    except BaseExceptionGroup as group:
+        # trio wraps what fails inside a nursery in groups; one BtobError alone is still the
+        # operator's mistake and gets its one line. Anything else is a bug: a traceback.
+        error = _single_btob_error(group)
+        if error is None:
+            raise
+        return _report(error)
+
+
+def _single_btob_error(group: BaseExceptionGroup[BaseException]) -> BtobError | None:
+    """The one :class:`BtobError` ``group`` holds (through nested groups), if it holds no
+    other exception."""
+    leaves: list[BaseException] = []
+    pending: list[BaseException] = [group]
+    while pending:
+        exc = pending.pop()
+        if isinstance(exc, BaseExceptionGroup):
+            pending.extend(exc.exceptions)
+        else:
+            leaves.append(exc)
+    if len(leaves) == 1 and isinstance(leaves[0], BtobError):
+        return leaves[0]
+    return None
+
+
+def _report(error: BtobError) -> int:
+    """Print ``error`` as the one line an operator sees; the usage exit status."""
+    text = "; ".join(line.strip() for line in str(error).splitlines() if line.strip())
+    print(f"btob: error: {text}", file=sys.stderr)
+    return EXIT_USAGE
 
 
 if __name__ == "__main__":

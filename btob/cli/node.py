@@ -49,7 +49,19 @@ def run_keygen(args: argparse.Namespace) -> int:
     if args.n < 1 or not 0 < args.base_port < 65536 - args.n:
         raise ConfigError("--n must be >= 1 and the ports must fit below 65536")
     out: Path = args.out
-    out.mkdir(parents=True, exist_ok=True)
+    targets = [out / f"node-{i}.key" for i in range(args.n)] + [out / "cluster.toml"]
+    # Checked before writing anything, so a refused run leaves no half-made cluster behind.
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file, not a directory")
+    for target in targets:
+        if target.exists() or target.is_symlink():
+            raise ConfigError(f"--out {out}: {target} already exists; refusing to overwrite "
+                              "it (choose a new directory)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"--out {out}: cannot create the directory: "
+                          f"{exc.strerror or exc}") from None
     keys = [SigningKey.generate() for _ in range(args.n)]
     cluster_id = (args.cluster_id or os.urandom(8).hex()).encode()
     config = ClusterConfig(
@@ -57,8 +69,11 @@ def run_keygen(args: argparse.Namespace) -> int:
         tuple(MemberAddress(args.host, args.base_port + i) for i in range(args.n)), args.f,
     )
     for i, key in enumerate(keys):
-        save_signing_key(key, out / f"node-{i}.key")
-    write_cluster_config(out / "cluster.toml", config)
+        save_signing_key(key, out / f"node-{i}.key")  # KeyFileError naming the file
+    try:
+        write_cluster_config(out / "cluster.toml", config)
+    except OSError as exc:
+        raise ConfigError(f"cannot write {out / 'cluster.toml'}: {exc.strerror or exc}") from None
     print(f"wrote {out / 'cluster.toml'} and {args.n} key files (mode 0600) in {out}")
     return 0
 
@@ -134,8 +149,13 @@ async def _run_node(args: argparse.Namespace, config: ClusterConfig, key: Signin
         return inner
     appender = None
     if args.log_dir is not None:
-        _ensure_run_info(args.log_dir, config, args.id, byzantine=any(s.byzantine for s in specs))
-        appender = LogAppender(args.log_dir, args.id)
+        try:
+            _ensure_run_info(args.log_dir, config, args.id,
+                             byzantine=any(s.byzantine for s in specs))
+            appender = LogAppender(args.log_dir, args.id)
+        except OSError as exc:
+            raise ConfigError(f"--log-dir {args.log_dir} cannot be written: "
+                              f"{exc.strerror or exc}") from None
     async with open_node(config, args.id, key, data_dir=args.data, settings=settings,
                          brb=args.brb, variant=args.variant,
                          transport_wrapper=wrapper) as node:
