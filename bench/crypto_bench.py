@@ -81,8 +81,8 @@ def bench_cache(iterations: int) -> dict[tuple[str, str], float]:
     return results
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the benchmark and print the tables; returns the process exit status."""
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of ``python -m btob.bench.crypto_bench`` (``btob bench crypto``)."""
     parser = argparse.ArgumentParser(prog="python -m btob.bench.crypto_bench", description=__doc__)
     parser.add_argument(
         "--iterations",
@@ -90,6 +90,12 @@ def main(argv: list[str] | None = None) -> int:
         default=2000,
         help="operations timed per measurement (default 2000)",
     )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and print the tables; returns the process exit status."""
+    parser = build_parser()
     args = parser.parse_args(argv)
     iterations: int = args.iterations
     if iterations < 1:

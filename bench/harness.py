@@ -355,7 +355,8 @@ def _results(preset: str, rows: list[dict[str, Any]], wall: float) -> dict[str, 
     return results
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of ``btob bench`` (a matrix; micro-benchmarks have their own)."""
     parser = argparse.ArgumentParser(
         prog="btob bench", description="Run a benchmark matrix: tcp (real processes on "
         "loopback) and sim (virtual time) runs, each tcp run beside the crash-only unsigned "
@@ -389,7 +390,7 @@ def main(argv: list[str] | None = None) -> int:
         module = importlib.import_module(f"bench.{MICRO_BENCHES[argv[0]]}")
         status: int = module.main(argv[1:])
         return status
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     try:
         if args.matrix is not None:
             preset, runs = "custom", load_matrix(args.matrix)

@@ -36,12 +36,19 @@ def recovery_times(n: int, seeds: int, timeout_s: float) -> list[float]:
     return times
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Print the recovery table; returns the exit status."""
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of ``python -m btob.bench.recovery_bench`` (``btob bench recovery``)."""
     parser = argparse.ArgumentParser(prog="python -m btob.bench.recovery_bench",
                                      description=__doc__)
-    parser.add_argument("--seeds", type=int, default=10)
-    args = parser.parse_args(argv)
+    parser.add_argument("--seeds", type=int, default=10,
+                        help="seeded runs per cluster size and timeout; the table shows their "
+                             "mean, min and max (default %(default)s)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print the recovery table; returns the exit status."""
+    args = build_parser().parse_args(argv)
     print("sequencer crash at t=0.3 s, 100 payloads/s, latency 1-20 ms, seeds:", args.seeds)
     print(f"{'n':>3} {'timeout s':>9} {'mean s':>7} {'min s':>7} {'max s':>7}")
     for timeout in (1.0, 0.25):

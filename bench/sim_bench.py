@@ -39,13 +39,21 @@ def measure(n: int, brb: str, messages: int, repeat: int,
     }
 
 
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of ``python -m btob.bench.sim_bench`` (``btob bench sim``)."""
+    parser = argparse.ArgumentParser(prog="python -m btob.bench.sim_bench", description=__doc__)
+    parser.add_argument("--messages", type=int, default=2000,
+                        help="payloads of 100 B per simulated run (default %(default)s)")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="runs per configuration; the fastest counts (default %(default)s)")
+    parser.add_argument("--variant", default="bb", choices=("bb", "ub", "uub", "moving"),
+                        help="sequencer variant of every run (default %(default)s)")
+    return parser
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print one table; returns the exit status."""
-    parser = argparse.ArgumentParser(prog="python -m btob.bench.sim_bench", description=__doc__)
-    parser.add_argument("--messages", type=int, default=2000)
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--variant", default="bb", choices=("bb", "ub", "uub", "moving"))
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     rows = [(n, brb, measure(n, brb, args.messages, args.repeat, args.variant))
             for n, brb in CONFIGS]
     base = rows[0][2]["deliveries_per_cpu_s"]

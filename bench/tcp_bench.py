@@ -666,13 +666,16 @@ def _finite(value: Any) -> Any:
     return value
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of ``python -m btob.bench.tcp_bench`` (``btob bench tcp``)."""
     parser = argparse.ArgumentParser(prog="python -m btob.bench.tcp_bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--n", type=int, default=4, help="members (processes)")
+    parser.add_argument("--n", type=int, default=4,
+                        help="members, one process each (default %(default)s)")
     parser.add_argument("--payloads", type=int, default=3000,
                         help="payloads in all (each member broadcasts payloads // n)")
-    parser.add_argument("--payload-size", type=int, default=100, help="bytes (>= 8)")
+    parser.add_argument("--payload-size", type=int, default=100,
+                        help="bytes per payload, at least 8 (default %(default)s)")
     parser.add_argument("--rate", type=float, default=0.0,
                         help="cluster-wide payloads/s (0: flat out)")
     parser.add_argument("--low-load-payloads", type=int, default=200,
@@ -681,30 +684,43 @@ def _parser() -> argparse.ArgumentParser:
                         help="cluster-wide payloads/s of the low-load phase")
     parser.add_argument("--linger", type=float, default=2.0,
                         help="seconds a worker keeps serving peers after its last delivery")
-    parser.add_argument("--timeout", type=float, default=300.0, help="seconds per phase")
+    parser.add_argument("--timeout", type=float, default=300.0,
+                        help="seconds a phase may take before it counts as failed "
+                             "(default %(default)s)")
     parser.add_argument("--keep-dir", action="store_true", help="keep the temp directories")
     parser.add_argument("--json", type=Path, default=None, metavar="OUT",
                         help="also write the numbers to OUT")
     parser.add_argument("--core", choices=("btob", "baseline"), default="btob",
                         help="btob, or the crash-only unsigned baseline (bench/baseline.py)")
-    parser.add_argument("--variant", choices=VARIANTS, default="bb")
-    parser.add_argument("--brb", choices=BRB_KINDS, default="bracha")
+    parser.add_argument("--variant", choices=VARIANTS, default="bb",
+                        help="sequencer variant of the btob core (default %(default)s)")
+    parser.add_argument("--brb", choices=BRB_KINDS, default="bracha",
+                        help="reliable broadcast of batches (default %(default)s)")
     parser.add_argument("--batch-size", type=int, default=Settings().batch_payloads_max,
-                        help="most payloads per batch")
+                        help="most payloads per batch (default %(default)s)")
     parser.add_argument("--batch-delay", type=float, default=0.0,
-                        help="seconds a payload may wait for its batch to fill")
+                        help="seconds a payload may wait for its batch to fill (default 0: "
+                             "batches form under load only)")
     parser.add_argument("--view-change-timeout", type=float,
-                        default=Settings().view_change_timeout_s)
+                        default=Settings().view_change_timeout_s, metavar="SECONDS",
+                        help="base seconds known work may wait before the sequencer is "
+                             "suspected (default %(default)s)")
     parser.add_argument("--fault", action="append", default=[], metavar="SPEC",
                         help="a process fault ID=BEHAVIOUR[:k=v,...] (repeatable)")
     parser.add_argument("--net", default="", metavar="key=value,...",
                         help="network faults on what every member sends")
     parser.add_argument("--setting", action="append", default=[], metavar="NAME=VALUE",
                         help="any other btob.Settings field, e.g. slots_in_flight_max=2")
-    parser.add_argument("--faulty", type=int, action="append", default=[],
-                        help=argparse.SUPPRESS)
-    parser.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
-    parser.add_argument("--dir", type=Path, default=None, help=argparse.SUPPRESS)
+    # The benchmark starts one worker process per member with these three.
+    parser.add_argument("--faulty", type=int, action="append", default=[], metavar="ID",
+                        help="internal, worker mode: a faulty member, whose payloads the "
+                             "worker does not wait for (repeatable; derived from --fault)")
+    parser.add_argument("--worker", type=int, default=None, metavar="ID",
+                        help="internal: run only member ID as a worker process of a running "
+                             "benchmark (needs --dir)")
+    parser.add_argument("--dir", type=Path, default=None,
+                        help="internal, worker mode: the benchmark's directory holding "
+                             "cluster.toml and keys; the worker writes result-ID.json there")
     return parser
 
 
@@ -717,7 +733,7 @@ def _options(args: argparse.Namespace) -> WorkerOptions:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark (or, with ``--worker``, one member); returns the exit status."""
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     if args.worker is not None:
         if args.dir is None:
             raise SystemExit("--worker needs --dir")

@@ -39,13 +39,20 @@ def measure(variant: str, n: int, messages: int, rate: float) -> dict[str, float
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Print the table (markdown); returns the exit status."""
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of ``python -m btob.bench.variants_bench`` (``btob bench variants``)."""
     parser = argparse.ArgumentParser(prog="python -m btob.bench.variants_bench",
                                      description=__doc__)
-    parser.add_argument("--messages", type=int, default=600)
-    parser.add_argument("--rate", type=float, default=600.0, help="payloads per virtual second")
-    args = parser.parse_args(argv)
+    parser.add_argument("--messages", type=int, default=600,
+                        help="payloads of 100 B per simulated run (default %(default)s)")
+    parser.add_argument("--rate", type=float, default=600.0,
+                        help="payloads per virtual second, cluster-wide (default %(default)s)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print the table (markdown); returns the exit status."""
+    args = build_parser().parse_args(argv)
     print(f"{args.messages} payloads of 100 B at {args.rate:g}/s, fault-free, links 1-5 ms")
     print()
     print("| variant | n | deliveries/CPU-s | latency p50 ms | p99 ms | msgs/payload | "

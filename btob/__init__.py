@@ -1,14 +1,19 @@
 """btob: Byzantine-tolerant authenticated total-order broadcast for Python and Trio.
 
-The public surface lives here; implementation modules are private. See DESIGN.md for the
-architecture: pure protocol cores (:class:`Member`), the deterministic simulator
-(:func:`simulate`) and the property checker (:func:`check`).
+The public surface lives here; implementation modules are private. The layers are sub-packages:
+``btob.core`` (the sans-IO protocol cores, :class:`Member`), ``btob.runtime`` (the Trio node,
+:func:`open_node`, its store and transports), ``btob.sim`` (the deterministic simulator
+:func:`simulate`, delivery logs and the property checker :func:`check`), ``btob.testing`` (the
+in-memory cluster and broken members for test suites) and ``btob.cli``; ``btob.crypto`` and
+``btob.faults`` are the layers below and beside them. docs/ in the repository explains the
+theory, the guarantees and the protocol.
 """
 
 from btob._errors import BtobError as BtobError
 from btob._errors import ConfigError as ConfigError
 from btob._errors import LogFormatError as LogFormatError
 from btob._errors import WireError as WireError
+from btob._util import fixup_module_metadata
 from btob.core.delivery import Delivery as Delivery
 from btob.core.delivery import MsgId as MsgId
 from btob.core.dissemination import BRB_KINDS as BRB_KINDS
@@ -94,3 +99,7 @@ __all__ = [
     "write_cluster_config",
     "write_log_dir",
 ]
+
+# Reprs and tracebacks name the public package, not the private module a name lives in.
+fixup_module_metadata(__name__, globals())
+del fixup_module_metadata

@@ -5,6 +5,7 @@ This package is the lowest layer of btob and never imports ``btob``. Backends: P
 exactly the same signatures.
 """
 
+from btob._util import fixup_module_metadata
 from btob.crypto._backends import BACKEND_NAMES as BACKEND_NAMES
 from btob.crypto._backends import Backend as Backend
 from btob.crypto._backends import CryptographyBackend as CryptographyBackend
@@ -46,3 +47,7 @@ __all__ = [
     "save_public_key",
     "save_signing_key",
 ]
+
+# Reprs and tracebacks name the public package, not the private module a name lives in.
+fixup_module_metadata(__name__, globals())
+del fixup_module_metadata

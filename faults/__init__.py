@@ -1,5 +1,6 @@
 """btob's fault injection: process behaviours and network faults for the simulator."""
 
+from btob._util import fixup_module_metadata
 from btob.faults._mix import PRESETS as PRESETS
 from btob.faults._mix import SWARM as SWARM
 from btob.faults._mix import Mix as Mix
@@ -20,3 +21,7 @@ __all__ = [
     "swarm_mix", "NetSpec", "Param", "Partition", "parse_fault",
     "parse_net",
 ]
+
+# Reprs and tracebacks name the public package, not the private module a name lives in.
+fixup_module_metadata(__name__, globals())
+del fixup_module_metadata

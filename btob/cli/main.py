@@ -17,7 +17,7 @@ from btob.sim.checker import check, format_report
 from btob.sim.simulator import SimConfig, SimResult, simulate
 from btob.sim.sweep import add_sweep_arguments, run_sweep_command
 
-__all__ = ["main"]
+__all__ = ["build_parser", "main"]
 
 EXIT_OK, EXIT_VIOLATION, EXIT_USAGE = 0, 1, 2
 
@@ -29,41 +29,73 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(EXIT_USAGE)
 
 
-def _parser() -> argparse.ArgumentParser:
+# Shared wording of the options several subcommands have.
+_VARIANT_HELP = ("sequencer variant: bb (batches by reliable broadcast, the sequencer orders "
+                 "references), ub (batches through the sequencer), uub (signed slot grants) "
+                 "or moving (the proposer rotates); default %(default)s")
+_BRB_HELP = ("reliable broadcast of batches: bracha (double echo) or echo (Reiter's signed "
+             "echo); default %(default)s")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of the ``btob`` command and all its subcommands (``btob bench`` hands its
+    arguments to the benchmark harness, which has its own parser)."""
     parser = _Parser(prog="btob", description="Byzantine-tolerant total-order broadcast.")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser,
+                                title="commands", metavar="COMMAND",
+                                help="what to run; `btob COMMAND --help` lists its options")
 
     demo = sub.add_parser(
         "demo", help="4 members over TCP on loopback, member 0 an equivocating sequencer")
-    demo.add_argument("--seed", type=int, default=7)
-    demo.add_argument("--messages", type=int, default=2000)
-    demo.add_argument("--log-dir", type=Path)
-    demo.add_argument("--variant", choices=VARIANTS, default="bb")
+    demo.add_argument("--seed", type=int, default=7,
+                      help="seed of the keys and of the faulty sequencer's choices "
+                           "(default %(default)s)")
+    demo.add_argument("--messages", type=int, default=2000,
+                      help="payloads of 100 B in all, split among the three correct members "
+                           "(default %(default)s)")
+    demo.add_argument("--log-dir", type=Path, metavar="DIR",
+                      help="write the run's logs here for `btob check` (default: a new "
+                           "temporary directory)")
+    demo.add_argument("--variant", choices=VARIANTS, default="bb", help=_VARIANT_HELP)
 
     sim = sub.add_parser("sim", help="one deterministic simulated run, judged by the checker")
     sim.add_argument("--n", type=int, default=4, help="members (default 4)")
-    sim.add_argument("--f", type=int, default=None, help="faults tolerated (default (n-1)//3)")
-    sim.add_argument("--seed", type=int, default=1)
+    sim.add_argument("--f", type=int, default=None,
+                     help="Byzantine members tolerated (default (n-1)//3)")
+    sim.add_argument("--seed", type=int, default=1,
+                     help="seed of the run: keys, workload, network and faults; the same seed "
+                          "replays the same run (default %(default)s)")
     sim.add_argument("--messages", type=int, default=100, help="payloads in all (default 100)")
-    sim.add_argument("--payload-size", type=int, default=100, help="bytes (default 100)")
-    sim.add_argument("--rate", type=float, default=2000.0, help="payloads per virtual second")
-    sim.add_argument("--variant", choices=VARIANTS, default="bb")
-    sim.add_argument("--brb", choices=BRB_KINDS, default="bracha")
-    sim.add_argument("--fault", action="append", default=[], metavar="ID=BEHAVIOUR[:k=v,...]")
+    sim.add_argument("--payload-size", type=int, default=100,
+                     help="bytes per payload (default 100)")
+    sim.add_argument("--rate", type=float, default=2000.0,
+                     help="payloads per virtual second, cluster-wide (default 2000)")
+    sim.add_argument("--variant", choices=VARIANTS, default="bb", help=_VARIANT_HELP)
+    sim.add_argument("--brb", choices=BRB_KINDS, default="bracha", help=_BRB_HELP)
+    sim.add_argument("--fault", action="append", default=[], metavar="ID=BEHAVIOUR[:k=v,...]",
+                     help="make member ID faulty, e.g. 0=crash:at=0.3 (repeatable; "
+                          "`btob faults` lists the behaviours)")
     sim.add_argument("--net", default="", metavar="key=value,...",
-                     help="e.g. loss=0.05,dup=0.02,delay=0.001-0.05,gst=2")
+                     help="network faults, e.g. loss=0.05,dup=0.02,delay=0.001-0.05,gst=2 "
+                          "(`btob faults` lists the keys; default: 1-5 ms, no loss)")
     sim.add_argument("--mix", metavar="NAME|FILE",
                      help="a preset fault mix or a TOML file of one (its faults and network are "
                           "added to --fault and --net)")
-    sim.add_argument("--max-time", type=float, default=60.0, help="virtual seconds (default 60)")
-    sim.add_argument("--crypto", choices=("nacl", "cryptography"), default="nacl")
-    sim.add_argument("--log-dir", type=Path)
+    sim.add_argument("--max-time", type=float, default=60.0,
+                     help="virtual seconds before the run stops, complete or not (default 60)")
+    sim.add_argument("--crypto", choices=("nacl", "cryptography"), default="nacl",
+                     help="Ed25519 backend: nacl (libsodium) or cryptography (OpenSSL); both "
+                          "sign identically (default %(default)s)")
+    sim.add_argument("--log-dir", type=Path, metavar="DIR",
+                     help="also write the run's logs here, for `btob check` (default: none)")
     sim.add_argument("--require-complete", action="store_true",
                      help="exit 1 if the run did not complete (liveness)")
     sim.add_argument("--quiet", action="store_true", help="print the verdict line only")
 
     chk = sub.add_parser("check", help="judge a log directory")
-    chk.add_argument("log_dir", type=Path)
+    chk.add_argument("log_dir", type=Path, metavar="LOG_DIR",
+                     help="a log directory written by btob sim, demo or node (run.json and "
+                          "node-<i>.*.jsonl)")
 
     sub.add_parser("faults", help="list fault behaviours and network keys")
 
@@ -76,6 +108,7 @@ def _parser() -> argparse.ArgumentParser:
         "bench", add_help=False,
         help="benchmark matrix (--quick, --full, --matrix FILE; see `btob bench --help`), "
              "or one micro-benchmark: crypto, sim, variants, recovery, tcp")
+    # Never parsed here: main() hands everything after "bench" to the harness's own parser.
     bench.add_argument("args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
 
     sweep = sub.add_parser("sweep", help="many seeded runs across fault mixes, sizes and BRBs")
@@ -189,9 +222,26 @@ def format_summary(result: SimResult) -> str:
     return "\n".join(lines)
 
 
+def _writable_log_dir(path: Path | None) -> None:
+    """Create ``--log-dir`` up front, so a bad one is refused before a whole run, not after."""
+    if path is None:
+        return
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"--log-dir {path} is a file, not a directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"--log-dir {path} cannot be created: {exc.strerror or exc}") from None
+
+
 def _cmd_sim(args: argparse.Namespace) -> int:
     config = _sim_config(args)
-    result = simulate(config, log_dir=args.log_dir)
+    _writable_log_dir(args.log_dir)
+    try:
+        result = simulate(config, log_dir=args.log_dir)
+    except OSError as exc:  # only the logs touch the file system
+        raise ConfigError(f"--log-dir {args.log_dir} cannot be written: "
+                          f"{exc.strerror or exc}") from None
     if args.quiet:
         print(format_summary(result).splitlines()[-1 if result.ok else -2])
     else:
@@ -241,7 +291,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from btob.bench.harness import main as bench_main
 
         return bench_main(argv[1:])
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     try:
         if args.command == "sim":
             return _cmd_sim(args)
@@ -257,14 +307,41 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_node(args)
         from btob.cli.demo import run_demo
 
+        _writable_log_dir(args.log_dir)
         return run_demo(seed=args.seed, messages=args.messages, log_dir=args.log_dir,
                         variant=args.variant)
-    except ConfigError as exc:
-        print(f"btob: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
     except BtobError as exc:
-        print(f"btob: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return _report(exc)
+    except BaseExceptionGroup as group:
+        # trio wraps what fails inside a nursery in groups; one BtobError alone is still the
+        # operator's mistake and gets its one line. Anything else is a bug: a traceback.
+        error = _single_btob_error(group)
+        if error is None:
+            raise
+        return _report(error)
+
+
+def _single_btob_error(group: BaseExceptionGroup[BaseException]) -> BtobError | None:
+    """The one :class:`BtobError` ``group`` holds (through nested groups), if it holds no
+    other exception."""
+    leaves: list[BaseException] = []
+    pending: list[BaseException] = [group]
+    while pending:
+        exc = pending.pop()
+        if isinstance(exc, BaseExceptionGroup):
+            pending.extend(exc.exceptions)
+        else:
+            leaves.append(exc)
+    if len(leaves) == 1 and isinstance(leaves[0], BtobError):
+        return leaves[0]
+    return None
+
+
+def _report(error: BtobError) -> int:
+    """Print ``error`` as the one line an operator sees; the usage exit status."""
+    text = "; ".join(line.strip() for line in str(error).splitlines() if line.strip())
+    print(f"btob: error: {text}", file=sys.stderr)
+    return EXIT_USAGE
 
 
 if __name__ == "__main__":

@@ -36,12 +36,21 @@ __all__ = ["add_keygen_arguments", "add_node_arguments", "run_keygen", "run_node
 
 def add_keygen_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``btob keygen``."""
-    parser.add_argument("--n", type=int, required=True, help="members")
-    parser.add_argument("--out", type=Path, required=True, help="directory to create")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--base-port", type=int, default=7400)
-    parser.add_argument("--cluster-id", default=None, help="default: random")
-    parser.add_argument("--f", type=int, default=None)
+    parser.add_argument("--n", type=int, required=True, help="members of the cluster (>= 1)")
+    parser.add_argument("--out", type=Path, required=True, metavar="DIR",
+                        help="directory to write cluster.toml and node-<i>.key into (created "
+                             "if missing; existing files are never overwritten)")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="host every member listens on, written to cluster.toml "
+                             "(default %(default)s; edit the file for one host per member)")
+    parser.add_argument("--base-port", type=int, default=7400, metavar="PORT",
+                        help="TCP port of member 0; member i listens on PORT+i "
+                             "(default %(default)s)")
+    parser.add_argument("--cluster-id", default=None,
+                        help="cluster id that every signature covers, up to 64 bytes "
+                             "(default: 16 random hex characters)")
+    parser.add_argument("--f", type=int, default=None,
+                        help="Byzantine members tolerated (default (n-1)//3)")
 
 
 def run_keygen(args: argparse.Namespace) -> int:
@@ -49,7 +58,19 @@ def run_keygen(args: argparse.Namespace) -> int:
     if args.n < 1 or not 0 < args.base_port < 65536 - args.n:
         raise ConfigError("--n must be >= 1 and the ports must fit below 65536")
     out: Path = args.out
-    out.mkdir(parents=True, exist_ok=True)
+    targets = [out / f"node-{i}.key" for i in range(args.n)] + [out / "cluster.toml"]
+    # Checked before writing anything, so a refused run leaves no half-made cluster behind.
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file, not a directory")
+    for target in targets:
+        if target.exists() or target.is_symlink():
+            raise ConfigError(f"--out {out}: {target} already exists; refusing to overwrite "
+                              "it (choose a new directory)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"--out {out}: cannot create the directory: "
+                          f"{exc.strerror or exc}") from None
     keys = [SigningKey.generate() for _ in range(args.n)]
     cluster_id = (args.cluster_id or os.urandom(8).hex()).encode()
     config = ClusterConfig(
@@ -57,33 +78,57 @@ def run_keygen(args: argparse.Namespace) -> int:
         tuple(MemberAddress(args.host, args.base_port + i) for i in range(args.n)), args.f,
     )
     for i, key in enumerate(keys):
-        save_signing_key(key, out / f"node-{i}.key")
-    write_cluster_config(out / "cluster.toml", config)
+        save_signing_key(key, out / f"node-{i}.key")  # KeyFileError naming the file
+    try:
+        write_cluster_config(out / "cluster.toml", config)
+    except OSError as exc:
+        raise ConfigError(f"cannot write {out / 'cluster.toml'}: {exc.strerror or exc}") from None
     print(f"wrote {out / 'cluster.toml'} and {args.n} key files (mode 0600) in {out}")
     return 0
 
 
 def add_node_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``btob node``."""
-    parser.add_argument("--config", type=Path, required=True)
-    parser.add_argument("--id", type=int, required=True)
-    parser.add_argument("--key", type=Path, required=True)
-    parser.add_argument("--data", type=Path, help="data directory (durable input log)")
-    parser.add_argument("--log-dir", type=Path, help="append delivery logs here")
+    parser.add_argument("--config", type=Path, required=True, metavar="FILE",
+                        help="the cluster.toml all members share (written by btob keygen)")
+    parser.add_argument("--id", type=int, required=True,
+                        help="this member's id in the cluster (0..n-1)")
+    parser.add_argument("--key", type=Path, required=True, metavar="FILE",
+                        help="this member's private key file (mode 0600, e.g. node-<id>.key)")
+    parser.add_argument("--data", type=Path, metavar="DIR",
+                        help="data directory (durable input log); a restarted member resumes "
+                             "from it (default: none, nothing survives the process)")
+    parser.add_argument("--log-dir", type=Path, metavar="DIR",
+                        help="append delivery logs here, for btob check (default: none)")
     parser.add_argument("--workload", type=int, default=0,
-                        help="payloads this member broadcasts in all, across restarts")
-    parser.add_argument("--payload-size", type=int, default=100)
-    parser.add_argument("--rate", type=float, default=0.0, help="payloads/s (0: flat out)")
+                        help="payloads this member broadcasts in all, across restarts "
+                             "(default 0)")
+    parser.add_argument("--payload-size", type=int, default=100,
+                        help="bytes per workload payload (default %(default)s)")
+    parser.add_argument("--rate", type=float, default=0.0,
+                        help="workload payloads/s of this member (default 0: flat out)")
     parser.add_argument("--exit-after", type=int, default=0,
-                        help="exit 0 once this many payloads were delivered")
+                        help="exit 0 once this many payloads were delivered (default 0: "
+                             "run until interrupted)")
     parser.add_argument("--linger", type=float, default=2.0,
-                        help="seconds to keep serving peers before exiting")
-    parser.add_argument("--brb", choices=("bracha", "echo"), default="bracha")
-    parser.add_argument("--variant", choices=("bb", "ub", "uub", "moving"), default="bb")
-    parser.add_argument("--fault", action="append", default=[], metavar="SPEC")
+                        help="seconds to keep serving peers after --exit-after is reached "
+                             "(default %(default)s)")
+    parser.add_argument("--brb", choices=("bracha", "echo"), default="bracha",
+                        help="reliable broadcast of batches: bracha (double echo) or echo "
+                             "(signed echo); every member must use the same (default "
+                             "%(default)s)")
+    parser.add_argument("--variant", choices=("bb", "ub", "uub", "moving"), default="bb",
+                        help="sequencer variant, the same at every member (default "
+                             "%(default)s; see btob sim --help)")
+    parser.add_argument("--fault", action="append", default=[], metavar="SPEC",
+                        help="make this member faulty: ID=BEHAVIOUR[:k=v,...] with ID its own "
+                             "id (repeatable; `btob faults` lists the behaviours)")
     parser.add_argument("--net", default="", metavar="key=value,...",
                         help="network faults on what this member sends (as in btob sim)")
-    parser.add_argument("--view-change-timeout", type=float, default=1.0)
+    parser.add_argument("--view-change-timeout", type=float, default=1.0, metavar="SECONDS",
+                        help="base seconds known work may wait before the sequencer is "
+                             "suspected; doubles on consecutive view changes (default "
+                             "%(default)s)")
 
 
 def workload_payload(member: int, counter: int, size: int) -> bytes:
@@ -134,8 +179,13 @@ async def _run_node(args: argparse.Namespace, config: ClusterConfig, key: Signin
         return inner
     appender = None
     if args.log_dir is not None:
-        _ensure_run_info(args.log_dir, config, args.id, byzantine=any(s.byzantine for s in specs))
-        appender = LogAppender(args.log_dir, args.id)
+        try:
+            _ensure_run_info(args.log_dir, config, args.id,
+                             byzantine=any(s.byzantine for s in specs))
+            appender = LogAppender(args.log_dir, args.id)
+        except OSError as exc:
+            raise ConfigError(f"--log-dir {args.log_dir} cannot be written: "
+                              f"{exc.strerror or exc}") from None
     async with open_node(config, args.id, key, data_dir=args.data, settings=settings,
                          brb=args.brb, variant=args.variant,
                          transport_wrapper=wrapper) as node:

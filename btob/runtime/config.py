@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
+from typing import TypeGuard
 
 import attrs
 
@@ -69,40 +70,78 @@ def load_cluster_config(path: str | os.PathLike[str]) -> ClusterConfig:
         data = tomllib.loads(source.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"cluster config {source} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cluster config {source} cannot be read: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(
+            f"cluster config {source} cannot be read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"cluster config {source} is not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"cluster config {source} is not valid TOML: {exc}") from None
     try:
-        cluster_id = data["cluster_id"]
-        members = data["member"]
-        if not isinstance(cluster_id, str) or not isinstance(members, list):
-            raise TypeError("cluster_id must be a string and member an array of tables")
-        unknown = set(data) - {"cluster_id", "f", "member"}
-        if unknown:
-            raise TypeError(f"unknown keys {sorted(unknown)}")
-        f = data.get("f")
-        if f is not None and (not isinstance(f, int) or isinstance(f, bool)):
-            raise TypeError("f must be an integer")
-        rows = sorted(members, key=lambda m: m["id"])
-        if [m["id"] for m in rows] != list(range(len(rows))):
-            raise TypeError("member ids must be 0..n-1, each once")
-        keys = []
-        addresses = []
-        for m in rows:
-            if set(m) != {"id", "public_key", "host", "port"}:
-                raise TypeError(f"member {m.get('id')} needs exactly id, public_key, host, port")
-            if not isinstance(m["host"], str) or not isinstance(m["port"], int):
-                raise TypeError(f"member {m['id']}: host must be a string and port an integer")
-            if not 0 < m["port"] < 65536:
-                raise TypeError(f"member {m['id']}: port {m['port']} is out of range")
-            keys.append(bytes.fromhex(m["public_key"]))
-            addresses.append(MemberAddress(m["host"], m["port"]))
-        return ClusterConfig(cluster_id.encode(), KeyRegistry(tuple(keys)), tuple(addresses), f)
-    except (KeyError, TypeError, ValueError) as exc:
+        return _parse(data)
+    except _Malformed as exc:
         raise ConfigError(f"cluster config {source} is malformed: {exc}") from None
     except Exception as exc:  # a registry or quorum check with its own message
         raise ConfigError(f"cluster config {source} is invalid: {exc}") from None
+
+
+class _Malformed(Exception):
+    """A field of ``cluster.toml`` is missing, unknown or of the wrong type; the message
+    names it."""
+
+
+def _integer(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _parse(data: dict[str, object]) -> ClusterConfig:
+    unknown = set(data) - {"cluster_id", "f", "member"}
+    if unknown:
+        raise _Malformed(f"unknown keys {sorted(unknown)}")
+    if "cluster_id" not in data:
+        raise _Malformed("cluster_id is missing")
+    cluster_id = data["cluster_id"]
+    if not isinstance(cluster_id, str):
+        raise _Malformed("cluster_id must be a string")
+    members = data.get("member")
+    if not isinstance(members, list) or not members:
+        raise _Malformed("member must be a non-empty array of tables ([[member]])")
+    f = data.get("f")
+    if f is not None and not _integer(f):
+        raise _Malformed("f must be an integer")
+    fields = ("id", "public_key", "host", "port")
+    for position, m in enumerate(members):
+        if not isinstance(m, dict):
+            raise _Malformed(f"member entry {position} is not a table")
+        where = f"member {m['id']}" if _integer(m.get("id")) else f"member entry {position}"
+        missing = [k for k in fields if k not in m]
+        extra = sorted(set(m) - set(fields))
+        if missing or extra:
+            wrong = ", ".join([*(f"{k} is missing" for k in missing),
+                               *(f"unknown key {k}" for k in extra)])
+            raise _Malformed(f"{where}: {wrong} (needs exactly {', '.join(fields)})")
+        if not _integer(m["id"]):
+            raise _Malformed(f"{where}: id must be an integer")
+        if not isinstance(m["host"], str):
+            raise _Malformed(f"{where}: host must be a string")
+        if not _integer(m["port"]):
+            raise _Malformed(f"{where}: port must be an integer")
+        if not 0 < m["port"] < 65536:
+            raise _Malformed(f"{where}: port {m['port']} is out of range (1 to 65535)")
+        key = m["public_key"]
+        if not isinstance(key, str) or len(key) != 64 or not _is_hex(key):
+            raise _Malformed(f"{where}: public_key must be 64 hex characters")
+    rows = sorted(members, key=lambda m: m["id"])
+    if [m["id"] for m in rows] != list(range(len(rows))):
+        raise _Malformed("member ids must be 0..n-1, each once")
+    keys = tuple(bytes.fromhex(m["public_key"]) for m in rows)
+    addresses = tuple(MemberAddress(m["host"], m["port"]) for m in rows)
+    return ClusterConfig(cluster_id.encode(), KeyRegistry(keys), addresses,
+                         f if _integer(f) else None)
+
+
+def _is_hex(text: str) -> bool:
+    return all(c in "0123456789abcdefABCDEF" for c in text)
 
 
 def write_cluster_config(path: str | os.PathLike[str], config: ClusterConfig) -> None:

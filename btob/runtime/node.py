@@ -26,6 +26,7 @@ from btob.core.member import BacklogFull, Member, MemberStatistics, Outgoing, Pa
 from btob.core.settings import Settings
 from btob.crypto import SigningKey
 from btob.runtime.config import ClusterConfig
+from btob.runtime.nursery import open_background_nursery
 from btob.runtime.store import INPUT_RECEIVE, INPUT_SUBMIT, INPUT_TICK, InputLog
 
 __all__ = ["Core", "Node", "NodeStatistics", "Transport", "open_core_node", "open_node"]
@@ -303,7 +304,9 @@ async def open_node(
     Without ``transport`` a TCP transport on ``config.addresses[node_id]`` is started. With
     ``data_dir`` every input is logged durably before its effects leave the node, and a node
     reopened on the same directory resumes where it stopped (see :mod:`btob.runtime.store`).
-    Raises :class:`ConfigError` for a bad key, id or data directory.
+    Raises :class:`ConfigError` for a bad key, id or data directory. An exception raised in
+    the ``async with`` block propagates as itself; failures of the node's own tasks (its
+    transport, its driver) propagate as an ``ExceptionGroup``.
     """
     member = Member(member=node_id, registry=config.registry, signing_key=signing_key,
                     cluster_id=config.cluster_id, f=config.f, brb=brb, variant=variant,
@@ -339,7 +342,9 @@ async def open_core_node(
         tick_interval_s = min(tick_interval_s, delay)
     store = InputLog(data_dir, identity=_identity(config, node_id)) if data_dir else None
     try:
-        async with trio.open_nursery() as nursery:
+        # What the caller's block (or our own setup) raises arrives as itself, not wrapped in a
+        # group per node; failures of the tasks below still arrive as trio's group.
+        async with open_background_nursery() as nursery:
             if transport is None:
                 from btob.crypto import Signer, Verifier
                 from btob.runtime.tcp import TcpTransport

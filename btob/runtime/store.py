@@ -36,24 +36,38 @@ class InputLog:
 
     def __init__(self, data_dir: str | os.PathLike[str], *, identity: bytes) -> None:
         """Open (or create) the log; ``identity`` (member id, cluster id and public key) must
-        match the one the directory was created with, else :class:`ConfigError`."""
+        match the one the directory was created with, else :class:`ConfigError`. So is a
+        directory that cannot be created or a file that is not a usable SQLite database;
+        the message names it."""
         directory = Path(data_dir)
+        self.path = directory / "inputs.sqlite"
         try:
             directory.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(directory / "inputs.sqlite", isolation_level=None)
+        except OSError as exc:
+            raise ConfigError(
+                f"data directory {directory} cannot be created: {exc.strerror or exc}"
+            ) from None
+        try:
+            self._db = sqlite3.connect(self.path, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise ConfigError(f"input log {self.path} cannot be opened: {exc}") from None
+        try:
+            # SQLite reads a file only when it must: a file that is not a database may pass
+            # connect() and fail at any of these.
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
-        except (OSError, sqlite3.Error) as exc:
-            raise ConfigError(f"data directory {directory}: {exc}") from None
-        row = self._db.execute("SELECT value FROM meta WHERE key='identity'").fetchone()
-        if row is None:
-            self._db.execute("INSERT INTO meta VALUES ('identity', ?)", (identity,))
-        elif row[0] != identity:
+            row = self._db.execute("SELECT value FROM meta WHERE key='identity'").fetchone()
+            if row is None:
+                self._db.execute("INSERT INTO meta VALUES ('identity', ?)", (identity,))
+        except sqlite3.Error as exc:
+            self._db.close()
+            raise ConfigError(f"input log {self.path} cannot be used: {exc}") from None
+        if row is not None and row[0] != identity:
+            self._db.close()
             raise ConfigError(
                 f"data directory {directory} belongs to another member or cluster"
             )
-        self.path = directory / "inputs.sqlite"
 
     def append(self, rows: Sequence[tuple[int, float, bytes]]) -> None:
         """Append ``(kind, now, data)`` rows in one durable transaction (group commit)."""
@@ -64,10 +78,19 @@ class InputLog:
         self._db.execute("COMMIT")
 
     def replay(self) -> Iterator[tuple[int, float, bytes]]:
-        """Every input in the order it was applied."""
-        cursor = self._db.execute("SELECT kind, now, data FROM inputs ORDER BY seq")
-        for kind, now, data in cursor:
-            yield int(kind), float(now), bytes(data)
+        """Every input in the order it was applied.
+
+        Raises :class:`ConfigError` naming the file if the log turns out to be damaged (a
+        corrupt page may be met only here, long after the log was opened).
+        """
+        try:
+            cursor = self._db.execute("SELECT kind, now, data FROM inputs ORDER BY seq")
+            for kind, now, data in cursor:
+                if not isinstance(data, bytes):
+                    raise TypeError(f"an input holds {type(data).__name__}, not bytes")
+                yield int(kind), float(now), data
+        except (sqlite3.Error, TypeError, ValueError) as exc:
+            raise ConfigError(f"input log {self.path} cannot be replayed: {exc}") from None
 
     def count(self, kind: int) -> int:
         """How many inputs of ``kind`` the log holds."""

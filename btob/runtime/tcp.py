@@ -302,7 +302,8 @@ class TcpTransport:
         Reports the bound port through ``task_status`` (also stored in ``port``; with port 0
         in the config the OS picks one, taken from the first listener if the host resolves to
         several). Returns only by cancellation, which closes every socket; no task outlives
-        it. Raises `OSError` if the address cannot be bound and `RuntimeError` if this
+        it. Raises :class:`ConfigError` naming the member and ``host:port`` if the address
+        cannot be bound (in use, not this host's, unresolvable) and `RuntimeError` if this
         transport is already serving. Peer misbehaviour is counted, never raised.
         """
         if self._serving:
@@ -311,7 +312,13 @@ class TcpTransport:
         try:
             address = self._config.addresses[self._member]
             host = self._listen_host if self._listen_host is not None else address.host
-            listeners = await trio.open_tcp_listeners(address.port, host=host)
+            try:
+                listeners = await trio.open_tcp_listeners(address.port, host=host)
+            except OSError as exc:  # in use, not ours, unresolvable: the operator's to fix
+                reason = exc.strerror or str(exc)
+                raise ConfigError(
+                    f"member {self._member} cannot listen on {host}:{address.port}: {reason}"
+                ) from None
             try:
                 self.port = int(listeners[0].socket.getsockname()[1])
                 async with trio.open_nursery() as nursery:

@@ -374,11 +374,12 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
                         help="seeds per case (default 100)")
     parser.add_argument("--first-seed", type=int, default=0, metavar="S",
                         help="first seed (default 0)")
-    parser.add_argument("--n", default="4", metavar="4,7", help="cluster sizes (default 4)")
+    parser.add_argument("--n", default="4", metavar="4,7",
+                        help="comma-separated cluster sizes (default 4)")
     parser.add_argument("--variant", default="bb", metavar=",".join(VARIANTS),
-                        help="sequencer variants (default bb)")
+                        help="comma-separated sequencer variants (default bb)")
     parser.add_argument("--brb", default="bracha", metavar=",".join(BRB_KINDS),
-                        help="BRB kinds (default bracha)")
+                        help="comma-separated reliable-broadcast kinds (default bracha)")
     parser.add_argument("--mix", action="append", default=None, metavar="NAME|FILE|swarm",
                         help="fault mix: a preset, a TOML file or swarm (repeatable; "
                              "default none)")

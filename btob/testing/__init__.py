@@ -17,6 +17,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 import attrs
 import trio
 
+from btob._util import fixup_module_metadata
 from btob.core.settings import Settings
 from btob.crypto import KeyRegistry, SigningKey
 from btob.runtime.config import ClusterConfig, MemberAddress
@@ -83,7 +84,8 @@ async def open_local_cluster(
     """Start ``n`` nodes wired by a :class:`MemoryNetwork` for the ``async with`` block.
 
     ``faults`` takes ``--fault`` specs (e.g. ``"0=silent"``); their behaviours wrap those
-    members' transports exactly as in ``btob node --fault``.
+    members' transports exactly as in ``btob node --fault``. An exception raised in the block
+    propagates as itself (see :func:`btob.open_node`).
     """
     from btob.faults import parse_fault
     from btob.runtime.faulty import FaultyTransport
@@ -114,3 +116,7 @@ async def open_local_cluster(
             ))
             nodes.append(node)
         yield LocalCluster(config, tuple(nodes), keys)
+
+# Reprs and tracebacks name the public package, not the private module a name lives in.
+fixup_module_metadata(__name__, globals())
+del fixup_module_metadata
