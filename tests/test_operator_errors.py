@@ -161,10 +161,10 @@ def test_node_on_a_database_of_random_bytes(cluster: Path) -> None:
 def test_node_on_a_database_damaged_past_its_first_pages(
         cluster: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from btob import load_cluster_config
-    from btob.runtime.node import _identity
+    from btob.runtime.node import member_identity
 
     data = cluster / "data-0"
-    identity = _identity(load_cluster_config(cluster / "cluster.toml"), 0)
+    identity = member_identity(load_cluster_config(cluster / "cluster.toml"), 0)
     log = InputLog(data, identity=identity)
     log.append([(2, float(i), os.urandom(300)) for i in range(500)])
     log.close()
@@ -180,7 +180,7 @@ def test_node_on_a_database_damaged_past_its_first_pages(
 def test_node_on_a_data_directory_of_another_cluster(
         cluster: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data = cluster / "data-0"
-    InputLog(data, identity=b"some other member of some other cluster").close()
+    InputLog(data, identity={"cluster_id": "00", "member": 0, "public_key": "00"}).close()
     status, err = _main(_node(cluster, "--data", str(data)), capsys)
     _assert_one_line_error(status, err, data, "another member or cluster")
 

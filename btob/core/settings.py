@@ -1,14 +1,25 @@
-"""Every tunable and every bound a peer can push against, in one settings object."""
+"""Every tunable and every bound a peer can push against, in one settings object.
+
+Two scopes. *Cluster-wide* fields (:data:`CLUSTER_SETTINGS`) must be equal at every member,
+because members judge each other's messages by them (a batch one member sends within its
+bounds must fit the others', a checkpoint boundary must be everybody's, delivery must be the
+same function of the log everywhere): they live in ``cluster.toml`` and in the identity of
+every data directory. The other fields are each member's own tuning (timeouts, pipelining,
+retention of what it serves its application) and may differ between members.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import attrs
 
 from btob._errors import ConfigError
 
-__all__ = ["Settings"]
+__all__ = ["CLUSTER_SETTINGS", "Settings", "settings_with"]
+
+_CLUSTER = {"scope": "cluster"}
 
 
 def _positive(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -29,14 +40,14 @@ class Settings:
     fields; a message that would exceed a bound is dropped and counted, never stored.
     """
 
-    payload_bytes_max: int = attrs.field(default=64 * 1024, validator=_positive)
+    payload_bytes_max: int = attrs.field(default=64 * 1024, validator=_positive, metadata=_CLUSTER)
     """Largest payload accepted by :meth:`submit` and inside a batch."""
-    batch_payloads_max: int = attrs.field(default=1024, validator=_positive)
+    batch_payloads_max: int = attrs.field(default=1024, validator=_positive, metadata=_CLUSTER)
     """Most payloads one batch (one BRB instance) may carry. Batches form only under load
     (or with ``batch_delay_s``), so a large bound costs a lone payload nothing; measured on
     2 cores, 4 members, 100-byte payloads flat out: 256 gave 33,000 payloads/s, 1024
     gave 59,000-70,000 (a batch costs ~56 frames cluster-wide whatever its size)."""
-    batch_bytes_max: int = attrs.field(default=512 * 1024, validator=_positive)
+    batch_bytes_max: int = attrs.field(default=512 * 1024, validator=_positive, metadata=_CLUSTER)
     """Most payload bytes one batch may carry."""
     batch_delay_s: float = attrs.field(default=0.0, validator=_non_negative)
     """Longest a payload waits for company before its batch is cut; 0 cuts a batch as soon
@@ -46,15 +57,16 @@ class Settings:
     """Own batches disseminated but not yet ordered; further payloads wait and batch up."""
     pending_payloads_max: int = attrs.field(default=100_000, validator=_positive)
     """Submitted payloads waiting for a batch; :meth:`submit` refuses more (backpressure)."""
-    brb_window: int = attrs.field(default=64, validator=_positive)
+    brb_window: int = attrs.field(default=64, validator=_positive, metadata=_CLUSTER)
     """BRB instances accepted per origin beyond its lowest unordered one."""
-    slot_window: int = attrs.field(default=128, validator=_positive)
+    slot_window: int = attrs.field(default=128, validator=_positive, metadata=_CLUSTER)
     """Watermark window: slots accepted beyond the next slot to deliver."""
-    slot_refs_max: int = attrs.field(default=64, validator=_positive)
+    slot_refs_max: int = attrs.field(default=64, validator=_positive, metadata=_CLUSTER)
     """Most batch references one ORDER may carry."""
     slots_in_flight_max: int = attrs.field(default=4, validator=_positive)
     """Slots the sequencer proposes before earlier ones commit (pipelining depth)."""
-    early_payloads_max_per_origin: int = attrs.field(default=4096, validator=_positive)
+    early_payloads_max_per_origin: int = attrs.field(default=4096, validator=_positive,
+                                                     metadata=_CLUSTER)
     """Committed payloads held back per origin while an earlier one of that origin is missing."""
     retransmit_interval_s: float = attrs.field(default=0.25, validator=_positive)
     """Own messages of unfinished instances are sent again after this long."""
@@ -64,22 +76,31 @@ class Settings:
     """Committed slots sent to a lagging peer in answer to one STATUS."""
     catchup_grace_s: float = attrs.field(default=0.1, validator=_positive)
     """A slot is offered to a lagging peer only once it has been committed this long."""
-    checkpoint_interval: int = attrs.field(default=16, validator=_positive)
+    checkpoint_interval: int = attrs.field(default=16, validator=_positive, metadata=_CLUSTER)
     """K: members sign a CHECKPOINT of their log every K slots; q of them make it stable."""
-    log_retention_slots: int = attrs.field(default=1024, validator=_positive)
+    log_retention_slots: int = attrs.field(default=1024, validator=_positive, metadata=_CLUSTER)
     """Delivered slots (refs and batches) kept in memory to serve lagging peers."""
     view_change_timeout_s: float = attrs.field(default=1.0, validator=_positive)
     """Base time known work may wait before the sequencer is suspected."""
     view_change_timeout_max_s: float = attrs.field(default=32.0, validator=_positive)
     """Cap on the timeout, which doubles on consecutive view changes."""
-    view_window: int = attrs.field(default=16, validator=_positive)
+    view_window: int = attrs.field(default=16, validator=_positive, metadata=_CLUSTER)
     """VIEW-CHANGEs accepted for views at most this far above the current one."""
     future_view_messages_max: int = attrs.field(default=1024, validator=_positive)
     """Ordering messages of a view not yet installed, held until its NEW-VIEW arrives."""
-    frame_bytes_max: int = attrs.field(default=4 * 1024 * 1024, validator=_positive)
-    """Largest frame a member decodes; bigger ones are dropped unread."""
+    frame_bytes_max: int = attrs.field(default=4 * 1024 * 1024, validator=_positive,
+                                       metadata=_CLUSTER)
+    """Largest frame a member decodes, and sends or accepts on a TCP connection (the one
+    frame bound of btob); bigger ones are dropped unread."""
     verify_cache_entries_max: int = attrs.field(default=65536, validator=_positive)
     """Successful signature checks remembered so a forwarded certificate is verified once."""
+    deliveries_retained_max: int = attrs.field(default=262_144, validator=_positive)
+    """Deliveries a running node keeps for ``Node.deliveries(start)``; older ones are
+    dropped (a reader that falls this far behind gets :class:`~btob.DeliveryNotRetained`).
+    At least one slot's worth: ``slot_refs_max * batch_payloads_max``."""
+    deliveries_retained_bytes_max: int = attrs.field(default=128 * 1024 * 1024,
+                                                     validator=_positive)
+    """The same bound in payload bytes. At least ``slot_refs_max * batch_bytes_max``."""
 
     def __attrs_post_init__(self) -> None:
         if self.payload_bytes_max > self.batch_bytes_max:
@@ -90,3 +111,54 @@ class Settings:
             raise ConfigError("log_retention_slots must be at least 2 * checkpoint_interval")
         if self.slot_window < self.checkpoint_interval:
             raise ConfigError("slot_window must be at least checkpoint_interval")
+        # One slot delivers at most slot_refs_max batches at once: a reader must be able to
+        # see all of it before any of it is dropped.
+        if self.deliveries_retained_max < self.slot_refs_max * self.batch_payloads_max:
+            raise ConfigError("deliveries_retained_max must be at least "
+                              "slot_refs_max * batch_payloads_max")
+        if self.deliveries_retained_bytes_max < self.slot_refs_max * self.batch_bytes_max:
+            raise ConfigError("deliveries_retained_bytes_max must be at least "
+                              "slot_refs_max * batch_bytes_max")
+
+    def cluster_wide(self) -> dict[str, int | float]:
+        """The fields every member must agree on, by name."""
+        return {name: getattr(self, name) for name in CLUSTER_SETTINGS}
+
+    def disagreement(self, other: Settings) -> str | None:
+        """The first cluster-wide field in which ``other`` differs, as ``name=mine vs
+        name=theirs`` text; None if they agree."""
+        for name in CLUSTER_SETTINGS:
+            mine, theirs = getattr(self, name), getattr(other, name)
+            if mine != theirs:
+                return f"{name}={mine!r} vs {name}={theirs!r}"
+        return None
+
+
+CLUSTER_SETTINGS: tuple[str, ...] = tuple(
+    a.name for a in attrs.fields(Settings) if a.metadata.get("scope") == "cluster"
+)
+"""The names of the fields every member of a cluster must agree on (``cluster.toml``)."""
+
+
+def settings_with(base: Settings, texts: Sequence[str], *, what: str = "--setting") -> Settings:
+    """``base`` with ``NAME=VALUE`` overrides (``texts``, as ``--setting`` takes them).
+
+    Raises :class:`ConfigError` with one line naming the text for an unknown field, a value
+    that is not a number, or a value the field refuses.
+    """
+    fields = {a.name: a for a in attrs.fields(Settings)}
+    changes: dict[str, int | float] = {}
+    for text in texts:
+        name, sep, value = text.partition("=")
+        field = fields.get(name.strip())
+        if not sep or field is None:
+            raise ConfigError(f"{what} {text!r}: Settings has no field {name.strip()!r}")
+        try:
+            number = float(value) if field.type in (float, "float") else int(value)
+        except ValueError:
+            raise ConfigError(f"{what} {text!r}: {value!r} is not a number") from None
+        changes[field.name] = number
+    try:
+        return attrs.evolve(base, **changes)  # type: ignore[arg-type]
+    except ConfigError as exc:
+        raise ConfigError(f"{what}: {exc}") from None

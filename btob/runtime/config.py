@@ -1,14 +1,23 @@
-"""Cluster configuration: members, their public keys and addresses, in ``cluster.toml``.
+"""Cluster configuration: everything members must agree on, in ``cluster.toml``.
 
 Format::
 
     cluster_id = "demo"            # any string up to 64 bytes; signatures cover it
     f = 1                          # optional, default (n-1)//3
+    brb = "bracha"                 # optional: bracha or echo
+    variant = "bb"                 # optional: bb, ub, uub or moving
+
+    [settings]                     # optional: cluster-wide Settings fields (CLUSTER_SETTINGS)
+    checkpoint_interval = 16
+
     [[member]]
     id = 0
     public_key = "<64 hex chars>"
     host = "127.0.0.1"
     port = 7000
+
+A member's own tuning (timeouts, pipelining, retention) is not part of the cluster's
+agreement: it is given to :func:`btob.open_node` (or ``btob node --setting``) per member.
 """
 
 from __future__ import annotations
@@ -22,6 +31,8 @@ import attrs
 
 from btob._errors import ConfigError
 from btob.core.quorum import Quorums
+from btob.core.settings import CLUSTER_SETTINGS, Settings
+from btob.core.variants import check_brb, variant
 from btob.crypto import KeyRegistry
 
 __all__ = ["ClusterConfig", "MemberAddress", "load_cluster_config", "write_cluster_config"]
@@ -37,12 +48,18 @@ class MemberAddress:
 
 @attrs.frozen
 class ClusterConfig:
-    """Everything members must agree on: the cluster id, f, keys and addresses."""
+    """Everything members must agree on: the cluster id, f, keys and addresses, the
+    reliable broadcast, the sequencer variant and the cluster-wide settings."""
 
     cluster_id: bytes
     registry: KeyRegistry
     addresses: tuple[MemberAddress, ...]
     f: int | None = None
+    brb: str = "bracha"
+    variant: str = "bb"
+    settings: Settings = attrs.field(factory=Settings)
+    """Its cluster-wide fields bind every member; the others are defaults for members that
+    bring no tuning of their own."""
 
     def __attrs_post_init__(self) -> None:
         if not 1 <= len(self.cluster_id) <= 64:
@@ -50,6 +67,32 @@ class ClusterConfig:
         if len(self.addresses) != self.registry.n:
             raise ConfigError("one address per member is needed")
         Quorums.for_cluster(self.registry.n, self.f)
+        check_brb(self.brb)
+        variant(self.variant)
+
+    def member_settings(self, settings: Settings | None) -> Settings:
+        """The settings a member runs with: ``settings`` (its own tuning) if given, which
+        must agree with the cluster's on every cluster-wide field, else the cluster's.
+
+        Raises :class:`ConfigError` naming the first field that disagrees.
+        """
+        if settings is None:
+            return self.settings
+        differs = self.settings.disagreement(settings)
+        if differs is not None:
+            name = differs.split("=", 1)[0]
+            raise ConfigError(f"setting {name} is cluster-wide and the cluster says "
+                              f"{getattr(self.settings, name)!r}, not "
+                              f"{getattr(settings, name)!r} (change it in cluster.toml)")
+        return settings
+
+    def agreed(self, name: str, value: str | None) -> str:
+        """The cluster's ``brb`` or ``variant``; a different ``value`` is a ConfigError."""
+        ours: str = getattr(self, name)
+        if value is not None and value != ours:
+            raise ConfigError(f"{name} {value!r} disagrees with the cluster's {name} {ours!r} "
+                              f"(set it in cluster.toml)")
+        return ours
 
     @property
     def n(self) -> int:
@@ -95,9 +138,13 @@ def _integer(value: object) -> TypeGuard[int]:
 
 
 def _parse(data: dict[str, object]) -> ClusterConfig:
-    unknown = set(data) - {"cluster_id", "f", "member"}
+    unknown = set(data) - {"cluster_id", "f", "member", "brb", "variant", "settings"}
     if unknown:
         raise _Malformed(f"unknown keys {sorted(unknown)}")
+    for key in ("brb", "variant"):
+        if key in data and not isinstance(data[key], str):
+            raise _Malformed(f"{key} must be a string")
+    settings = _settings(data.get("settings", {}))
     if "cluster_id" not in data:
         raise _Malformed("cluster_id is missing")
     cluster_id = data["cluster_id"]
@@ -137,7 +184,27 @@ def _parse(data: dict[str, object]) -> ClusterConfig:
     keys = tuple(bytes.fromhex(m["public_key"]) for m in rows)
     addresses = tuple(MemberAddress(m["host"], m["port"]) for m in rows)
     return ClusterConfig(cluster_id.encode(), KeyRegistry(keys), addresses,
-                         f if _integer(f) else None)
+                         f if _integer(f) else None, brb=str(data.get("brb", "bracha")),
+                         variant=str(data.get("variant", "bb")), settings=settings)
+
+
+def _settings(table: object) -> Settings:
+    """The ``[settings]`` table: cluster-wide fields only, each a number."""
+    if not isinstance(table, dict):
+        raise _Malformed("settings must be a table ([settings])")
+    for name, value in table.items():
+        if name not in CLUSTER_SETTINGS:
+            known = {a.name for a in attrs.fields(Settings)}
+            why = "a member's own setting, not the cluster's" if name in known \
+                else "not a setting"
+            raise _Malformed(f"settings.{name} is {why} (cluster-wide: "
+                             f"{', '.join(CLUSTER_SETTINGS)})")
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise _Malformed(f"settings.{name} must be a number")
+    try:
+        return Settings(**table)
+    except ConfigError as exc:
+        raise _Malformed(f"settings: {exc}") from None
 
 
 def _is_hex(text: str) -> bool:
@@ -145,10 +212,13 @@ def _is_hex(text: str) -> bool:
 
 
 def write_cluster_config(path: str | os.PathLike[str], config: ClusterConfig) -> None:
-    """Write ``cluster.toml`` for ``config``."""
+    """Write ``cluster.toml`` for ``config``, every cluster-wide setting spelled out (so a
+    change of btob's defaults never changes what an existing cluster agreed on)."""
     lines = [f"cluster_id = {config.cluster_id.decode()!r}".replace("'", '"')]
     if config.f is not None:
         lines.append(f"f = {config.f}")
+    lines += [f'brb = "{config.brb}"', f'variant = "{config.variant}"', "", "[settings]"]
+    lines += [f"{name} = {value!r}" for name, value in config.settings.cluster_wide().items()]
     for i, (key, address) in enumerate(zip(config.registry.public_keys, config.addresses,
                                            strict=True)):
         lines += ["", "[[member]]", f"id = {i}", f'public_key = "{key.hex()}"',
