@@ -75,7 +75,7 @@ class CrashOnlySequencer:
         self._flush(now)
         return msg_id
 
-    def receive(self, frame: bytes, now: float) -> None:
+    def receive(self, frame: bytes, now: float, *, source: int | None = None) -> None:
         """Handle a REQUEST (at the sequencer) or an ORDER (everywhere)."""
         self._frames_received += 1
         self._own_budget = self.settings.own_batches_in_flight_max

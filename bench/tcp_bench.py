@@ -65,6 +65,7 @@ from btob import (
     ClusterConfig,
     ConfigError,
     MemberAddress,
+    MemberCrashed,
     Node,
     Settings,
     TcpTransport,
@@ -75,6 +76,7 @@ from btob import (
     write_cluster_config,
 )
 from btob.bench.baseline import CrashOnlySequencer
+from btob.core.settings import settings_with
 from btob.core.variants import VARIANTS
 from btob.crypto import KeyRegistry, SigningKey, load_signing_key, save_signing_key
 from btob.faults import parse_fault, parse_net
@@ -129,13 +131,16 @@ def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
             s.close()
 
 
-def write_cluster(directory: Path, n: int, host: str = "127.0.0.1") -> ClusterConfig:
-    """Write ``cluster.toml`` and ``node-<i>.key`` for ``n`` members on free ports."""
+def write_cluster(directory: Path, n: int, host: str = "127.0.0.1", *, brb: str = "bracha",
+                  variant: str = "bb", settings: Settings | None = None) -> ClusterConfig:
+    """Write ``cluster.toml`` (with the protocol every member runs) and ``node-<i>.key`` for
+    ``n`` members on free ports."""
     keys = [member_key(i) for i in range(n)]
     config = ClusterConfig(
         _CLUSTER_ID,
         KeyRegistry(tuple(k.public_key() for k in keys)),
         tuple(MemberAddress(host, port) for port in free_ports(n, host)),
+        brb=brb, variant=variant, settings=settings or Settings(),
     )
     for i, key in enumerate(keys):
         save_signing_key(key, directory / f"node-{i}.key", overwrite=True)
@@ -237,7 +242,10 @@ async def _broadcaster(node: Node, share: int, size: int, rate: float,
             marks.first_broadcast = now
         for c in range(counter, counter + chunk):
             sent_at[c] = now
-        await node.broadcast_many(payloads)
+        try:
+            await node.broadcast_many(payloads)
+        except MemberCrashed:
+            return  # an injected crash: this member broadcasts no more
         counter += chunk
 
 
@@ -253,51 +261,40 @@ async def _watch_views(node: Node, views: list[tuple[float, int]]) -> None:
 
 def _settings(args: argparse.Namespace) -> Settings:
     """The member settings of these options; ConfigError naming a bad ``--setting``."""
-    extra: dict[str, Any] = {}
-    fields = {a.name for a in attrs.fields(Settings)}
-    for text in args.setting:
-        name, _, value = text.partition("=")
-        if name not in fields:
-            raise ConfigError(f"--setting {text!r}: Settings has no field {name!r}")
-        try:
-            extra[name] = float(value) if "." in value else int(value)
-        except ValueError:
-            raise ConfigError(f"--setting {text!r}: {value!r} is not a number") from None
-    return Settings(batch_payloads_max=args.batch_size, batch_delay_s=args.batch_delay,
-                    view_change_timeout_s=args.view_change_timeout, **extra)
+    base = Settings(batch_payloads_max=args.batch_size, batch_delay_s=args.batch_delay,
+                    view_change_timeout_s=args.view_change_timeout)
+    return settings_with(base, args.setting)
 
 
-def _wrapper(args: argparse.Namespace, config: ClusterConfig, key: SigningKey,
+def _wrapper(args: argparse.Namespace, config: ClusterConfig,
              capture: _Capture) -> Callable[[Transport], Transport]:
-    """Capture the TCP transport, then wrap it in this member's network and process faults."""
-    member: int = args.worker
-    specs = [parse_fault(text, config.n) for text in args.fault]
+    """Capture the TCP transport, then wrap it in this member's network faults (its process
+    fault wraps the member's core instead, as in the simulator)."""
     net = parse_net(args.net, config.n) if args.net else None
 
     def wrap(inner: Transport) -> Transport:
-        from btob.runtime.faulty import FaultyTransport, NetFaultTransport
+        from btob.runtime.netfaults import NetFaultTransport
 
         inner = capture(inner)
-        if net is not None:
-            inner = NetFaultTransport(inner, net, member=member)
-        for spec in specs:
-            inner = FaultyTransport(inner, spec, n=config.n, signing_key=key,
-                                    cluster_id=config.cluster_id, settings=_settings(args))
-        return inner
+        return inner if net is None else NetFaultTransport(inner, net, member=args.worker)
     return wrap
 
 
 @asynccontextmanager
 async def _open(args: argparse.Namespace, config: ClusterConfig, key: SigningKey,
                 capture: _Capture) -> AsyncIterator[Node]:
-    wrapper = _wrapper(args, config, key, capture)
+    wrapper = _wrapper(args, config, capture)
+    if len(args.fault) > 1:
+        raise ConfigError(f"member {args.worker}: one --fault per member, got {args.fault}")
     if args.core == "baseline":
+        if args.fault:
+            raise ConfigError("the crash-only baseline is measured fault-free only")
         core = CrashOnlySequencer(member=args.worker, n=config.n, settings=_settings(args))
         async with open_core_node(core, config, key, transport_wrapper=wrapper) as node:
             yield node
     else:
         async with open_node(config, args.worker, key, settings=_settings(args),
-                             brb=args.brb, variant=args.variant,
+                             fault=args.fault[0] if args.fault else None,
                              transport_wrapper=wrapper) as node:
             yield node
 
@@ -399,6 +396,7 @@ async def _run_worker(args: argparse.Namespace) -> dict[str, Any]:
             "view_changes_started": m.view_changes_started,
         },
         "frames_dropped_by_transport": stats.frames_dropped_by_transport,
+        "fault": None if stats.fault is None else attrs.asdict(stats.fault),
         "transport_statistics": None if tcp_stats is None else {
             "frames_sent": tcp_stats.frames_sent,
             "bytes_sent": tcp_stats.bytes_sent,
@@ -444,6 +442,12 @@ class WorkerOptions:
     settings: tuple[str, ...] = ()
     """Other :class:`btob.Settings` fields as ``NAME=VALUE`` strings."""
 
+    def member_settings(self) -> Settings:
+        """The settings every worker runs with (their cluster-wide part is cluster.toml's)."""
+        base = Settings(batch_payloads_max=self.batch_size, batch_delay_s=self.batch_delay_s,
+                        view_change_timeout_s=self.view_change_timeout_s)
+        return settings_with(base, self.settings)
+
     def faulty(self, n: int) -> list[int]:
         """Members with a process fault (parsed for ``n`` members; ConfigError if bad)."""
         return sorted({parse_fault(text, n).member for text in self.faults})
@@ -475,7 +479,8 @@ def run_cluster(n: int, payloads: int, payload_size: int, rate: float, *, linger
     """
     options = options if options is not None else WorkerOptions()
     directory = Path(tempfile.mkdtemp(prefix="btob-tcp-bench-"))
-    write_cluster(directory, n)
+    write_cluster(directory, n, brb=options.brb, variant=options.variant,
+                  settings=options.member_settings())
     root = Path(__file__).resolve().parent.parent
     procs: list[subprocess.Popen[bytes]] = []
     logs = []

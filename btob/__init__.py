@@ -11,7 +11,9 @@ theory, the guarantees and the protocol.
 
 from btob._errors import BtobError as BtobError
 from btob._errors import ConfigError as ConfigError
+from btob._errors import DeliveryNotRetained as DeliveryNotRetained
 from btob._errors import LogFormatError as LogFormatError
+from btob._errors import MemberCrashed as MemberCrashed
 from btob._errors import WireError as WireError
 from btob._util import fixup_module_metadata
 from btob.core.delivery import Delivery as Delivery
@@ -62,6 +64,7 @@ __all__ = [
     "CheckReport",
     "ClusterConfig",
     "ConfigError",
+    "DeliveryNotRetained",
     "Core",
     "Delivery",
     "DeliveryRecord",
@@ -69,6 +72,7 @@ __all__ = [
     "LogDir",
     "LogFormatError",
     "Member",
+    "MemberCrashed",
     "MemberAddress",
     "MemberInfo",
     "MemberStatistics",

@@ -5,7 +5,10 @@ This module imports nothing of btob, so every layer (``btob.crypto`` included) c
 
 from __future__ import annotations
 
-__all__ = ["BtobError", "ConfigError", "LogFormatError", "WireError"]
+__all__ = [
+    "BtobError", "ConfigError", "DeliveryNotRetained", "LogFormatError", "MemberCrashed",
+    "WireError",
+]
 
 
 class BtobError(Exception):
@@ -23,3 +26,17 @@ class WireError(BtobError):
 
 class LogFormatError(BtobError):
     """A log directory is missing files or holds malformed lines; the message names the file."""
+
+
+class DeliveryNotRetained(BtobError):
+    """A delivery older than a node keeps was asked for; ``oldest`` is the oldest index it
+    still holds (``Settings.deliveries_retained_max`` and ``_bytes_max`` bound them)."""
+
+    def __init__(self, index: int, oldest: int) -> None:
+        super().__init__(f"delivery {index} is no longer retained (the oldest kept is {oldest})")
+        self.index = index
+        self.oldest = oldest
+
+
+class MemberCrashed(BtobError):
+    """The member crashed (an injected ``crash`` fault): it takes no more payloads."""

@@ -30,6 +30,7 @@ from typing import Any, Protocol
 
 import attrs
 
+from btob._errors import MemberCrashed
 from btob.core.delivery import Delivery, MsgId
 from btob.core.member import MemberStatistics, Outgoing, ViewInstalled
 from btob.core.settings import Settings
@@ -142,6 +143,7 @@ class FaultyCore:
         self.crashed_at: float | None = None
         """Seconds after start at which the member crashed."""
         self._busy_until = -math.inf
+        self._held_until = -math.inf
         self._extra = 0.0
         self._frames: list[Outgoing] = []
         self._deliveries: list[Delivery] = []
@@ -175,10 +177,10 @@ class FaultyCore:
         self._clock(now)
         resume = self.fault.hold_until()
         held = -math.inf if resume is None else self.started_at + resume
-        ready = max(held, self._busy_until)
-        if ready > now and resume is not None and held >= self._busy_until:
-            self._counters.held_s += ready - now
-        return max(ready, now)
+        if held > max(now, self._held_until):  # count each held stretch once
+            self._counters.held_s += held - max(now, self._held_until)
+            self._held_until = held
+        return max(held, self._busy_until, now)
 
     def check_crash(self, now: float) -> bool:
         """Let the clock reach ``now`` (a timed crash may happen); True if crashed."""
@@ -188,14 +190,16 @@ class FaultyCore:
     # -- inputs -------------------------------------------------------------------------------
 
     def submit(self, payload: bytes, now: float) -> MsgId:
-        """TO-broadcast ``payload`` (accepted and lost if the member crashed)."""
+        """TO-broadcast ``payload``; raises :class:`~btob.MemberCrashed` once crashed."""
         if self._begin(now):
-            return MsgId(self.member, -1)
-        msg_id = self._guard(lambda: self.core.submit(payload, now))
+            raise MemberCrashed(f"member {self.member} crashed ({self.fault.spec})")
+        msg_id: MsgId | None = self._guard(lambda: self.core.submit(payload, now))
         if self._twin is not None and not self.crashed:  # other bytes under the same ids
             self._guard(lambda: self._twin.submit(payload[::-1] + b"twin", now))  # type: ignore[union-attr]
         self._collect()
-        return msg_id if msg_id is not None else MsgId(self.member, -1)
+        if msg_id is None:
+            raise MemberCrashed(f"member {self.member} crashed ({self.fault.spec})")
+        return msg_id
 
     def receive(self, frame: bytes, now: float, *, source: int | None = None) -> None:
         """A frame from ``source``, if the behaviour lets it through."""

@@ -124,7 +124,7 @@ async def test_network_faults_around_real_transports() -> None:
     from btob.crypto import KeyRegistry, SigningKey
     from btob.faults import parse_net
     from btob.runtime.config import ClusterConfig, MemberAddress
-    from btob.runtime.faulty import NetFaultTransport
+    from btob.runtime.netfaults import NetFaultTransport
     from btob.testing import MemoryNetwork
 
     n = 4

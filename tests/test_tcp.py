@@ -19,6 +19,7 @@ import pytest
 import trio
 
 from btob._errors import ConfigError
+from btob.core.settings import Settings
 from btob.crypto import KeyRegistry, Signer, SigningKey, Verifier
 from btob.runtime.config import ClusterConfig, MemberAddress
 from btob.runtime.tcp import TcpSettings, TcpTransport
@@ -54,12 +55,17 @@ def reserve_ports(n: int) -> list[socket.socket]:
 class Cluster:
     """Keys, a config on fresh loopback ports, and transports for its members."""
 
-    def __init__(self, n: int, settings: TcpSettings = FAST) -> None:
+    def __init__(self, n: int, settings: TcpSettings = FAST,
+                 frame_bytes_max: int | None = None) -> None:
         self.keys = Keys(n)
         self.reservations = reserve_ports(n)
+        protocol = Settings() if frame_bytes_max is None else Settings(
+            frame_bytes_max=frame_bytes_max, batch_bytes_max=frame_bytes_max // 2,
+            payload_bytes_max=frame_bytes_max // 4)
         self.config = ClusterConfig(
             CLUSTER, self.keys.registry,
             tuple(MemberAddress(HOST, s.getsockname()[1]) for s in self.reservations),
+            settings=protocol,
         )
         self.settings = settings
 
@@ -92,8 +98,9 @@ def make_cluster() -> Iterator[MakeCluster]:
     """``make_cluster(n, settings=FAST)``; its port reservations end with the test."""
     made: list[Cluster] = []
 
-    def make(n: int, settings: TcpSettings = FAST) -> Cluster:
-        made.append(Cluster(n, settings))
+    def make(n: int, settings: TcpSettings = FAST, frame_bytes_max: int | None = None
+             ) -> Cluster:
+        made.append(Cluster(n, settings, frame_bytes_max))
         return made[-1]
 
     yield make
@@ -208,7 +215,7 @@ async def test_three_members_connect_and_carry_frames_in_order(
 async def test_large_frames_up_to_the_bound_and_oversize_sends_refused(
     make_cluster: MakeCluster,
 ) -> None:
-    cluster = make_cluster(2, attrs.evolve(FAST, frame_bytes_max=1024 * 1024))
+    cluster = make_cluster(2, frame_bytes_max=1024 * 1024)
     big = random.Random(1).randbytes(1024 * 1024)
     async with trio.open_nursery() as nursery:
         t0, _ = await cluster.start(nursery, 0)
@@ -269,7 +276,7 @@ async def test_a_peer_that_cannot_prove_its_identity_is_refused(
 async def test_garbage_is_counted_and_a_real_peer_still_works(
     make_cluster: MakeCluster,
 ) -> None:
-    cluster = make_cluster(3, attrs.evolve(FAST, frame_bytes_max=1024))
+    cluster = make_cluster(3, frame_bytes_max=1024)
     noise = bytearray(random.Random(7).randbytes(2000))
     noise[0] = 0xFF  # a length far above any bound
     garbage = [
@@ -413,8 +420,8 @@ async def test_idle_but_healthy_connections_stay_up_and_silent_ones_are_closed(
 async def test_a_peer_that_stops_reading_is_dropped_without_blocking_others(
     make_cluster: MakeCluster,
 ) -> None:
-    cluster = make_cluster(3, attrs.evolve(
-        FAST, frame_bytes_max=1024 * 1024, keepalive_interval_s=0.05, idle_timeout_s=0.5))
+    cluster = make_cluster(3, attrs.evolve(FAST, keepalive_interval_s=0.05, idle_timeout_s=0.5),
+                           frame_bytes_max=1024 * 1024)
     big = bytes(1024 * 1024)
     async with trio.open_nursery() as nursery:
         t1, _ = await cluster.start(nursery, 1)

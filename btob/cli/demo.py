@@ -16,8 +16,7 @@ from btob.core.settings import Settings
 from btob.crypto import KeyRegistry, SigningKey
 from btob.faults import parse_fault
 from btob.runtime.config import ClusterConfig, MemberAddress
-from btob.runtime.faulty import FaultyTransport
-from btob.runtime.node import Node, Transport, open_node
+from btob.runtime.node import Node, open_node
 from btob.sim.checker import check, format_report
 from btob.sim.logs import (
     BroadcastRecord,
@@ -57,11 +56,12 @@ async def _demo(seed: int, messages: int, log_dir: Path | None, variant: str) ->
     n = 4
     keys = [SigningKey.from_seed(hashlib.sha256(b"demo/%d/%d" % (seed, i)).digest())
             for i in range(n)]
+    settings = Settings(view_change_timeout_s=0.5)
     config = ClusterConfig(
         b"demo-%d" % seed, KeyRegistry(tuple(k.public_key() for k in keys)),
-        tuple(MemberAddress("127.0.0.1", p) for p in _free_ports(n)),
+        tuple(MemberAddress("127.0.0.1", p) for p in _free_ports(n)), variant=variant,
+        settings=settings,
     )
-    settings = Settings(view_change_timeout_s=0.5)
     fault = parse_fault(DEMO_FAULT, n)
     senders = [i for i in range(n) if i != fault.member]
     per_sender = messages // len(senders)
@@ -74,15 +74,6 @@ async def _demo(seed: int, messages: int, log_dir: Path | None, variant: str) ->
     deliveries: dict[int, list[DeliveryRecord]] = {i: [] for i in range(n)}
     started = time.perf_counter()
     finished_at = 0.0
-
-    def wrapper_for(i: int):  # type: ignore[no-untyped-def]
-        if i != fault.member:
-            return None
-
-        def wrap(inner: Transport) -> Transport:
-            return FaultyTransport(inner, fault, n=n, signing_key=keys[i],
-                                   cluster_id=config.cluster_id, settings=settings, seed=seed)
-        return wrap
 
     async def send(node: Node) -> None:
         for k in range(per_sender):
@@ -102,8 +93,8 @@ async def _demo(seed: int, messages: int, log_dir: Path | None, variant: str) ->
     with trio.move_on_after(120) as timeout:
         async with trio.open_nursery() as nursery:
             async def run(i: int, task_status=trio.TASK_STATUS_IGNORED) -> None:  # type: ignore[no-untyped-def]
-                async with open_node(config, i, keys[i], settings=settings, variant=variant,
-                                     transport_wrapper=wrapper_for(i)) as node:
+                async with open_node(config, i, keys[i], seed=seed,
+                                     fault=fault if i == fault.member else None) as node:
                     nodes.append(node)
                     task_status.started()
                     await trio.sleep_forever()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,7 +13,7 @@ from btob.core.dissemination import BRB_KINDS
 from btob.core.variants import VARIANTS
 from btob.faults import BEHAVIOURS, NetSpec, load_mixes, parse_fault, parse_net
 from btob.sim.checker import check, format_report
-from btob.sim.simulator import SimConfig, SimResult, simulate
+from btob.sim.simulator import SimConfig, SimResult, replay_command, simulate
 from btob.sim.sweep import add_sweep_arguments, run_sweep_command
 
 __all__ = ["build_parser", "main"]
@@ -132,27 +131,6 @@ def _sim_config(args: argparse.Namespace) -> SimConfig:
         payload_size=args.payload_size, rate=args.rate, variant=args.variant, brb=args.brb,
         faults=faults, net=net, max_time=args.max_time, crypto_backend=args.crypto,
     )
-
-
-def replay_command(config: SimConfig) -> str:
-    """The ``btob sim`` command line that replays ``config``."""
-    parts = ["btob", "sim", "--n", str(config.n), "--seed", str(config.seed),
-             "--messages", str(config.messages), "--brb", config.brb]
-    if config.variant != "bb":
-        parts += ["--variant", config.variant]
-    if config.f is not None:
-        parts += ["--f", str(config.f)]
-    if config.payload_size != 100:
-        parts += ["--payload-size", str(config.payload_size)]
-    if config.rate != 2000.0:
-        parts += ["--rate", f"{config.rate:g}"]
-    for spec in config.faults:
-        parts += ["--fault", str(spec)]
-    if config.net != NetSpec():
-        parts += ["--net", config.net.describe()]
-    if config.max_time != 60.0:
-        parts += ["--max-time", f"{config.max_time:g}"]
-    return shlex.join(parts)
 
 
 def format_summary(result: SimResult) -> str:

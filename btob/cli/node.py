@@ -8,12 +8,15 @@ import os
 import struct
 from pathlib import Path
 
+import attrs
 import trio
 
 from btob._errors import ConfigError
-from btob.core.settings import Settings
+from btob.core.dissemination import BRB_KINDS
+from btob.core.settings import CLUSTER_SETTINGS, Settings, settings_with
+from btob.core.variants import VARIANTS
 from btob.crypto import KeyRegistry, SigningKey, load_signing_key, save_signing_key
-from btob.faults import parse_fault, parse_net
+from btob.faults import FaultSpec, NetSpec, parse_fault, parse_net
 from btob.runtime.config import (
     ClusterConfig,
     MemberAddress,
@@ -51,6 +54,15 @@ def add_keygen_arguments(parser: argparse.ArgumentParser) -> None:
                              "(default: 16 random hex characters)")
     parser.add_argument("--f", type=int, default=None,
                         help="Byzantine members tolerated (default (n-1)//3)")
+    parser.add_argument("--brb", choices=BRB_KINDS, default="bracha",
+                        help="reliable broadcast of batches, written to cluster.toml: bracha "
+                             "(double echo) or echo (signed echo) (default %(default)s)")
+    parser.add_argument("--variant", choices=VARIANTS, default="bb",
+                        help="sequencer variant, written to cluster.toml (default "
+                             "%(default)s; see btob sim --help)")
+    parser.add_argument("--setting", action="append", default=[], metavar="NAME=VALUE",
+                        help="a cluster-wide Settings field for cluster.toml, e.g. "
+                             "checkpoint_interval=32 (repeatable; every member then uses it)")
 
 
 def run_keygen(args: argparse.Namespace) -> int:
@@ -71,11 +83,17 @@ def run_keygen(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise ConfigError(f"--out {out}: cannot create the directory: "
                           f"{exc.strerror or exc}") from None
+    settings = settings_with(Settings(), args.setting)
+    local = [name for name in _changed(settings) if name not in CLUSTER_SETTINGS]
+    if local:
+        raise ConfigError(f"--setting {local[0]}: a member's own setting, not the cluster's; "
+                          f"give it to btob node --setting")
     keys = [SigningKey.generate() for _ in range(args.n)]
     cluster_id = (args.cluster_id or os.urandom(8).hex()).encode()
     config = ClusterConfig(
         cluster_id, KeyRegistry(tuple(k.public_key() for k in keys)),
         tuple(MemberAddress(args.host, args.base_port + i) for i in range(args.n)), args.f,
+        brb=args.brb, variant=args.variant, settings=settings,
     )
     for i, key in enumerate(keys):
         save_signing_key(key, out / f"node-{i}.key")  # KeyFileError naming the file
@@ -113,16 +131,14 @@ def add_node_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--linger", type=float, default=2.0,
                         help="seconds to keep serving peers after --exit-after is reached "
                              "(default %(default)s)")
-    parser.add_argument("--brb", choices=("bracha", "echo"), default="bracha",
-                        help="reliable broadcast of batches: bracha (double echo) or echo "
-                             "(signed echo); every member must use the same (default "
-                             "%(default)s)")
-    parser.add_argument("--variant", choices=("bb", "ub", "uub", "moving"), default="bb",
-                        help="sequencer variant, the same at every member (default "
-                             "%(default)s; see btob sim --help)")
-    parser.add_argument("--fault", action="append", default=[], metavar="SPEC",
+    parser.add_argument("--fault", metavar="SPEC",
                         help="make this member faulty: ID=BEHAVIOUR[:k=v,...] with ID its own "
-                             "id (repeatable; `btob faults` lists the behaviours)")
+                             "id, times in seconds since the node started (`btob faults` "
+                             "lists the behaviours)")
+    parser.add_argument("--setting", action="append", default=[], metavar="NAME=VALUE",
+                        help="this member's own tuning, a Settings field, e.g. "
+                             "retransmit_interval_s=0.1 (repeatable); a cluster-wide field "
+                             "must agree with cluster.toml")
     parser.add_argument("--net", default="", metavar="key=value,...",
                         help="network faults on what this member sends (as in btob sim)")
     parser.add_argument("--view-change-timeout", type=float, default=1.0, metavar="SECONDS",
@@ -157,38 +173,39 @@ def run_node(args: argparse.Namespace) -> int:
     key = load_signing_key(args.key)
     if key.public_key() != config.registry.public_key(args.id):
         raise ConfigError(f"key file {args.key} does not hold member {args.id}'s key")
-    specs = [parse_fault(text, config.n) for text in args.fault]
-    if any(spec.member != args.id for spec in specs):
-        raise ConfigError("--fault specs of btob node must name this member's id")
-    return trio.run(_run_node, args, config, key, specs)
+    fault = parse_fault(args.fault, config.n) if args.fault else None
+    if fault is not None and fault.member != args.id:
+        raise ConfigError(f"--fault {args.fault}: it must name this member's id ({args.id})")
+    base = attrs.evolve(config.settings, view_change_timeout_s=args.view_change_timeout)
+    settings = config.member_settings(settings_with(base, args.setting))
+    net = parse_net(args.net, config.n) if args.net else None
+    return trio.run(_run_node, args, config, key, fault, settings, net)
+
+
+def _changed(settings: Settings) -> list[str]:
+    default = Settings()
+    return [a.name for a in attrs.fields(Settings)
+            if getattr(settings, a.name) != getattr(default, a.name)]
 
 
 async def _run_node(args: argparse.Namespace, config: ClusterConfig, key: SigningKey,
-                    specs: list) -> int:  # type: ignore[type-arg]
-    settings = Settings(view_change_timeout_s=args.view_change_timeout)
-    net = parse_net(args.net, config.n) if args.net else None
-
+                    fault: FaultSpec | None, settings: Settings, net: NetSpec | None) -> int:
     def wrapper(inner: Transport) -> Transport:
-        from btob.runtime.faulty import FaultyTransport, NetFaultTransport
+        from btob.runtime.netfaults import NetFaultTransport
 
-        if net is not None:
-            inner = NetFaultTransport(inner, net, member=args.id)
-        if specs:
-            inner = FaultyTransport(inner, specs[0], n=config.n, signing_key=key,
-                                    cluster_id=config.cluster_id, settings=settings)
-        return inner
+        return inner if net is None else NetFaultTransport(inner, net, member=args.id)
+
     appender = None
     if args.log_dir is not None:
         try:
             _ensure_run_info(args.log_dir, config, args.id,
-                             byzantine=any(s.byzantine for s in specs))
+                             byzantine=fault is not None and fault.byzantine)
             appender = LogAppender(args.log_dir, args.id)
         except OSError as exc:
             raise ConfigError(f"--log-dir {args.log_dir} cannot be written: "
                               f"{exc.strerror or exc}") from None
     async with open_node(config, args.id, key, data_dir=args.data, settings=settings,
-                         brb=args.brb, variant=args.variant,
-                         transport_wrapper=wrapper) as node:
+                         fault=fault, transport_wrapper=wrapper) as node:
         member = node.id
         already = node.submitted_before_start  # the durable log knows what was broadcast
         if appender is not None:

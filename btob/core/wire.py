@@ -37,6 +37,7 @@ from btob.core.codec import (
     unpack,
     wired,
 )
+from btob.core.settings import Settings
 
 __all__ = [
     "DIGEST_BYTES",
@@ -81,8 +82,8 @@ class WireLimits:
     """Bounds applied while decoding untrusted bytes. A member decodes with
     ``frame_bytes_max`` from its :class:`~btob.Settings` (the one frame bound of btob)."""
 
-    frame_bytes_max: int = 4 * 1024 * 1024
-    """Largest frame accepted at all (``Settings.frame_bytes_max``)."""
+    frame_bytes_max: int = attrs.field(factory=lambda: Settings().frame_bytes_max)
+    """Largest frame accepted at all (``Settings.frame_bytes_max``, whose default it is)."""
     items_max: int = 65_536
     """Longest msgpack array anywhere in a frame."""
 

@@ -91,12 +91,10 @@ class TcpSettings:
     """Bounds and timings of a :class:`TcpTransport`.
 
     Every field must be positive, the backoff maximum at least its initial value, the
-    keepalive interval below the idle timeout and ``frame_bytes_max`` below 2**32;
+    keepalive interval below the idle timeout;
     :class:`ConfigError` otherwise.
     """
 
-    frame_bytes_max: int = attrs.field(default=4 * 1024 * 1024, validator=_positive)
-    """Largest frame sent or accepted; a bigger length prefix closes the connection."""
     queue_frames_max: int = attrs.field(default=4096, validator=_positive)
     """Frames queued per peer for sending, and frames waiting in the receive channel."""
     connect_backoff_initial_s: float = attrs.field(default=0.05, validator=_positive)
@@ -118,8 +116,6 @@ class TcpSettings:
             raise ConfigError("connect_backoff_max_s must be at least connect_backoff_initial_s")
         if self.keepalive_interval_s >= self.idle_timeout_s:
             raise ConfigError("keepalive_interval_s must be below idle_timeout_s")
-        if self.frame_bytes_max > 0xFFFFFFFF:
-            raise ConfigError("frame_bytes_max must fit the 4-byte length prefix")
 
 
 @attrs.frozen(kw_only=True)
@@ -280,6 +276,11 @@ class TcpTransport:
         self._signer = signer
         self._verifier = verifier
         self._settings = settings if settings is not None else TcpSettings()
+        self._frame_bytes_max = config.settings.frame_bytes_max
+        """The cluster's one frame bound (``Settings.frame_bytes_max``): frames above it are
+        neither sent nor accepted."""
+        if self._frame_bytes_max > 0xFFFFFFFF:
+            raise ConfigError("frame_bytes_max must fit the 4-byte length prefix")
         self._listen_host = listen_host
         self.port: int | None = None
         self._counters = _Counters()
@@ -344,7 +345,7 @@ class TcpTransport:
         peer = self._peers.get(dest) if type(dest) is int else None
         if peer is None:
             return False
-        if len(frame) > self._settings.frame_bytes_max:
+        if len(frame) > self._frame_bytes_max:
             self._counters.frames_dropped_oversize += 1
             return False
         try:
@@ -537,7 +538,7 @@ class TcpTransport:
         """Deliver ``peer``'s frames until a clean end of stream; raises on anything else."""
         settings = self._settings
         while True:
-            frame = await reader.read_frame(settings.frame_bytes_max, settings.idle_timeout_s)
+            frame = await reader.read_frame(self._frame_bytes_max, settings.idle_timeout_s)
             if frame is None:
                 return
             if not frame:

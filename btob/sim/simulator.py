@@ -14,6 +14,7 @@ import hashlib
 import heapq
 import os
 import random
+import shlex
 import struct
 from collections.abc import Callable, Mapping, Sequence
 
@@ -39,7 +40,9 @@ from btob.sim.logs import (
     write_log_dir,
 )
 
-__all__ = ["MemberFactory", "SimConfig", "SimResult", "ViewChangeRecord", "simulate"]
+__all__ = [
+    "MemberFactory", "SimConfig", "SimResult", "ViewChangeRecord", "replay_command", "simulate",
+]
 
 MemberFactory = Callable[..., Member]
 """Builds one member from :class:`~btob.Member`'s keyword arguments; :class:`~btob.Member`
@@ -277,6 +280,10 @@ class _Simulation:
                 continue
             if isinstance(core, FaultyCore):
                 ready = core.ready_at(at)
+                if core.crashed:  # its clock reached a crash
+                    self._crash(member)
+                    submissions_left -= kind == self._SUBMIT
+                    continue
                 if ready > at:
                     # Paused or busy: the event waits, in order, for the member to be free.
                     self.push(ready, kind, member, source, data)
@@ -414,6 +421,27 @@ class _Simulation:
                 failed_at=failed_at, first_commit_at=self.view_first_commit.get(view),
             ))
         return tuple(records)
+
+
+def replay_command(config: SimConfig) -> str:
+    """The ``btob sim`` command line that replays ``config``."""
+    parts = ["btob", "sim", "--n", str(config.n), "--seed", str(config.seed),
+             "--messages", str(config.messages), "--brb", config.brb]
+    if config.variant != "bb":
+        parts += ["--variant", config.variant]
+    if config.f is not None:
+        parts += ["--f", str(config.f)]
+    if config.payload_size != 100:
+        parts += ["--payload-size", str(config.payload_size)]
+    if config.rate != 2000.0:
+        parts += ["--rate", f"{config.rate:g}"]
+    for spec in config.faults:
+        parts += ["--fault", str(spec)]
+    if config.net != NetSpec():
+        parts += ["--net", config.net.describe()]
+    if config.max_time != 60.0:
+        parts += ["--max-time", f"{config.max_time:g}"]
+    return shlex.join(parts)
 
 
 def simulate(

@@ -24,7 +24,7 @@ from btob.core.settings import Settings
 from btob.core.variants import VARIANTS
 from btob.faults._mix import SWARM, Mix, load_mixes, swarm_mix
 from btob.faults._network import NetSpec
-from btob.sim.simulator import MemberFactory, SimConfig, SimResult, simulate
+from btob.sim.simulator import MemberFactory, SimConfig, SimResult, replay_command, simulate
 
 __all__ = [
     "SweepCase", "SweepOutcome", "SweepRow", "add_sweep_arguments", "format_sweep",
@@ -94,7 +94,6 @@ class SweepOutcome:
 
 def _replay(config: SimConfig, kind: str | None = None) -> str:
     """The ``btob sim`` command for ``config``, with what the CLI helper may leave out."""
-    from btob.cli.main import replay_command  # lazily: _cli will import this module
 
     command = replay_command(config)
     words = shlex.split(command)
