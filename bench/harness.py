@@ -28,6 +28,8 @@ Definitions of the metrics (per run):
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.util
 import json
 import math
 import os
@@ -38,6 +40,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import attrs
 
 from btob import ConfigError, Quorums, Settings, SimConfig, simulate
 from btob.bench import tcp_bench
@@ -111,10 +115,31 @@ def run_tcp(spec: RunSpec) -> dict[str, Any]:
         "recovery_s": s["recovery_s"],
         "view_changes": s["final_view"],
         "evidence_against": s["evidence_against"],
+        "fault_effects": s["fault_effects"],
+        "net_effects": s["net_effects"],
         "ok": bool(s["all_delivered"] and s["same_order"]),
         "error": None if s["all_delivered"] and s["same_order"] else
         "not every correct member delivered the same sequence",
     })
+    return _judge_effects(spec, row)
+
+
+def _judge_effects(spec: RunSpec, row: dict[str, Any]) -> dict[str, Any]:
+    """Fail a row whose faults did nothing: a row labelled with a fault must have measured
+    that fault (a slow sequencer that was never slow measured a fault-free run)."""
+    effects = row.get("fault_effects") or {}
+    idle = []
+    for text in spec.fault_specs():
+        member = str(parse_fault(text, spec.n).member)
+        if not (effects.get(member) or {}).get("took_effect"):
+            idle.append(text)
+    net = row.get("net_effects")
+    if spec.network() and row.get("mode") == "tcp" and not (
+            net and (net["lost"] or net["duplicated"] or net["delay_s"] > 0)):
+        idle.append(f"--net {spec.network()}")
+    if idle and row.get("ok"):
+        row["ok"] = False
+        row["error"] = f"no effect of {', '.join(idle)}"
     return row
 
 
@@ -154,11 +179,13 @@ def run_sim(spec: RunSpec) -> dict[str, Any]:
         "recovery_s": max(recoveries) if recoveries else None,
         "view_changes": len(result.view_changes),
         "evidence_against": sorted({m for s in correct for m in s.evidence}),
+        "fault_effects": {str(m): {**attrs.asdict(e), "took_effect": e.took_effect}
+                          for m, e in result.fault_effects.items()},
         "ok": bool(result.ok and result.complete),
         "error": None if result.ok and result.complete else
         ("checker violation" if not result.ok else "run did not complete"),
     })
-    return row
+    return _judge_effects(spec, row)
 
 
 def _failed(spec: RunSpec, exc: Exception) -> dict[str, Any]:
@@ -385,9 +412,7 @@ def main(argv: list[str] | None = None) -> int:
     from btob.bench import MICRO_BENCHES
 
     if argv and argv[0] in MICRO_BENCHES:
-        import importlib
-
-        module = importlib.import_module(f"bench.{MICRO_BENCHES[argv[0]]}")
+        module = importlib.import_module(f"btob.bench.{MICRO_BENCHES[argv[0]]}")
         status: int = module.main(argv[1:])
         return status
     args = build_parser().parse_args(argv)
@@ -412,6 +437,11 @@ def main(argv: list[str] | None = None) -> int:
         for spec in plan(runs):
             print(spec.label)
         return 0
+    if not args.no_plots and importlib.util.find_spec("matplotlib") is None:
+        # Found out before any run, not after an hour of them.
+        print("btob bench: the plots need matplotlib (pip install 'btob[bench]'), or pass "
+              "--no-plots", file=sys.stderr)
+        return 2
     rows, wall = run_matrix(runs, progress=not args.quiet)
     results = _results(preset, rows, wall)
     args.out.mkdir(parents=True, exist_ok=True)

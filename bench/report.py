@@ -181,7 +181,34 @@ _METRIC_COLUMNS: list[Column] = [
     ("CPU ms/payload", True, lambda run: _fmt(run.get("cpu_s_per_payload"), ".3f", 1000.0)),
     ("peak RSS MiB", True, lambda run: _fmt(run.get("peak_rss_mib"), ".1f")),
     ("recovery s", True, lambda run: _fmt(run.get("recovery_s"), ".2f")),
+    ("views", True, lambda run: _count(run.get("view_changes"))),
+    ("fault effect", False, lambda run: _escape(_effects_label(run))),
 ]
+
+
+def _effects_label(run: Run) -> str:
+    """What the run's faults measurably did (crash time, time held or busy, frames
+    rewritten, dropped, delayed or injected); empty for a fault-free run."""
+    parts = []
+    for member, effects in sorted((run.get("fault_effects") or {}).items()):
+        if not isinstance(effects, dict):
+            continue
+        done = []
+        if effects.get("crashed_at") is not None:
+            done.append(f"crashed at {effects['crashed_at']:.2f} s")
+        for key, word in (("held_s", "held"), ("busy_s", "busy")):
+            if effects.get(key):
+                done.append(f"{word} {effects[key]:.2f} s")
+        for key, word in (("frames_changed", "changed"), ("frames_dropped", "dropped"),
+                          ("frames_delayed", "delayed"), ("frames_injected", "injected"),
+                          ("inputs_dropped", "refused")):
+            if effects.get(key):
+                done.append(f"{effects[key]:,} {word}")
+        parts.append(f"{member}: {', '.join(done) or 'none'}")
+    net = run.get("net_effects")
+    if isinstance(net, dict):
+        parts.append(f"net: {net.get('lost', 0):,} lost, {net.get('duplicated', 0):,} dup")
+    return "; ".join(parts)
 
 
 def _run_row(run: Run) -> list[str]:

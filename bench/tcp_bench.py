@@ -80,6 +80,7 @@ from btob.core.settings import settings_with
 from btob.core.variants import VARIANTS
 from btob.crypto import KeyRegistry, SigningKey, load_signing_key, save_signing_key
 from btob.faults import parse_fault, parse_net
+from btob.runtime.netfaults import NetFaultTransport
 
 __all__ = [
     "HEADER",
@@ -172,6 +173,8 @@ class _Capture:
 
     def __init__(self) -> None:
         self.transport: Transport | None = None
+        self.net: NetFaultTransport | None = None
+        """The network-fault wrapper, when there is one (its counters prove it acted)."""
 
     def __call__(self, transport: Transport) -> Transport:
         self.transport = transport
@@ -273,10 +276,11 @@ def _wrapper(args: argparse.Namespace, config: ClusterConfig,
     net = parse_net(args.net, config.n) if args.net else None
 
     def wrap(inner: Transport) -> Transport:
-        from btob.runtime.netfaults import NetFaultTransport
-
         inner = capture(inner)
-        return inner if net is None else NetFaultTransport(inner, net, member=args.worker)
+        if net is None:
+            return inner
+        capture.net = NetFaultTransport(inner, net, member=args.worker)
+        return capture.net
     return wrap
 
 
@@ -396,7 +400,11 @@ async def _run_worker(args: argparse.Namespace) -> dict[str, Any]:
             "view_changes_started": m.view_changes_started,
         },
         "frames_dropped_by_transport": stats.frames_dropped_by_transport,
-        "fault": None if stats.fault is None else attrs.asdict(stats.fault),
+        "fault": None if stats.fault is None else {
+            **attrs.asdict(stats.fault), "took_effect": stats.fault.took_effect},
+        "net": None if capture.net is None else {
+            "lost": capture.net.dropped, "delivered": capture.net.delivered,
+            "duplicated": capture.net.duplicated, "delay_s": capture.net.delay_s},
         "transport_statistics": None if tcp_stats is None else {
             "frames_sent": tcp_stats.frames_sent,
             "bytes_sent": tcp_stats.bytes_sent,
@@ -572,6 +580,12 @@ def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
                                     for m in r["member_statistics"].get("evidence", [])}),
     }
     summary.update(_recovery(results, summary["final_view"]))
+    summary["fault_effects"] = {str(r["member"]): r["fault"] for r in all_results
+                                if r.get("fault") is not None}
+    nets = [r["net"] for r in all_results if r.get("net") is not None]
+    summary["net_effects"] = None if not nets else {
+        key: sum(net[key] for net in nets) for key in ("lost", "delivered", "duplicated",
+                                                       "delay_s")}
     for key, name in (("signatures_made", "signatures_made"),
                       ("signatures_verified", "signatures_verified"),
                       ("messages", "messages_sent"), ("bytes", "bytes_sent"),

@@ -127,3 +127,12 @@ def test_the_demo_and_the_library_need_no_matplotlib() -> None:
     probe = ("import sys, btob, btob.testing, btob.cli.main, btob.cli.demo, btob.cli.node; "
              "assert 'matplotlib' not in sys.modules, 'matplotlib was imported'")
     subprocess.run([sys.executable, "-c", probe], check=True, timeout=120)
+
+
+def test_the_command_line_works_outside_the_repository(tmp_path: Path) -> None:
+    """Run from elsewhere, nothing may rely on the repository's top-level folders being
+    importable as packages of their own (``bench.x`` instead of ``btob.bench.x``)."""
+    for args in (["sim", "--messages", "20", "--quiet"],
+                 ["bench", "sim", "--messages", "20", "--repeat", "1"]):
+        subprocess.run([sys.executable, "-m", "btob", *args], cwd=tmp_path, check=True,
+                       capture_output=True, timeout=300)

@@ -34,6 +34,12 @@ class NetFaultTransport:
         self._line = DelayLine()
         self.dropped = 0
         """Frames lost on the wire (by the spec) or because the delay queue was full."""
+        self.delivered = 0
+        """Copies of frames sent on, each after the delay the spec drew for it."""
+        self.duplicated = 0
+        """Frames sent twice (``dup``)."""
+        self.delay_s = 0.0
+        """The delays drawn, summed: how much later than at once the frames arrived."""
 
     def send_nowait(self, dest: int, frame: bytes) -> bool:
         """Send ``frame`` to ``dest`` through the simulated link conditions."""
@@ -42,8 +48,12 @@ class NetFaultTransport:
         if not delays:
             self.dropped += 1
             return True  # lost on the wire: the sender cannot tell
+        self.duplicated += len(delays) - 1
         for delay in delays:
-            if not self._line.put(now + delay, dest, frame):
+            if self._line.put(now + delay, dest, frame):
+                self.delivered += 1
+                self.delay_s += delay
+            else:
                 self.dropped += 1
         return True
 

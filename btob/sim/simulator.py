@@ -29,7 +29,7 @@ from btob.core.settings import Settings
 from btob.core.variants import VARIANTS
 from btob.crypto import KeyRegistry, SigningKey, get_backend
 from btob.faults import FaultSpec, NetSpec
-from btob.faults._driver import FaultyCore, faulty_core
+from btob.faults._driver import FaultEffects, FaultyCore, faulty_core
 from btob.sim.checker import CheckReport, check
 from btob.sim.logs import (
     BroadcastRecord,
@@ -138,6 +138,8 @@ class SimResult:
     """The largest size each kind of held state reached at any member, sampled every tick."""
     latencies: tuple[float, ...] = ()
     """Virtual seconds from submission to delivery, per (correct member, honest payload)."""
+    fault_effects: Mapping[int, FaultEffects] = attrs.field(factory=dict)
+    """What each faulty member's fault did, by member (proof that it took effect)."""
 
     @property
     def messages_sent(self) -> int:
@@ -405,6 +407,8 @@ class _Simulation:
             crashed=tuple(sorted(self.crashed)), events=self.events,
             view_changes=self._view_change_records(), peak_state=dict(self.peak_state),
             latencies=tuple(self.latencies),
+            fault_effects={c.member: c.effects() for c in self.cores
+                           if isinstance(c, FaultyCore)},
         )
 
     def _view_change_records(self) -> tuple[ViewChangeRecord, ...]:
