@@ -46,7 +46,6 @@ import json
 import math
 import resource
 import shutil
-import socket
 import struct
 import subprocess
 import sys
@@ -81,6 +80,7 @@ from btob.core.variants import VARIANTS
 from btob.crypto import KeyRegistry, SigningKey, load_signing_key, save_signing_key
 from btob.faults import parse_fault, parse_net
 from btob.runtime.netfaults import NetFaultTransport
+from btob.testing.ports import free_ports
 
 __all__ = [
     "HEADER",
@@ -116,20 +116,6 @@ def member_key(member: int) -> SigningKey:
 def bench_payload(member: int, counter: int, size: int) -> bytes:
     """Payload ``counter`` of ``member``: the 8-byte header zero-padded to ``size`` bytes."""
     return HEADER.pack(member, counter).ljust(size, b"\0")
-
-
-def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
-    """``count`` distinct ports that were free on ``host`` a moment ago (bound, then closed)."""
-    sockets: list[socket.socket] = []
-    try:
-        for _ in range(count):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sockets.append(s)
-            s.bind((host, 0))
-        return [int(s.getsockname()[1]) for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 def write_cluster(directory: Path, n: int, host: str = "127.0.0.1", *, brb: str = "bracha",

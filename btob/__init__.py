@@ -16,14 +16,15 @@ from btob._errors import LogFormatError as LogFormatError
 from btob._errors import MemberCrashed as MemberCrashed
 from btob._errors import WireError as WireError
 from btob._util import fixup_module_metadata
+from btob.core.contract import Core as Core
+from btob.core.contract import MemberStatistics as MemberStatistics
+from btob.core.contract import Outgoing as Outgoing
 from btob.core.delivery import Delivery as Delivery
 from btob.core.delivery import MsgId as MsgId
 from btob.core.dissemination import BRB_KINDS as BRB_KINDS
 from btob.core.effects import Evidence as Evidence
 from btob.core.member import BacklogFull as BacklogFull
 from btob.core.member import Member as Member
-from btob.core.member import MemberStatistics as MemberStatistics
-from btob.core.member import Outgoing as Outgoing
 from btob.core.member import PayloadTooLarge as PayloadTooLarge
 from btob.core.quorum import Quorums as Quorums
 from btob.core.settings import Settings as Settings
@@ -31,7 +32,6 @@ from btob.runtime.config import ClusterConfig as ClusterConfig
 from btob.runtime.config import MemberAddress as MemberAddress
 from btob.runtime.config import load_cluster_config as load_cluster_config
 from btob.runtime.config import write_cluster_config as write_cluster_config
-from btob.runtime.node import Core as Core
 from btob.runtime.node import Node as Node
 from btob.runtime.node import NodeStatistics as NodeStatistics
 from btob.runtime.node import Transport as Transport

@@ -26,51 +26,21 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 import attrs
 
 from btob._errors import MemberCrashed
+from btob.core.contract import Core, MemberStatistics, Outgoing
 from btob.core.delivery import Delivery, MsgId
-from btob.core.member import MemberStatistics, Outgoing, ViewInstalled
 from btob.core.settings import Settings
+from btob.core.viewchange import ViewInstalled
 from btob.core.wire import Message, Signed, decode_frame
 from btob.crypto import Backend, Signer, SigningKey
 from btob.faults._behaviours import Crash, FaultContext, ProcessFault, Twins, make_fault
 from btob.faults._spec import FaultSpec
 
-__all__ = ["FaultEffects", "FaultyCore", "TwinnableCore", "faulty_core"]
-
-
-class TwinnableCore(Protocol):
-    """What the fault driver needs from the core it wraps (a :class:`~btob.Member`)."""
-
-    @property
-    def member(self) -> int:
-        """This member's id."""
-
-    @property
-    def settings(self) -> Settings:
-        """The core's limits."""
-
-    @property
-    def view(self) -> int:
-        """The current view."""
-
-    def submit(self, payload: bytes, now: float) -> MsgId:
-        """Accept a payload to broadcast."""
-
-    def receive(self, frame: bytes, now: float, *, source: int | None = None) -> None:
-        """Handle a frame from the network."""
-
-    def tick(self, now: float) -> None:
-        """Let time pass."""
-
-    def take_outputs(self) -> tuple[list[Outgoing], list[Delivery]]:
-        """Frames and deliveries since the last call."""
-
-    def statistics(self) -> MemberStatistics:
-        """Counters."""
+__all__ = ["FaultEffects", "FaultyCore", "faulty_core"]
 
 
 @attrs.frozen
@@ -125,8 +95,8 @@ class FaultyCore:
     the node's tasks start).
     """
 
-    def __init__(self, core: TwinnableCore, fault: ProcessFault, *, started_at: float = 0.0,
-                 twin: TwinnableCore | None = None) -> None:
+    def __init__(self, core: Core, fault: ProcessFault, *, started_at: float = 0.0,
+                 twin: Core | None = None) -> None:
         self.core = core
         self.fault = fault
         self.started_at = started_at
@@ -336,7 +306,7 @@ class FaultyCore:
                 self._frames.append(Outgoing(target, frame, self._extra + delay))
 
 
-def faulty_core(spec: FaultSpec, make_core: Callable[[], TwinnableCore], *, n: int,
+def faulty_core(spec: FaultSpec, make_core: Callable[[], Core], *, n: int,
                 signing_key: SigningKey, cluster_id: bytes, settings: Settings, seed: int = 0,
                 backend: Backend | None = None, started_at: float = 0.0) -> FaultyCore:
     """The core ``make_core()`` of member ``spec.member`` inside the behaviour ``spec``.

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import socket
 import tempfile
 import time
 from pathlib import Path
@@ -26,22 +25,12 @@ from btob.sim.logs import (
     RunInfo,
     write_log_dir,
 )
+from btob.testing.ports import free_ports
 
 __all__ = ["DEMO_FAULT", "run_demo"]
 
 DEMO_FAULT = "0=equivocate"
 """The demo's Byzantine sequencer: different ORDERs to different members, voting for both."""
-
-
-def _free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 def run_demo(*, seed: int = 7, messages: int = 3000, log_dir: Path | None = None,
@@ -59,7 +48,7 @@ async def _demo(seed: int, messages: int, log_dir: Path | None, variant: str) ->
     settings = Settings(view_change_timeout_s=0.5)
     config = ClusterConfig(
         b"demo-%d" % seed, KeyRegistry(tuple(k.public_key() for k in keys)),
-        tuple(MemberAddress("127.0.0.1", p) for p in _free_ports(n)), variant=variant,
+        tuple(MemberAddress("127.0.0.1", p) for p in free_ports(n)), variant=variant,
         settings=settings,
     )
     fault = parse_fault(DEMO_FAULT, n)

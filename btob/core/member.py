@@ -23,12 +23,11 @@ from __future__ import annotations
 from collections import Counter, deque
 from collections.abc import Callable
 
-import attrs
-
 from btob._errors import BtobError, ConfigError, WireError
 from btob.core.batching import PendingPayloads
 from btob.core.catchup import CatchUp
 from btob.core.checkpoint import CheckpointTracker
+from btob.core.contract import MemberStatistics, Outgoing
 from btob.core.delivery import Delivery, DeliveryLog, MsgId
 from btob.core.effects import Evidence, Outbox, VerifyFn
 from btob.core.ordering import Ordering
@@ -66,51 +65,6 @@ class PayloadTooLarge(BtobError):
 
 class BacklogFull(BtobError):
     """``Settings.pending_payloads_max`` payloads already wait for a batch; retry later."""
-
-
-@attrs.frozen
-class Outgoing:
-    """A frame for one destination member.
-
-    ``delay_s`` is 0 for everything a member produces; a fault driver may hold a frame back
-    (a slow CPU, a stalling sequencer), and the driver then sends it that much later.
-    """
-
-    destination: int
-    frame: bytes
-    delay_s: float = 0.0
-
-
-@attrs.frozen
-class MemberStatistics:
-    """A snapshot of one member's counters and the sizes of everything it holds."""
-
-    member: int
-    payloads_submitted: int
-    deliveries: int
-    slots_delivered: int
-    messages_sent: int
-    bytes_sent: int
-    frames_received: int
-    signatures_made: int
-    signatures_verified: int
-    verify_cache_hits: int
-    dropped: dict[str, int]
-    evidence: tuple[int, ...]
-    brb_instances: int
-    open_slots: int
-    pending_payloads: int
-    early_payloads: int
-    batches_held: int
-    view: int
-    view_changes_started: int
-    stable_checkpoint: int
-    proofs_held: int
-    checkpoint_state_held: int
-    history_slots_held: int
-    view_changes_held: int
-    slots_from_proofs: int
-    slots_from_segments: int
 
 
 class Member:

@@ -25,8 +25,9 @@ import attrs
 import trio
 
 from btob._errors import BtobError, ConfigError, DeliveryNotRetained
+from btob.core.contract import Core, MemberStatistics
 from btob.core.delivery import Delivery, MsgId
-from btob.core.member import BacklogFull, Member, MemberStatistics, Outgoing, PayloadTooLarge
+from btob.core.member import BacklogFull, Member, PayloadTooLarge
 from btob.core.settings import Settings
 from btob.crypto import SigningKey
 from btob.faults._driver import FaultEffects, FaultyCore, faulty_core
@@ -50,41 +51,6 @@ class Transport(Protocol):
 
     async def receive(self) -> tuple[int, bytes]:
         """The next ``(source, frame)``."""
-
-
-class Core(Protocol):
-    """What the driver needs from a sans-IO protocol core; :class:`Member` is the real one.
-
-    The benchmark's crash-only baseline implements it too, so both run on the same driver.
-    """
-
-    @property
-    def member(self) -> int:
-        """This member's id."""
-
-    @property
-    def settings(self) -> Settings:
-        """The limits the core runs under (the driver reads the payload and retention
-        bounds)."""
-
-    @property
-    def view(self) -> int:
-        """The current view."""
-
-    def submit(self, payload: bytes, now: float) -> MsgId:
-        """Accept a payload to broadcast; raises :class:`BtobError` subclasses to refuse."""
-
-    def receive(self, frame: bytes, now: float, *, source: int | None = None) -> None:
-        """Handle a frame from the network (``source``: the peer the transport names)."""
-
-    def tick(self, now: float) -> None:
-        """Let time pass."""
-
-    def take_outputs(self) -> tuple[list[Outgoing], list[Delivery]]:
-        """Frames to send and deliveries made since the last call."""
-
-    def statistics(self) -> MemberStatistics:
-        """A snapshot of the core's counters."""
 
 
 @attrs.frozen

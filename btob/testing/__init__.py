@@ -16,8 +16,9 @@ from btob.testing.breaks import BREAKS as BREAKS
 from btob.testing.breaks import broken as broken
 from btob.testing.cluster import LocalCluster as LocalCluster
 from btob.testing.cluster import open_local_cluster as open_local_cluster
+from btob.testing.ports import free_ports as free_ports
 
-__all__ = ["BREAKS", "LocalCluster", "MemoryNetwork", "MemoryTransport", "broken",
+__all__ = ["BREAKS", "LocalCluster", "MemoryNetwork", "MemoryTransport", "broken", "free_ports",
            "open_local_cluster"]
 
 # Reprs and tracebacks name the public package, not the private module a name lives in.

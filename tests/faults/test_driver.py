@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from btob import Member, MemberCrashed, Settings
-from btob.core.member import Outgoing
+from btob.core.contract import Outgoing
 from btob.core.wire import decode_frame
 from btob.faults import parse_fault
 from btob.faults._driver import FaultyCore, faulty_core

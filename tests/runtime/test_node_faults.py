@@ -5,7 +5,6 @@ their effects on real runs (in memory, and over TCP on loopback), not by their s
 from __future__ import annotations
 
 import hashlib
-import socket
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 
@@ -13,7 +12,7 @@ import trio
 
 from btob import ClusterConfig, MemberAddress, Node, Settings, open_node
 from btob.crypto import KeyRegistry, SigningKey
-from btob.testing import open_local_cluster
+from btob.testing import free_ports, open_local_cluster
 
 N = 4
 
@@ -61,24 +60,13 @@ async def test_a_member_crashed_at_two_seconds_delivers_until_then_and_never_aft
         assert nodes[i].view >= 1
 
 
-def _free_ports(n: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(n)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
-
-
 @asynccontextmanager
 async def _tcp_cluster(faults: Sequence[str]) -> AsyncIterator[list[Node]]:
     """Four nodes in this process over real TCP on loopback, with the given faults."""
     keys = [SigningKey.from_seed(hashlib.sha256(b"tcp-faults/%d" % i).digest())
             for i in range(N)]
     config = ClusterConfig(b"tcp-faults", KeyRegistry(tuple(k.public_key() for k in keys)),
-                           tuple(MemberAddress("127.0.0.1", p) for p in _free_ports(N)),
+                           tuple(MemberAddress("127.0.0.1", p) for p in free_ports(N)),
                            settings=Settings(view_change_timeout_s=5.0))
     specs = {int(text.split("=", 1)[0]): text for text in faults}
     async with AsyncExitStack() as stack:
