@@ -11,6 +11,7 @@ import trio
 from rich.console import Console
 from rich.live import Live
 
+from btob.core.proposers import view_leader
 from btob.core.settings import Settings
 from btob.crypto import KeyRegistry, SigningKey
 from btob.faults import parse_fault
@@ -118,7 +119,7 @@ async def _demo(seed: int, messages: int, log_dir: Path | None, variant: str) ->
                      for m in node.statistics().member.evidence})
     print(format_report(report))
     print(f"views: {max(node.view for node in nodes)} (sequencer now member "
-          f"{max(node.view for node in nodes) % n}); evidence: "
+          f"{view_leader(max(node.view for node in nodes), n)}); evidence: "
           f"{'members ' + str(proven) + ' proven Byzantine' if proven else 'none'}")
     if complete:
         print(f"throughput: {expected / finished_at:,.0f} payloads/s delivered at every correct "

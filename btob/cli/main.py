@@ -10,6 +10,7 @@ from pathlib import Path
 from btob._errors import BtobError, ConfigError
 from btob.cli.node import add_keygen_arguments, add_node_arguments, run_keygen, run_node
 from btob.core.dissemination import BRB_KINDS
+from btob.core.proposers import view_leader
 from btob.core.variants import VARIANTS
 from btob.faults import BEHAVIOURS, NetSpec, load_mixes, parse_fault, parse_net
 from btob.sim.checker import check, format_report
@@ -153,7 +154,7 @@ def format_summary(result: SimResult) -> str:
     for s in result.statistics:
         info = result.logs.run.members[s.member]
         state = "byzantine" if not info.honest else ("crashed" if info.crashed else "correct")
-        role = "sequencer" if s.member == s.view % config.n else "member"
+        role = "sequencer" if s.member == view_leader(s.view, config.n) else "member"
         lines.append(
             f"{s.member:>6} {role:<10} {state:<9} {s.deliveries:>9} {s.messages_sent:>10} "
             f"{s.bytes_sent:>11} {s.signatures_made:>7} {s.signatures_verified:>9} "
@@ -172,7 +173,8 @@ def format_summary(result: SimResult) -> str:
     for record in result.view_changes:
         recovery = record.recovery_s
         failed = "failure time unknown" if record.failed_at is None else (
-            f"sequencer {(record.view - 1) % config.n} failed at {record.failed_at:.3f} s")
+            f"sequencer {view_leader(record.view - 1, config.n)} failed at "
+            f"{record.failed_at:.3f} s")
         committed = "no commit since" if record.first_commit_at is None else (
             f"next commit at {record.first_commit_at:.3f} s")
         lines.append(

@@ -24,6 +24,7 @@ from btob._errors import ConfigError
 from btob.core.delivery import Delivery
 from btob.core.dissemination import BRB_KINDS
 from btob.core.member import Member, MemberStatistics
+from btob.core.proposers import view_leader
 from btob.core.quorum import Quorums
 from btob.core.settings import Settings
 from btob.core.variants import VARIANTS
@@ -414,14 +415,14 @@ class _Simulation:
     def _view_change_records(self) -> tuple[ViewChangeRecord, ...]:
         records = []
         for view, installed_at in sorted(self.view_installed.items()):
-            previous = (view - 1) % self.config.n
+            previous = view_leader(view - 1, self.config.n)
             failed_at: float | None = None
             if previous in self.silent:
                 failed_at = 0.0
             elif previous in self.crashed and self.crashed_at[previous] <= installed_at:
                 failed_at = self.crashed_at[previous]
             records.append(ViewChangeRecord(
-                view=view, sequencer=view % self.config.n, installed_at=installed_at,
+                view=view, sequencer=view_leader(view, self.config.n), installed_at=installed_at,
                 failed_at=failed_at, first_commit_at=self.view_first_commit.get(view),
             ))
         return tuple(records)
