@@ -7,7 +7,7 @@ import pytest
 from btob import BacklogFull, ConfigError, Member, PayloadTooLarge, Settings
 from btob.core.wire import Batch, Echo, Send, Signed
 
-from .helpers import Keys
+from ..helpers import Keys
 
 
 def make(keys: Keys, member: int = 1, **settings: object) -> Member:
@@ -102,7 +102,7 @@ def test_a_laggards_periodic_status_is_answered_every_period() -> None:
     # late. A repeat inside half the interval is still ignored.
     from btob.core.wire import LogSegment, SlotProof, Status, decode_frame
 
-    from .helpers import Router
+    from ..helpers import Router
 
     keys = Keys(4)
     router = Router(keys)

@@ -14,7 +14,7 @@ from btob.faults import BEHAVIOURS, Mix, parse_fault, parse_net
 from btob.sim.sweep import sweep
 from btob.testing.breaks import broken
 
-from .helpers import Keys, Router
+from ..helpers import Keys, Router
 
 PARAMS = {"crash": ":at=0.05", "pause": ":at=0.05,for=0.5"}
 

@@ -169,7 +169,7 @@ def test_the_example_app_runs() -> None:
     import sys
     from pathlib import Path
 
-    example = Path(__file__).resolve().parent.parent / "examples" / "kv_store.py"
+    example = Path(__file__).resolve().parents[2] / "examples" / "kv_store.py"
     proc = subprocess.run([sys.executable, str(example)], capture_output=True, text=True,
                           timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr
