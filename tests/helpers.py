@@ -1,11 +1,12 @@
-"""Shared test helpers: deterministic keys and signing for a small cluster."""
+"""Shared test helpers: deterministic keys and signing for a small cluster, members wired by
+hand, and reading a node's deliveries."""
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
 
-from btob import Member
+from btob import Member, Node
 from btob.core.wire import Message, Signed
 from btob.crypto import KeyRegistry, Signer, SigningKey, Verifier
 
@@ -84,3 +85,13 @@ class Router:
                 if i not in self.stopped:
                     member.tick(self.now)
             self.pump()
+
+
+async def collect(node: Node, count: int) -> list[str]:
+    """The ids of ``node``'s first ``count`` deliveries, as ``origin:counter`` text."""
+    seen: list[str] = []
+    async for delivery in node.deliveries():
+        seen.append(str(delivery.msg_id))
+        if len(seen) == count:
+            return seen
+    raise AssertionError("unreachable")
