@@ -2,9 +2,103 @@
 
 from __future__ import annotations
 
+import random
+
+import pytest
 import trio
+import trio.testing
+
+from btob.faults import NetSpec, parse_net
+from btob.runtime.netfaults import NetFaultTransport
 
 from ..helpers import collect
+
+
+class Wire:
+    """The transport under the faults: records what reaches it, and when."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[float, int, bytes]] = []
+
+    def send_nowait(self, dest: int, frame: bytes) -> bool:
+        self.sent.append((trio.current_time(), dest, frame))
+        return True
+
+    async def receive(self) -> tuple[int, bytes]:
+        await trio.sleep_forever()
+        raise AssertionError("unreachable")
+
+
+async def _send_through(net: NetSpec, frames: list[tuple[float, int]], *, member: int = 0,
+                        seed: int = 1) -> tuple[NetFaultTransport, Wire, float]:
+    """Send frame k to ``frames[k][1]`` at ``frames[k][0]`` seconds after the transport was
+    made; returns once every delayed copy left (virtual time)."""
+    wire = Wire()
+    transport = NetFaultTransport(wire, net, member=member, seed=seed)
+    start = trio.current_time()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(transport.run)
+        for k, (at, dest) in enumerate(frames):
+            await trio.sleep_until(start + at)
+            assert transport.send_nowait(dest, b"frame %d" % k)  # a loss is silent
+        await trio.sleep(10)  # virtual: longer than any delay of the spec
+        nursery.cancel_scope.cancel()
+    return transport, wire, start
+
+
+SPEC = "loss=0.3,gst=5,dup=0.2,delay=0.01-0.05,jitter=0.02"
+SCHEDULE = [(0.01 * k, 1 + k % 3) for k in range(60)] + [(6.0 + 0.01 * k, 1) for k in range(20)]
+
+
+async def test_each_frames_fate_is_the_one_net_spec_route_draws(
+        autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    net = parse_net(SPEC, 4)
+    asked: list[tuple[int, int, float, list[float]]] = []
+    route = NetSpec.route
+
+    def spy(self: NetSpec, rng: random.Random, source: int, dest: int,
+            now: float) -> list[float]:
+        fate = route(self, rng, source, dest, now)
+        asked.append((source, dest, now, fate))
+        return fate
+
+    monkeypatch.setattr(NetSpec, "route", spy)
+    transport, wire, start = await _send_through(net, SCHEDULE, member=0)
+    assert [(source, dest) for source, dest, _, _ in asked] == [(0, d) for _, d in SCHEDULE]
+    assert [now for _, _, now, _ in asked] == pytest.approx([at for at, _ in SCHEDULE])
+    expected = sorted((start + at + delay, dest, b"frame %d" % k)
+                      for k, ((at, dest), (_, _, _, fate)) in enumerate(zip(SCHEDULE, asked,
+                                                                             strict=True))
+                      for delay in fate)
+    assert [(dest, frame) for _, dest, frame in sorted(wire.sent)] == [
+        (dest, frame) for _, dest, frame in expected]
+    assert [t for t, _, _ in sorted(wire.sent)] == pytest.approx([t for t, _, _ in expected])
+    assert transport.dropped == sum(1 for *_, fate in asked if not fate)
+    assert 0 < transport.dropped < len(SCHEDULE)  # some losses before GST, none after
+    assert all(fate for _, _, now, fate in asked if now >= 5)
+    assert any(len(fate) == 2 for *_, fate in asked)  # and duplicates
+
+
+async def test_the_same_seed_and_member_give_the_same_fates(
+        autojump_clock: trio.testing.MockClock) -> None:
+    net = parse_net(SPEC, 4)
+
+    async def fates(member: int, seed: int) -> list[tuple[float, int, bytes]]:
+        _, wire, start = await _send_through(net, SCHEDULE, member=member, seed=seed)
+        return sorted((round(t - start, 9), dest, frame) for t, dest, frame in wire.sent)
+
+    first = await fates(0, 1)
+    assert await fates(0, 1) == first
+    assert await fates(0, 2) != first
+    assert await fates(2, 1) != first  # every member draws its own links' fates
+
+
+async def test_a_cut_link_loses_every_frame_and_the_others_get_theirs(
+        autojump_clock: trio.testing.MockClock) -> None:
+    net = parse_net("cut=0-100:0>1,delay=0.001-0.002", 3)
+    transport, wire, _ = await _send_through(net, [(0.0, 1), (0.0, 2), (0.1, 1), (0.1, 2)])
+    assert [dest for _, dest, _ in wire.sent] == [2, 2]
+    assert transport.dropped == 2
 
 
 async def test_network_faults_around_real_transports() -> None:
@@ -46,3 +140,21 @@ async def test_network_faults_around_real_transports() -> None:
             nursery.cancel_scope.cancel()
     assert all(order == orders[0] for order in orders)
     assert sum(w.dropped for w in wrappers) > 0  # the faults really bit
+
+
+def test_the_simulator_decides_every_message_by_the_same_rule(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from btob import SimConfig, simulate
+
+    calls: list[tuple[int, int]] = []
+    route = NetSpec.route
+
+    def spy(self: NetSpec, rng: random.Random, source: int, dest: int,
+            now: float) -> list[float]:
+        calls.append((source, dest))
+        return route(self, rng, source, dest, now)
+
+    monkeypatch.setattr(NetSpec, "route", spy)
+    result = simulate(SimConfig(n=4, seed=1, messages=10, net=parse_net(SPEC, 4)))
+    assert result.ok and result.complete
+    assert len(calls) == result.messages_sent  # every message sent had its fate drawn there
