@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from btob.crypto import PROTOCOL_VERSION, CryptoError, domain_tag
+from btob.crypto._domain import check_cluster_id
 
 
 def test_domain_tag_layout() -> None:
@@ -30,3 +31,33 @@ def test_domain_tags_are_unambiguous() -> None:
 def test_domain_tag_limits(cluster_id: Any, kind: Any) -> None:
     with pytest.raises(CryptoError):
         domain_tag(cluster_id, kind)
+
+
+def test_the_tag_is_magic_version_and_length_prefixed_cluster_and_kind() -> None:
+    cluster = bytes(range(40))
+    tag = domain_tag(cluster, "ord.ready")
+    assert tag[:4] == b"btob" and tag[4] == PROTOCOL_VERSION
+    assert int.from_bytes(tag[5:7], "big") == 40 and tag[7:47] == cluster
+    assert tag[47] == len("ord.ready") and tag[48:] == b"ord.ready"
+
+
+def test_the_largest_cluster_id_and_kind_are_accepted() -> None:
+    tag = domain_tag(b"c" * 64, "k" * 64)
+    assert len(tag) == 4 + 1 + 2 + 64 + 1 + 64
+
+
+def test_a_bytes_like_cluster_id_tags_as_its_bytes() -> None:
+    assert domain_tag(bytearray(b"cl"), "k") == domain_tag(memoryview(b"cl"), "k") == \
+        domain_tag(b"cl", "k")
+    assert check_cluster_id(bytearray(b"cl")) == b"cl"
+    assert type(check_cluster_id(memoryview(b"cl"))) is bytes
+
+
+@pytest.mark.parametrize(("cluster_id", "match"), [
+    (b"x" * 65, "at most 64 bytes, got 65"),
+    ("text", "must be bytes, not str"),
+    (None, "must be bytes, not NoneType"),
+])
+def test_check_cluster_id_says_what_is_wrong(cluster_id: Any, match: str) -> None:
+    with pytest.raises(CryptoError, match=match):
+        check_cluster_id(cluster_id)

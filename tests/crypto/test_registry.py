@@ -48,3 +48,28 @@ def test_registry_from_hex_errors() -> None:
         KeyRegistry.from_hex(["00" * 31])
     with pytest.raises(CryptoError, match="at least one"):
         KeyRegistry.from_hex([])
+
+
+def test_keys_may_be_given_as_any_bytes_like() -> None:
+    keys = [SigningKey.from_seed(bytes([i]) * 32).public_key() for i in range(3)]
+    registry = KeyRegistry([bytearray(keys[0]), memoryview(keys[1]), keys[2]])  # type: ignore[list-item]
+    assert registry.public_keys == tuple(keys)
+    assert all(type(k) is bytes for k in registry.public_keys)
+
+
+def test_from_hex_names_the_member_whose_key_is_bad() -> None:
+    good = "ab" * 32
+    with pytest.raises(CryptoError, match="public key of member 1 must be a hex string, not int"):
+        KeyRegistry.from_hex([good, 7])  # type: ignore[list-item]
+    with pytest.raises(CryptoError, match="public key of member 2 is not valid hex"):
+        KeyRegistry.from_hex([good, "cd" * 32, "xyz"])
+    assert KeyRegistry.from_hex([f"  {good}\n"]).public_keys == (bytes.fromhex(good),)
+
+
+def test_a_member_id_must_be_an_int_in_range() -> None:
+    registry = KeyRegistry(tuple(SigningKey.from_seed(bytes([i]) * 32).public_key()
+                                 for i in range(2)))
+    with pytest.raises(CryptoError, match=r"out of range 0\.\.1"):
+        registry.public_key(2)
+    with pytest.raises(CryptoError, match="must be an int, not bool"):
+        registry.public_key(False)
