@@ -82,3 +82,30 @@ def test_the_baseline_sequencer_batches_its_own_payloads_between_outside_inputs(
     seq.tick(0.05)
     frames, more = seq.take_outputs()
     assert len(deliveries) + len(more) == 100  # the rest left together on the next input
+
+
+def test_a_member_outside_the_cluster_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"member 4 is not in 0\.\.3"):
+        CrashOnlySequencer(member=4, n=4)
+
+
+def test_orders_out_of_sequence_wait_and_repeats_are_ignored() -> None:
+    seq = CrashOnlySequencer(member=SEQUENCER, n=3)
+    for origin in (1, 2):
+        member = CrashOnlySequencer(member=origin, n=3)
+        member.submit(b"from %d" % origin, 0.0)
+        (request,), _ = member.take_outputs()
+        seq.receive(request.frame, 0.0)
+    orders, _ = seq.take_outputs()
+    to_one = [o.frame for o in orders if o.destination == 1]
+    assert len(to_one) == 2
+    follower = CrashOnlySequencer(member=1, n=3)
+    follower.receive(to_one[1], 0.0)  # sequence number 1 before 0
+    assert follower.take_outputs()[1] == []
+    follower.receive(to_one[0], 0.0)
+    follower.receive(to_one[0], 0.0)  # a duplicate of a delivered order
+    _, deliveries = follower.take_outputs()
+    assert [(d.index, d.msg_id) for d in deliveries] == [(0, MsgId(1, 0)), (1, MsgId(2, 0))]
+    stats = follower.statistics()
+    assert stats.deliveries == 2 and stats.slots_delivered == 2
+    assert stats.open_slots == 0  # the duplicate is not kept either

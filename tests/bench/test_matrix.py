@@ -8,7 +8,7 @@ import pytest
 
 from btob import ConfigError
 from btob.bench import harness
-from btob.bench.matrix import full_preset, load_matrix, quick_preset
+from btob.bench.matrix import RunSpec, full_preset, load_matrix, quick_preset
 
 
 def test_matrix_expands_lists_into_the_cartesian_product(tmp_path: Path) -> None:
@@ -67,3 +67,56 @@ def test_presets_cover_what_the_issue_asks_for() -> None:
     assert len({r.label for r in full}) == len(full)
     quick = quick_preset()
     assert any(r.variant == "baseline" for r in quick) and any(r.mode == "sim" for r in quick)
+
+
+def test_a_run_is_labelled_by_what_sets_it_apart() -> None:
+    assert RunSpec().label == "tcp-bb-bracha-n4"
+    assert RunSpec(variant="baseline").label == "tcp-baseline-n4"
+    assert RunSpec(mode="sim", variant="ub", brb="echo", n=7, payload_size=1000, batch_size=16,
+                   batch_delay_ms=2.0, rate=500.0, mix="crash-sequencer").label == (
+        "sim-ub-echo-n7-1000B-batch16-delay2ms-500pps-crash-sequencer")
+    assert RunSpec(faults=("2=silent",)).label == "tcp-bb-bracha-n4-faults"
+    assert RunSpec(name="mine", faults=("2=silent",)).label == "mine"
+
+
+def test_a_runs_baseline_keeps_its_workload_and_batching() -> None:
+    run = RunSpec(n=7, payload_size=500, payloads=700, rate=50.0, batch_size=8,
+                  batch_delay_ms=1.0, mix="crash-sequencer", brb="echo")
+    base = run.baseline()
+    assert (base.variant, base.mode, base.fault_free) == ("baseline", "tcp", True)
+    assert (base.n, base.payload_size, base.payloads, base.rate, base.batch_size,
+            base.batch_delay_ms) == (7, 500, 700, 50.0, 8, 1.0)
+
+
+def test_mixes_resolve_to_their_faults_bench_mixes_first() -> None:
+    from btob.bench.matrix import BENCH_MIXES, SEQUENCER_BEHAVIOURS, resolve_mix
+    from btob.faults import PRESETS
+
+    assert resolve_mix("omission-member").faults == ("2=omission:p=0.3",)
+    assert resolve_mix("crash-sequencer") is PRESETS["crash-sequencer"]
+    for behaviour in SEQUENCER_BEHAVIOURS:
+        assert BENCH_MIXES[f"sequencer-{behaviour}"].faults == (f"0={behaviour}",)
+    with pytest.raises(ConfigError, match="unknown fault mix 'nope'; known: lossy-jittery"):
+        resolve_mix("nope")
+    run = RunSpec(mix="lossy-jittery")
+    assert run.fault_specs() == () and run.network().startswith("loss=")
+    assert not run.fault_free and RunSpec().fault_free
+
+
+@pytest.mark.parametrize(("fields", "message"), [
+    ({"mode": "cloud"}, "mode 'cloud': choose one of tcp, sim"),
+    ({"brb": "gossip"}, "brb 'gossip'"),
+    ({"n": 0}, "n must be a number >= 1"),
+    ({"payload_size": 4}, "payload_size must be a number >= 8"),
+    ({"rate": -1.0}, "rate must be a number >= 0"),
+    ({"repeat": True}, "repeat must be a number >= 1"),
+    ({"view_change_timeout_s": 0.001}, "view_change_timeout_s must be a number >= 0.01"),
+    ({"faults": "0=crash"}, "faults must be a list of strings"),
+    ({"n": 4, "payloads": 3}, r"payloads \(3\) must be at least n \(4\)"),
+    ({"variant": "baseline", "mode": "sim"}, "the baseline runs in tcp mode only"),
+    ({"faults": ("9=crash",)}, "member 9 is outside"),
+])
+def test_a_run_that_cannot_be_measured_is_refused(fields: dict[str, object],
+                                                  message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        RunSpec(**fields)  # type: ignore[arg-type]
