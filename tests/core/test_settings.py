@@ -21,7 +21,7 @@ def test_the_defaults_are_valid_and_positive() -> None:
 
 
 @pytest.mark.parametrize("name", POSITIVE)
-@pytest.mark.parametrize("value", [0, -1, True, "1", None])
+@pytest.mark.parametrize("value", [0, -1, True, "1", None, float("nan")])
 def test_every_positive_bound_refuses_what_is_not_a_positive_number(name: str,
                                                                     value: object) -> None:
     with pytest.raises(ConfigError, match=f"setting {name} must be a positive number"):
@@ -96,6 +96,7 @@ def test_overrides_set_int_and_float_fields() -> None:
     ("checkpoint_interval=fast", "--setting 'checkpoint_interval=fast': 'fast' is not a number"),
     ("checkpoint_interval=1.5", "'1.5' is not a number"),  # an int field takes integers
     ("checkpoint_interval=0", "--setting: setting checkpoint_interval must be a positive"),
+    ("view_change_timeout_s=nan", "--setting: setting view_change_timeout_s must be a positive"),
     ("slot_window=2", "--setting: slot_window must be at least checkpoint_interval"),
 ])
 def test_a_bad_override_is_one_line_naming_it(text: str, message: str) -> None:
