@@ -106,10 +106,10 @@ def test_mixes_resolve_to_their_faults_bench_mixes_first() -> None:
 @pytest.mark.parametrize(("fields", "message"), [
     ({"mode": "cloud"}, "mode 'cloud': choose one of tcp, sim"),
     ({"brb": "gossip"}, "brb 'gossip'"),
-    ({"n": 0}, "n must be a number >= 1"),
-    ({"payload_size": 4}, "payload_size must be a number >= 8"),
+    ({"n": 0}, "n must be an integer >= 1"),
+    ({"payload_size": 4}, "payload_size must be an integer >= 8"),
     ({"rate": -1.0}, "rate must be a number >= 0"),
-    ({"repeat": True}, "repeat must be a number >= 1"),
+    ({"repeat": True}, "repeat must be an integer >= 1"),
     ({"view_change_timeout_s": 0.001}, "view_change_timeout_s must be a number >= 0.01"),
     ({"faults": "0=crash"}, "faults must be a list of strings"),
     ({"n": 4, "payloads": 3}, r"payloads \(3\) must be at least n \(4\)"),
@@ -120,3 +120,25 @@ def test_a_run_that_cannot_be_measured_is_refused(fields: dict[str, object],
                                                   message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         RunSpec(**fields)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("line", "message"), [
+    ("rate = nan", "rate must be a number >= 0, got nan"),
+    ("batch_delay_ms = nan", "batch_delay_ms must be a number >= 0"),
+    ("n = 4.5", "n must be an integer >= 1, got 4.5"),
+    ("payloads = 100.5", "payloads must be an integer >= 1"),
+    ("batch_size = 16.0", "batch_size must be an integer >= 1"),
+    ("repeat = 2.5", "repeat must be an integer >= 1"),
+    ("payload_size = true", "payload_size must be an integer >= 8"),
+    ("net = 5", "net must be a string, got 5"),
+    ("name = 3", "name must be a string, got 3"),
+    ("seed = \"x\"", "seed must be an integer, got 'x'"),
+])
+def test_a_field_of_the_wrong_type_is_refused_naming_the_file_and_run(
+        tmp_path: Path, line: str, message: str) -> None:
+    path = tmp_path / "typed.toml"
+    path.write_text(f"[[run]]\nmode = \"sim\"\npayloads = 200\n\n[[run]]\n{line}\n")
+    with pytest.raises(ConfigError) as exc:
+        load_matrix(path)
+    assert f"matrix file {path}, run 2" in str(exc.value)
+    assert message in str(exc.value)
