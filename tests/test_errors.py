@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import pickle
 from pathlib import Path
 
@@ -44,7 +45,13 @@ def test_each_party_at_fault_gets_its_own_error(tmp_path: Path) -> None:
         read_log_dir(tmp_path / "nowhere")  # a log directory's
 
 
-def test_errors_pickle_across_processes() -> None:
-    for error in (ConfigError("bad"), WireError("short")):
-        copy = pickle.loads(pickle.dumps(error))
-        assert type(copy) is type(error) and str(copy) == str(error)
+def test_errors_pickle_across_processes_and_copy() -> None:
+    for error in (ConfigError("bad"), WireError("short"), MemberCrashed("down"),
+                  DeliveryNotRetained(3, 10)):
+        for again in (pickle.loads(pickle.dumps(error)), copy.copy(error)):
+            assert type(again) is type(error) and str(again) == str(error)
+    error = DeliveryNotRetained(3, 10)
+    error.add_note("while reading deliveries")
+    again = pickle.loads(pickle.dumps(error))
+    assert (again.index, again.oldest) == (3, 10)
+    assert again.__notes__ == ["while reading deliveries"]
