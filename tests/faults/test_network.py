@@ -57,6 +57,9 @@ def test_every_key_parses_into_the_spec() -> None:
     ("cut=0-1:0+1", "expected SOURCES>DESTS"),
     ("cut=0-1", "expected START-END:A+B>C+D"),
     ("cut=0-1:0>7", "ids must lie in 0..3"),
+    ("clog=0-1:0>1", "--net clog='0-1:0>1': needs a delay, START-END:A>B:SECONDS"),
+    ("clog=0-1:0>1:", "needs a delay"),
+    ("clog=0-1:0>1:0", "--net clog: 0 is outside"),
 ])
 def test_every_mistake_names_the_key_or_value(text: str, reason: str) -> None:
     with pytest.raises(ConfigError) as exc:
