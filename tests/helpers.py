@@ -1,9 +1,12 @@
 """Shared test helpers: deterministic keys and signing for a small cluster, members wired by
-hand, and reading a node's deliveries."""
+hand, reading a node's deliveries, and running btob as a process on free ports."""
 
 from __future__ import annotations
 
 import hashlib
+import random
+import socket
+import sys
 from collections.abc import Callable
 
 from btob import Member, Node
@@ -11,6 +14,9 @@ from btob.core.wire import Message, Signed
 from btob.crypto import KeyRegistry, Signer, SigningKey, Verifier
 
 CLUSTER = b"test-cluster"
+
+BTOB = [sys.executable, "-m", "btob"]
+"""The btob command, run by this interpreter (as a separate process)."""
 
 
 class Keys:
@@ -95,3 +101,22 @@ async def collect(node: Node, count: int) -> list[str]:
         if len(seen) == count:
             return seen
     raise AssertionError("unreachable")
+
+
+def free_base_port(n: int) -> int:
+    """A port p such that p .. p+n-1 are free on loopback right now."""
+    for _ in range(100):
+        base = random.randrange(20000, 60000)
+        try:
+            sockets = []
+            for port in range(base, base + n):
+                s = socket.socket()
+                sockets.append(s)
+                s.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in sockets:
+                s.close()
+    raise RuntimeError("no free ports")

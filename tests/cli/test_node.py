@@ -17,7 +17,7 @@ from btob.crypto import load_signing_key
 from btob.runtime.config import load_cluster_config
 from btob.sim.logs import read_log_dir
 
-from .test_processes import _free_base_port
+from ..helpers import free_base_port
 
 
 def test_a_workload_payload_is_its_member_and_counter_then_filler() -> None:
@@ -73,7 +73,7 @@ def single(tmp_path: Path) -> Path:
     """A one-member cluster: a node alone orders and delivers its own workload."""
     out = tmp_path / "single"
     assert main(["keygen", "--n", "1", "--out", str(out), "--base-port",
-                 str(_free_base_port(1))]) == 0
+                 str(free_base_port(1))]) == 0
     return out
 
 
