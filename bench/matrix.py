@@ -94,11 +94,25 @@ def _choice(options: tuple[str, ...]) -> Any:
     return check
 
 
-def _at_least(low: float) -> Any:
+def _at_least(low: float, *, integer: bool = False) -> Any:
+    kinds = (int,) if integer else (int, float)
+    what = "an integer" if integer else "a number"
+
     def check(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < low:
-            raise ConfigError(f"{attribute.name} must be a number >= {low:g}, got {value!r}")
+        # ``not value >= low`` refuses NaN too (TOML spells it nan).
+        if isinstance(value, bool) or not isinstance(value, kinds) or not value >= low:
+            raise ConfigError(f"{attribute.name} must be {what} >= {low:g}, got {value!r}")
     return check
+
+
+def _string(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if not isinstance(value, str):
+        raise ConfigError(f"{attribute.name} must be a string, got {value!r}")
+
+
+def _integer(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{attribute.name} must be an integer, got {value!r}")
 
 
 def _strings(value: Any) -> tuple[str, ...]:
@@ -111,25 +125,25 @@ def _strings(value: Any) -> tuple[str, ...]:
 class RunSpec:
     """One benchmark run (see the module docstring for the fields' meaning)."""
 
-    name: str = ""
+    name: str = attrs.field(default="", validator=_string)
     mode: str = attrs.field(default="tcp", validator=_choice(MODES))
     variant: str = attrs.field(default="bb", validator=_choice(PROTOCOLS))
     brb: str = attrs.field(default="bracha", validator=_choice(BRB_KINDS))
-    n: int = attrs.field(default=4, validator=_at_least(1))
-    payload_size: int = attrs.field(default=100, validator=_at_least(8))
-    payloads: int = attrs.field(default=6000, validator=_at_least(1))
+    n: int = attrs.field(default=4, validator=_at_least(1, integer=True))
+    payload_size: int = attrs.field(default=100, validator=_at_least(8, integer=True))
+    payloads: int = attrs.field(default=6000, validator=_at_least(1, integer=True))
     rate: float = attrs.field(default=0.0, validator=_at_least(0))
     """Payloads per second offered by the whole cluster; 0 is flat out."""
-    batch_size: int = attrs.field(default=DEFAULT_BATCH, validator=_at_least(1))
+    batch_size: int = attrs.field(default=DEFAULT_BATCH, validator=_at_least(1, integer=True))
     batch_delay_ms: float = attrs.field(default=0.0, validator=_at_least(0))
     mix: str | None = None
     """A named fault mix, or None (with ``faults``/``net`` inline, or fault-free)."""
     faults: tuple[str, ...] = attrs.field(default=(), converter=_strings)
-    net: str = ""
+    net: str = attrs.field(default="", validator=_string)
     view_change_timeout_s: float = attrs.field(default=1.0, validator=_at_least(0.01))
-    seed: int = 1
+    seed: int = attrs.field(default=1, validator=_integer)
     """Simulator seed (sim mode)."""
-    repeat: int = attrs.field(default=1, validator=_at_least(1))
+    repeat: int = attrs.field(default=1, validator=_at_least(1, integer=True))
     """Times to run it; the run with the median throughput is reported (tcp runs vary by
     10-25% on a busy 2-core machine, so headline comparisons use 3)."""
 

@@ -37,6 +37,10 @@ class DeliveryNotRetained(BtobError):
         self.index = index
         self.oldest = oldest
 
+    def __reduce__(self) -> tuple[type[DeliveryNotRetained], tuple[int, int], dict[str, object]]:
+        # The arguments are not the message: pickle and copy must call __init__ with them.
+        return type(self), (self.index, self.oldest), self.__dict__
+
 
 class MemberCrashed(BtobError):
     """The member crashed (an injected ``crash`` fault): it takes no more payloads."""

@@ -37,7 +37,7 @@ _Y_MASK = (1 << 255) - 1
 
 # The y-coordinates (sign bit cleared) that libsodium's ``ge25519_has_small_order`` rejects: the
 # points of order 1, 2, 4 and 8, plus the two non-canonical encodings (p and p + 1) of y = 0 and
-# y = 1. tests/test_crypto_backends.py re-derives the order-8 values from the curve equation.
+# y = 1. tests/crypto/test_backends.py re-derives the order-8 values from the curve equation.
 _SMALL_ORDER_Y: frozenset[int] = frozenset(
     {
         0,  # (+-sqrt(-1), 0), order 4

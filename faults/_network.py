@@ -180,9 +180,9 @@ def _cut(key: str, value: str, n: int) -> Cut:
     sources, arrow, dests = link.partition(">")
     if not arrow:
         raise ConfigError(f"--net {key}={value!r}: expected SOURCES>DESTS")
-    delay = _float(key, delay_text, lo=1e-9) if key == "clog" else 0.0
     if key == "clog" and not delay_text:
         raise ConfigError(f"--net clog={value!r}: needs a delay, START-END:A>B:SECONDS")
+    delay = _float(key, delay_text, lo=1e-9) if key == "clog" else 0.0
     return Cut(start, end, _members(sources, n, key), _members(dests, n, key), delay)
 
 

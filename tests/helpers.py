@@ -1,15 +1,22 @@
-"""Shared test helpers: deterministic keys and signing for a small cluster."""
+"""Shared test helpers: deterministic keys and signing for a small cluster, members wired by
+hand, reading a node's deliveries, and running btob as a process on free ports."""
 
 from __future__ import annotations
 
 import hashlib
+import random
+import socket
+import sys
 from collections.abc import Callable
 
-from btob import Member
+from btob import Member, Node
 from btob.core.wire import Message, Signed
 from btob.crypto import KeyRegistry, Signer, SigningKey, Verifier
 
 CLUSTER = b"test-cluster"
+
+BTOB = [sys.executable, "-m", "btob"]
+"""The btob command, run by this interpreter (as a separate process)."""
 
 
 class Keys:
@@ -84,3 +91,32 @@ class Router:
                 if i not in self.stopped:
                     member.tick(self.now)
             self.pump()
+
+
+async def collect(node: Node, count: int) -> list[str]:
+    """The ids of ``node``'s first ``count`` deliveries, as ``origin:counter`` text."""
+    seen: list[str] = []
+    async for delivery in node.deliveries():
+        seen.append(str(delivery.msg_id))
+        if len(seen) == count:
+            return seen
+    raise AssertionError("unreachable")
+
+
+def free_base_port(n: int) -> int:
+    """A port p such that p .. p+n-1 are free on loopback right now."""
+    for _ in range(100):
+        base = random.randrange(20000, 60000)
+        try:
+            sockets = []
+            for port in range(base, base + n):
+                s = socket.socket()
+                sockets.append(s)
+                s.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in sockets:
+                s.close()
+    raise RuntimeError("no free ports")

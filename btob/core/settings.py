@@ -23,7 +23,8 @@ _CLUSTER = {"scope": "cluster"}
 
 
 def _positive(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+    # ``not value > 0`` refuses NaN, which every comparison - hence every bound - lets through.
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
         raise ConfigError(f"setting {attribute.name} must be a positive number, got {value!r}")
 
 

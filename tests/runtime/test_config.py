@@ -70,6 +70,14 @@ def test_bad_protocol_entries_name_the_field(tmp_path: Path, top: str, settings:
         load_cluster_config(tmp_path / "cluster.toml")
 
 
+@pytest.mark.parametrize("name", ["payload_bytes_max", "frame_bytes_max", "brb_window"])
+def test_a_bound_that_is_not_a_number_is_refused(tmp_path: Path, name: str) -> None:
+    # TOML spells NaN "nan"; every comparison with it is false, so it would disable the bound.
+    (tmp_path / "cluster.toml").write_text(_toml(settings=f"{name} = nan"))
+    with pytest.raises(ConfigError, match=f"{name} must be a positive number, got nan"):
+        load_cluster_config(tmp_path / "cluster.toml")
+
+
 def test_a_members_own_settings_must_agree_on_every_cluster_wide_field() -> None:
     config = _config(settings=Settings(checkpoint_interval=8))
     assert config.member_settings(None) == config.settings

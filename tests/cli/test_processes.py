@@ -6,11 +6,8 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import signal
-import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,25 +15,7 @@ import pytest
 
 from btob import check
 
-BTOB = [sys.executable, "-m", "btob"]
-
-
-def _free_base_port(n: int) -> int:
-    for _ in range(100):
-        base = random.randrange(20000, 60000)
-        try:
-            sockets = []
-            for port in range(base, base + n):
-                s = socket.socket()
-                sockets.append(s)
-                s.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in sockets:
-                s.close()
-    raise RuntimeError("no free ports")
+from ..helpers import BTOB, free_base_port
 
 
 def _lines(path: Path) -> int:
@@ -45,7 +24,7 @@ def _lines(path: Path) -> int:
 
 def test_four_processes_survive_a_sigkill_and_restart(tmp_path: Path) -> None:
     subprocess.run([*BTOB, "keygen", "--n", "4", "--out", str(tmp_path),
-                    "--base-port", str(_free_base_port(4))], check=True, capture_output=True)
+                    "--base-port", str(free_base_port(4))], check=True, capture_output=True)
     _sigkill_run(tmp_path, prefix=[], extra=["--net", "delay=0.001-0.004,dup=0.02"])
 
 

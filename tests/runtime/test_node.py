@@ -10,14 +10,7 @@ import trio
 from btob import PayloadTooLarge
 from btob.testing import open_local_cluster
 
-
-async def _collect(node, count: int) -> list[str]:  # type: ignore[no-untyped-def]
-    seen: list[str] = []
-    async for delivery in node.deliveries():
-        seen.append(str(delivery.msg_id))
-        if len(seen) == count:
-            return seen
-    raise AssertionError("unreachable")
+from ..helpers import collect
 
 
 async def test_local_cluster_delivers_the_same_order_everywhere() -> None:
@@ -29,7 +22,7 @@ async def test_local_cluster_delivers_the_same_order_everywhere() -> None:
                         for k in range(50):
                             await cluster.nodes[origin].broadcast(b"%d-%d" % (origin, k))
                     nursery.start_soon(send)
-            orders = [await _collect(node, 100) for node in cluster.nodes]
+            orders = [await collect(node, 100) for node in cluster.nodes]
     assert all(order == orders[0] for order in orders)
     expected = [f"{origin}:{k}" for origin in (1, 2) for k in range(50)]
     assert sorted(orders[0]) == sorted(expected)
@@ -40,7 +33,7 @@ async def test_deliveries_resume_from_an_index() -> None:
         with trio.fail_after(20):
             for k in range(10):
                 await cluster.nodes[0].broadcast(b"p%d" % k)
-            full = await _collect(cluster.nodes[3], 10)
+            full = await collect(cluster.nodes[3], 10)
             tail = []
             async for d in cluster.nodes[3].deliveries(start=7):
                 tail.append(str(d.msg_id))
@@ -63,7 +56,7 @@ async def test_a_byzantine_sequencer_in_a_local_cluster_is_replaced() -> None:
         with trio.fail_after(30):
             for k in range(20):
                 await cluster.nodes[1].broadcast(b"x%d" % k)
-            orders = [await _collect(node, 20) for node in cluster.nodes[1:]]
+            orders = [await collect(node, 20) for node in cluster.nodes[1:]]
         assert cluster.nodes[1].view >= 1
     assert orders[0] == orders[1] == orders[2]
 
@@ -99,7 +92,7 @@ async def test_a_restarted_node_resumes_from_its_data_directory(tmp_path: Path) 
             async with open_node(config, 3, keys[3], transport=network.endpoints[3],
                                  data_dir=data) as node3:
                 ids = [str(await node3.broadcast(b"before-%d" % k)) for k in range(5)]
-                first = await _collect(node3, 5)
+                first = await collect(node3, 5)
             # node 3 is down; the others go on
             for k in range(5):
                 await nodes[0].broadcast(b"during-%d" % k)
@@ -108,7 +101,7 @@ async def test_a_restarted_node_resumes_from_its_data_directory(tmp_path: Path) 
                 assert node3.statistics().inputs_replayed > 0
                 assert node3.delivered >= 5  # rebuilt from the log
                 more = [str(await node3.broadcast(b"after-%d" % k)) for k in range(3)]
-                everything = await _collect(node3, 13)
+                everything = await collect(node3, 13)
             for stop in stops.values():
                 stop.set()
     assert everything[:5] == first
@@ -117,70 +110,16 @@ async def test_a_restarted_node_resumes_from_its_data_directory(tmp_path: Path) 
     assert len(set(everything)) == 13
 
 
-async def test_network_faults_around_real_transports() -> None:
-    import hashlib
-
-    from btob import open_node
-    from btob.crypto import KeyRegistry, SigningKey
-    from btob.faults import parse_net
-    from btob.runtime.config import ClusterConfig, MemberAddress
-    from btob.runtime.netfaults import NetFaultTransport
-    from btob.testing import MemoryNetwork
-
-    n = 4
-    keys = [SigningKey.from_seed(hashlib.sha256(b"net%d" % i).digest()) for i in range(n)]
-    config = ClusterConfig(b"net", KeyRegistry(tuple(k.public_key() for k in keys)),
-                           tuple(MemberAddress("memory", 1) for _ in range(n)))
-    network = MemoryNetwork(n)
-    net = parse_net("loss=0.2,gst=1,delay=0.001-0.01,dup=0.05,partition=0-0.5:0+1+2|3", n)
-    wrappers = []
-    with trio.fail_after(40):
-        async with trio.open_nursery() as nursery:
-            nodes = []
-            for i in range(n):
-                async def run(i: int = i, task_status=trio.TASK_STATUS_IGNORED) -> None:  # type: ignore[no-untyped-def]
-                    def wrap(inner, i=i):  # type: ignore[no-untyped-def]
-                        wrapped = NetFaultTransport(inner, net, member=i, seed=1)
-                        wrappers.append(wrapped)
-                        return wrapped
-                    async with open_node(config, i, keys[i], transport=network.endpoints[i],
-                                         transport_wrapper=wrap) as node:
-                        nodes.append(node)
-                        task_status.started()
-                        await trio.sleep_forever()
-                await nursery.start(run)
-            nodes.sort(key=lambda node: node.id)
-            for k in range(30):
-                await nodes[k % 3].broadcast(b"n%d" % k)
-            orders = [await _collect(node, 30) for node in nodes]
-            nursery.cancel_scope.cancel()
-    assert all(order == orders[0] for order in orders)
-    assert sum(w.dropped for w in wrappers) > 0  # the faults really bit
-
-
-async def test_the_pytest_fixture(btob_cluster) -> None:  # type: ignore[no-untyped-def]
-    await btob_cluster.nodes[0].broadcast(b"fixture")
-    with trio.fail_after(10):
-        assert await _collect(btob_cluster.nodes[3], 1) == ["0:0"]
-
-
 def test_the_example_app_runs() -> None:
     import subprocess
     import sys
     from pathlib import Path
 
-    example = Path(__file__).resolve().parent.parent / "examples" / "kv_store.py"
+    example = Path(__file__).resolve().parents[2] / "examples" / "kv_store.py"
     proc = subprocess.run([sys.executable, str(example)], capture_output=True, text=True,
                           timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr
     assert "3 replicas agree" in proc.stdout
-
-
-def test_demo_on_tcp_passes_and_its_logs_check(tmp_path: Path) -> None:
-    from btob.cli.main import main
-
-    assert main(["demo", "--messages", "300", "--log-dir", str(tmp_path / "d")]) == 0
-    assert main(["check", str(tmp_path / "d")]) == 0
 
 
 @pytest.mark.parametrize("variant", ["ub", "uub", "moving"])
@@ -189,7 +128,7 @@ async def test_every_variant_runs_on_the_trio_runtime(variant: str) -> None:
         with trio.fail_after(30):
             for k in range(20):
                 await cluster.nodes[k % 4].broadcast(b"v%d" % k)
-            orders = [await _collect(node, 20) for node in cluster.nodes]
+            orders = [await collect(node, 20) for node in cluster.nodes]
     assert all(order == orders[0] for order in orders)
 
 
@@ -200,7 +139,7 @@ async def test_broadcast_many_accepts_in_order_in_one_step() -> None:
             ids = await cluster.nodes[1].broadcast_many([b"m%d" % k for k in range(120)])
             assert [i.counter for i in ids] == list(range(first.counter + 1,
                                                           first.counter + 121))
-            order = await _collect(cluster.nodes[2], 121)
+            order = await collect(cluster.nodes[2], 121)
     assert order == [f"1:{k}" for k in range(121)]  # FIFO per origin, nothing lost
 
 

@@ -15,7 +15,7 @@ import pytest
 from btob.cli.main import main
 from btob.runtime.store import InputLog
 
-from .test_processes import BTOB, _free_base_port
+from ..helpers import BTOB, free_base_port
 
 
 def _assert_one_line_error(status: int | None, err: str, *named: object) -> str:
@@ -47,7 +47,7 @@ def cluster(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
     """A keygen'd cluster of 4 on free loopback ports."""
     out = tmp_path / "cluster"
     assert main(["keygen", "--n", "4", "--out", str(out),
-                 "--base-port", str(_free_base_port(4))]) == 0
+                 "--base-port", str(free_base_port(4))]) == 0
     capsys.readouterr()
     return out
 

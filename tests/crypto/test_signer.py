@@ -1,4 +1,4 @@
-"""SigningKey, KeyRegistry, domain separation, Signer and the caching Verifier."""
+"""Signer and the caching Verifier."""
 
 from __future__ import annotations
 
@@ -11,10 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from btob.crypto import (
-    PROTOCOL_VERSION,
     Backend,
     CryptoError,
-    CryptographyBackend,
     KeyRegistry,
     NaclBackend,
     Signer,
@@ -59,102 +57,6 @@ def make_cluster(
         registry, cluster_id=CLUSTER, backend=backend, cache_entries_max=cache_entries_max
     )
     return signers, verifier
-
-
-# --- SigningKey ------------------------------------------------------------------------------
-
-
-def test_signing_key_validation_and_repr() -> None:
-    key = SigningKey.from_seed(bytes(range(32)))
-    assert key.seed == bytes(range(32))
-    assert SigningKey(bytearray(range(32))) == key  # type: ignore[arg-type]
-    text = repr(key)
-    assert bytes(range(32)).hex() not in text
-    assert bytes(range(32)).hex()[:8] not in text
-    assert repr(bytes(range(32))) not in text
-    assert key.public_key().hex()[:16] in text
-    for bad in (b"", bytes(31), bytes(33), "a" * 32, None, 32):
-        with pytest.raises(CryptoError):
-            SigningKey(bad)  # type: ignore[arg-type]
-    with pytest.raises(attrs.exceptions.FrozenInstanceError):
-        key.seed = bytes(32)  # type: ignore[misc]
-
-
-def test_signing_key_generate_and_public_key() -> None:
-    a, b = SigningKey.generate(), SigningKey.generate()
-    assert a != b and len(a.seed) == 32
-    assert a.public_key() == a.public_key(CryptographyBackend()) == a.public_key(NaclBackend())
-    assert len(a.public_key()) == 32
-
-
-# --- KeyRegistry ---------------------------------------------------------------------------
-
-
-def test_registry() -> None:
-    keys = tuple(SigningKey.generate().public_key() for _ in range(3))
-    registry = KeyRegistry(keys)
-    assert registry.n == 3
-    assert [registry.public_key(i) for i in range(3)] == list(keys)
-    assert KeyRegistry([bytearray(k) for k in keys]) == registry  # type: ignore[misc]
-    assert KeyRegistry.from_hex(registry.to_hex()) == registry
-    assert registry.to_hex() == [k.hex() for k in keys]
-    for member in (-1, 3, 100, True, "0", 1.0, None):
-        with pytest.raises(CryptoError):
-            registry.public_key(member)  # type: ignore[arg-type]
-
-
-@pytest.mark.parametrize(
-    ("keys", "match"),
-    [
-        ((), "at least one"),
-        ((bytes(31),), "exactly 32 bytes"),
-        ((b"\x01" * 32, b"\x02" * 33), "member 1"),
-        ((b"\x01" * 32, "ab" * 16), "member 1 must be bytes"),
-        ((b"\x01" * 32, b"\x02" * 32, b"\x01" * 32), "members 0 and 2"),
-        (b"\x01" * 32, "single bytes"),
-        (42, "not int"),
-    ],
-)
-def test_registry_validation(keys: Any, match: str) -> None:
-    with pytest.raises(CryptoError, match=match):
-        KeyRegistry(keys)
-
-
-def test_registry_from_hex_errors() -> None:
-    with pytest.raises(CryptoError, match="not valid hex"):
-        KeyRegistry.from_hex(["zz" * 32])
-    with pytest.raises(CryptoError, match="one string"):
-        KeyRegistry.from_hex("00" * 32)
-    with pytest.raises(CryptoError, match="exactly 32 bytes"):
-        KeyRegistry.from_hex(["00" * 31])
-    with pytest.raises(CryptoError, match="at least one"):
-        KeyRegistry.from_hex([])
-
-
-# --- domain separation ---------------------------------------------------------------------
-
-
-def test_domain_tag_layout() -> None:
-    assert PROTOCOL_VERSION == 1
-    assert domain_tag(b"ab", "c") == b"btob\x01\x00\x02ab\x01c"
-    assert domain_tag(b"", "") == b"btob\x01\x00\x00\x00"
-    assert domain_tag(b"x" * 64, "k" * 64) == b"btob\x01\x00\x40" + b"x" * 64 + b"\x40" + b"k" * 64
-
-
-def test_domain_tags_are_unambiguous() -> None:
-    assert domain_tag(b"ab", "c") != domain_tag(b"a", "bc")
-    assert domain_tag(b"ab", "c") + b"body" != domain_tag(b"a", "bc") + b"body"
-    tags = {domain_tag(c, k) for c in (b"", b"a", b"ab", b"b") for k in ("", "a", "ab", "b")}
-    assert len(tags) == 16
-
-
-@pytest.mark.parametrize(
-    ("cluster_id", "kind"),
-    [(b"x" * 65, "k"), (b"c", "k" * 65), (b"c", "caf\u00e9"), ("c", "k"), (b"c", b"k")],
-)
-def test_domain_tag_limits(cluster_id: Any, kind: Any) -> None:
-    with pytest.raises(CryptoError):
-        domain_tag(cluster_id, kind)
 
 
 # --- Signer / Verifier ---------------------------------------------------------------------

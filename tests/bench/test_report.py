@@ -247,7 +247,7 @@ def test_write_plots_falls_back_to_sim_runs(tmp_path: Path) -> None:
 def test_report_import_does_not_load_matplotlib() -> None:
     code = "import sys, btob.bench.report; print('matplotlib' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, cwd=Path(__file__).resolve().parent.parent)
+                         check=True, cwd=Path(__file__).resolve().parents[2])
     assert out.stdout.strip() == "False"
 
 

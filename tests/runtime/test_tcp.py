@@ -24,7 +24,7 @@ from btob.crypto import KeyRegistry, Signer, SigningKey, Verifier
 from btob.runtime.config import ClusterConfig, MemberAddress
 from btob.runtime.tcp import TcpSettings, TcpTransport
 
-from .helpers import CLUSTER, Keys
+from ..helpers import CLUSTER, Keys
 
 HOST = "127.0.0.1"
 FAST = TcpSettings(

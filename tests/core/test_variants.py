@@ -5,8 +5,18 @@ from __future__ import annotations
 
 import pytest
 
-from btob import SimConfig, simulate
+from btob import ConfigError, SimConfig, simulate
+from btob.core import variants
+from btob.core.brb import BrachaBroadcast, SignedEchoBroadcast
+from btob.core.direct import DirectDissemination, GrantedDissemination
+from btob.core.effects import Outbox
+from btob.core.proposers import FixedProposer, GrantingProposer, MovingProposer
+from btob.core.quorum import Quorums
+from btob.core.settings import Settings
+from btob.core.variants import check_brb, variant
 from btob.faults import parse_fault, parse_net
+
+from ..helpers import Keys
 
 VARIANTS = ["ub", "uub", "moving"]
 FAULTS = ["", "0=crash:at=0.2", "0=silent", "0=equivocate", "2=equivocate", "2=crash:at=0.1",
@@ -131,3 +141,51 @@ def test_regression_a_byzantine_core_tripping_its_invariants_only_stops_that_mem
     result = simulate(SimConfig(n=n, seed=376, messages=40, variant="moving", max_time=30,
                                 faults=faults, net=parse_net("delay=0.001-0.02", n)))
     assert result.ok and result.complete
+
+
+# -- the table ------------------------------------------------------------------------------
+
+
+def test_each_variant_is_a_proposer_policy_and_a_dissemination() -> None:
+    assert variants.VARIANTS == ("bb", "ub", "uub", "moving")
+    table = {name: (variant(name).proposer, variant(name).direct) for name in variants.VARIANTS}
+    assert table == {
+        "bb": (FixedProposer, None),
+        "ub": (FixedProposer, DirectDissemination),
+        "uub": (GrantingProposer, GrantedDissemination),
+        "moving": (MovingProposer, None),
+    }
+    assert all(variant(name).name == name and variant(name).summary
+               for name in variants.VARIANTS)
+
+
+@pytest.mark.parametrize("name", ["fast", "", "BB", "baseline"])
+def test_an_unknown_variant_is_refused_naming_it_and_the_choices(name: str) -> None:
+    with pytest.raises(ConfigError, match=f"unknown variant {name!r}; choose one of bb, ub"):
+        variant(name)
+
+
+def test_an_unknown_reliable_broadcast_is_refused() -> None:
+    check_brb("bracha")
+    check_brb("echo")
+    with pytest.raises(ConfigError, match="unknown BRB kind 'gossip'"):
+        check_brb("gossip")
+
+
+def _dissemination(name: str, brb: str) -> object:
+    keys = Keys(4)
+    return variant(name).dissemination(
+        brb, member=1, quorums=Quorums.for_cluster(4), settings=Settings(), outbox=Outbox(),
+        verify=keys.verifier().verify, leader=lambda: 0, ordered_low=lambda origin: 0,
+        sign=lambda send: keys.sign(1, send))
+
+
+def test_the_dissemination_of_each_variant() -> None:
+    assert type(_dissemination("bb", "bracha")) is BrachaBroadcast
+    assert type(_dissemination("bb", "echo")) is SignedEchoBroadcast
+    assert type(_dissemination("moving", "echo")) is SignedEchoBroadcast
+    assert type(_dissemination("ub", "bracha")) is DirectDissemination
+    assert type(_dissemination("uub", "bracha")) is GrantedDissemination
+    with pytest.raises(ConfigError, match="gossip"):
+        _dissemination("bb", "gossip")
+    assert type(_dissemination("ub", "gossip")) is DirectDissemination  # UB ignores brb

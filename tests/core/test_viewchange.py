@@ -21,7 +21,7 @@ from btob.core.wire import (
 )
 from btob.faults import FaultSpec, parse_net
 
-from .helpers import Keys, Router
+from ..helpers import Keys, Router
 
 
 def _crash(member: int, at: float) -> FaultSpec:

@@ -17,7 +17,7 @@ from btob.core.wire import (
     slot_digest,
 )
 
-from .helpers import Keys
+from ..helpers import Keys
 
 N = 4
 SETTINGS = Settings(slot_window=8, checkpoint_interval=4)

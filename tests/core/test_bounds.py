@@ -9,7 +9,7 @@ from __future__ import annotations
 from btob import Member, Settings
 from btob.core.wire import Batch, Checkpoint, Echo, Order, OrderEcho, Send, Status, ViewChange
 
-from .helpers import Keys
+from ..helpers import Keys
 
 SETTINGS = Settings(brb_window=8, slot_window=16, checkpoint_interval=4, view_window=4,
                     log_retention_slots=64)

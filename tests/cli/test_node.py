@@ -1,0 +1,128 @@
+"""``btob keygen`` and ``btob node``, in this process: the files keygen writes, the workload
+a node broadcasts (the same after a restart), its logs, and what it refuses."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+from pathlib import Path
+
+import pytest
+
+from btob import ConfigError, check
+from btob.cli.main import main
+from btob.cli.node import workload_payload
+from btob.crypto import load_signing_key
+from btob.runtime.config import load_cluster_config
+from btob.sim.logs import read_log_dir
+
+from ..helpers import free_base_port
+
+
+def test_a_workload_payload_is_its_member_and_counter_then_filler() -> None:
+    payload = workload_payload(3, 7, 100)
+    assert len(payload) == 100 and payload[:8] == struct.pack(">II", 3, 7)
+    assert workload_payload(3, 7, 100) == payload  # the same after a restart
+    assert len({workload_payload(m, c, 100) for m in range(3) for c in range(3)}) == 9
+    assert workload_payload(3, 7, 4) == struct.pack(">II", 3, 7)  # never below its header
+    assert workload_payload(3, 7, 1000)[:100] == payload
+
+
+def test_keygen_writes_a_cluster_file_and_one_key_per_member(tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str],
+                                                             ) -> None:
+    out = tmp_path / "cluster"
+    assert main(["keygen", "--n", "4", "--out", str(out), "--base-port", "9000",
+                 "--cluster-id", "my-cluster", "--variant", "uub", "--brb", "echo",
+                 "--setting", "checkpoint_interval=32"]) == 0
+    assert "wrote" in capsys.readouterr().out
+    config = load_cluster_config(out / "cluster.toml")
+    assert (config.n, config.cluster_id, config.variant, config.brb) == (4, b"my-cluster",
+                                                                         "uub", "echo")
+    assert config.settings.checkpoint_interval == 32
+    assert [(a.host, a.port) for a in config.addresses] == [("127.0.0.1", 9000 + i)
+                                                           for i in range(4)]
+    for i in range(4):
+        key = load_signing_key(out / f"node-{i}.key")
+        assert key.public_key() == config.registry.public_key(i)
+    assert len({load_signing_key(out / f"node-{i}.key") for i in range(4)}) == 4
+
+
+def test_keygen_refuses_a_members_own_setting_and_writes_nothing(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "cluster"
+    assert main(["keygen", "--n", "4", "--out", str(out),
+                 "--setting", "retransmit_interval_s=0.1"]) == 2
+    err = capsys.readouterr().err
+    assert "retransmit_interval_s" in err and "btob node --setting" in err
+    assert not out.exists() or list(out.iterdir()) == []
+
+
+@pytest.mark.parametrize("argv", [["--n", "0"], ["--n", "4", "--base-port", "65533"],
+                                  ["--n", "4", "--base-port", "0"]])
+def test_keygen_refuses_a_cluster_whose_ports_do_not_fit(argv: list[str], tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str],
+                                                         ) -> None:
+    assert main(["keygen", *argv, "--out", str(tmp_path / "c")]) == 2
+    assert "--n must be >= 1" in capsys.readouterr().err
+
+
+@pytest.fixture
+def single(tmp_path: Path) -> Path:
+    """A one-member cluster: a node alone orders and delivers its own workload."""
+    out = tmp_path / "single"
+    assert main(["keygen", "--n", "1", "--out", str(out), "--base-port",
+                 str(free_base_port(1))]) == 0
+    return out
+
+
+def _node(cluster: Path, *extra: str) -> list[str]:
+    return ["node", "--config", str(cluster / "cluster.toml"), "--id", "0", "--key",
+            str(cluster / "node-0.key"), "--linger", "0", *extra]
+
+
+def test_a_node_broadcasts_its_workload_logs_it_and_resumes_it_after_a_restart(
+        single: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    logs, data = single / "logs", single / "data"
+    common = ("--data", str(data), "--log-dir", str(logs), "--payload-size", "40")
+    assert main(_node(single, "--workload", "5", "--exit-after", "5", *common)) == 0
+    assert main(_node(single, "--workload", "8", "--exit-after", "8", *common)) == 0
+    assert "8 payloads delivered" in capsys.readouterr().out
+    log = read_log_dir(logs)
+    ids = [d.msg_id for d in log.deliveries[0]]
+    assert ids == [f"0:{k}" for k in range(8)]  # the restart went on from 5, reusing no id
+    assert [b.msg_id for b in log.broadcasts[0]] == ids
+    assert [d.index for d in log.deliveries[0]] == list(range(8))
+    assert [d.digest for d in log.deliveries[0]] == [
+        hashlib.sha256(workload_payload(0, k, 40)).hexdigest() for k in range(8)]
+    assert json.loads((logs / "run.json").read_text())["n"] == 1
+    assert check(log).ok
+
+
+def test_a_fault_must_name_the_nodes_own_id(tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "c"
+    assert main(["keygen", "--n", "4", "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(_node(out, "--fault", "1=crash")) == 2
+    assert "--fault 1=crash: it must name this member's id (0)" in capsys.readouterr().err
+
+
+def test_a_members_setting_must_agree_with_the_cluster_file(single: Path,
+                                                            capsys: pytest.CaptureFixture[str],
+                                                            ) -> None:
+    assert main(_node(single, "--setting", "checkpoint_interval=64")) == 2
+    assert "checkpoint_interval" in capsys.readouterr().err
+
+
+def test_the_node_runner_raises_config_errors_for_the_command_to_report(single: Path) -> None:
+    import argparse
+
+    from btob.cli.node import add_node_arguments, run_node
+
+    parser = argparse.ArgumentParser()
+    add_node_arguments(parser)
+    args = parser.parse_args(_node(single, "--id", "1")[1:])
+    with pytest.raises(ConfigError, match="--id 1 is not a member"):
+        run_node(args)
