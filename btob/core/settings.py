@@ -22,10 +22,16 @@ __all__ = ["CLUSTER_SETTINGS", "Settings", "settings_with"]
 _CLUSTER = {"scope": "cluster"}
 
 
+def _integral(attribute: attrs.Attribute[Any]) -> bool:
+    return attribute.type in (int, "int")
+
+
 def _positive(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     # ``not value > 0`` refuses NaN, which every comparison - hence every bound - lets through.
     if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
         raise ConfigError(f"setting {attribute.name} must be a positive number, got {value!r}")
+    if _integral(attribute) and not isinstance(value, int):  # a count, not a measure
+        raise ConfigError(f"setting {attribute.name} must be a positive integer, got {value!r}")
 
 
 def _non_negative(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -157,7 +163,8 @@ def settings_with(base: Settings, texts: Sequence[str], *, what: str = "--settin
         try:
             number = float(value) if field.type in (float, "float") else int(value)
         except ValueError:
-            raise ConfigError(f"{what} {text!r}: {value!r} is not a number") from None
+            kind = "a number" if field.type in (float, "float") else "a whole number"
+            raise ConfigError(f"{what} {text!r}: {value!r} is not {kind}") from None
         changes[field.name] = number
     try:
         return attrs.evolve(base, **changes)  # type: ignore[arg-type]

@@ -93,8 +93,9 @@ def test_overrides_set_int_and_float_fields() -> None:
 @pytest.mark.parametrize(("text", "message"), [
     ("speed=3", "--setting 'speed=3': Settings has no field 'speed'"),
     ("checkpoint_interval", "--setting 'checkpoint_interval': Settings has no field"),
-    ("checkpoint_interval=fast", "--setting 'checkpoint_interval=fast': 'fast' is not a number"),
-    ("checkpoint_interval=1.5", "'1.5' is not a number"),  # an int field takes integers
+    ("checkpoint_interval=fast",
+     "--setting 'checkpoint_interval=fast': 'fast' is not a whole number"),
+    ("checkpoint_interval=1.5", "'1.5' is not a whole number"),  # an int field takes integers
     ("checkpoint_interval=0", "--setting: setting checkpoint_interval must be a positive"),
     ("view_change_timeout_s=nan", "--setting: setting view_change_timeout_s must be a positive"),
     ("slot_window=2", "--setting: slot_window must be at least checkpoint_interval"),
@@ -108,3 +109,16 @@ def test_a_bad_override_is_one_line_naming_it(text: str, message: str) -> None:
 def test_the_overrides_error_names_where_they_came_from() -> None:
     with pytest.raises(ConfigError, match=r"^cluster\.toml 'x=1'"):
         settings_with(Settings(), ["x=1"], what="cluster.toml")
+
+
+@pytest.mark.parametrize("name", [a.name for a in attrs.fields(Settings)
+                                  if a.type in (int, "int")])
+def test_a_count_must_be_a_whole_number(name: str) -> None:
+    with pytest.raises(ConfigError, match=f"{name} must be a positive integer"):
+        Settings(**{name: getattr(Settings(), name) + 0.5})
+
+
+def test_a_whole_number_setting_given_as_text_must_be_one() -> None:
+    with pytest.raises(ConfigError, match="is not a whole number"):
+        settings_with(Settings(), ["checkpoint_interval=1.5"])
+    assert settings_with(Settings(), ["view_change_timeout_s=2"]).view_change_timeout_s == 2.0

@@ -88,3 +88,9 @@ def test_a_members_own_settings_must_agree_on_every_cluster_wide_field() -> None
     with pytest.raises(ConfigError, match="variant 'ub' disagrees"):
         config.agreed("variant", "ub")
     assert config.agreed("brb", None) == "bracha"
+
+
+def test_a_fractional_count_in_the_file_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "cluster.toml").write_text(_toml("", "checkpoint_interval = 1.5"))
+    with pytest.raises(ConfigError, match="checkpoint_interval must be a positive integer"):
+        load_cluster_config(tmp_path / "cluster.toml")
