@@ -32,7 +32,16 @@ from btob.core.effects import Outbox
 from btob.core.ordering import Ordering
 from btob.core.quorum import Quorums
 from btob.core.settings import Settings
-from btob.core.wire import Batch, BatchRef, CheckpointCert, LogSegment, Signed, SlotProof, Status
+from btob.core.wire import (
+    Batch,
+    BatchRef,
+    CheckpointCert,
+    LogSegment,
+    Message,
+    Signed,
+    SlotProof,
+    Status,
+)
 
 __all__ = ["AdoptedSegment", "CatchUp"]
 
@@ -139,29 +148,34 @@ class CatchUp:
         if last is not None and last[1] == key and \
                 now - last[0] < self.settings.status_interval_s / 2:
             return
-        self._served_at[peer] = (now, key)
+        help_: list[Message | Signed] = []
         if behind_view and new_view is not None:
-            self.outbox.send(peer, new_view)
+            help_.append(new_view)
         budget = self.settings.catchup_slots_max
         slot = status.next_slot
         interval = self.settings.checkpoint_interval
         while slot < low and budget > 0:
             delivered_at = self._delivered_at.get(slot)
             if delivered_at is None or now - delivered_at < self.settings.catchup_grace_s:
-                return
+                break
             proof = order.slot_proof(slot, self._history[slot][1])
             if proof is not None:
-                self.outbox.send(peer, proof)
+                help_.append(proof)
                 slot += 1
                 budget -= 1
                 continue
             start = slot - slot % interval
             segment = self._segment(start)
             if segment is None:
-                return
-            self.outbox.send(peer, segment)
+                break
+            help_.append(segment)
             slot = start + interval
             budget -= interval
+        if not help_:
+            return  # nothing to give yet (say, still within the grace): a repeat may ask again
+        self._served_at[peer] = (now, key)
+        for item in help_:
+            self.outbox.send(peer, item)
 
     def _segment(self, start: int) -> LogSegment | None:
         """The checkpointed slots ``start..start+K-1`` with their batches, if all are held."""

@@ -150,6 +150,18 @@ def test_help_for_one_position_is_rate_limited_to_half_a_status_interval() -> No
     assert _help(side, 3) == [_proof(2)]
 
 
+def test_a_status_that_got_nothing_does_not_count_against_the_next_one() -> None:
+    """Regression: a STATUS that arrived within the grace got no help but was recorded as
+    answered, so the same request, repeated within half a status interval after the grace,
+    got nothing either, and help waited for the laggard's next periodic STATUS."""
+    side = _side(0)
+    _deliver(side, 3, now=1.0)
+    side.catchup.on_status(3, Status(0, 0), 1.05)  # within the grace: nothing yet
+    assert _help(side, 3) == []
+    side.catchup.on_status(3, Status(0, 0), 1.15)  # the grace is over: help, at once
+    assert _help(side, 3) == [_proof(0), _proof(1), _proof(2)]
+
+
 def test_a_peer_in_an_older_view_gets_the_new_view_that_installed_this_one() -> None:
     new_view = KEYS.sign(1, NewView(1, (), ()))
     side = _side(2, view=1, new_view=new_view)
