@@ -201,7 +201,7 @@ def _effects_label(run: Run) -> str:
                 done.append(f"{word} {effects[key]:.2f} s")
         for key, word in (("frames_changed", "changed"), ("frames_dropped", "dropped"),
                           ("frames_delayed", "delayed"), ("frames_injected", "injected"),
-                          ("inputs_dropped", "refused")):
+                          ("twin_frames", "by the twin"), ("inputs_dropped", "refused")):
             if effects.get(key):
                 done.append(f"{effects[key]:,} {word}")
         parts.append(f"{member}: {', '.join(done) or 'none'}")

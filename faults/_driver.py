@@ -66,13 +66,15 @@ class FaultEffects:
     """Outgoing frames held back by the behaviour (not counting a slow CPU's delay)."""
     frames_injected: int
     """Frames the behaviour sent on its own initiative."""
+    twin_frames: int = 0
+    """Frames the second instance of a twinned member sent (to its half of the members)."""
 
     @property
     def took_effect(self) -> bool:
         """True if the fault changed anything the member did or when it did it."""
         return bool(self.crashed_at is not None or self.held_s or self.busy_s
                     or self.inputs_dropped or self.frames_changed or self.frames_dropped
-                    or self.frames_delayed or self.frames_injected)
+                    or self.frames_delayed or self.frames_injected or self.twin_frames)
 
 
 @attrs.define
@@ -85,6 +87,7 @@ class _Counters:
     frames_dropped: int = 0
     frames_delayed: int = 0
     frames_injected: int = 0
+    twin_frames: int = 0
 
 
 class FaultyCore:
@@ -232,6 +235,7 @@ class FaultyCore:
             busy_s=c.busy_s, inputs_dropped=c.inputs_dropped, frames_passed=c.frames_passed,
             frames_changed=c.frames_changed, frames_dropped=c.frames_dropped,
             frames_delayed=c.frames_delayed, frames_injected=c.frames_injected,
+            twin_frames=c.twin_frames,
         )
 
     # -- plumbing -----------------------------------------------------------------------------
@@ -293,16 +297,18 @@ class FaultyCore:
                 counters.frames_dropped += 1
                 continue
             sent = fault.outgoing(out.destination, out.frame, signed)
-            if not sent:
+            if twin:
+                counters.twin_frames += len(sent)  # all the twin says is the fault's doing
+            elif not sent:
                 counters.frames_dropped += 1
-            for target, frame, delay in sent:
-                if len(sent) == 1 and target == out.destination and frame is out.frame:
-                    if delay > 0:
-                        counters.frames_delayed += 1
-                    else:
-                        counters.frames_passed += 1
+            elif len(sent) == 1 and sent[0][0] == out.destination and sent[0][1] is out.frame:
+                if sent[0][2] > 0:
+                    counters.frames_delayed += 1
                 else:
-                    counters.frames_changed += 1
+                    counters.frames_passed += 1
+            else:
+                counters.frames_changed += len(sent)
+            for target, frame, delay in sent:
                 self._frames.append(Outgoing(target, frame, self._extra + delay))
 
 

@@ -32,7 +32,7 @@ def test_tcp_bench_runs_both_phases(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("setting", "reason"), [("nope=1", "no field"),
-                                                  ("slots_in_flight_max=x", "not a number"),
+                                                  ("slots_in_flight_max=x", "not a whole number"),
                                                   ("slots_in_flight_max=0", "positive")])
 def test_a_bad_setting_is_refused_before_any_worker_starts(setting: str, reason: str) -> None:
     with pytest.raises(SystemExit, match=reason):

@@ -131,3 +131,11 @@ def test_a_byzantine_core_tripping_its_own_invariant_stops_like_a_crash() -> Non
     core.core.tick = broken  # type: ignore[assignment,method-assign]
     core.tick(0.5)
     assert core.crashed and core.effects().crashed_at == pytest.approx(0.5)
+
+
+def test_what_a_twin_says_counts_as_the_faults_effect() -> None:
+    core = _faulty("0=twins")
+    core.submit(b"x", 0.0)
+    core.take_outputs()
+    effects = core.effects()
+    assert effects.twin_frames > 0 and effects.took_effect
