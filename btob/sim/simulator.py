@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import attrs
 
-from btob._errors import ConfigError
+from btob._errors import ConfigError, MemberCrashed
 from btob.core.delivery import Delivery
 from btob.core.dissemination import BRB_KINDS
 from btob.core.member import Member, MemberStatistics
@@ -321,11 +321,15 @@ class _Simulation:
         else:
             origin_counter = len(self.broadcasts[member])
             payload = _payload(self.work_rng, member, origin_counter, self.config.payload_size)
-            msg_id = core.submit(payload, at)
-            self.submitted_at[str(msg_id)] = at
-            self.broadcasts[member].append(
-                BroadcastRecord(str(msg_id), hashlib.sha256(payload).hexdigest())
-            )
+            try:
+                msg_id = core.submit(payload, at)
+            except MemberCrashed:
+                pass  # a Byzantine core stopped on its own lies while taking it: not broadcast
+            else:
+                self.submitted_at[str(msg_id)] = at
+                self.broadcasts[member].append(
+                    BroadcastRecord(str(msg_id), hashlib.sha256(payload).hexdigest())
+                )
         return self._flush(member, core)
 
     def _correct(self, member: int) -> bool:

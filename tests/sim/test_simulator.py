@@ -112,3 +112,22 @@ def test_regression_completion_waits_for_quiescence() -> None:
                                 max_time=30))
     assert result.ok and result.complete
     assert len({s.deliveries for s in result.statistics}) == 1
+
+
+def test_a_byzantine_core_that_trips_while_taking_a_payload_stops_like_a_crash() -> None:
+    """Regression (a twinned sequencer in the benchmark): the fault driver turns a Byzantine
+    core's failed invariant into a crash, and a payload it was taking is then refused with
+    MemberCrashed - which aborted the whole simulation."""
+    from btob import Member
+
+    class Tripping(Member):
+        def submit(self, payload: bytes, now: float):  # type: ignore[no-untyped-def]
+            if self.member == 0 and self.statistics().payloads_submitted >= 3:
+                raise AssertionError("an invariant of the honest core, on lies told for it")
+            return super().submit(payload, now)
+
+    result = simulate(SimConfig(n=4, seed=1, messages=40, faults=(parse_fault("0=silent", 4),)),
+                      member_factory=Tripping)
+    assert result.ok and result.complete
+    assert 0 in result.crashed and result.fault_effects[0].crashed_at is not None
+    assert len([b for b in result.logs.broadcasts[0]]) == 3  # the refused one is not counted
