@@ -1,4 +1,5 @@
-"""btob's fault injection: process behaviours and network faults for the simulator."""
+"""btob's fault injection: process behaviours, the fault driver that applies them in the
+simulator and the Trio runtime alike, network faults and fault mixes."""
 
 from btob._util import fixup_module_metadata
 from btob.faults._mix import PRESETS as PRESETS

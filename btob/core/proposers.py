@@ -22,14 +22,45 @@ the member that collects its view change - is :func:`view_leader` in every varia
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar, Protocol
 
+from btob.core.effects import Outbox
+from btob.core.quorum import Quorums
+from btob.core.settings import Settings
 from btob.core.wire import BatchRef, Order, Request, Signed
 
-if TYPE_CHECKING:
-    from btob.core.ordering import Ordering
+__all__ = [
+    "FixedProposer", "GrantingProposer", "MovingProposer", "OrderingState", "Proposer",
+    "view_leader",
+]
 
-__all__ = ["FixedProposer", "GrantingProposer", "MovingProposer", "Proposer", "view_leader"]
+
+class OrderingState(Protocol):
+    """What a proposer may see of the ordering core it serves (the member's view of the
+    slots); it proposes through the core's outbox and changes nothing else there."""
+
+    member: int
+    quorums: Quorums
+    settings: Settings
+    outbox: Outbox
+    view: int
+    active: bool
+    low: int
+
+    def ordered_low(self, origin: int) -> int:
+        """Every batch of ``origin`` below this counter was delivered in a slot."""
+
+    def is_ordered(self, origin: int, counter: int) -> bool:
+        """True if batch (origin, counter) was delivered in a slot."""
+
+    def committed(self, slot: int) -> object | None:
+        """The commit proof of ``slot`` if it committed here (None otherwise)."""
+
+    def has_proposal(self, slot: int) -> bool:
+        """True if ``slot`` holds a proposal of the current view."""
+
+    def available_refs(self) -> list[BatchRef]:
+        """Every disseminated batch not yet ordered."""
 
 
 def view_leader(view: int, n: int) -> int:
@@ -51,7 +82,7 @@ class Proposer:
     """A proposal naming a value of a batch other than the one held here means the origin
     equivocated and the named value must be fetched (no reliable broadcast underneath)."""
 
-    def __init__(self, order: Ordering) -> None:
+    def __init__(self, order: OrderingState) -> None:
         self.order = order
         self.excluded: tuple[int, ...] = ()
         """Members the view's NEW-VIEW took out of the rotation (moving sequencer only)."""
@@ -236,7 +267,7 @@ class GrantingProposer(Proposer):
 
     fetches_other_value = True
 
-    def __init__(self, order: Ordering) -> None:
+    def __init__(self, order: OrderingState) -> None:
         super().__init__(order)
         self._grants: dict[tuple[int, int], Order] = {}
         self._requests: dict[int, dict[int, BatchRef]] = {}
