@@ -23,7 +23,9 @@ import msgpack
 
 from btob import BacklogFull, Delivery, MemberStatistics, MsgId, Outgoing, PayloadTooLarge
 from btob import Settings as _Settings
+from btob._errors import ConfigError
 from btob.core.batching import PendingPayloads
+from btob.core.durable import DurableChanges, DurableState
 
 __all__ = ["SEQUENCER", "CrashOnlySequencer"]
 
@@ -96,6 +98,15 @@ class CrashOnlySequencer:
         frames, self._frames = self._frames, []
         deliveries, self._deliveries = self._deliveries, []
         return frames, deliveries
+
+    def take_durable(self) -> DurableChanges:
+        """Nothing: the crash-only baseline keeps no durable state."""
+        return DurableChanges.EMPTY
+
+    def restore(self, state: DurableState, now: float) -> None:
+        """Refuse a non-empty state: the baseline cannot resume from disk."""
+        if state:
+            raise ConfigError("the crash-only baseline keeps no durable state to resume from")
 
     def statistics(self) -> MemberStatistics:
         """Counters in :class:`btob.MemberStatistics` form (no signatures, no views)."""

@@ -33,6 +33,7 @@ import attrs
 from btob._errors import MemberCrashed
 from btob.core.contract import Core, MemberStatistics, Outgoing
 from btob.core.delivery import Delivery, MsgId
+from btob.core.durable import DurableChanges, DurableState
 from btob.core.settings import Settings
 from btob.core.viewchange import ViewInstalled
 from btob.core.wire import Message, Signed, decode_frame
@@ -208,6 +209,15 @@ class FaultyCore:
         frames, self._frames = self._frames, []
         deliveries, self._deliveries = self._deliveries, []
         return frames, deliveries
+
+    def take_durable(self) -> DurableChanges:
+        """The wrapped member's durable changes (a twin keeps nothing: it is the fault)."""
+        return self.core.take_durable()
+
+    def restore(self, state: DurableState, now: float) -> None:
+        """Resume the wrapped member from ``state``."""
+        self.core.restore(state, now)
+        self._collect()
 
     # -- queries ------------------------------------------------------------------------------
 

@@ -1,8 +1,9 @@
 """The driver contract: what a sans-IO core offers the driver that runs it, and hands back.
 
 A driver (the simulator, the Trio runtime) feeds a core inputs - a payload, a frame, the
-passage of time, each with the current time - and takes its outputs: frames for members and
-deliveries. It persists what must be durable, then sends, then delivers.
+passage of time, each with the current time - and takes its outputs: frames for members,
+deliveries, and the changes to its durable state (:mod:`btob.core.durable`). It commits the
+changes, then sends the frames taken with them, then publishes the deliveries.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Protocol
 import attrs
 
 from btob.core.delivery import Delivery, MsgId
+from btob.core.durable import DurableChanges, DurableState
 from btob.core.settings import Settings
 
 __all__ = ["Core", "MemberStatistics", "Outgoing"]
@@ -91,6 +93,13 @@ class Core(Protocol):
 
     def take_outputs(self) -> tuple[list[Outgoing], list[Delivery]]:
         """Frames to send and deliveries made since the last call."""
+
+    def take_durable(self) -> DurableChanges:
+        """Changes to the durable state since the last call: they must be committed before
+        any frame taken since that call leaves, and before its deliveries are published."""
+
+    def restore(self, state: DurableState, now: float) -> None:
+        """Resume from committed ``state`` (a fresh core, before any other input)."""
 
     def statistics(self) -> MemberStatistics:
         """A snapshot of the core's counters."""

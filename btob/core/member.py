@@ -29,6 +29,7 @@ from btob.core.catchup import CatchUp
 from btob.core.checkpoint import CheckpointTracker
 from btob.core.contract import MemberStatistics, Outgoing
 from btob.core.delivery import Delivery, DeliveryLog, MsgId
+from btob.core.durable import DurableChanges, DurableState
 from btob.core.effects import Evidence, Outbox, VerifyFn
 from btob.core.ordering import Ordering
 from btob.core.quorum import Quorums
@@ -249,6 +250,16 @@ class Member:
         frames, self._frames = self._frames, []
         deliveries, self._deliveries = self._deliveries, []
         return frames, deliveries
+
+    def take_durable(self) -> DurableChanges:
+        """Changes to the durable state since the last call (see :mod:`btob.core.durable`):
+        commit them before any frame taken since then leaves."""
+        return DurableChanges.EMPTY
+
+    def restore(self, state: DurableState, now: float) -> None:
+        """Resume from committed ``state``; call on a fresh member before any other input."""
+        if state:
+            raise NotImplementedError("restore from durable state")
 
     # -- queries ------------------------------------------------------------------------------
 

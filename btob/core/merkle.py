@@ -1,0 +1,90 @@
+"""Merkle trees over fixed-size chunks: a state's digest that lets each chunk be checked alone.
+
+A snapshot travels in chunks of ``chunk_bytes`` (the last one shorter). Its root commits to
+the number of chunks and, through domain-separated leaf and node hashes, to each chunk at its
+position, so a receiver holding only the root can verify any chunk with its audit path
+(``log2(count)`` sibling hashes) and refuse a bad one before it holds the rest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+__all__ = ["chunk_count", "chunks_of", "merkle_proof", "merkle_root", "verify_chunk"]
+
+_LEAF, _NODE, _ROOT = b"\x00", b"\x01", b"\x02"
+
+
+def chunk_count(size: int, chunk_bytes: int) -> int:
+    """How many chunks a state of ``size`` bytes has (at least one, for an empty state)."""
+    return max(1, -(-size // chunk_bytes))
+
+
+def chunks_of(data: bytes, chunk_bytes: int) -> list[bytes]:
+    """``data`` cut into chunks of ``chunk_bytes`` (one empty chunk for empty data)."""
+    return [data[i:i + chunk_bytes]
+            for i in range(0, max(len(data), 1), chunk_bytes)] or [b""]
+
+
+def _leaf(index: int, chunk: bytes) -> bytes:
+    return hashlib.sha256(_LEAF + index.to_bytes(8, "big") + chunk).digest()
+
+
+def _node(left: bytes, right: bytes) -> bytes:
+    return hashlib.sha256(_NODE + left + right).digest()
+
+
+def _levels(chunks: Sequence[bytes]) -> list[list[bytes]]:
+    """Every level of the tree, leaves first; an odd node is carried up unchanged."""
+    level = [_leaf(i, c) for i, c in enumerate(chunks)]
+    levels = [level]
+    while len(level) > 1:
+        level = [_node(level[i], level[i + 1]) if i + 1 < len(level) else level[i]
+                 for i in range(0, len(level), 2)]
+        levels.append(level)
+    return levels
+
+
+def _seal(count: int, top: bytes) -> bytes:
+    return hashlib.sha256(_ROOT + count.to_bytes(8, "big") + top).digest()
+
+
+def merkle_root(chunks: Sequence[bytes]) -> bytes:
+    """The root over ``chunks`` (non-empty), committing to their number and order."""
+    assert chunks, "a state has at least one chunk"
+    return _seal(len(chunks), _levels(chunks)[-1][0])
+
+
+def merkle_proof(chunks: Sequence[bytes], index: int) -> tuple[bytes, ...]:
+    """The audit path of chunk ``index``: the sibling hash at each level that has one."""
+    path: list[bytes] = []
+    position = index
+    for level in _levels(chunks)[:-1]:
+        sibling = position ^ 1
+        if sibling < len(level):
+            path.append(level[sibling])
+        position //= 2
+    return tuple(path)
+
+
+def verify_chunk(root: bytes, count: int, index: int, chunk: bytes,
+                 proof: Sequence[bytes]) -> bool:
+    """True iff ``chunk`` is chunk ``index`` of the ``count`` chunks whose root is ``root``."""
+    if not 0 <= index < count or count < 1:
+        return False
+    digest = _leaf(index, chunk)
+    position, width = index, count
+    steps = iter(proof)
+    while width > 1:
+        sibling = position ^ 1
+        if sibling < width:
+            step = next(steps, None)
+            if step is None:
+                return False
+            digest = _node(step, digest) if position & 1 else _node(digest, step)
+        position //= 2
+        width = (width + 1) // 2
+    if next(steps, None) is not None:
+        return False
+    return _seal(count, digest) == root
