@@ -25,6 +25,7 @@ from btob.core.delivery import MsgId as MsgId
 from btob.core.dissemination import BRB_KINDS as BRB_KINDS
 from btob.core.effects import Evidence as Evidence
 from btob.core.member import BacklogFull as BacklogFull
+from btob.core.member import CountersUnknown as CountersUnknown
 from btob.core.member import Member as Member
 from btob.core.member import PayloadTooLarge as PayloadTooLarge
 from btob.core.quorum import Quorums as Quorums
@@ -65,6 +66,7 @@ __all__ = [
     "CheckReport",
     "ClusterConfig",
     "ConfigError",
+    "CountersUnknown",
     "DeliveryNotRetained",
     "Core",
     "Delivery",

@@ -93,6 +93,16 @@ class _BrbBase(Dissemination):
         """Number of instances held."""
         return len(self._instances)
 
+    def seen_from(self, origin: int) -> tuple[int, int]:
+        """Above every SEND of ``origin`` held in an instance."""
+        batch = payload = 0
+        for (o, counter), inst in self._instances.items():
+            send = None if inst.send is None else inst.send.message
+            if o == origin and isinstance(send, Send):
+                batch = max(batch, counter + 1)
+                payload = max(payload, send.batch.first_counter + len(send.batch.payloads))
+        return batch, payload
+
     def restore_finished(self, windows: tuple[tuple[int, int, tuple[int, ...]], ...]) -> None:
         """Continue from a snapshot whose finished instances are ``windows``."""
         self._done = DoneCounters.restored(windows)

@@ -65,7 +65,8 @@ class CatchUp:
 
     def __init__(self, *, member: int, quorums: Quorums, settings: Settings, outbox: Outbox,
                  order: Ordering, checkpoints: CheckpointTracker,
-                 new_view: Callable[[], Signed | None]) -> None:
+                 new_view: Callable[[], Signed | None],
+                 seen: Callable[[], tuple[int, ...]] = tuple) -> None:
         self.member = member
         self.quorums = quorums
         self.settings = settings
@@ -73,6 +74,7 @@ class CatchUp:
         self._order = order
         self._checkpoints = checkpoints
         self._new_view = new_view
+        self._seen = seen
         self._history: dict[int, Entry] = {}
         self._delivered_at: dict[int, float] = {}
         self._served_at: dict[int, tuple[float, tuple[int, int]]] = {}
@@ -90,7 +92,7 @@ class CatchUp:
         if now - self._last_status < self.settings.status_interval_s:
             return
         self._last_status = now
-        self.outbox.send(None, Status(self._order.low, self._order.view))
+        self.outbox.send(None, Status(self._order.low, self._order.view, self._seen()))
         checkpoint = self._checkpoints.own_checkpoint()
         if checkpoint is not None:
             self.outbox.send(None, checkpoint)

@@ -147,6 +147,16 @@ class DirectDissemination(Dissemination):
         else:
             self.outbox.drop("ub-unexpected-kind")
 
+    def seen_from(self, origin: int) -> tuple[int, int]:
+        """Above every SEND of ``origin`` held."""
+        batch = payload = 0
+        for (o, counter), held in self._held.items():
+            send = held.message
+            if o == origin and isinstance(send, Send):
+                batch = max(batch, counter + 1)
+                payload = max(payload, send.batch.first_counter + len(send.batch.payloads))
+        return batch, payload
+
     def carried(self, refs: tuple[BatchRef, ...]) -> tuple[bytes, ...]:
         """The signed SEND frames an ORDER for ``refs`` carries."""
         return tuple(self._held[(r.origin, r.counter)].to_frame() for r in refs)

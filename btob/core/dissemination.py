@@ -77,6 +77,11 @@ class Dissemination:
         signature need not be checked."""
         return False
 
+    def seen_from(self, origin: int) -> tuple[int, int]:
+        """The next batch counter and payload counter of ``origin`` above every batch of it
+        held here (0, 0 if none)."""
+        return 0, 0
+
     def restore_finished(self, windows: tuple[tuple[int, int, tuple[int, ...]], ...]) -> None:
         """Continue from a snapshot: the instances in ``windows`` (per origin: every counter
         below ``low``, and those listed above it) are finished, delivered in a slot."""

@@ -53,6 +53,7 @@ from btob.core.wire import (
     Send,
     Signed,
     SlotProof,
+    Status,
     ViewChange,
     WireLimits,
     decode_frame,
@@ -60,8 +61,8 @@ from btob.core.wire import (
 from btob.crypto import Backend, KeyRegistry, Signer, SigningKey, Verifier
 
 __all__ = [
-    "VARIANTS", "BacklogFull", "Member", "MemberStatistics", "Outgoing", "PayloadTooLarge",
-    "ViewInstalled",
+    "VARIANTS", "BacklogFull", "CountersUnknown", "Member", "MemberStatistics", "Outgoing",
+    "PayloadTooLarge", "ViewInstalled",
 ]
 
 Handler = Callable[[Signed, float], None]
@@ -73,6 +74,11 @@ class PayloadTooLarge(BtobError):
 
 class BacklogFull(BtobError):
     """``Settings.pending_payloads_max`` payloads already wait for a batch; retry later."""
+
+
+class CountersUnknown(BacklogFull):
+    """The member restarted with nothing on disk and has not yet learned from its peers
+    where its own counters stand (a new payload could reuse an id); retry later."""
 
 
 class Member:
@@ -151,7 +157,7 @@ class Member:
         vc = self._view_changer
         self._catchup = CatchUp(member=member, quorums=self.quorums, settings=self.settings,
                                 outbox=self._outbox, order=order, checkpoints=self._checkpoints,
-                                new_view=lambda: vc.new_view)
+                                new_view=lambda: vc.new_view, seen=self._seen)
         self._log = DeliveryLog(
             early_payloads_max_per_origin=self.settings.early_payloads_max_per_origin
         )
@@ -179,6 +185,8 @@ class Member:
         """The latest stable snapshot this member holds (what it serves to laggards)."""
         self._prepared_saved: set[int] = set()
         self._restoring = False
+        self._learning: dict[int, tuple[int, int]] | None = None
+        """While not None: what each peer's STATUS says of this member's counters."""
         self._handlers: dict[str, Handler] = {
             "brb.send": dissemination, "brb.echo": dissemination, "brb.ready": dissemination,
             "brb.fetch": dissemination, "brb.final": dissemination,
@@ -186,8 +194,7 @@ class Member:
             "ord.order": self._on_order,
             "ord.echo": self._on_vote,
             "ord.ready": self._on_vote,
-            "ctl.status": lambda signed, now: self._catchup.on_status(
-                signed.sender, signed.message, now),  # type: ignore[arg-type]
+            "ctl.status": self._on_status,
             "ctl.slot": self._on_slot_proof,
             "ctl.segment": self._on_segment,
             "ckp.checkpoint": self._on_checkpoint,
@@ -214,6 +221,9 @@ class Member:
             raise PayloadTooLarge(
                 f"payload of {len(payload)} bytes exceeds {self.settings.payload_bytes_max}"
             )
+        if self._learning is not None:
+            raise CountersUnknown(f"member {self.member} restarted with nothing on disk and "
+                                  f"is still learning its counters from its peers")
         if len(self._pending) >= self.settings.pending_payloads_max:
             raise BacklogFull(f"{len(self._pending)} payloads already wait for a batch")
         msg_id = MsgId(self.member, self._next_payload)
@@ -299,8 +309,14 @@ class Member:
         with their original indices, for its driver to publish - the view it was in or
         changing to, its own batches in flight and the payloads still waiting for a batch.
         Everything it had only received is gone; peers retransmit it.
+
+        An empty ``state`` is a member whose data directory is new - or was wiped: it takes
+        no payload (:class:`CountersUnknown`) until the STATUS of ``n - 1 - f`` peers told it
+        where its counters stand, and continues above the (f+1)-th highest report (one that
+        some honest peer vouches for; a Byzantine one cannot push it into a gap).
         """
         if not state:
+            self._learning = {}
             return
         self._restoring = True
         order = self._order
@@ -481,6 +497,37 @@ class Member:
     def _on_vote(self, signed: Signed, now: float) -> None:
         if not self._view_changer.hold_early(signed):
             self._order.on_message(signed, now)
+
+    def _on_status(self, signed: Signed, now: float) -> None:
+        status = signed.message
+        assert isinstance(status, Status)
+        self._catchup.on_status(signed.sender, status, now)
+        learning, n = self._learning, self.quorums.n
+        if learning is None or signed.sender == self.member or len(status.seen) != 2 * n:
+            return
+        learning[signed.sender] = (status.seen[2 * self.member], status.seen[2 * self.member + 1])
+        f = self.quorums.f
+        if len(learning) < n - 1 - f:
+            return
+        rank = min(f, len(learning) - 1)
+        batch = sorted((b for b, _ in learning.values()), reverse=True)[rank]
+        payload = sorted((p for _, p in learning.values()), reverse=True)[rank]
+        self._next_batch = max(self._next_batch, batch)
+        self._next_payload = self._submitted = max(self._next_payload, payload)
+        self._learning = None
+
+    def _seen(self) -> tuple[int, ...]:
+        """Per origin: the next batch and payload counters known here (for STATUS)."""
+        seen: list[int] = []
+        for origin in range(self.quorums.n):
+            batch, payload = self._dissemination.seen_from(origin)
+            seen += [max(batch, self._order.ordered_low(origin)),
+                     max(payload, self._log.next_counter(origin))]
+        if self._learning is None:  # our own counters, once we know them
+            seen[2 * self.member:2 * self.member + 2] = [
+                max(seen[2 * self.member], self._next_batch),
+                max(seen[2 * self.member + 1], self._next_payload)]
+        return tuple(seen)
 
     def _on_checkpoint(self, signed: Signed, now: float) -> None:
         cert = self._checkpoints.on_checkpoint(signed)

@@ -74,7 +74,7 @@ __all__ = [
     "slot_digest",
 ]
 
-WIRE_VERSION = 1
+WIRE_VERSION = 2
 
 
 @attrs.frozen(kw_only=True)
@@ -312,11 +312,17 @@ class OrderReady(OrderEcho):
 @message("ctl.status", 20)
 @attrs.frozen
 class Status(_Message):
-    """Control: the signer is in ``view`` and has delivered every slot below ``next_slot``."""
+    """Control: the signer is in ``view`` and has delivered every slot below ``next_slot``.
 
-    WIRE: ClassVar = (INT, INT)
+    ``seen`` holds, for each origin in turn, the next batch counter and the next payload
+    counter the signer knows of (ordered or in flight): a member that lost its disk learns
+    from these where its own counters stand.
+    """
+
+    WIRE: ClassVar = (INT, INT, seq(INT))
     next_slot: int
     view: int = 0
+    seen: tuple[int, ...] = ()
 
 
 @message("ctl.slot", 21)

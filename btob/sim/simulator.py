@@ -24,7 +24,7 @@ from btob._errors import ConfigError, MemberCrashed
 from btob.core.delivery import Delivery
 from btob.core.dissemination import BRB_KINDS
 from btob.core.durable import DurableState
-from btob.core.member import Member, MemberStatistics
+from btob.core.member import CountersUnknown, Member, MemberStatistics
 from btob.core.proposers import view_leader
 from btob.core.quorum import Quorums
 from btob.core.settings import Settings
@@ -67,10 +67,13 @@ class Restart:
     step: int
     down_s: float = 0.2
     committed: bool = False
+    wiped: bool = False
+    """The member comes back with an empty disk (its data directory was deleted)."""
 
     def __str__(self) -> str:
         phase = "after" if self.committed else "before"
-        return f"{self.member}@{self.step}/{phase}-commit/{self.down_s:g}s"
+        wiped = "/wiped" if self.wiped else ""
+        return f"{self.member}@{self.step}/{phase}-commit/{self.down_s:g}s{wiped}"
 
 
 @attrs.frozen(kw_only=True)
@@ -377,6 +380,8 @@ class _Simulation:
                 msg_id = core.submit(payload, at)
             except MemberCrashed:
                 pass  # a Byzantine core stopped on its own lies while taking it: not broadcast
+            except CountersUnknown:
+                pass  # a member back with an empty disk takes payloads once it knows its ids
             else:
                 delivered = self._flush(member, core)
                 plan = self.restart_plan.get(member)
@@ -436,6 +441,8 @@ class _Simulation:
     def _restart(self, member: int) -> None:
         """A fresh member resumes from what the crashed one committed."""
         core = self._make_member(member)
+        if self.restart_plan[member].wiped:
+            self.durable[member] = DurableState.EMPTY
         core.restore(self.durable[member], self.now)
         self.cores[member] = core
         self.down.discard(member)

@@ -202,3 +202,18 @@ def test_a_restart_is_validated() -> None:
     with pytest.raises(ConfigError, match="honest"):
         SimConfig(restarts=(Restart(1, 5),), faults=(parse_fault("1=silent", 4),))
     assert str(Restart(2, 7, 0.5, True)) == "2@7/after-commit/0.5s"
+
+
+@pytest.mark.parametrize(("member", "step"), [(1, 200), (1, 400), (0, 300), (2, 30)])
+def test_a_member_whose_disk_was_wiped_learns_its_counters_before_it_broadcasts(
+        member: int, step: int) -> None:
+    """It comes back with nothing, so it must not start its counters at 0 again: it takes no
+    payload until its peers' STATUS said where they stand, and no id is ever reused."""
+    result = _restarted(Restart(member, step, 0.5, True, wiped=True), messages=300,
+                        rate=300.0, seed=5, settings=Settings())
+    _assert_restart_kept_its_word(result, member)
+    ids = [b.msg_id for b in result.logs.broadcasts[member]]
+    assert len(ids) == len(set(ids)), "a payload id was used twice"
+    before = sum(1 for b in result.logs.broadcasts[member]
+                 if int(b.msg_id.split(":")[1]) < 4)
+    assert len(ids) > before  # it did broadcast again after learning
