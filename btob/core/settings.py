@@ -83,6 +83,9 @@ class Settings:
     """Committed slots sent to a lagging peer in answer to one STATUS."""
     catchup_grace_s: float = attrs.field(default=0.1, validator=_positive)
     """A slot is offered to a lagging peer only once it has been committed this long."""
+    transfer_chunks_in_flight: int = attrs.field(default=4, validator=_positive)
+    """Snapshot chunks a member fetching a state asks for at once (each of one peer); an
+    unanswered request is asked of the next peer after ``retransmit_interval_s``."""
     checkpoint_interval: int = attrs.field(default=16, validator=_positive, metadata=_CLUSTER)
     """K: members sign a CHECKPOINT of their log every K slots; q of them make it stable."""
     log_retention_slots: int = attrs.field(default=1024, validator=_positive, metadata=_CLUSTER)
@@ -108,6 +111,13 @@ class Settings:
     deliveries_retained_bytes_max: int = attrs.field(default=128 * 1024 * 1024,
                                                      validator=_positive)
     """The same bound in payload bytes. At least ``slot_refs_max * batch_bytes_max``."""
+    snapshot_chunk_bytes: int = attrs.field(default=64 * 1024, validator=_positive,
+                                            metadata=_CLUSTER)
+    """Snapshots travel, and are hashed into their Merkle root, in chunks of this size (at
+    most a quarter frame: see :attr:`chunk_bytes`)."""
+    snapshot_bytes_max: int = attrs.field(default=256 * 1024 * 1024, validator=_positive,
+                                          metadata=_CLUSTER)
+    """Largest snapshot (protocol and application state) a member takes, serves or fetches."""
 
     def __attrs_post_init__(self) -> None:
         if self.payload_bytes_max > self.batch_bytes_max:
@@ -126,6 +136,12 @@ class Settings:
         if self.deliveries_retained_bytes_max < self.slot_refs_max * self.batch_bytes_max:
             raise ConfigError("deliveries_retained_bytes_max must be at least "
                               "slot_refs_max * batch_bytes_max")
+
+    @property
+    def chunk_bytes(self) -> int:
+        """The snapshot chunk size in use: ``snapshot_chunk_bytes``, but small enough that a
+        chunk with its proof fits a frame."""
+        return min(self.snapshot_chunk_bytes, self.frame_bytes_max // 4)
 
     def cluster_wide(self) -> dict[str, int | float]:
         """The fields every member must agree on, by name."""
