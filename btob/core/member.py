@@ -165,6 +165,8 @@ class Member:
                 signed.sender, signed.message, now),  # type: ignore[arg-type]
             "ctl.slot": self._on_slot_proof,
             "ctl.segment": self._on_segment,
+            "ctl.chunkreq": self._not_served,
+            "ctl.chunk": self._not_served,
             "ckp.checkpoint": self._on_checkpoint,
             "vc.viewchange": vc.on_view_change,
             "vc.newview": self._on_new_view,
@@ -344,6 +346,11 @@ class Member:
 
     def _dispatch(self, signed: Signed, now: float) -> None:
         self._handlers[signed.kind](signed, now)
+
+    def _not_served(self, signed: Signed, now: float) -> None:
+        # State transfer (btob.core.transfer) is not wired in yet: a validly signed chunk
+        # or request for one is an input this member has no use for, refused and counted.
+        self._outbox.drop("transfer-not-served")
 
     def _on_order(self, signed: Signed, now: float) -> None:
         order = signed.message

@@ -31,6 +31,8 @@ from btob.core.wire import (
     BatchRef,
     Checkpoint,
     CheckpointCert,
+    Chunk,
+    ChunkRequest,
     Echo,
     Fetch,
     Final,
@@ -200,6 +202,9 @@ def test_the_generated_encoders_match_msgpack_written_by_hand() -> None:
         b"\x94\x01\x02\x91\x93\x00\x04\xc4\x20" + D + b"\x91\xc4\x02xy")
     assert Send(9, Batch(9, (b"p",))).to_body() == b"\x92\x09\x92\x09\x91\xc4\x01p"
     assert NewView(2, (), (Reproposal(6, ()),)).to_body() == b"\x94\x02\x90\x91\x92\x06\x90\x90"
+    assert ChunkRequest(3, 300).to_body() == b"\x92\x03\xcd\x01\x2c"
+    assert Chunk(1, D, 2, 0, b"ab", (D,)).to_body() == (
+        b"\x96\x01\xc4\x20" + D + b"\x02\x00\xc4\x02ab\x91\xc4\x20" + D)
 
 
 def _samples() -> list[Message]:
@@ -221,6 +226,8 @@ def _samples() -> list[Message]:
         Status(17, 1),
         SlotProof(1, 3, (ref,), votes, (batch,)),
         LogSegment(cert, 0, (((ref,), (batch,)), ((), ()))),
+        ChunkRequest(16, 3),
+        Chunk(16, D, 5, 3, b"chunk", (D, D, D)),
         Checkpoint(16, D),
         ViewChange(2, cert, (prepared,)),
         NewView(2, (b"a view change frame",), (Reproposal(3, (ref,)), Reproposal(4, ())), (1,)),
@@ -243,6 +250,8 @@ GOLDEN = {
     "ctl.status": "28aac2fa06e5a1994c5c8693841f9b9d014d36a83e6afebaa0ed039fd5b90edd",
     "ctl.slot": "e0f8b0de9bf64f6ca2cd3015e7ce46350d2044526013265f2424b9057a3e230a",
     "ctl.segment": "d758a74ecc48877006bd86f33138f4d13c9527853a4f068ad48a3b615ff12b7c",
+    "ctl.chunkreq": "1e6b621307561d30932bb2710cb5054ad2b7aef71a781196e000397da380a8dd",
+    "ctl.chunk": "dba572803177940667f48de7329c8bd08602b1d9678c1a7e54a9d0f2dbf6779a",
     "ckp.checkpoint": "1f688840d1669a60807473ad24ec3b03313d5c9c3c9d80fddb0fe06c78c70e49",
     "vc.viewchange": "7610f8de938228678da80971b164c512198395f2dfc07ea8f6ad68a1224abe74",
     "vc.newview": "c710f818a5ab0163f09a61f932163e70e0956052a1c58ed69e70e4d533b96dc3",
