@@ -340,36 +340,6 @@ class LogSegment(_Message):
     entries: tuple[tuple[tuple[BatchRef, ...], tuple[Batch, ...]], ...]
 
 
-@message("ctl.chunkreq", 23)
-@attrs.frozen
-class ChunkRequest(_Message):
-    """State transfer: the signer asks for chunk ``index`` of the snapshot at stable checkpoint
-    ``upto`` (:mod:`btob.core.transfer`)."""
-
-    WIRE: ClassVar = (INT, INT)
-    upto: int
-    index: int
-
-
-@message("ctl.chunk", 24)
-@attrs.frozen
-class Chunk(_Message):
-    """State transfer: chunk ``index`` of the ``count`` chunks of the snapshot at ``upto``,
-    whose Merkle root is ``root``, with its audit path (:func:`btob.core.merkle.verify_chunk`).
-
-    The receiver checks it against the root a stable checkpoint certificate signs, never
-    against the ``root`` and ``count`` carried here, which only say what the signer claims.
-    """
-
-    WIRE: ClassVar = (INT, DIGEST, INT, INT, BYTES, seq(DIGEST))
-    upto: int
-    root: bytes
-    count: int
-    index: int
-    data: bytes
-    proof: tuple[bytes, ...]
-
-
 @message("ckp.checkpoint", 30)
 @attrs.frozen
 class Checkpoint(_Message):
@@ -403,6 +373,36 @@ class NewView(_Message):
     reproposals: tuple[Reproposal, ...]
     excluded: tuple[int, ...] = ()
     """Moving sequencer only: members taken out of the rotation in this view (at most f)."""
+
+
+@message("ctl.chunkreq", 23)
+@attrs.frozen
+class ChunkRequest(_Message):
+    """State transfer: the signer asks for chunk ``index`` of the snapshot at stable checkpoint
+    ``upto`` (:mod:`btob.core.transfer`)."""
+
+    WIRE: ClassVar = (INT, INT)
+    upto: int
+    index: int
+
+
+@message("ctl.chunk", 24)
+@attrs.frozen
+class Chunk(_Message):
+    """State transfer: chunk ``index`` of the ``count`` chunks of the snapshot at ``upto``,
+    whose Merkle root is ``root``, with its audit path (:func:`btob.core.merkle.verify_chunk`).
+
+    The receiver checks it against the root a stable checkpoint certificate signs, never
+    against the ``root`` and ``count`` carried here, which only say what the signer claims.
+    """
+
+    WIRE: ClassVar = (INT, DIGEST, INT, INT, BYTES, seq(DIGEST))
+    upto: int
+    root: bytes
+    count: int
+    index: int
+    data: bytes
+    proof: tuple[bytes, ...]
 
 
 Message: TypeAlias = (

@@ -226,11 +226,11 @@ def _samples() -> list[Message]:
         Status(17, 1),
         SlotProof(1, 3, (ref,), votes, (batch,)),
         LogSegment(cert, 0, (((ref,), (batch,)), ((), ()))),
-        ChunkRequest(16, 3),
-        Chunk(16, D, 5, 3, b"chunk", (D, D, D)),
         Checkpoint(16, D),
         ViewChange(2, cert, (prepared,)),
         NewView(2, (b"a view change frame",), (Reproposal(3, (ref,)), Reproposal(4, ())), (1,)),
+        ChunkRequest(16, 3),
+        Chunk(16, D, 5, 3, b"chunk", (D, D, D)),
     ]
 
 
@@ -250,11 +250,11 @@ GOLDEN = {
     "ctl.status": "28aac2fa06e5a1994c5c8693841f9b9d014d36a83e6afebaa0ed039fd5b90edd",
     "ctl.slot": "e0f8b0de9bf64f6ca2cd3015e7ce46350d2044526013265f2424b9057a3e230a",
     "ctl.segment": "d758a74ecc48877006bd86f33138f4d13c9527853a4f068ad48a3b615ff12b7c",
-    "ctl.chunkreq": "1e6b621307561d30932bb2710cb5054ad2b7aef71a781196e000397da380a8dd",
-    "ctl.chunk": "dba572803177940667f48de7329c8bd08602b1d9678c1a7e54a9d0f2dbf6779a",
     "ckp.checkpoint": "1f688840d1669a60807473ad24ec3b03313d5c9c3c9d80fddb0fe06c78c70e49",
     "vc.viewchange": "7610f8de938228678da80971b164c512198395f2dfc07ea8f6ad68a1224abe74",
     "vc.newview": "c710f818a5ab0163f09a61f932163e70e0956052a1c58ed69e70e4d533b96dc3",
+    "ctl.chunkreq": "1e6b621307561d30932bb2710cb5054ad2b7aef71a781196e000397da380a8dd",
+    "ctl.chunk": "dba572803177940667f48de7329c8bd08602b1d9678c1a7e54a9d0f2dbf6779a",
 }
 
 
