@@ -32,6 +32,13 @@ kept, and no chunk is longer than ``chunk_bytes``.
 
 The serving side (:class:`ChunkServer`) answers a request for its own snapshot's ``upto``
 with the chunk and its audit path, from a Merkle tree it builds once per snapshot.
+
+Wiring both into the member: route ``ctl.chunkreq`` to :meth:`ChunkServer.on_request` with
+the member's stable snapshot and ``ctl.chunk`` to :meth:`StateTransfer.on_chunk`, installing
+the state it returns (``b""`` is a state: test for None); call :meth:`StateTransfer.tick`
+from the member's tick; on a verified stable certificate beyond what catch-up can serve,
+``retarget(cert.upto, cert.state, None, None, now)``; and take the root a CHECKPOINT signs
+from :meth:`ChunkServer.root_of`, so that the tree built for it serves the chunks later.
 """
 
 from __future__ import annotations
