@@ -21,6 +21,7 @@ from btob.core.wire import (
     Batch,
     BatchRef,
     Checkpoint,
+    Chunk,
     Echo,
     Message,
     NewView,
@@ -547,6 +548,83 @@ class HoardGrants(ProcessFault):
         return [(dest, frame, 0.0)]
 
 
+def corrupt_chunk(chunk: Chunk, rng: random.Random) -> Chunk:
+    """``chunk`` made to fail verification: usually a data byte flipped (one added to empty
+    data), else a byte of its proof or of its root."""
+    roll = rng.random()
+    if roll < 0.6 or not chunk.proof:
+        if not chunk.data:
+            return attrs.evolve(chunk, data=b"\x00")
+        return attrs.evolve(chunk, data=_flip(chunk.data, rng))
+    if roll < 0.8:
+        step = rng.randrange(len(chunk.proof))
+        proof = (*chunk.proof[:step], _flip(chunk.proof[step], rng), *chunk.proof[step + 1:])
+        return attrs.evolve(chunk, proof=proof)
+    return attrs.evolve(chunk, root=_flip(chunk.root, rng))
+
+
+def _flip(data: bytes, rng: random.Random) -> bytes:
+    at = rng.randrange(len(data))
+    return data[:at] + bytes([data[at] ^ rng.randrange(1, 256)]) + data[at + 1:]
+
+
+class BadChunks(ProcessFault):
+    """Serves snapshot chunks that fail verification, validly re-signed: the receiver's
+    Merkle check, not the signature check, must catch them."""
+
+    byzantine = True
+
+    def outgoing(self, dest: int, frame: bytes, signed: Signed) -> Outgoing:
+        message = signed.message
+        if not isinstance(message, Chunk) or self.ctx.rng.random() >= self.param("p"):
+            return [(dest, frame, 0.0)]
+        return [(dest, self.ctx.resign(corrupt_chunk(message, self.ctx.rng)), 0.0)]
+
+
+class StaleSnapshot(ProcessFault):
+    """Serves chunks of the first snapshot it served in place of later ones: valid chunks,
+    signed by the member itself, of another checkpoint. While that first snapshot is the one
+    asked for, there is nothing older: its chunks are relabelled with another checkpoint."""
+
+    byzantine = True
+    KEPT_MAX = 64
+    """Chunk frames of the old snapshot kept (any kept one stands in for a missing index)."""
+
+    def __init__(self, spec: FaultSpec, ctx: FaultContext) -> None:
+        super().__init__(spec, ctx)
+        self._old_upto: int | None = None
+        self._old: dict[int, bytes] = {}
+
+    def outgoing(self, dest: int, frame: bytes, signed: Signed) -> Outgoing:
+        message = signed.message
+        if not isinstance(message, Chunk):
+            return [(dest, frame, 0.0)]
+        if self._old_upto is None:
+            self._old_upto = message.upto
+        if message.upto == self._old_upto and len(self._old) < self.KEPT_MAX:
+            self._old.setdefault(message.index, frame)
+        if self.ctx.rng.random() >= self.param("p"):
+            return [(dest, frame, 0.0)]
+        if message.upto == self._old_upto:
+            interval = self.ctx.settings.checkpoint_interval
+            other = message.upto - interval if message.upto >= interval \
+                else message.upto + interval
+            return [(dest, self.ctx.resign(attrs.evolve(message, upto=other)), 0.0)]
+        kept = self._old.get(message.index)
+        if kept is None:
+            kept = self._old[min(self._old)]
+        return [(dest, kept, 0.0)]
+
+
+class SilentTransfer(ProcessFault):
+    """Takes part in everything but state transfer: no chunk it serves ever leaves."""
+
+    byzantine = True
+
+    def outgoing(self, dest: int, frame: bytes, signed: Signed) -> Outgoing:
+        return [] if isinstance(signed.message, Chunk) else [(dest, frame, 0.0)]
+
+
 class Twins(ProcessFault):
     """Marker: the simulator runs two instances with this key (see ``btob.sim.simulator``)."""
 
@@ -559,7 +637,8 @@ _CLASSES: dict[str, type[ProcessFault]] = {
     "replay": Replay, "garbage": Garbage, "mutate": Mutate, "censor": Censor, "stall": Stall,
     "flood": Flood, "lie-viewchange": LieViewChange, "twins": Twins,
     "drop-forwards": DropForwards, "skip-turn": SkipTurn, "double-grant": DoubleGrant,
-    "hoard-grants": HoardGrants,
+    "hoard-grants": HoardGrants, "bad-chunks": BadChunks, "stale-snapshot": StaleSnapshot,
+    "silent-transfer": SilentTransfer,
 }
 
 

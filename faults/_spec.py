@@ -88,6 +88,14 @@ BEHAVIOURS: Mapping[str, Behaviour] = {b.name: b for b in (
     Behaviour("double-grant", True, "UUB sequencer: grants each slot a second time, to the "
               "origin of the previous grant", ()),
     Behaviour("hoard-grants", True, "UUB origin: asks for slots and never uses its grants", ()),
+    # -- state transfer: a server of snapshot chunks that lies or keeps quiet -----------------
+    Behaviour("bad-chunks", True, "serves snapshot chunks whose data (or proof, or root) is "
+              "corrupted, validly re-signed", (_p("p", float, 1.0, "probability per chunk"),)),
+    Behaviour("stale-snapshot", True, "serves chunks of an older snapshot it kept (its first "
+              "one, relabelled with another checkpoint)",
+              (_p("p", float, 1.0, "probability per chunk"),)),
+    Behaviour("silent-transfer", True, "never answers a chunk request (drops every outgoing "
+              "ctl.chunk)", ()),
 )}
 """Every behaviour ``--fault`` accepts, by name."""
 

@@ -197,6 +197,8 @@ class Member:
             "ctl.status": self._on_status,
             "ctl.slot": self._on_slot_proof,
             "ctl.segment": self._on_segment,
+            "ctl.chunkreq": self._not_served,
+            "ctl.chunk": self._not_served,
             "ckp.checkpoint": self._on_checkpoint,
             "vc.viewchange": vc.on_view_change,
             "vc.newview": self._on_new_view,
@@ -484,6 +486,11 @@ class Member:
 
     def _dispatch(self, signed: Signed, now: float) -> None:
         self._handlers[signed.kind](signed, now)
+
+    def _not_served(self, signed: Signed, now: float) -> None:
+        # State transfer (btob.core.transfer) is not wired in yet: a validly signed chunk
+        # or request for one is an input this member has no use for, refused and counted.
+        self._outbox.drop("transfer-not-served")
 
     def _on_order(self, signed: Signed, now: float) -> None:
         order = signed.message

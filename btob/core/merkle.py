@@ -11,7 +11,8 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 
-__all__ = ["chunk_count", "chunks_of", "merkle_proof", "merkle_root", "verify_chunk"]
+__all__ = ["MerkleTree", "chunk_count", "chunks_of", "merkle_proof", "merkle_root",
+           "verify_chunk"]
 
 _LEAF, _NODE, _ROOT = b"\x00", b"\x01", b"\x02"
 
@@ -88,3 +89,44 @@ def verify_chunk(root: bytes, count: int, index: int, chunk: bytes,
     if next(steps, None) is not None:
         return False
     return _seal(count, digest) == root
+
+
+class MerkleTree:
+    """The tree over ``data`` cut in chunks of ``chunk_bytes``, kept whole so that serving k
+    chunks costs k audit-path reads, not k rebuilds (:func:`merkle_proof` rebuilds the tree).
+
+    Only the node hashes are kept (64 bytes per chunk); a chunk is sliced out of ``data``
+    when asked for, so the tree never holds a second copy of the state.
+    """
+
+    def __init__(self, data: bytes, chunk_bytes: int) -> None:
+        self.data = data
+        """The state the tree is over (held, not copied)."""
+        self.chunk_bytes = chunk_bytes
+        self.count = chunk_count(len(data), chunk_bytes)
+        """How many chunks the state has."""
+        view = memoryview(data)
+        level = [_leaf(i, bytes(view[i * chunk_bytes:(i + 1) * chunk_bytes]))
+                 for i in range(self.count)]
+        self._levels = [level]
+        while len(level) > 1:
+            level = [_node(level[i], level[i + 1]) if i + 1 < len(level) else level[i]
+                     for i in range(0, len(level), 2)]
+            self._levels.append(level)
+        self.root = _seal(self.count, level[0])
+        """The root, equal to ``merkle_root(chunks_of(data, chunk_bytes))``."""
+
+    def chunk(self, index: int) -> bytes:
+        """Chunk ``index`` (``0 <= index < count``)."""
+        return self.data[index * self.chunk_bytes:(index + 1) * self.chunk_bytes]
+
+    def proof(self, index: int) -> tuple[bytes, ...]:
+        """The audit path of chunk ``index``, equal to :func:`merkle_proof`'s."""
+        path: list[bytes] = []
+        position = index
+        for level in self._levels[:-1]:
+            sibling = position ^ 1
+            if sibling < len(level):
+                path.append(level[sibling])
+            position //= 2
+        return tuple(path)

@@ -83,6 +83,9 @@ class Settings:
     """Committed slots sent to a lagging peer in answer to one STATUS."""
     catchup_grace_s: float = attrs.field(default=0.1, validator=_positive)
     """A slot is offered to a lagging peer only once it has been committed this long."""
+    transfer_chunks_in_flight: int = attrs.field(default=4, validator=_positive)
+    """Snapshot chunks a member fetching a state asks for at once (each of one peer); an
+    unanswered request is asked of the next peer after ``retransmit_interval_s``."""
     checkpoint_interval: int = attrs.field(default=16, validator=_positive, metadata=_CLUSTER)
     """K: members sign a CHECKPOINT of their log every K slots; q of them make it stable."""
     log_retention_slots: int = attrs.field(default=1024, validator=_positive, metadata=_CLUSTER)

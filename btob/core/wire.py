@@ -48,6 +48,8 @@ __all__ = [
     "BatchRef",
     "Checkpoint",
     "CheckpointCert",
+    "Chunk",
+    "ChunkRequest",
     "Echo",
     "Fetch",
     "Final",
@@ -387,15 +389,45 @@ class NewView(_Message):
     """Moving sequencer only: members taken out of the rotation in this view (at most f)."""
 
 
+@message("ctl.chunkreq", 23)
+@attrs.frozen
+class ChunkRequest(_Message):
+    """State transfer: the signer asks for chunk ``index`` of the snapshot at stable checkpoint
+    ``upto`` (:mod:`btob.core.transfer`)."""
+
+    WIRE: ClassVar = (INT, INT)
+    upto: int
+    index: int
+
+
+@message("ctl.chunk", 24)
+@attrs.frozen
+class Chunk(_Message):
+    """State transfer: chunk ``index`` of the ``count`` chunks of the snapshot at ``upto``,
+    whose Merkle root is ``root``, with its audit path (:func:`btob.core.merkle.verify_chunk`).
+
+    The receiver checks it against the root a stable checkpoint certificate signs, never
+    against the ``root`` and ``count`` carried here, which only say what the signer claims.
+    """
+
+    WIRE: ClassVar = (INT, DIGEST, INT, INT, BYTES, seq(DIGEST))
+    upto: int
+    root: bytes
+    count: int
+    index: int
+    data: bytes
+    proof: tuple[bytes, ...]
+
+
 Message: TypeAlias = (
     Send | Echo | Final | Order | OrderEcho | Status | SlotProof | Checkpoint | ViewChange
-    | NewView | LogSegment | Request
+    | NewView | LogSegment | Request | ChunkRequest | Chunk
 )
 """Any protocol message (Ready and Fetch are Echo subclasses; OrderReady an OrderEcho one)."""
 
 _CLASSES: tuple[type[_Message], ...] = (
     Send, Echo, Ready, Fetch, Final, Request, Order, OrderEcho, OrderReady, Status, SlotProof,
-    LogSegment, Checkpoint, ViewChange, NewView,
+    LogSegment, ChunkRequest, Chunk, Checkpoint, ViewChange, NewView,
 )
 _BY_CODE: dict[int, type[_Message]] = {c.CODE: c for c in _CLASSES}
 KINDS: Mapping[str, type[_Message]] = {c.KIND: c for c in _CLASSES}

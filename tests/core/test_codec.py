@@ -31,6 +31,8 @@ from btob.core.wire import (
     BatchRef,
     Checkpoint,
     CheckpointCert,
+    Chunk,
+    ChunkRequest,
     Echo,
     Fetch,
     Final,
@@ -200,6 +202,9 @@ def test_the_generated_encoders_match_msgpack_written_by_hand() -> None:
         b"\x94\x01\x02\x91\x93\x00\x04\xc4\x20" + D + b"\x91\xc4\x02xy")
     assert Send(9, Batch(9, (b"p",))).to_body() == b"\x92\x09\x92\x09\x91\xc4\x01p"
     assert NewView(2, (), (Reproposal(6, ()),)).to_body() == b"\x94\x02\x90\x91\x92\x06\x90\x90"
+    assert ChunkRequest(3, 300).to_body() == b"\x92\x03\xcd\x01\x2c"
+    assert Chunk(1, D, 2, 0, b"ab", (D,)).to_body() == (
+        b"\x96\x01\xc4\x20" + D + b"\x02\x00\xc4\x02ab\x91\xc4\x20" + D)
 
 
 def _samples() -> list[Message]:
@@ -224,6 +229,8 @@ def _samples() -> list[Message]:
         Checkpoint(16, D),
         ViewChange(2, cert, (prepared,)),
         NewView(2, (b"a view change frame",), (Reproposal(3, (ref,)), Reproposal(4, ())), (1,)),
+        ChunkRequest(16, 3),
+        Chunk(16, D, 5, 3, b"chunk", (D, D, D)),
     ]
 
 
@@ -246,6 +253,8 @@ GOLDEN = {
     "ckp.checkpoint": "cc55e39f0c30068b812049660e3057da5a51039dfa5a931354d8355b677b9e7b",
     "vc.viewchange": "63b4d824780c5778b8eb933502fd4a062a69e4977e7f736470385e74a87a7a27",
     "vc.newview": "271fd06af945d7e1c893f923b66363217c7ba5b35868f4fa9b46c9fd5c2ca472",
+    "ctl.chunkreq": "9ef9f03f6376bac2b9c351bfd61dcf3df8c57113139a3cbf0c8fb1c983167cfd",
+    "ctl.chunk": "95b60976ca2e9336a73cc6ac8b8b24a1aa0ba093f3be75395c6d21b88ffd7512",
 }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from btob import BacklogFull, ConfigError, Member, PayloadTooLarge, Settings
-from btob.core.wire import Batch, Echo, Send, Signed
+from btob.core.wire import Batch, Chunk, ChunkRequest, Echo, Send, Signed
 
 from ..helpers import Keys
 
@@ -34,6 +34,15 @@ def test_bad_frames_are_dropped_and_counted_never_raised() -> None:
     node.receive(good.to_frame(), 0.0)  # and it still works: echoes the genuine SEND
     frames, _ = node.take_outputs()
     assert {f.destination for f in frames} == {0, 2, 3}
+
+
+def test_state_transfer_messages_are_refused_until_it_is_wired_in() -> None:
+    keys = Keys(4)
+    node = make(keys)
+    node.receive(keys.sign(2, ChunkRequest(16, 0)).to_frame(), 0.0)
+    node.receive(keys.sign(3, Chunk(16, bytes(32), 1, 0, b"", ())).to_frame(), 0.0)
+    assert node.statistics().dropped["transfer-not-served"] == 2
+    assert node.take_outputs() == ([], [])
 
 
 def test_submit_limits() -> None:

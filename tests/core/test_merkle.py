@@ -1,12 +1,20 @@
-"""Merkle trees over chunks: every chunk verifies alone, and nothing else does."""
+"""Merkle trees over chunks: every chunk verifies alone, and nothing else does; the tree a
+server keeps agrees with the functions."""
 
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from btob.core.merkle import chunk_count, chunks_of, merkle_proof, merkle_root, verify_chunk
+from btob.core.merkle import (
+    MerkleTree,
+    chunk_count,
+    chunks_of,
+    merkle_proof,
+    merkle_root,
+    verify_chunk,
+)
 
 
 @pytest.mark.parametrize("size", [0, 1, 4, 5, 9, 10, 16, 17, 40, 85])
@@ -52,3 +60,27 @@ def test_any_data_in_any_chunk_size_round_trips(data: bytes, size: int) -> None:
     root = merkle_root(chunks)
     assert all(verify_chunk(root, len(chunks), i, c, merkle_proof(chunks, i))
                for i, c in enumerate(chunks))
+
+
+@pytest.mark.parametrize("size", [0, 1, 7, 8, 9, 64, 65, 200])
+def test_the_kept_tree_agrees_with_the_functions(size: int) -> None:
+    data = bytes((i * 13 + 5) % 256 for i in range(size))
+    chunks = chunks_of(data, 8)
+    tree = MerkleTree(data, 8)
+    assert tree.count == len(chunks) == chunk_count(size, 8)
+    assert tree.root == merkle_root(chunks)
+    for index, chunk in enumerate(chunks):
+        assert tree.chunk(index) == chunk
+        assert tree.proof(index) == merkle_proof(chunks, index)
+    assert tree.data is data  # held, not copied
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.binary(max_size=300), st.integers(1, 40))
+def test_any_state_and_chunk_size_round_trips_through_the_kept_tree(data: bytes,
+                                                                    chunk_bytes: int) -> None:
+    tree = MerkleTree(data, chunk_bytes)
+    pieces = [tree.chunk(i) for i in range(tree.count)]
+    assert b"".join(pieces) == data
+    assert all(verify_chunk(tree.root, tree.count, i, piece, tree.proof(i))
+               for i, piece in enumerate(pieces))

@@ -122,3 +122,18 @@ def test_a_whole_number_setting_given_as_text_must_be_one() -> None:
     with pytest.raises(ConfigError, match="is not a whole number"):
         settings_with(Settings(), ["checkpoint_interval=1.5"])
     assert settings_with(Settings(), ["view_change_timeout_s=2"]).view_change_timeout_s == 2.0
+
+
+def test_snapshot_chunks_are_cluster_wide_and_fit_a_frame() -> None:
+    # The chunk size changes every state root, the bound what a member fetches or serves:
+    # both must be everybody's. How many chunks one member asks for at once is its own.
+    assert {"snapshot_chunk_bytes", "snapshot_bytes_max"} <= set(CLUSTER_SETTINGS)
+    assert "transfer_chunks_in_flight" not in CLUSTER_SETTINGS
+    defaults = Settings()
+    assert (defaults.snapshot_chunk_bytes, defaults.snapshot_bytes_max,
+            defaults.transfer_chunks_in_flight) == (64 * 1024, 256 * 1024 * 1024, 4)
+    assert defaults.chunk_bytes == 64 * 1024
+    small_frames = Settings(frame_bytes_max=1024 * 1024, batch_bytes_max=256 * 1024,
+                            payload_bytes_max=1024, snapshot_chunk_bytes=512 * 1024,
+                            deliveries_retained_bytes_max=64 * 256 * 1024)
+    assert small_frames.chunk_bytes == 256 * 1024  # a chunk and its proof fit a frame

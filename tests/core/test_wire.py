@@ -14,6 +14,8 @@ from btob.core.wire import (
     WIRE_VERSION,
     Batch,
     BatchRef,
+    Chunk,
+    ChunkRequest,
     Echo,
     Fetch,
     Final,
@@ -48,6 +50,8 @@ SAMPLES = [
     OrderReady(3, 9, D),
     Status(12),
     SlotProof(1, 9, (REF,), VOTES, (BATCH,)),
+    ChunkRequest(32, 5),
+    Chunk(32, D, 7, 5, b"chunk bytes", (D, b"\x01" * 32, b"\x02" * 32)),
 ]
 
 
@@ -116,6 +120,16 @@ def _raw(message_code: int, body_fields: object) -> bytes:
         (Final.CODE, (1, 2, (0, ()), ((0, b"sig"),))),  # short vote signature
         (Status.CODE, ()),
         (SlotProof.CODE, (0, 1, (), ())),
+        (ChunkRequest.CODE, (32,)),  # no index
+        (ChunkRequest.CODE, (32, -1)),  # negative index
+        (ChunkRequest.CODE, (32, b"\x05")),  # index not an integer
+        (Chunk.CODE, (32, D, 7, 5, b"data")),  # no proof
+        (Chunk.CODE, (32, D[:31], 7, 5, b"data", ())),  # short root
+        (Chunk.CODE, (32, D, 7, 5, "data", ())),  # data is text
+        (Chunk.CODE, (32, D, 7, 5, b"data", (D, b"short"))),  # short proof step
+        (Chunk.CODE, (32, D, 7, 5, b"data", D)),  # proof not an array
+        (Chunk.CODE, (32, D, -7, 5, b"data", ())),  # negative count
+        (Chunk.CODE, (32, D, 7, 5, b"data", (), b"extra")),  # one field too many
     ],
 )
 def test_malformed_bodies(code: int, fields: object) -> None:
@@ -129,6 +143,21 @@ def test_frame_size_bound() -> None:
     big = Signed.create(1, Send(0, Batch(0, (b"x" * 200,))), _sign).to_frame()
     with pytest.raises(WireError, match="exceeds"):
         decode_frame(big, limits)
+
+
+def test_a_chunk_is_bounded_by_the_frame_bound_like_every_message() -> None:
+    limits = WireLimits(frame_bytes_max=1024)
+    fits = Signed.create(1, Chunk(1, D, 1, 0, b"x" * 800, ()), _sign).to_frame()
+    assert decode_frame(fits, limits).parse(limits).message == Chunk(1, D, 1, 0, b"x" * 800, ())
+    big = Signed.create(1, Chunk(1, D, 1, 0, b"x" * 1024, ()), _sign).to_frame()
+    with pytest.raises(WireError, match="exceeds"):
+        decode_frame(big, limits)
+
+
+def test_a_chunk_round_trips_its_empty_data_and_proof() -> None:
+    empty = Chunk(16, D, 1, 0, b"", ())
+    signed = Signed.create(0, empty, _sign)
+    assert decode_frame(signed.to_frame()).parse().message == empty
 
 
 def test_array_length_bound() -> None:
@@ -187,7 +216,8 @@ def test_mutated_frames_raise_only_wire_error(
     lambda children: st.lists(children, max_size=6) | st.dictionaries(st.text(max_size=3),
                                                                          children, max_size=3),
     max_leaves=30,
-), st.sampled_from([c.CODE for c in (Send, Echo, Final, Order, OrderEcho, Status, SlotProof)]))
+), st.sampled_from([c.CODE for c in (Send, Echo, Final, Order, OrderEcho, Status, SlotProof,
+                                       ChunkRequest, Chunk)]))
 def test_random_structured_bodies_raise_only_wire_error(body: object, code: int) -> None:
     data = msgpack.packb(body, use_bin_type=True)
     _decode_all_the_way(_frame(WIRE_VERSION, code, 0, data, SIG))

@@ -1,12 +1,22 @@
-"""The fault catalogue: every behaviour at the first sequencer and at another member, and the
-evidence equivocators leave."""
+"""The fault catalogue: every behaviour at the first sequencer and at another member, the
+evidence equivocators leave, and what the state-transfer behaviours make of a CHUNK."""
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
-from btob import SimConfig, simulate
+from btob import Settings, SimConfig, simulate
+from btob.core.effects import Outbox
+from btob.core.merkle import MerkleTree, verify_chunk
+from btob.core.quorum import Quorums
+from btob.core.transfer import ChunkServer, StateTransfer
+from btob.core.wire import Chunk, ChunkRequest, Message, Signed, Status, decode_frame
 from btob.faults import BEHAVIOURS, parse_fault
+from btob.faults._behaviours import FaultContext, ProcessFault, make_fault
+
+from ..helpers import Keys
 
 PARAMS = {"crash": ":at=0.05", "pause": ":at=0.05,for=0.5"}
 
@@ -54,3 +64,130 @@ def test_crash_after_k_sends_and_at_a_protocol_step() -> None:
     both = simulate(SimConfig(n=7, seed=1, messages=100, rate=100.0, faults=(
         parse_fault("0=crash:at=0.2", 7), parse_fault("1=crash:step=vc.newview", 7))))
     assert both.ok and both.complete and both.crashed == (0, 1)
+
+
+# -- state-transfer behaviours, at the behaviour level ---------------------------------------
+# (they act on CHUNKs, which a member sends once it serves snapshots)
+
+CB = 16
+SETTINGS = Settings(snapshot_chunk_bytes=CB)
+KEYS = Keys(4)
+SERVER = 1
+OLD_STATE, STATE = bytes(range(70)), bytes(range(100, 200))
+
+
+def _behaviour(text: str, seed: int = 1) -> ProcessFault:
+    spec = parse_fault(text, 4)
+
+    def resign(message: Message) -> bytes:
+        return KEYS.sign(spec.member, message).to_frame()
+
+    def resign_for_cluster(message: Message, cluster: bytes) -> bytes:
+        return Keys(4, cluster).sign(spec.member, message).to_frame()
+
+    ctx = FaultContext(member=spec.member, n=4, rng=random.Random(seed), settings=SETTINGS,
+                       resign=resign, resign_for_cluster=resign_for_cluster)
+    return make_fault(spec, ctx)
+
+
+def _served(upto: int, state: bytes, index: int) -> Signed:
+    chunk = ChunkServer(settings=SETTINGS, outbox=Outbox()).serve(
+        ChunkRequest(upto, index), upto, state)
+    assert chunk is not None
+    return KEYS.sign(SERVER, chunk)
+
+
+def _through(fault: ProcessFault, signed: Signed, dest: int = 2) -> list[tuple[int, Signed]]:
+    """What leaves in place of ``signed``, each frame decoded and its signature checked."""
+    out = []
+    verifier = KEYS.verifier()
+    for target, frame, delay in fault.outgoing(dest, signed.to_frame(), signed):
+        raw = decode_frame(frame)
+        assert delay == 0.0 and verifier.verify(raw.sender, raw.kind, raw.body, raw.signature)
+        out.append((target, raw.parse()))
+    return out
+
+
+def _fetcher(upto: int, state: bytes) -> tuple[StateTransfer, Outbox]:
+    outbox = Outbox()
+    transfer = StateTransfer(member=0, quorums=Quorums.for_cluster(4), settings=SETTINGS,
+                             outbox=outbox)
+    tree = MerkleTree(state, CB)
+    assert transfer.start(upto, tree.root, None, [SERVER, 2, 3], 0.0)
+    return transfer, outbox
+
+
+def test_bad_chunks_are_validly_signed_and_fail_verification() -> None:
+    fault = _behaviour(f"{SERVER}=bad-chunks")
+    tree = MerkleTree(STATE, CB)
+    kinds = set()
+    for _ in range(8):
+        for index in range(tree.count):
+            [(dest, out)] = _through(fault, _served(32, STATE, index))
+            chunk = out.message
+            assert dest == 2 and isinstance(chunk, Chunk) and out.sender == SERVER
+            assert (chunk.upto, chunk.index, chunk.count) == (32, index, tree.count)
+            assert not verify_chunk(tree.root, tree.count, index, chunk.data, chunk.proof) \
+                or chunk.root != tree.root
+            kinds.add("root" if chunk.root != tree.root else
+                      "data" if chunk.data != tree.chunk(index) else "proof")
+            transfer, outbox = _fetcher(32, STATE)  # and a fetcher refuses it
+            assert transfer.on_chunk(SERVER, chunk, 0.0) is None
+            assert transfer.bad_peers() == {SERVER} and transfer.held() == 0
+            assert outbox.dropped["chunk-bad-proof"] + outbox.dropped["chunk-bad-root"] == 1
+    assert kinds == {"data", "proof", "root"}
+
+
+def test_bad_chunks_corrupt_even_the_empty_state() -> None:
+    fault = _behaviour(f"{SERVER}=bad-chunks")
+    [(_, out)] = _through(fault, _served(16, b"", 0))
+    assert isinstance(out.message, Chunk)
+    assert not verify_chunk(MerkleTree(b"", CB).root, 1, 0, out.message.data, out.message.proof)
+
+
+def test_bad_chunks_leave_everything_else_and_p_zero_alone() -> None:
+    status = KEYS.sign(SERVER, Status(3))
+    assert _through(_behaviour(f"{SERVER}=bad-chunks"), status) == [(2, status)]
+    chunk = _served(32, STATE, 1)
+    assert _through(_behaviour(f"{SERVER}=bad-chunks:p=0"), chunk) == [(2, chunk)]
+
+
+def test_stale_snapshot_serves_its_older_snapshot_for_a_newer_one() -> None:
+    fault = _behaviour(f"{SERVER}=stale-snapshot")
+    for index in range(MerkleTree(OLD_STATE, CB).count):
+        [(_, first)] = _through(fault, _served(16, OLD_STATE, index))
+        assert isinstance(first.message, Chunk) and first.message.upto != 16  # relabelled
+        assert first.message.data == MerkleTree(OLD_STATE, CB).chunk(index)
+    transfer, outbox = _fetcher(32, STATE)
+    for index in range(MerkleTree(STATE, CB).count):
+        [(dest, out)] = _through(fault, _served(32, STATE, index))
+        chunk = out.message
+        assert dest == 2 and isinstance(chunk, Chunk)
+        kept = index if index < 5 else 0  # the old one has 5 chunks: any stands in
+        assert chunk == _served(16, OLD_STATE, kept).message  # genuinely the old one
+        assert transfer.on_chunk(SERVER, chunk, 0.0) is None
+    assert outbox.dropped["chunk-stale"] == MerkleTree(STATE, CB).count
+    assert transfer.held() == 0 and transfer.bad_peers() == frozenset()
+
+
+def test_stale_snapshot_relabels_its_only_snapshot_with_another_checkpoint() -> None:
+    fault = _behaviour(f"{SERVER}=stale-snapshot")
+    [(_, out)] = _through(fault, _served(32, STATE, 0))
+    assert isinstance(out.message, Chunk) and out.message.upto == 32 - SETTINGS.checkpoint_interval
+    transfer, outbox = _fetcher(32, STATE)
+    assert transfer.on_chunk(SERVER, out.message, 0.0) is None
+    assert outbox.dropped["chunk-stale"] == 1
+
+
+def test_silent_transfer_drops_chunks_only() -> None:
+    fault = _behaviour(f"{SERVER}=silent-transfer")
+    assert _through(fault, _served(32, STATE, 0)) == []
+    for message in (Status(3), ChunkRequest(32, 0)):
+        signed = KEYS.sign(SERVER, message)
+        assert _through(fault, signed) == [(2, signed)]
+
+
+def test_the_state_transfer_behaviours_are_in_the_catalogue() -> None:
+    for name in ("bad-chunks", "stale-snapshot", "silent-transfer"):
+        assert BEHAVIOURS[name].byzantine and BEHAVIOURS[name].summary
+        assert type(_behaviour(f"1={name}")).__name__.lower() == name.replace("-", "")
