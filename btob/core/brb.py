@@ -106,6 +106,8 @@ class _BrbBase(Dissemination):
     def restore_finished(self, windows: tuple[tuple[int, int, tuple[int, ...]], ...]) -> None:
         """Continue from a snapshot whose finished instances are ``windows``."""
         self._done = DoneCounters.restored(windows)
+        for key in [k for k in self._instances if self._done.is_done(*k)]:
+            del self._instances[key]
 
     def needless(self, signed: Signed) -> bool:
         """True if ``signed`` cannot change anything here, so its signature need not be

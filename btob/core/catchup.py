@@ -28,6 +28,7 @@ from collections.abc import Callable
 import attrs
 
 from btob.core.checkpoint import CheckpointTracker, chain_step
+from btob.core.durable import Snapshot
 from btob.core.effects import Outbox
 from btob.core.ordering import Ordering
 from btob.core.quorum import Quorums
@@ -66,7 +67,8 @@ class CatchUp:
     def __init__(self, *, member: int, quorums: Quorums, settings: Settings, outbox: Outbox,
                  order: Ordering, checkpoints: CheckpointTracker,
                  new_view: Callable[[], Signed | None],
-                 seen: Callable[[], tuple[int, ...]] = tuple) -> None:
+                 seen: Callable[[], tuple[int, ...]] = tuple,
+                 snapshot: Callable[[], Snapshot | None] = lambda: None) -> None:
         self.member = member
         self.quorums = quorums
         self.settings = settings
@@ -75,6 +77,7 @@ class CatchUp:
         self._checkpoints = checkpoints
         self._new_view = new_view
         self._seen = seen
+        self._snapshot = snapshot
         self._history: dict[int, Entry] = {}
         self._delivered_at: dict[int, float] = {}
         self._served_at: dict[int, tuple[float, tuple[int, int]]] = {}
@@ -158,7 +161,15 @@ class CatchUp:
         interval = self.settings.checkpoint_interval
         while slot < low and budget > 0:
             delivered_at = self._delivered_at.get(slot)
-            if delivered_at is None or now - delivered_at < self.settings.catchup_grace_s:
+            if delivered_at is None:
+                snapshot = self._snapshot()
+                if slot not in self._history and snapshot is not None and \
+                        snapshot.upto > slot:
+                    # The log there is gone: offer the state instead (an empty segment at
+                    # the stable certificate's boundary; the laggard fetches it in chunks).
+                    help_.append(LogSegment(snapshot.cert, snapshot.upto, ()))
+                break
+            if now - delivered_at < self.settings.catchup_grace_s:
                 break
             proof = order.slot_proof(slot, self._history[slot][1])
             if proof is not None:

@@ -15,6 +15,7 @@ import attrs
 from btob.core.delivery import Delivery, MsgId
 from btob.core.durable import DurableChanges, DurableState
 from btob.core.settings import Settings
+from btob.core.transfer import TransferStatistics
 
 __all__ = ["Core", "MemberStatistics", "Outgoing"]
 
@@ -62,6 +63,11 @@ class MemberStatistics:
     view_changes_held: int
     slots_from_proofs: int
     slots_from_segments: int
+    transfer: TransferStatistics = attrs.field(factory=TransferStatistics)
+    """State transfers: started, completed, chunks taken and refused, peers marked bad."""
+    journal_refused: int = 0
+    """Messages the signing journal answered with an earlier, different one of the same
+    instance: contradictions a restarted member would otherwise have signed."""
 
 
 class Core(Protocol):

@@ -38,6 +38,7 @@ from btob.core.ordering import Ordering
 from btob.core.quorum import Quorums
 from btob.core.settings import Settings
 from btob.core.snapshot import EarlyPayload, MemberState, OriginCounter, OriginWindow
+from btob.core.transfer import ChunkServer, StateTransfer
 from btob.core.variants import VARIANTS
 from btob.core.variants import variant as variant_named
 from btob.core.viewchange import NewViewPlan, ViewChanger, ViewInstalled
@@ -45,6 +46,7 @@ from btob.core.wire import (
     Batch,
     BatchRef,
     CheckpointCert,
+    Chunk,
     LogSegment,
     Message,
     NewView,
@@ -157,7 +159,15 @@ class Member:
         vc = self._view_changer
         self._catchup = CatchUp(member=member, quorums=self.quorums, settings=self.settings,
                                 outbox=self._outbox, order=order, checkpoints=self._checkpoints,
-                                new_view=lambda: vc.new_view, seen=self._seen)
+                                new_view=lambda: vc.new_view, seen=self._seen,
+                                snapshot=lambda: self.snapshot)
+        self._transfer = StateTransfer(member=member, quorums=self.quorums,
+                                       settings=self.settings, outbox=self._outbox)
+        self._chunk_server = ChunkServer(settings=self.settings, outbox=self._outbox)
+        self._transfer_cert: CheckpointCert | None = None
+        self.transferred_to: int | None = None
+        """The delivery index a state transfer last jumped to (the deliveries below it were
+        made elsewhere and are in the snapshot); None if it never transferred."""
         self._log = DeliveryLog(
             early_payloads_max_per_origin=self.settings.early_payloads_max_per_origin
         )
@@ -197,8 +207,9 @@ class Member:
             "ctl.status": self._on_status,
             "ctl.slot": self._on_slot_proof,
             "ctl.segment": self._on_segment,
-            "ctl.chunkreq": self._not_served,
-            "ctl.chunk": self._not_served,
+            "ctl.chunkreq": lambda signed, now: self._chunk_server.on_request(
+                signed.sender, signed.message, self.snapshot),  # type: ignore[arg-type]
+            "ctl.chunk": self._on_chunk,
             "ckp.checkpoint": self._on_checkpoint,
             "vc.viewchange": vc.on_view_change,
             "vc.newview": self._on_new_view,
@@ -281,6 +292,7 @@ class Member:
         self._order.retransmit(now)
         self._view_changer.retransmit(now)
         self._catchup.tick(now)
+        self._transfer.tick(now)
         self._pump(now)
 
     def take_outputs(self) -> tuple[list[Outgoing], list[Delivery]]:
@@ -462,6 +474,8 @@ class Member:
             view_changes_held=vc_held["view_changes"],
             slots_from_proofs=self._catchup.slots_from_proofs,
             slots_from_segments=self._catchup.slots_from_segments,
+            transfer=self._transfer.statistics(),
+            journal_refused=self._journal.refused,
         )
 
     def held_state(self) -> dict[str, int]:
@@ -475,6 +489,8 @@ class Member:
             "proofs": self._order.proofs_held(),
             "checkpoint_state": self._checkpoints.held(),
             "history_slots": self._catchup.held(),
+            "transfer_chunks": self._transfer.held(),
+            "journal": self._journal.held(),
             "view_changes": vc_held["view_changes"],
             "early_payloads": self._log.early_held(),
             "evidence": len(self._evidence),
@@ -487,10 +503,62 @@ class Member:
     def _dispatch(self, signed: Signed, now: float) -> None:
         self._handlers[signed.kind](signed, now)
 
-    def _not_served(self, signed: Signed, now: float) -> None:
-        # State transfer (btob.core.transfer) is not wired in yet: a validly signed chunk
-        # or request for one is an input this member has no use for, refused and counted.
-        self._outbox.drop("transfer-not-served")
+    def _on_chunk(self, signed: Signed, now: float) -> None:
+        chunk = signed.message
+        assert isinstance(chunk, Chunk)
+        state = self._transfer.on_chunk(signed.sender, chunk, now)
+        cert = self._transfer_cert
+        if state is not None and cert is not None and cert.upto == chunk.upto:
+            self._install_transferred(Snapshot(cert, state), now)
+
+    def _offer_snapshot(self, cert: CheckpointCert, now: float) -> None:
+        """A peer that no longer holds the log we miss offers the state at ``cert``: fetch it
+        (chunk by chunk, each checked against the certified root) if it is ahead of us."""
+        target = self._transfer.target
+        if cert.upto <= self._order.low or (self._transfer.active and target is not None
+                                            and target.upto >= cert.upto):
+            self._outbox.drop("snapshot-offer-not-needed")
+            return
+        if not self._checkpoints.verify_cert(cert):
+            self._outbox.drop("snapshot-offer-bad-certificate")
+            return
+        self._transfer_cert = cert
+        self._transfer.retarget(cert.upto, cert.state, None, None, now)
+
+    def _install_transferred(self, snapshot: Snapshot, now: float) -> None:
+        """Jump to a fetched, verified snapshot: everything below it is settled there."""
+        self._transfer_cert = None
+        try:
+            state = MemberState.decode(snapshot.state, bytes_max=self.settings.snapshot_bytes_max)
+        except WireError:
+            # The root verified, so a quorum signed these bytes: honest members made them.
+            self._outbox.drop("snapshot-undecodable")
+            return
+        if state.upto != snapshot.upto or snapshot.upto <= self._order.low:
+            self._outbox.drop("snapshot-not-needed")
+            return
+        windows = tuple((w.origin, w.low, w.above) for w in state.ordered)
+        self._order.jump_to(state.upto, windows)
+        self._dissemination.restore_finished(windows)
+        for key in [k for k in self._batches if self._order.is_ordered(*k)]:
+            del self._batches[key]
+        self._own_in_flight = {c for c in self._own_in_flight
+                               if not self._order.is_ordered(self.member, c)}
+        self._log.restore(state.next_index, tuple((c.origin, c.next) for c in state.counters),
+                          tuple((e.origin, e.counter, e.payload) for e in state.early))
+        self._checkpoints.restore(snapshot.cert)
+        if self._app is not None:
+            self._app.restore(state.app)
+        self.snapshot = snapshot
+        self._new_snapshot = snapshot
+        self._slot_records = [r for r in self._slot_records if r.slot >= snapshot.upto]
+        for boundary in [u for u in self._states if u <= snapshot.upto]:
+            del self._states[boundary]
+        self._compact(snapshot.upto)
+        self.transferred_to = state.next_index
+        self._catchup.ask_soon()
+        while self._deliver_ready(now):
+            pass
 
     def _on_order(self, signed: Signed, now: float) -> None:
         order = signed.message
@@ -583,6 +651,9 @@ class Member:
     def _on_segment(self, signed: Signed, now: float) -> None:
         segment = signed.message
         assert isinstance(segment, LogSegment)
+        if not segment.entries and segment.start == segment.cert.upto:
+            self._offer_snapshot(segment.cert, now)
+            return
         adopted = self._catchup.on_segment(segment)
         if adopted is None:
             return
@@ -713,7 +784,7 @@ class Member:
             raise ConfigError(f"the snapshot at slot {upto} has {len(state)} bytes, more than "
                               f"snapshot_bytes_max={self.settings.snapshot_bytes_max}")
         self._states[upto] = state
-        root = MemberState.root_of(state, self.settings.chunk_bytes)
+        root = self._chunk_server.root_of(upto, state)
         self._outbox.send(None, self._checkpoints.boundary_checkpoint(upto, root))
         self._maybe_snapshot(upto)
 

@@ -277,6 +277,23 @@ class Ordering:
         self._ordered = DoneCounters.restored(windows)
         self.proposer.next_slot = max(self.proposer.next_slot, upto)
 
+    def jump_to(self, upto: int, windows: tuple[tuple[int, int, tuple[int, ...]], ...]) -> None:
+        """Continue from a fetched snapshot at ``upto`` (above ``low``): every slot below it
+        is settled, and ``windows`` says which batches are ordered."""
+        assert upto > self.low
+        for table in (self._slots, self._committed, self._prepared):
+            for slot in [s for s in table if s < upto]:
+                del table[slot]
+        self.low = upto
+        self._ordered = DoneCounters.restored(windows)
+        for key in [k for k in self._available if self._ordered.is_done(*k)]:
+            del self._available[key]
+            self._available_since.pop(key, None)
+        for origin, queued in self.proposer.queue.items():
+            for counter in [c for c in queued if self._ordered.is_done(origin, c)]:
+                del queued[counter]
+        self.proposer.next_slot = max(self.proposer.next_slot, upto)
+
     def restore_prepared(self, cert: PreparedCert) -> None:
         """Hold again a prepared certificate this member made before a restart."""
         held = self._prepared.get(cert.slot)

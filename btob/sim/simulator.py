@@ -177,6 +177,10 @@ class SimResult:
     """What each faulty member's fault did, by member (proof that it took effect)."""
     steps: tuple[int, ...] = ()
     """Inputs each member took (the steps a :class:`Restart` counts)."""
+    lost_with_disk: Mapping[int, int] = attrs.field(factory=dict)
+    """Payloads a wiped member had accepted that no peer had seen: gone with its disk."""
+    transfers: Mapping[int, int] = attrs.field(factory=dict)
+    """State transfers each member made (its log below the snapshot is a donor's)."""
     restarted: Mapping[int, float] = attrs.field(factory=dict)
     """When each restarting member came back (absent: it never crashed)."""
     redelivery_mismatches: tuple[str, ...] = ()
@@ -251,6 +255,8 @@ class _Simulation:
         self.down: set[int] = set()
         self.restarted: dict[int, float] = {}
         self.mismatches: list[str] = []
+        self.transfers: dict[int, int] = {}
+        self.lost_with_disk: dict[int, int] = {}
         specs = {spec.member: spec for spec in config.faults}
         self.cores: list[Member | FaultyCore] = []
         for i in range(n):
@@ -434,15 +440,49 @@ class _Simulation:
         for out in frames:
             self._send(member, out.destination, out.frame, out.delay_s)
         self._record(member, deliveries)
+        jumped = getattr(core, "transferred_to", None)
+        if jumped is not None and jumped > len(self.deliveries[member]):
+            self._transferred(member, jumped)
         if isinstance(core, FaultyCore) and core.crashed:
             self._crash(member)
         return bool(deliveries)
+
+    def _forget_lost_payloads(self, member: int) -> None:
+        """A wiped disk takes with it the payloads its member had accepted but no peer had
+        seen yet: they were never broadcast as far as anyone can tell, and the run is not
+        expected to deliver them (every payload some peer had seen still must be)."""
+        seen = 0
+        for i, core in enumerate(self.cores):
+            if i != member and isinstance(core, Member) and i not in self.down:
+                status = core._seen()
+                seen = max(seen, status[2 * member + 1])
+        kept = [b for b in self.broadcasts[member] if int(b.msg_id.split(":")[1]) < seen]
+        self.lost_with_disk[member] = len(self.broadcasts[member]) - len(kept)
+        self.broadcasts[member] = kept
+
+    def _transferred(self, member: int, upto: int) -> None:
+        """A member that fetched a snapshot skips the deliveries below it: they are in the
+        certified state. Its log takes them from a correct member that made them (the
+        checker then judges it like everyone else); a skip with no transfer is a failure."""
+        log = self.deliveries[member]
+        core = self.cores[member]
+        jumped = getattr(core, "transferred_to", None)
+        donors = [self.deliveries[i] for i in range(self.config.n)
+                  if i != member and self._correct(i) and len(self.deliveries[i]) >= upto]
+        if jumped is None or jumped < upto or not donors:
+            self.mismatches.append(f"member {member} skipped from index {len(log)} to {upto}")
+            return
+        for record in donors[0][len(log):upto]:
+            log.append(record)
+            self.from_origin[member][record.origin] += 1
+        self.transfers[member] = self.transfers.get(member, 0) + 1
 
     def _restart(self, member: int) -> None:
         """A fresh member resumes from what the crashed one committed."""
         core = self._make_member(member)
         if self.restart_plan[member].wiped:
             self.durable[member] = DurableState.EMPTY
+            self._forget_lost_payloads(member)
         core.restore(self.durable[member], self.now)
         self.cores[member] = core
         self.down.discard(member)
@@ -472,8 +512,7 @@ class _Simulation:
                                            f"index {d.index}, where it had {log[d.index]}")
                 continue
             if d.index > len(log):
-                self.mismatches.append(f"member {member} skipped from index {len(log)} to "
-                                       f"{d.index}")
+                self._transferred(member, d.index)
             counts[d.origin] += 1
             submitted = self.submitted_at.get(str(d.msg_id))
             if correct and submitted is not None:
@@ -509,6 +548,7 @@ class _Simulation:
             fault_effects={c.member: c.effects() for c in self.cores
                            if isinstance(c, FaultyCore)},
             steps=tuple(self.steps), restarted=dict(self.restarted),
+            transfers=dict(self.transfers), lost_with_disk=dict(self.lost_with_disk),
             redelivery_mismatches=tuple(self.mismatches),
         )
 

@@ -76,6 +76,7 @@ from btob.core.wire import (
     Batch,
     BatchRef,
     Checkpoint,
+    ChunkRequest,
     Echo,
     Fetch,
     Final,
@@ -95,6 +96,7 @@ from btob.core.wire import (
     decode_frame,
     slot_digest,
 )
+from btob.core.wire import Chunk as StateChunk
 
 from ..helpers import Keys
 
@@ -264,7 +266,7 @@ def describe(message: Message) -> str:
         return (f"view={message.view} slot={message.slot} refs={fmt_refs(message.refs)}"
                 f" cert={cert} batches={len(message.batches)}")
     if isinstance(message, Checkpoint):
-        return f"upto={message.upto} d={short(message.digest)}"
+        return f"upto={message.upto} d={short(message.digest)} state={short(message.state)}"
     if isinstance(message, ViewChange):
         checkpoint = "none" if message.checkpoint is None else \
             f"{message.checkpoint.upto}@{short(message.checkpoint.digest)}"
@@ -285,6 +287,11 @@ def describe(message: Message) -> str:
         slots = " ".join(fmt_refs(refs) for refs, _ in message.entries)
         return (f"start={message.start} upto={settled.upto} d={short(settled.digest)}"
                 f" cert={fmt_members([v.member for v in settled.votes])} slots=[{slots}]")
+    if isinstance(message, ChunkRequest):
+        return f"upto={message.upto} index={message.index}"
+    if isinstance(message, StateChunk):
+        return (f"upto={message.upto} index={message.index}/{message.count}"
+                f" root={short(message.root)} bytes={len(message.data)}")
     raise ScriptError(f"no rendering for {type(message).__name__}")  # pragma: no cover
 
 

@@ -36,12 +36,13 @@ def test_bad_frames_are_dropped_and_counted_never_raised() -> None:
     assert {f.destination for f in frames} == {0, 2, 3}
 
 
-def test_state_transfer_messages_are_refused_until_it_is_wired_in() -> None:
+def test_chunks_are_served_only_from_a_stable_snapshot_and_taken_only_when_fetching() -> None:
     keys = Keys(4)
     node = make(keys)
     node.receive(keys.sign(2, ChunkRequest(16, 0)).to_frame(), 0.0)
     node.receive(keys.sign(3, Chunk(16, bytes(32), 1, 0, b"", ())).to_frame(), 0.0)
-    assert node.statistics().dropped["transfer-not-served"] == 2
+    dropped = node.statistics().dropped
+    assert dropped["chunkreq-not-held"] == 1 and dropped["chunk-unexpected"] == 1
     assert node.take_outputs() == ([], [])
 
 

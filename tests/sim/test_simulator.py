@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from btob import ConfigError, Settings, SimConfig, SimResult, simulate
+from btob import ConfigError, Member, Settings, SimConfig, SimResult, simulate
 from btob.faults import FaultSpec, NetSpec, parse_fault, parse_net
 from btob.sim.simulator import Restart
 
@@ -217,3 +217,53 @@ def test_a_member_whose_disk_was_wiped_learns_its_counters_before_it_broadcasts(
     before = sum(1 for b in result.logs.broadcasts[member]
                  if int(b.msg_id.split(":")[1]) < 4)
     assert len(ids) > before  # it did broadcast again after learning
+
+
+# -- state transfer ------------------------------------------------------------------------
+
+TRANSFER_SETTINGS = Settings(checkpoint_interval=4, log_retention_slots=8, slot_window=8,
+                             catchup_slots_max=8, snapshot_chunk_bytes=16)
+"""Peers keep 8 slots: a member away for longer can only come back by state transfer (of a
+snapshot in many small chunks, so that every peer serves some)."""
+
+
+@pytest.mark.parametrize("wiped", [False, True])
+@pytest.mark.parametrize("fault", [None, "2=bad-chunks:p=1", "3=silent-transfer",
+                                   "2=stale-snapshot:p=1"])
+def test_a_member_away_past_the_retained_log_comes_back_by_state_transfer(
+        wiped: bool, fault: str | None) -> None:
+    faults = () if fault is None else (parse_fault(fault, 4),)
+    result = _restarted(Restart(1, 100, 1.0, True, wiped=wiped), messages=600, rate=600.0,
+                        seed=7, settings=TRANSFER_SETTINGS, faults=faults)
+    _assert_restart_kept_its_word(result, 1)
+    assert result.transfers.get(1, 0) >= 1, "it came back without a state transfer"
+    transfer = result.statistics[1].transfer
+    assert transfer.completed >= 1 and transfer.chunks_received >= 1
+    if fault is not None:
+        effects = next(iter(result.fault_effects.values()))
+        assert effects.frames_changed + effects.frames_dropped >= 1, "the fault did nothing"
+    if fault == "2=bad-chunks:p=1":
+        assert transfer.chunks_bad >= 1 and transfer.peers_marked_bad >= 1
+    if wiped:
+        assert result.statistics[1].slots_delivered == result.statistics[0].slots_delivered
+
+
+def test_an_application_comes_back_from_a_transferred_snapshot() -> None:
+    from tests.core.test_application import Tally
+
+    apps: dict[int, list[Tally]] = {}
+
+    def member(**kwargs: object) -> Member:
+        app = Tally()
+        apps.setdefault(kwargs["member"], []).append(app)  # type: ignore[arg-type]
+        return Member(**kwargs, app=app)  # type: ignore[arg-type]
+
+    result = simulate(SimConfig(n=4, seed=7, messages=600, rate=600.0,
+                                settings=TRANSFER_SETTINGS,
+                                restarts=(Restart(1, 100, 1.0, True, wiped=True),)),
+                      member_factory=member)
+    _assert_restart_kept_its_word(result, 1)
+    assert result.transfers.get(1, 0) >= 1
+    restarted = apps[1][-1]
+    assert restarted.restored, "the application was not restored from the snapshot"
+    assert (restarted.digest, restarted.count) == (apps[0][-1].digest, apps[0][-1].count)
