@@ -109,7 +109,9 @@ class DurableChanges:
         gone = set(later.delete)
         put = {k: v for k, v in self.put if k not in gone}
         put.update(later.put)
-        delete = tuple(dict.fromkeys(self.delete + later.delete))
+        revived = {k for k, _ in later.put}
+        delete = tuple(dict.fromkeys([k for k in self.delete if k not in revived]
+                                     + list(later.delete)))
         slots = self.slots + later.slots
         snapshot = later.snapshot or self.snapshot
         if snapshot is not None:
