@@ -22,9 +22,9 @@ def _slot(view: int, slot: int, payload: bytes) -> SlotRecord:
 @st.composite
 def change_sequences(draw: st.DrawFn, max_steps: int = 12) -> list[DurableChanges]:
     """A list of changes in commit order; together they append slots 0, 1, 2, ... with
-    gaps, and a snapshot's ``upto`` never passes the next slot to append."""
+    gaps (never one twice), and now and then a snapshot, never below the one before."""
     steps: list[DurableChanges] = []
-    next_slot = 0
+    next_slot = upto_before = 0
     for _ in range(draw(st.integers(0, max_steps))):
         put = tuple(draw(st.lists(st.tuples(KEYS, VALUES), max_size=4)))
         delete = tuple(draw(st.lists(KEYS, max_size=3, unique=True)))
@@ -35,7 +35,10 @@ def change_sequences(draw: st.DrawFn, max_steps: int = 12) -> list[DurableChange
             next_slot += 1
         snapshot = None
         if draw(st.booleans()) and draw(st.booleans()):
-            upto = draw(st.integers(0, next_slot))
+            # now and then past the next slot (a snapshot fetched from peers), so that a
+            # later slot may fall below it
+            upto = draw(st.integers(upto_before, max(upto_before, next_slot + 3)))
+            upto_before = upto  # a stable checkpoint never goes back
             cert = CheckpointCert(upto, draw(st.binary(min_size=32, max_size=32)),
                                   (Vote(0, bytes(64)),))
             snapshot = Snapshot(cert, draw(VALUES))

@@ -12,7 +12,7 @@ from btob.core.durable import DurableChanges, DurableState, SlotRecord, Snapshot
 from ..strategies import change_sequences
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(change_sequences())
 def test_merged_changes_apply_like_the_steps_one_by_one(steps: list[DurableChanges]) -> None:
     one_by_one = reduce(DurableState.apply, steps, DurableState.EMPTY)
