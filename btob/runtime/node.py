@@ -123,6 +123,15 @@ stops applying inputs until the committer catches up: a slow disk slows the memb
 instead of growing its memory."""
 
 
+def _merged(changes: Sequence[DurableChanges]) -> DurableChanges:
+    """``changes`` merged in order, pairwise as a balanced tree: each ``then`` copies what it
+    merges, so merging one by one would cost the square of the group's size."""
+    if len(changes) == 1:
+        return changes[0]
+    middle = len(changes) // 2
+    return _merged(changes[:middle]).then(_merged(changes[middle:]))
+
+
 def _change_count(changes: DurableChanges) -> int:
     return (len(changes.put) + len(changes.delete) + len(changes.slots)
             + (changes.snapshot is not None))
@@ -362,20 +371,26 @@ class Node:
             self._progress = trio.Event()
 
     async def _commit(self, steps: list[_Step]) -> None:
-        """Commit the changes of ``steps`` in a worker thread: the event loop goes on."""
-        assert self._store is not None
-        merged = DurableChanges.EMPTY
-        for step in steps:
-            merged = merged.then(step.changes)
-        if not merged:
+        """Merge and commit the changes of ``steps`` in a worker thread: the event loop goes
+        on (merging a few hundred steps costs milliseconds too)."""
+        store = self._store
+        assert store is not None
+        changes = [step.changes for step in steps if step.changes]
+        if not changes:
             return
+
+        def merge_and_commit() -> DurableChanges:
+            merged = _merged(changes)
+            store.commit(merged)
+            return merged
+
         started = time.perf_counter()
         # Not abandoned on cancellation: a node closed mid-commit waits for it, so the store
         # is closed only once no thread uses it.
-        await trio.to_thread.run_sync(self._store.commit, merged)
+        merged = await trio.to_thread.run_sync(merge_and_commit)
         self._commit_seconds += time.perf_counter() - started
         self._commits += 1
-        self._steps_committed += sum(1 for step in steps if step.changes)
+        self._steps_committed += len(changes)
         self._changes_committed += _change_count(merged)
 
     def _release(self, steps: list[_Step]) -> None:

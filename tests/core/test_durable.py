@@ -6,6 +6,7 @@ from __future__ import annotations
 from functools import reduce
 
 from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from btob.core.durable import DurableChanges, DurableState, SlotRecord, Snapshot
 
@@ -18,6 +19,23 @@ def test_merged_changes_apply_like_the_steps_one_by_one(steps: list[DurableChang
     one_by_one = reduce(DurableState.apply, steps, DurableState.EMPTY)
     merged = reduce(DurableChanges.then, steps, DurableChanges.EMPTY)
     assert DurableState.EMPTY.apply(merged) == one_by_one
+
+
+@settings(max_examples=200, deadline=None)
+@given(change_sequences(), st.data())
+def test_merging_is_associative(steps: list[DurableChanges], data: st.DataObject) -> None:
+    """A group may be merged in any bracketing (the node merges it as a balanced tree)."""
+
+    def bracketed(part: list[DurableChanges]) -> DurableChanges:
+        if not part:
+            return DurableChanges.EMPTY
+        if len(part) == 1:
+            return part[0]
+        cut = data.draw(st.integers(1, len(part) - 1))
+        return bracketed(part[:cut]).then(bracketed(part[cut:]))
+
+    one_by_one = reduce(DurableState.apply, steps, DurableState.EMPTY)
+    assert DurableState.EMPTY.apply(bracketed(steps)) == one_by_one
 
 
 def test_a_key_deleted_then_put_again_survives_the_merge() -> None:
