@@ -35,7 +35,7 @@ from .ledger import LedgerCore, RecordingTransport, ledger_node, slow_disk
 
 async def test_commits_run_off_the_event_loop_and_release_only_what_is_durable(
         disk_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    commit_s = 0.02
+    commit_s = 0.04
     stores = slow_disk(monkeypatch, commit_s)
     core = LedgerCore()
     transport = RecordingTransport(lambda: stores[0].committed)
@@ -58,7 +58,7 @@ async def test_commits_run_off_the_event_loop_and_release_only_what_is_durable(
             await trio.sleep(0.003)
 
     async def broadcasts(node: Node) -> None:
-        for k in range(30):
+        for k in range(12):
             msg_id = await node.broadcast(b"p%d" % k)
             if f"step/{core.step_of[msg_id]}" not in stores[0].committed:
                 acknowledged_early.append(msg_id)
@@ -67,7 +67,7 @@ async def test_commits_run_off_the_event_loop_and_release_only_what_is_durable(
         async for delivery in node.deliveries():
             if f"step/{core.step_of[delivery.msg_id]}" not in stores[0].committed:
                 delivered_early.append(delivery.msg_id)
-            if delivery.index == 29:
+            if delivery.index == 11:
                 return
 
     with trio.fail_after(30):
