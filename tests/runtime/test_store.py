@@ -67,7 +67,7 @@ def test_commits_survive_a_reopen(tmp_path: Path) -> None:
     again.close()
 
 
-@settings(max_examples=60, deadline=None,
+@settings(max_examples=40, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(steps=change_sequences(), groups=st.lists(st.integers(1, 4), max_size=12),
        reopen_at=st.integers(0, 12))
