@@ -14,6 +14,7 @@ from btob._errors import ConfigError as ConfigError
 from btob._errors import DeliveryNotRetained as DeliveryNotRetained
 from btob._errors import LogFormatError as LogFormatError
 from btob._errors import MemberCrashed as MemberCrashed
+from btob._errors import StateDiverged as StateDiverged
 from btob._errors import WireError as WireError
 from btob._util import fixup_module_metadata
 from btob.core.contract import Core as Core
@@ -86,6 +87,7 @@ __all__ = [
     "Settings",
     "SimConfig",
     "SimResult",
+    "StateDiverged",
     "TcpSettings",
     "TcpTransport",
     "Transport",

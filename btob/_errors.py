@@ -7,7 +7,7 @@ from __future__ import annotations
 
 __all__ = [
     "BtobError", "ConfigError", "DeliveryNotRetained", "LogFormatError", "MemberCrashed",
-    "WireError",
+    "StateDiverged", "WireError",
 ]
 
 
@@ -44,3 +44,13 @@ class DeliveryNotRetained(BtobError):
 
 class MemberCrashed(BtobError):
     """The member crashed (an injected ``crash`` fault): it takes no more payloads."""
+
+
+class StateDiverged(BtobError):
+    """This member's state at a stable checkpoint is not the one a quorum certified.
+
+    The log below the checkpoint is the same everywhere (that is what the protocol
+    guarantees), so the application state built from it differs: the application is not
+    deterministic, or this member's data directory was altered. The member stops rather than
+    serve or sign a state nobody else has.
+    """

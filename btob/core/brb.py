@@ -93,6 +93,10 @@ class _BrbBase(Dissemination):
         """Number of instances held."""
         return len(self._instances)
 
+    def restore_finished(self, windows: tuple[tuple[int, int, tuple[int, ...]], ...]) -> None:
+        """Continue from a snapshot whose finished instances are ``windows``."""
+        self._done = DoneCounters.restored(windows)
+
     def needless(self, signed: Signed) -> bool:
         """True if ``signed`` cannot change anything here, so its signature need not be
         checked: it belongs to a finished instance. Signature checks dominate the CPU cost,

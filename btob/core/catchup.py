@@ -169,8 +169,8 @@ class CatchUp:
             if segment is None:
                 break
             help_.append(segment)
-            slot = start + interval
-            budget -= interval
+            slot = segment.cert.upto
+            budget -= len(segment.entries)
         if not help_:
             return  # nothing to give yet (say, still within the grace): a repeat may ask again
         self._served_at[peer] = (now, key)
@@ -178,12 +178,25 @@ class CatchUp:
             self.outbox.send(peer, item)
 
     def _segment(self, start: int) -> LogSegment | None:
-        """The checkpointed slots ``start..start+K-1`` with their batches, if all are held."""
-        upto = start + self.settings.checkpoint_interval
-        cert = self._checkpoints.cert_at(upto)
-        if cert is None or any(s not in self._history for s in range(start, upto)):
-            return None
-        return LogSegment(cert, start, tuple(self._history[s] for s in range(start, upto)))
+        """The slots from boundary ``start`` to the next boundary with a stable certificate
+        held here, with their batches, if all are held (a boundary whose checkpoint never
+        became stable here - a later one did first - is skipped, not a dead end)."""
+        interval = self.settings.checkpoint_interval
+        for upto in range(start + interval, start + self._segment_slots_max() + 1, interval):
+            if upto - 1 not in self._history:
+                return None
+            cert = self._checkpoints.cert_at(upto)
+            if cert is not None:
+                if any(s not in self._history for s in range(start, upto)):
+                    return None
+                return LogSegment(cert, start,
+                                  tuple(self._history[s] for s in range(start, upto)))
+        return None
+
+    def _segment_slots_max(self) -> int:
+        """The longest segment served or taken: whole checkpoint intervals, at least one."""
+        interval = self.settings.checkpoint_interval
+        return max(interval, self.settings.catchup_slots_max // interval * interval)
 
     # -- getting help -------------------------------------------------------------------------
 
@@ -206,7 +219,9 @@ class CatchUp:
         interval = self.settings.checkpoint_interval
         cert, start = segment.cert, segment.start
         low = self._order.low
-        if start % interval or cert.upto != start + interval or len(segment.entries) != interval:
+        length = cert.upto - start
+        if start % interval or length <= 0 or length % interval or \
+                length > self._segment_slots_max() or len(segment.entries) != length:
             self.outbox.drop("segment-malformed")
             return None
         chain = self._checkpoints.chain_at(start)

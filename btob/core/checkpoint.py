@@ -11,12 +11,18 @@ log itself: commit certificates, votes, prepared certificates.
 
 The certificate also lets a lagging member verify a whole segment of K slots at once: it
 recomputes the chain over the segment from its own chain value at the segment's start.
+
+Each CHECKPOINT also signs the Merkle root of the member's snapshot at ``upto`` (protocol state
+and application state, :mod:`btob.core.snapshot`), so a stable certificate certifies the state
+itself: a member far behind can fetch it in verified chunks instead of the whole log, and a
+member whose own state differs from a certified one is told so (:class:`~btob.StateDiverged`).
 """
 
 from __future__ import annotations
 
 import hashlib
 
+from btob._errors import StateDiverged
 from btob.core.certificates import valid_votes
 from btob.core.effects import Evidence, Outbox, VerifyFn
 from btob.core.quorum import Quorums
@@ -38,7 +44,7 @@ def valid_checkpoint_cert(cert: CheckpointCert, *, interval: int, quorums: Quoru
     """True if ``cert`` holds q distinct valid CHECKPOINT signatures at a checkpoint boundary."""
     if cert.upto == 0 or cert.upto % interval:
         return False
-    return valid_votes(cert.votes, Checkpoint(cert.upto, cert.digest).to_body(),
+    return valid_votes(cert.votes, cert.checkpoint().to_body(),
                         Checkpoint.KIND, quorums, verify)
 
 
@@ -61,6 +67,7 @@ class CheckpointTracker:
         self.stable: CheckpointCert | None = None
         """The highest stable checkpoint certificate known."""
         self._chain_at: dict[int, bytes] = {0: GENESIS}
+        self._state_at: dict[int, bytes] = {}
         self._certs: dict[int, CheckpointCert] = {}
         self._votes: dict[int, dict[int, Signed]] = {}
         self._own: Checkpoint | None = None
@@ -84,8 +91,9 @@ class CheckpointTracker:
             return self._own
         return None
 
-    def slot_delivered(self, slot: int, refs: tuple[BatchRef, ...]) -> Checkpoint | None:
-        """Extend the chain; at a boundary return the CHECKPOINT to sign and broadcast."""
+    def slot_delivered(self, slot: int, refs: tuple[BatchRef, ...]) -> int | None:
+        """Extend the chain; at a boundary return it: the member then takes its snapshot and
+        signs it with :meth:`boundary_checkpoint`."""
         assert slot == self.next_slot, "the chain absorbs slots in order"
         self.chain = chain_step(self.chain, slot, refs)
         self.next_slot = slot + 1
@@ -94,8 +102,42 @@ class CheckpointTracker:
         upto = self.next_slot
         self._chain_at[upto] = self.chain
         self._prune()
-        self._own = Checkpoint(upto, self.chain)
+        return upto
+
+    def boundary_checkpoint(self, upto: int, state: bytes) -> Checkpoint:
+        """The CHECKPOINT of boundary ``upto`` (just reached) whose snapshot root is ``state``.
+
+        Raises :class:`~btob.StateDiverged` if a stable certificate for ``upto`` is already
+        known here and certifies another state.
+        """
+        self._state_at[upto] = state
+        self._check_state(upto)
+        self._own = Checkpoint(upto, self._chain_at[upto], state)
         return self._own
+
+    def state_at(self, upto: int) -> bytes | None:
+        """This member's snapshot root at boundary ``upto``, if it reached and kept it."""
+        return self._state_at.get(upto)
+
+    def restore(self, cert: CheckpointCert) -> None:
+        """Start from a snapshot this certificate certifies: the chain continues at
+        ``cert.upto`` with the certified chain value."""
+        self.chain = cert.digest
+        self.next_slot = cert.upto
+        self._chain_at[cert.upto] = cert.digest
+        self._state_at[cert.upto] = cert.state
+        self._certs[cert.upto] = cert
+        self.stable = cert
+        self._prune()
+
+    def _check_state(self, upto: int) -> None:
+        cert, mine = self._certs.get(upto), self._state_at.get(upto)
+        if cert is not None and mine is not None and cert.state != mine:
+            raise StateDiverged(
+                f"member {self.member}'s state at slot {upto} differs from the one a quorum "
+                f"certified (root {mine.hex()[:16]} against {cert.state.hex()[:16]}): the "
+                f"application is not deterministic, or this member's data was altered"
+            )
 
     def on_checkpoint(self, signed: Signed) -> CheckpointCert | None:
         """Count a verified CHECKPOINT; returns a certificate if one just became stable."""
@@ -113,17 +155,16 @@ class CheckpointTracker:
         if previous is not None:
             previous_message = previous.message
             assert isinstance(previous_message, Checkpoint)
-            if previous_message.digest != message.digest:
+            if previous_message != message:
                 self.outbox.evidence.append(Evidence(signed.sender, previous, signed))
             return None
         votes[signed.sender] = signed
-        matching = [s for s in votes.values()
-                    if isinstance(s.message, Checkpoint) and s.message.digest == message.digest]
+        matching = [s for s in votes.values() if s.message == message]
         if len(matching) < self.quorums.quorum:
             return None
         cert = CheckpointCert(upto, message.digest, tuple(
             Vote(s.sender, s.signature) for s in sorted(matching, key=lambda s: s.sender)
-        )[: self.quorums.quorum])
+        )[: self.quorums.quorum], message.state)
         self.adopt(cert)
         return cert
 
@@ -134,6 +175,7 @@ class CheckpointTracker:
             f"member {self.member}'s log diverges from a stable checkpoint at {cert.upto}"
         )
         self._certs.setdefault(cert.upto, cert)
+        self._check_state(cert.upto)
         if cert.upto <= self.stable_upto:
             return False
         self.stable = cert
@@ -150,11 +192,11 @@ class CheckpointTracker:
     def _prune(self) -> None:
         """Keep chain values and certificates for the retained part of the log only."""
         floor = min(self.next_slot, self.stable_upto) - self._retained
-        for table in (self._chain_at, self._certs):
+        for table in (self._chain_at, self._certs, self._state_at):
             for upto in [u for u in table if u < floor]:
                 del table[upto]
 
     def held(self) -> int:
         """Votes, chain values and certificates held (a memory-bound probe)."""
         votes = sum(len(v) for v in self._votes.values())
-        return votes + len(self._chain_at) + len(self._certs)
+        return votes + len(self._chain_at) + len(self._certs) + len(self._state_at)

@@ -88,6 +88,27 @@ class DeliveryLog:
         self.next_index += 1
         self._next_counter[origin] = counter + 1
 
+    def next_counter(self, origin: int) -> int:
+        """The payload counter of ``origin`` delivered next."""
+        return self._next_counter.get(origin, 0)
+
     def early_held(self) -> int:
         """Payloads held back waiting for an earlier one of their origin."""
         return sum(len(e) for e in self._early.values())
+
+    def export(self) -> tuple[tuple[tuple[int, int], ...], tuple[tuple[int, int, bytes], ...]]:
+        """``(origin, next counter)`` per origin and ``(origin, counter, payload)`` per early
+        payload, sorted: the log's state as a snapshot holds it."""
+        counters = tuple(sorted(self._next_counter.items()))
+        early = tuple((o, c, p) for o in sorted(self._early)
+                      for c, p in sorted(self._early[o].items()))
+        return counters, early
+
+    def restore(self, next_index: int, counters: tuple[tuple[int, int], ...],
+                early: tuple[tuple[int, int, bytes], ...]) -> None:
+        """Continue from an exported state at delivery index ``next_index``."""
+        self.next_index = next_index
+        self._next_counter = dict(counters)
+        self._early = {}
+        for origin, counter, payload in early:
+            self._early.setdefault(origin, {})[counter] = payload

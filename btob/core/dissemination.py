@@ -77,6 +77,10 @@ class Dissemination:
         signature need not be checked."""
         return False
 
+    def restore_finished(self, windows: tuple[tuple[int, int, tuple[int, ...]], ...]) -> None:
+        """Continue from a snapshot: the instances in ``windows`` (per origin: every counter
+        below ``low``, and those listed above it) are finished, delivered in a slot."""
+
     # -- where ordering meets dissemination --------------------------------------------------
 
     def admit_order(self, order: Order) -> bool:

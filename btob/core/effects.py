@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import attrs
 
-from btob.core.wire import Batch, BatchRef, Message, Signed
+from btob.core.wire import Batch, BatchRef, Message, PreparedCert, Signed
 
 __all__ = ["BrbDelivery", "Evidence", "Outbox", "VerifyFn"]
 
@@ -52,6 +52,8 @@ class Outbox:
     evidence: list[Evidence] = attrs.field(factory=list)
     wanted: list[BatchRef] = attrs.field(factory=list)
     """Batches a proposal names that this member holds a different value of (UUB)."""
+    prepared: list[PreparedCert] = attrs.field(factory=list)
+    """Prepared certificates made (durable before the READY they allow leaves)."""
     dropped: Counter[str] = attrs.field(factory=Counter)
     """Inputs refused, by reason (peer misbehaviour or stale retransmissions)."""
 

@@ -24,16 +24,20 @@ from collections import Counter, deque
 from collections.abc import Callable
 
 from btob._errors import BtobError, ConfigError, WireError
+from btob.core.application import StateMachine
 from btob.core.batching import PendingPayloads
 from btob.core.catchup import CatchUp
 from btob.core.checkpoint import CheckpointTracker
+from btob.core.codec import pack, unpack
 from btob.core.contract import MemberStatistics, Outgoing
 from btob.core.delivery import Delivery, DeliveryLog, MsgId
-from btob.core.durable import DurableChanges, DurableState
+from btob.core.durable import DurableChanges, DurableState, SlotRecord, Snapshot
 from btob.core.effects import Evidence, Outbox, VerifyFn
+from btob.core.journal import SigningJournal
 from btob.core.ordering import Ordering
 from btob.core.quorum import Quorums
 from btob.core.settings import Settings
+from btob.core.snapshot import EarlyPayload, MemberState, OriginCounter, OriginWindow
 from btob.core.variants import VARIANTS
 from btob.core.variants import variant as variant_named
 from btob.core.viewchange import NewViewPlan, ViewChanger, ViewInstalled
@@ -45,8 +49,11 @@ from btob.core.wire import (
     Message,
     NewView,
     Order,
+    PreparedCert,
+    Send,
     Signed,
     SlotProof,
+    ViewChange,
     WireLimits,
     decode_frame,
 )
@@ -78,6 +85,11 @@ class Member:
     ``quorums``, ``verify`` and ``ordering`` replace the thresholds, the signature check and
     the ordering core a member would build for itself; they exist so that a test kit can build
     deliberately broken members (:mod:`btob.testing.breaks`) without a switch in this code.
+
+    ``app`` is the application the member feeds each delivery to and snapshots at every
+    checkpoint (:class:`~btob.core.application.StateMachine`). Durability follows
+    :mod:`btob.core.durable`: :meth:`take_durable` says what must be committed before the
+    frames taken since the last call leave, and :meth:`restore` resumes from it.
     """
 
     def __init__(
@@ -95,6 +107,7 @@ class Member:
         quorums: Quorums | None = None,
         verify: VerifyFn | None = None,
         ordering: type[Ordering] = Ordering,
+        app: StateMachine | None = None,
     ) -> None:
         n = registry.n
         if not 0 <= member < n:
@@ -116,6 +129,8 @@ class Member:
         )
         self._verify = verify or self._verifier.verify
         self._outbox = Outbox()
+        self._journal = SigningJournal(member, self._signer.sign)
+        self._app = app
         common = dict(member=member, quorums=self.quorums, settings=self.settings,
                       outbox=self._outbox, verify=self._verify)
         self._order = ordering(**common, proposer=strategy.proposer)  # type: ignore[arg-type]
@@ -123,7 +138,7 @@ class Member:
         self._dissemination = strategy.dissemination(
             brb, **common,  # type: ignore[arg-type]
             leader=lambda: order.leader, ordered_low=order.ordered_low,
-            sign=lambda send: Signed.create(member, send, self._signer.sign),
+            sign=self._journal.sign,
         )
         self._checkpoints = CheckpointTracker(
             member=member, quorums=self.quorums, interval=self.settings.checkpoint_interval,
@@ -154,6 +169,16 @@ class Member:
         self._submitted = 0
         self._gate_dropped: Counter[str] = Counter()
         dissemination = self._dissemination.on_message
+        self._durable_put: dict[str, bytes] = {}
+        self._durable_delete: set[str] = set()
+        self._slot_records: list[SlotRecord] = []
+        self._new_snapshot: Snapshot | None = None
+        self._states: dict[int, bytes] = {}
+        """Own encoded states at boundaries not yet covered by a stable snapshot."""
+        self.snapshot: Snapshot | None = None
+        """The latest stable snapshot this member holds (what it serves to laggards)."""
+        self._prepared_saved: set[int] = set()
+        self._restoring = False
         self._handlers: dict[str, Handler] = {
             "brb.send": dissemination, "brb.echo": dissemination, "brb.ready": dissemination,
             "brb.fetch": dissemination, "brb.final": dissemination,
@@ -194,6 +219,7 @@ class Member:
         msg_id = MsgId(self.member, self._next_payload)
         self._next_payload += 1
         self._submitted += 1
+        self._put(f"pay/{msg_id.counter}", bytes(payload))
         self._pending.add(bytes(payload), now)
         self._flush_batches(now)
         self._pump(now)
@@ -254,12 +280,110 @@ class Member:
     def take_durable(self) -> DurableChanges:
         """Changes to the durable state since the last call (see :mod:`btob.core.durable`):
         commit them before any frame taken since then leaves."""
-        return DurableChanges.EMPTY
+        put, delete = self._journal.take_changes()
+        put.update(self._durable_put)
+        delete |= self._durable_delete
+        if not (put or delete or self._slot_records or self._new_snapshot):
+            return DurableChanges.EMPTY
+        changes = DurableChanges(tuple(put.items()), tuple(sorted(delete)),
+                                 tuple(self._slot_records), self._new_snapshot)
+        self._durable_put, self._durable_delete = {}, set()
+        self._slot_records, self._new_snapshot = [], None
+        return changes
 
     def restore(self, state: DurableState, now: float) -> None:
-        """Resume from committed ``state``; call on a fresh member before any other input."""
-        if state:
-            raise NotImplementedError("restore from durable state")
+        """Resume from committed ``state``; call on a fresh member before any other input.
+
+        The member takes back what it signed (and repeats it rather than contradict it), its
+        snapshot and the slots it delivered above it - handing out those deliveries again,
+        with their original indices, for its driver to publish - the view it was in or
+        changing to, its own batches in flight and the payloads still waiting for a batch.
+        Everything it had only received is gone; peers retransmit it.
+        """
+        if not state:
+            return
+        self._restoring = True
+        order = self._order
+        order.active = False  # no proposals or votes until its view is back
+        self._journal.load(dict(state.entries), self._limits)
+        if state.snapshot is not None:
+            self._restore_snapshot(state.snapshot)
+        for record in state.slots:
+            self._redeliver(record, now)
+        order.active = True
+        installed = state.entries.get("installed")
+        if installed is not None:
+            signed = decode_frame(installed, self._limits).parse(self._limits)
+            plan = self._view_changer.on_new_view(signed, now, restoring=True)
+            if plan is not None:
+                new_view = signed.message
+                assert isinstance(new_view, NewView)
+                self._install_view(plan, new_view.excluded, now)
+        for name, data in state.entries.items():
+            if name.startswith("prep/"):
+                order.restore_prepared(PreparedCert.from_wire(
+                    unpack(data, frame_bytes_max=len(data), items_max=len(data))))
+                self._prepared_saved.add(int(name[5:]))
+        for kind in ("order", "oecho", "oready"):
+            for signed in self._journal.signed(kind):
+                order.restore_own(signed, now)
+        wanted = [s.message.view for s in self._journal.signed("viewchange")
+                  if isinstance(s.message, ViewChange)]
+        if wanted and max(wanted) > order.view:
+            self._view_changer.start(max(wanted), now)  # the journal repeats its VIEW-CHANGE
+        self._restore_own_batches(state, now)
+        self._restoring = False
+        self._pump(now)
+
+    def _restore_snapshot(self, snapshot: Snapshot) -> None:
+        """Continue from a stable snapshot: position, chain, delivery and ordering state, the
+        application's state."""
+        state = MemberState.decode(snapshot.state, bytes_max=self.settings.snapshot_bytes_max)
+        windows = tuple((w.origin, w.low, w.above) for w in state.ordered)
+        self._checkpoints.restore(snapshot.cert)
+        self._order.restore_position(state.upto, windows)
+        self._dissemination.restore_finished(windows)
+        self._log.restore(state.next_index, tuple((c.origin, c.next) for c in state.counters),
+                          tuple((e.origin, e.counter, e.payload) for e in state.early))
+        if self._app is not None:
+            self._app.restore(state.app)
+        self.snapshot = snapshot
+
+    def _redeliver(self, record: SlotRecord, now: float) -> None:
+        """Deliver again a slot this member delivered before a restart."""
+        order = self._order
+        order.adopt_settled(record.slot, record.refs, view=record.view,
+                            certificate=record.certificate)
+        fresh = [r for r in record.refs if not order.is_ordered(r.origin, r.counter)]
+        for ref, batch in zip(fresh, record.batches, strict=True):
+            self._batches[(ref.origin, ref.counter)] = (ref.digest, batch)
+        delivered = self._deliver_ready(now)
+        assert delivered, f"slot {record.slot} of the durable state cannot be delivered again"
+
+    def _restore_own_batches(self, state: DurableState, now: float) -> None:
+        """Own batches not ordered yet go out again (the journal repeats their SENDs), and
+        payloads not yet in a batch wait again; counters continue above all of them."""
+        next_batch = self._order.ordered_low(self.member)
+        next_payload = self._log.next_counter(self.member)
+        for signed in self._journal.signed("send"):
+            send = signed.message
+            assert isinstance(send, Send)
+            next_batch = max(next_batch, send.counter + 1)
+            next_payload = max(next_payload,
+                               send.batch.first_counter + len(send.batch.payloads))
+            if not self._order.is_ordered(self.member, send.counter):
+                self._own_in_flight.add(send.counter)
+                self._dissemination.broadcast(send.counter, send.batch, now)
+        waiting = sorted((int(name[4:]), data) for name, data in state.entries.items()
+                         if name.startswith("pay/"))
+        for counter, payload in waiting:
+            assert counter >= next_payload - 1 or not waiting, "payloads wait in order"
+            self._pending.add(payload, now)
+        if waiting:
+            next_payload = max(next_payload, waiting[-1][0] + 1)
+        self._next_batch = max(self._next_batch, next_batch)
+        self._next_payload = max(self._next_payload, next_payload)
+        self._submitted = self._next_payload
 
     # -- queries ------------------------------------------------------------------------------
 
@@ -361,15 +485,21 @@ class Member:
     def _on_checkpoint(self, signed: Signed, now: float) -> None:
         cert = self._checkpoints.on_checkpoint(signed)
         if cert is not None:
-            self._order.forget_below(cert.upto)
+            self._stable(cert)
 
     def _adopt_checkpoint(self, cert: CheckpointCert) -> None:
         if self._checkpoints.adopt(cert):
-            self._order.forget_below(cert.upto)
+            self._stable(cert)
+
+    def _stable(self, cert: CheckpointCert) -> None:
+        """A checkpoint became stable: release proofs below it, and snapshot if we can."""
+        self._order.forget_below(cert.upto)
+        self._maybe_snapshot(cert.upto)
 
     def _on_new_view(self, signed: Signed, now: float) -> None:
         plan = self._view_changer.on_new_view(signed, now)
         if plan is not None:
+            self._put("installed", signed.to_frame())
             new_view = signed.message
             assert isinstance(new_view, NewView)
             self._install_view(plan, new_view.excluded, now)
@@ -442,6 +572,11 @@ class Member:
                 self._dispatch(self._local.popleft(), now)
             elif not self._deliver_ready(now):
                 break
+        if outbox.prepared:
+            for cert in outbox.prepared:
+                self._put(f"prep/{cert.slot}", pack(cert.to_wire()))
+                self._prepared_saved.add(cert.slot)
+            outbox.prepared.clear()
         if outbox.evidence:
             for ev in outbox.evidence:
                 if ev.member != self.member:
@@ -450,10 +585,10 @@ class Member:
 
     def _send(self, destination: int | None, item: Message | Signed) -> None:
         if isinstance(item, Order):
-            item = self._dissemination.outgoing_order(item)
-        signed = item if isinstance(item, Signed) else Signed.create(
-            self.member, item, self._signer.sign
-        )
+            # An ORDER signed before (a retransmission, or before a restart) goes out as it
+            # was; only a new one gets what this variant adds to it (UB: the batches).
+            item = self._journal.held_for(item) or self._dissemination.outgoing_order(item)
+        signed = item if isinstance(item, Signed) else self._journal.sign(item)
         if destination == self.member:
             self._local.append(signed)
             return
@@ -486,7 +621,14 @@ class Member:
                 return False  # still on its way through dissemination or a catch-up proof
             batches.append(held[1])
             fresh.append(ref)
-        self._deliveries.extend(self._log.deliver_slot(tuple(fresh), tuple(batches)))
+        deliveries = self._log.deliver_slot(tuple(fresh), tuple(batches))
+        if self._app is not None:
+            for delivery in deliveries:
+                self._app.apply(delivery)
+        self._deliveries.extend(deliveries)
+        if not self._restoring:
+            self._slot_records.append(SlotRecord(committed.view, slot, committed.refs,
+                                                 committed.certificate, tuple(batches)))
         self._catchup.slot_delivered(slot, committed.refs, fresh, batches, now)
         for ref in fresh:
             self._batches.pop((ref.origin, ref.counter), None)
@@ -495,11 +637,76 @@ class Member:
                 self._own_in_flight.discard(ref.counter)
         self._order.slot_delivered(slot, now)
         self._view_changer.progressed()
-        checkpoint = self._checkpoints.slot_delivered(slot, committed.refs)
-        if checkpoint is not None:
-            self._outbox.send(None, checkpoint)
+        boundary = self._checkpoints.slot_delivered(slot, committed.refs)
+        if boundary is not None:
+            self._checkpoint_at(boundary)
         self._flush_batches(now)
         return True
+
+    def _checkpoint_at(self, upto: int) -> None:
+        """At a boundary: take the snapshot, sign its root in a CHECKPOINT, and keep it until
+        a stable certificate covers it."""
+        counters, early = self._log.export()
+        state = MemberState(
+            upto=upto, chain=self._checkpoints.chain, next_index=self._log.next_index,
+            counters=tuple(OriginCounter(o, c) for o, c in counters),
+            early=tuple(EarlyPayload(o, c, p) for o, c, p in early),
+            ordered=tuple(OriginWindow(o, low, above)
+                          for o, low, above in self._order.ordered_windows()),
+            app=b"" if self._app is None else self._app.snapshot(),
+        ).encode()
+        if len(state) > self.settings.snapshot_bytes_max:
+            raise ConfigError(f"the snapshot at slot {upto} has {len(state)} bytes, more than "
+                              f"snapshot_bytes_max={self.settings.snapshot_bytes_max}")
+        self._states[upto] = state
+        root = MemberState.root_of(state, self.settings.chunk_bytes)
+        self._outbox.send(None, self._checkpoints.boundary_checkpoint(upto, root))
+        self._maybe_snapshot(upto)
+
+    def _maybe_snapshot(self, upto: int) -> None:
+        """Once this member holds both the state at ``upto`` and a stable certificate for it,
+        that snapshot replaces everything below it, in memory and on disk."""
+        cert = self._checkpoints.cert_at(upto)
+        state = self._states.get(upto)
+        if cert is None or state is None or (self.snapshot and self.snapshot.upto >= upto):
+            return
+        self.snapshot = Snapshot(cert, state)
+        if not self._restoring:
+            self._new_snapshot = self.snapshot
+        for boundary in [u for u in self._states if u <= upto]:
+            del self._states[boundary]
+        self._compact(upto)
+
+    def _compact(self, upto: int) -> None:
+        """Forget what nobody can ask this member to repeat once ``upto`` is stable: votes
+        and proposals for slots below it or for earlier views, checkpoints up to it, and
+        instances whose batch is ordered."""
+        order, view = self._order, self._order.view
+        slot_kinds, instance_kinds = ("order", "oecho", "oready"), ("send", "request", "echo",
+                                                                      "ready")
+
+        def done(key: tuple[str, int, int]) -> bool:
+            what, a, b = key
+            if what in slot_kinds:
+                return b < upto or a < view
+            if what in instance_kinds:
+                return b < order.ordered_low(a)
+            if what == "checkpoint":
+                return a <= upto
+            return a < view  # VIEW-CHANGE, NEW-VIEW
+
+        self._journal.forget(done)
+        for slot in [s for s in self._prepared_saved if s < upto]:
+            self._prepared_saved.discard(slot)
+            self._delete(f"prep/{slot}")
+
+    def _put(self, key: str, value: bytes) -> None:
+        self._durable_put[key] = value
+        self._durable_delete.discard(key)
+
+    def _delete(self, key: str) -> None:
+        self._durable_put.pop(key, None)
+        self._durable_delete.add(key)
 
     def _flush_batches(self, now: float) -> None:
         """Cut pending payloads into batches while fewer than the limit are in flight."""
@@ -509,6 +716,8 @@ class Member:
             if payloads is None:
                 return
             first = self._next_payload - len(self._pending) - len(payloads)
+            for payload_counter in range(first, first + len(payloads)):
+                self._delete(f"pay/{payload_counter}")  # the SEND holds them now
             counter = self._next_batch
             self._next_batch += 1
             self._own_in_flight.add(counter)

@@ -255,10 +255,54 @@ class Ordering:
         self.proposer.committed(proof.refs)
         return True
 
-    def adopt_settled(self, slot: int, refs: tuple[BatchRef, ...]) -> None:
-        """Record ``slot`` as committed on the word of a verified checkpoint segment."""
+    def adopt_settled(self, slot: int, refs: tuple[BatchRef, ...], *, view: int | None = None,
+                      certificate: tuple[Vote, ...] = ()) -> None:
+        """Record ``slot`` as committed on the word of a verified checkpoint segment (or of
+        this member's own durable state, with the certificate it kept)."""
         if slot >= self.low and slot not in self._committed:
-            self._committed[slot] = CommittedSlot(self.view, slot, refs, ())
+            self._committed[slot] = CommittedSlot(self.view if view is None else view, slot,
+                                                  refs, certificate)
+
+    # -- restart -------------------------------------------------------------------------------
+
+    def ordered_windows(self) -> tuple[tuple[int, int, tuple[int, ...]], ...]:
+        """Which batches are ordered, per origin (for a snapshot)."""
+        return self._ordered.export()
+
+    def restore_position(self, upto: int,
+                         windows: tuple[tuple[int, int, tuple[int, ...]], ...]) -> None:
+        """Continue from a snapshot at ``upto`` whose ordered batches are ``windows``."""
+        assert not self._slots and not self._committed, "restore a fresh ordering core"
+        self.low = upto
+        self._ordered = DoneCounters.restored(windows)
+        self.proposer.next_slot = max(self.proposer.next_slot, upto)
+
+    def restore_prepared(self, cert: PreparedCert) -> None:
+        """Hold again a prepared certificate this member made before a restart."""
+        held = self._prepared.get(cert.slot)
+        if cert.slot >= self.low and (held is None or held.view < cert.view):
+            self._prepared[cert.slot] = cert
+
+    def restore_own(self, signed: Signed, now: float) -> None:
+        """Take back an ORDER or vote this member signed in the current view before a
+        restart: the slot holds it as its own again (and retransmits it), then it counts."""
+        message = signed.message
+        assert isinstance(message, (Order, OrderEcho)) and signed.sender == self.member
+        if message.view != self.view:
+            return
+        state = self._slot(message.slot, count_drops=False)
+        if state is None:
+            return
+        if isinstance(message, Order):
+            self.proposer.resume_after(message.slot, message.refs)
+        elif isinstance(message, OrderReady):
+            state.ready_sent = True
+            state.mine["ready"] = (None, message)
+        else:
+            state.echoed = message.digest
+            state.mine["echo"] = (None, message)
+        state.last_sent = now
+        self.on_message(signed, now)
 
     def slot_delivered(self, slot: int, now: float) -> None:
         """The delivery log consumed ``slot``: slide the window and release its state."""
@@ -478,7 +522,9 @@ class Ordering:
                 votes = tuple(Vote(v.sender, v.signature)
                               for v in sorted(state.echoes.values(), key=lambda v: v.sender)
                               if _digest_of(v) == digest)[:q]
-                self._prepared[slot] = PreparedCert(self.view, slot, refs, votes)  # newest view
+                cert = PreparedCert(self.view, slot, refs, votes)
+                self._prepared[slot] = cert  # the newest view's
+                self.outbox.prepared.append(cert)
                 state.ready_sent = True
                 ready = OrderReady(self.view, slot, digest)
                 state.mine["ready"] = (None, ready)

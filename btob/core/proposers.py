@@ -120,6 +120,14 @@ class Proposer:
             self.next_slot += 1
             order.outbox.send(None, proposal)
 
+    def resume_after(self, slot: int, refs: tuple[BatchRef, ...]) -> None:
+        """This member proposed ``refs`` for ``slot`` before a restart: propose only above
+        that slot, and none of those batches again."""
+        self.next_slot = max(self.next_slot, slot + 1)
+        for ref in refs:
+            self.next_counter[ref.origin] = max(self.next_counter.get(ref.origin, 0),
+                                                ref.counter + 1)
+
     def on_request(self, signed: Signed) -> None:
         """A slot REQUEST: only the granting variant takes them."""
         order = self.order

@@ -108,6 +108,13 @@ class Settings:
     deliveries_retained_bytes_max: int = attrs.field(default=128 * 1024 * 1024,
                                                      validator=_positive)
     """The same bound in payload bytes. At least ``slot_refs_max * batch_bytes_max``."""
+    snapshot_chunk_bytes: int = attrs.field(default=64 * 1024, validator=_positive,
+                                            metadata=_CLUSTER)
+    """Snapshots travel, and are hashed into their Merkle root, in chunks of this size (at
+    most a quarter frame: see :attr:`chunk_bytes`)."""
+    snapshot_bytes_max: int = attrs.field(default=256 * 1024 * 1024, validator=_positive,
+                                          metadata=_CLUSTER)
+    """Largest snapshot (protocol and application state) a member takes, serves or fetches."""
 
     def __attrs_post_init__(self) -> None:
         if self.payload_bytes_max > self.batch_bytes_max:
@@ -126,6 +133,12 @@ class Settings:
         if self.deliveries_retained_bytes_max < self.slot_refs_max * self.batch_bytes_max:
             raise ConfigError("deliveries_retained_bytes_max must be at least "
                               "slot_refs_max * batch_bytes_max")
+
+    @property
+    def chunk_bytes(self) -> int:
+        """The snapshot chunk size in use: ``snapshot_chunk_bytes``, but small enough that a
+        chunk with its proof fits a frame."""
+        return min(self.snapshot_chunk_bytes, self.frame_bytes_max // 4)
 
     def cluster_wide(self) -> dict[str, int | float]:
         """The fields every member must agree on, by name."""

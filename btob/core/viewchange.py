@@ -329,16 +329,21 @@ class ViewChanger:
             self.start(higher[0], now)
         self._maybe_new_view(change.view, now)
 
-    def on_new_view(self, signed: Signed, now: float) -> NewViewPlan | None:
+    def on_new_view(self, signed: Signed, now: float, *,
+                    restoring: bool = False) -> NewViewPlan | None:
         """Check a verified NEW-VIEW; if it is true, record the view as installed and return
-        the plan the member must install, else drop it (counted) and return None."""
+        the plan the member must install, else drop it (counted) and return None.
+
+        ``restoring``: the NEW-VIEW this member installed before a restart, which may lie any
+        number of views ahead of the view 0 it restarts in.
+        """
         new_view = signed.message
         assert isinstance(new_view, NewView)
         current = self._order.view
         if new_view.view <= current:  # each view is installed once
             self.outbox.drop("newview-stale")
             return None
-        if new_view.view > current + self.settings.view_window:
+        if new_view.view > current + self.settings.view_window and not restoring:
             self.outbox.drop("newview-beyond-window")
             return None
         plan = verify_new_view(

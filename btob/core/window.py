@@ -41,3 +41,20 @@ class DoneCounters:
     def held(self) -> int:
         """Finished counters remembered above the lows (a memory-bound probe)."""
         return sum(len(s) for s in self._above.values())
+
+    def export(self) -> tuple[tuple[int, int, tuple[int, ...]], ...]:
+        """Every origin's ``(origin, low, finished counters above low)``, sorted: the window
+        as a snapshot holds it."""
+        origins = sorted(set(self._low) | set(self._above))
+        return tuple((o, self.low(o), tuple(sorted(self._above.get(o, ())))) for o in origins)
+
+    @classmethod
+    def restored(cls, windows: tuple[tuple[int, int, tuple[int, ...]], ...]) -> DoneCounters:
+        """The counters :meth:`export` described."""
+        done = cls()
+        for origin, low, above in windows:
+            if low:
+                done._low[origin] = low
+            for counter in above:
+                done.finish(origin, counter)
+        return done

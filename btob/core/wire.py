@@ -150,12 +150,18 @@ def slot_digest(slot: int, refs: tuple[BatchRef, ...]) -> bytes:
 @wired("checkpoint certificate")
 @attrs.frozen
 class CheckpointCert(Wired):
-    """q CHECKPOINT signatures on (upto, digest): the log below ``upto`` is settled."""
+    """q CHECKPOINT signatures on (upto, digest, state): the log below ``upto`` is settled,
+    and so is the state it leads to (``state``: the Merkle root of the snapshot)."""
 
-    WIRE: ClassVar = (INT, DIGEST, VOTES)
+    WIRE: ClassVar = (INT, DIGEST, VOTES, DIGEST)
     upto: int
     digest: bytes
     votes: tuple[Vote, ...]
+    state: bytes = bytes(DIGEST_BYTES)
+
+    def checkpoint(self) -> Checkpoint:
+        """The CHECKPOINT every vote of this certificate signs."""
+        return Checkpoint(self.upto, self.digest, self.state)
 
 
 @wired("prepared certificate")
@@ -341,11 +347,13 @@ class LogSegment(_Message):
 @message("ckp.checkpoint", 30)
 @attrs.frozen
 class Checkpoint(_Message):
-    """The signer delivered every slot below ``upto`` and its log hash chain is ``digest``."""
+    """The signer delivered every slot below ``upto``, its log hash chain is ``digest``, and
+    ``state`` is the Merkle root of its snapshot there (:mod:`btob.core.snapshot`)."""
 
-    WIRE: ClassVar = (INT, DIGEST)
+    WIRE: ClassVar = (INT, DIGEST, DIGEST)
     upto: int
     digest: bytes
+    state: bytes = bytes(DIGEST_BYTES)
 
 
 @message("vc.viewchange", 40)

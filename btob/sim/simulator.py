@@ -23,6 +23,7 @@ import attrs
 from btob._errors import ConfigError, MemberCrashed
 from btob.core.delivery import Delivery
 from btob.core.dissemination import BRB_KINDS
+from btob.core.durable import DurableState
 from btob.core.member import Member, MemberStatistics
 from btob.core.proposers import view_leader
 from btob.core.quorum import Quorums
@@ -42,12 +43,34 @@ from btob.sim.logs import (
 )
 
 __all__ = [
-    "MemberFactory", "SimConfig", "SimResult", "ViewChangeRecord", "replay_command", "simulate",
+    "MemberFactory", "Restart", "SimConfig", "SimResult", "ViewChangeRecord", "replay_command",
+    "simulate",
 ]
 
 MemberFactory = Callable[..., Member]
 """Builds one member from :class:`~btob.Member`'s keyword arguments; :class:`~btob.Member`
 itself by default, or a deliberately broken one from :mod:`btob.testing.breaks`."""
+
+
+@attrs.frozen
+class Restart:
+    """An honest member that crashes and comes back from its durable state.
+
+    It crashes while taking its ``step``-th input (counted from 1): with ``committed`` False
+    before that step's durable changes are committed, so the step is lost whole; with True
+    after they are, but before any frame of the step leaves. It is down for ``down_s``
+    virtual seconds (everything sent to it meanwhile is lost), then a fresh member restores
+    the committed state and runs on.
+    """
+
+    member: int
+    step: int
+    down_s: float = 0.2
+    committed: bool = False
+
+    def __str__(self) -> str:
+        phase = "after" if self.committed else "before"
+        return f"{self.member}@{self.step}/{phase}-commit/{self.down_s:g}s"
 
 
 @attrs.frozen(kw_only=True)
@@ -71,9 +94,17 @@ class SimConfig:
     linger: float = 0.5
     """Virtual seconds the run goes on after every correct member delivered everything."""
     crypto_backend: str = "nacl"
+    restarts: tuple[Restart, ...] = ()
+    """Honest members that crash and restart from their durable state (at most one each)."""
 
     def __attrs_post_init__(self) -> None:
         quorums = Quorums.for_cluster(self.n, self.f)
+        restarting = [r.member for r in self.restarts]
+        if len(set(restarting)) != len(restarting) or any(
+                not 0 <= m < self.n for m in restarting):
+            raise ConfigError(f"restarts name distinct members in 0..{self.n - 1}")
+        if set(restarting) & {spec.member for spec in self.faults}:
+            raise ConfigError("a restarting member is honest: it cannot also have a fault")
         if self.messages < 0 or self.payload_size < 0 or self.rate <= 0:
             raise ConfigError("messages and payload size must be >= 0 and rate > 0")
         if self.payload_size > self.settings.payload_bytes_max:
@@ -141,6 +172,13 @@ class SimResult:
     """Virtual seconds from submission to delivery, per (correct member, honest payload)."""
     fault_effects: Mapping[int, FaultEffects] = attrs.field(factory=dict)
     """What each faulty member's fault did, by member (proof that it took effect)."""
+    steps: tuple[int, ...] = ()
+    """Inputs each member took (the steps a :class:`Restart` counts)."""
+    restarted: Mapping[int, float] = attrs.field(factory=dict)
+    """When each restarting member came back (absent: it never crashed)."""
+    redelivery_mismatches: tuple[str, ...] = ()
+    """Deliveries a restarted member made again that differ from what it delivered before
+    at the same index, or that skip an index (each one a broken durability promise)."""
 
     @property
     def messages_sent(self) -> int:
@@ -185,7 +223,7 @@ class _Simulation:
     """One run's mutable state; :func:`simulate` is the public entry point."""
 
     # event kinds
-    _DELIVER, _TICK, _SUBMIT, _CRASH = range(4)
+    _DELIVER, _TICK, _SUBMIT, _CRASH, _RESTART = range(5)
 
     def __init__(self, config: SimConfig, progress: Callable[[float, int], None] | None,
                  member_factory: MemberFactory = Member) -> None:
@@ -203,6 +241,13 @@ class _Simulation:
                                   variant=config.variant, settings=config.settings,
                                   backend=backend)
 
+        self._make_member = member
+        self.durable = [DurableState.EMPTY] * n
+        self.steps = [0] * n
+        self.restart_plan = {r.member: r for r in config.restarts}
+        self.down: set[int] = set()
+        self.restarted: dict[int, float] = {}
+        self.mismatches: list[str] = []
         specs = {spec.member: spec for spec in config.faults}
         self.cores: list[Member | FaultyCore] = []
         for i in range(n):
@@ -277,7 +322,12 @@ class _Simulation:
                 if core.check_crash(at):
                     self._crash(member)
                 continue
-            if member in self.crashed:
+            if kind == self._RESTART:
+                self._restart(member)
+                continue
+            if member in self.crashed or member in self.down:
+                if kind == self._TICK and member in self.down:
+                    self.push(at + tick, self._TICK, member)
                 if kind == self._SUBMIT:
                     submissions_left -= 1
                 continue
@@ -312,12 +362,14 @@ class _Simulation:
     def _step(self, kind: int, core: Member | FaultyCore, member: int, source: int,
               data: bytes | None, at: float, tick: float) -> bool:
         """Apply one event to one member and send what it produced; True if it delivered."""
+        self.steps[member] += 1
+        if kind == self._TICK:
+            self.push(at + tick, self._TICK, member)  # ticks go on across a restart
         if kind == self._DELIVER:
             assert data is not None
             core.receive(data, at, source=source)
         elif kind == self._TICK:
             core.tick(at)
-            self.push(at + tick, self._TICK, member)
         else:
             origin_counter = len(self.broadcasts[member])
             payload = _payload(self.work_rng, member, origin_counter, self.config.payload_size)
@@ -326,10 +378,15 @@ class _Simulation:
             except MemberCrashed:
                 pass  # a Byzantine core stopped on its own lies while taking it: not broadcast
             else:
+                delivered = self._flush(member, core)
+                plan = self.restart_plan.get(member)
+                if member in self.down and plan is not None and not plan.committed:
+                    return delivered  # lost before it was durable: never accepted
                 self.submitted_at[str(msg_id)] = at
                 self.broadcasts[member].append(
                     BroadcastRecord(str(msg_id), hashlib.sha256(payload).hexdigest())
                 )
+                return delivered
         return self._flush(member, core)
 
     def _correct(self, member: int) -> bool:
@@ -348,7 +405,19 @@ class _Simulation:
         return all(sum(self.from_origin[i][o] for o in correct) == expected for i in correct)
 
     def _flush(self, member: int, core: Member | FaultyCore) -> bool:
-        """Send what a member produced and record its deliveries."""
+        """Commit what a member must keep, then send what it produced and record its
+        deliveries (the driver contract); or crash it there, if a restart is due."""
+        changes = core.take_durable()
+        plan = self.restart_plan.get(member)
+        if plan is not None and plan.step == self.steps[member] and member not in self.restarted:
+            if plan.committed:
+                self.durable[member] = self.durable[member].apply(changes)
+            core.take_outputs()  # lost with the crash
+            self.down.add(member)
+            self.restarted[member] = self.now + plan.down_s
+            self.push(self.now + plan.down_s, self._RESTART, member)
+            return False
+        self.durable[member] = self.durable[member].apply(changes)
         frames, deliveries = core.take_outputs()
         if self._correct(member):
             for installed in core.take_view_changes():
@@ -364,13 +433,21 @@ class _Simulation:
             self._crash(member)
         return bool(deliveries)
 
+    def _restart(self, member: int) -> None:
+        """A fresh member resumes from what the crashed one committed."""
+        core = self._make_member(member)
+        core.restore(self.durable[member], self.now)
+        self.cores[member] = core
+        self.down.discard(member)
+        self._flush(member, core)
+
     def _crash(self, member: int) -> None:
         self.crashed.add(member)
         self.crashed_at.setdefault(member, self.now)
 
     def _send(self, source: int, dest: int, frame: bytes, extra: float) -> None:
         """Put one frame on the simulated network."""
-        if dest in self.crashed or not 0 <= dest < self.config.n:
+        if dest in self.crashed or dest in self.down or not 0 <= dest < self.config.n:
             return
         for delay in self.config.net.route(self.net_rng, source, dest, self.now):
             self.push(self.now + extra + delay, self._DELIVER, dest, source, frame)
@@ -380,17 +457,27 @@ class _Simulation:
         counts = self.from_origin[member]
         correct = self._correct(member)
         for d in deliveries:
+            record = DeliveryRecord(d.index, str(d.msg_id), d.origin,
+                                    hashlib.sha256(d.payload).hexdigest())
+            if d.index < len(log):  # a restarted member delivers its log above the snapshot again
+                if log[d.index] != record:
+                    self.mismatches.append(f"member {member} delivered {record} again at "
+                                           f"index {d.index}, where it had {log[d.index]}")
+                continue
+            if d.index > len(log):
+                self.mismatches.append(f"member {member} skipped from index {len(log)} to "
+                                       f"{d.index}")
             counts[d.origin] += 1
             submitted = self.submitted_at.get(str(d.msg_id))
             if correct and submitted is not None:
                 self.latencies.append(self.now - submitted)
-            log.append(DeliveryRecord(d.index, str(d.msg_id), d.origin,
-                                      hashlib.sha256(d.payload).hexdigest()))
+            log.append(record)
 
     def _result(self, complete: bool) -> SimResult:
         config = self.config
         quorums = config.quorums
-        members = {i: MemberInfo(honest=self.honest[i], crashed=i in self.crashed)
+        members = {i: MemberInfo(honest=self.honest[i],
+                                 crashed=i in self.crashed or i in self.down)
                    for i in range(config.n)}
         run = RunInfo(
             n=config.n, f=quorums.f, complete=complete, members=members,
@@ -414,6 +501,8 @@ class _Simulation:
             latencies=tuple(self.latencies),
             fault_effects={c.member: c.effects() for c in self.cores
                            if isinstance(c, FaultyCore)},
+            steps=tuple(self.steps), restarted=dict(self.restarted),
+            redelivery_mismatches=tuple(self.mismatches),
         )
 
     def _view_change_records(self) -> tuple[ViewChangeRecord, ...]:

@@ -82,7 +82,9 @@ def _deliver(side: Side, upto: int, now: float = 0.0) -> None:
         side.order.slot_delivered(slot, now)
         refs = _refs(slot)
         side.catchup.slot_delivered(slot, refs, list(refs), [_batch(slot)], now)
-        side.checkpoints.slot_delivered(slot, refs)
+        boundary = side.checkpoints.slot_delivered(slot, refs)
+        if boundary is not None:
+            side.checkpoints.boundary_checkpoint(boundary, bytes(32))
 
 
 def _cert(upto: int, chain: bytes, voters: tuple[int, ...] = (0, 2, 3)) -> CheckpointCert:
@@ -330,3 +332,33 @@ def test_a_laggards_periodic_status_is_answered_every_period() -> None:
     assert help_sent(start) > 0
     assert help_sent(start + 0.1 * interval) == 0
     assert help_sent(start + 0.99 * interval) > 0
+
+
+def test_a_boundary_that_never_became_stable_here_is_spanned_by_a_longer_segment() -> None:
+    """Regression: a member that saw the checkpoint at 2K become stable before the one at K
+    (it adopted 2K first and dropped K's votes as stale) could serve nothing below 2K once
+    the proofs were gone, and a restarted laggard at slot 0 waited forever."""
+    side = _side(0)
+    _deliver(side, 2 * K + 1)
+    cert = _cert(2 * K, side.checkpoints.chain_at(2 * K))  # type: ignore[arg-type]
+    assert side.checkpoints.adopt(cert) and side.checkpoints.cert_at(K) is None
+    side.order.forget_below(2 * K)
+    side.catchup.on_status(3, Status(0, 0), 1.0)
+    segment, proof = _help(side, 3)
+    assert segment == LogSegment(cert, 0, tuple((_refs(s), (_batch(s),)) for s in range(2 * K)))
+    assert proof == _proof(2 * K)
+    laggard = _side(3)
+    adopted = laggard.catchup.on_segment(segment)  # type: ignore[arg-type]
+    assert adopted is not None and len(adopted.entries) == 2 * K
+    assert laggard.catchup.slots_from_segments == 2 * K
+
+
+def test_a_segment_longer_than_the_catch_up_bound_is_refused() -> None:
+    settings = attrs.evolve(SETTINGS, catchup_slots_max=K)
+    helper = _side(0, settings=settings)
+    _deliver(helper, 2 * K)
+    cert = _cert(2 * K, helper.checkpoints.chain_at(2 * K))  # type: ignore[arg-type]
+    segment = LogSegment(cert, 0, tuple((_refs(s), (_batch(s),)) for s in range(2 * K)))
+    laggard = _side(3, settings=settings)
+    assert laggard.catchup.on_segment(segment) is None
+    assert laggard.outbox.dropped["segment-malformed"] == 1
