@@ -82,7 +82,6 @@ def _node(cluster: Path, *extra: str) -> list[str]:
             str(cluster / "node-0.key"), "--linger", "0", *extra]
 
 
-@pytest.mark.skip(reason="needs Member.restore")
 def test_a_node_broadcasts_its_workload_logs_it_and_resumes_it_after_a_restart(
         single: Path, capsys: pytest.CaptureFixture[str]) -> None:
     logs, data = single / "logs", single / "data"

@@ -22,7 +22,6 @@ def _lines(path: Path) -> int:
     return path.read_bytes().count(b"\n") if path.exists() else 0
 
 
-@pytest.mark.skip(reason="needs Member.restore")
 def test_four_processes_survive_a_sigkill_and_restart(tmp_path: Path) -> None:
     subprocess.run([*BTOB, "keygen", "--n", "4", "--out", str(tmp_path),
                     "--base-port", str(free_base_port(4))], check=True, capture_output=True)
@@ -151,7 +150,6 @@ def _teardown_namespaces() -> None:
         subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=30, check=False)
 
 
-@pytest.mark.skip(reason="needs Member.restore")
 def test_four_hosts_in_network_namespaces_survive_a_sigkill(tmp_path: Path) -> None:
     reason = _make_namespaces()
     if reason is not None:

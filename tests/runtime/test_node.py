@@ -61,7 +61,6 @@ async def test_a_byzantine_sequencer_in_a_local_cluster_is_replaced() -> None:
     assert orders[0] == orders[1] == orders[2]
 
 
-@pytest.mark.skip(reason="needs Member.restore")
 async def test_a_restarted_node_resumes_from_its_data_directory(tmp_path: Path) -> None:
     import hashlib
 

@@ -56,7 +56,6 @@ async def test_a_bad_fault_is_refused_before_any_node_starts() -> None:
             raise AssertionError("the block must not run")
 
 
-@pytest.mark.skip(reason="needs Member.restore")
 async def test_with_a_data_directory_each_member_keeps_its_own(tmp_path: Path) -> None:
     async with open_local_cluster(n=4, data_dir=tmp_path) as cluster:
         await cluster.nodes[1].broadcast(b"kept")
