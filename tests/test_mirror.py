@@ -26,7 +26,9 @@ CROSS_CUTTING = {
     "cli/test_processes.py",
     "core/test_bounds.py",
     "core/test_scripts.py",
+    "runtime/test_group_commit.py",
     "runtime/test_node_faults.py",
+    "runtime/test_restore.py",
     "runtime/test_retention.py",
 }
 """Test files of behaviours that cross modules, relative to tests/."""

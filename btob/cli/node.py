@@ -114,7 +114,7 @@ def add_node_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--key", type=Path, required=True, metavar="FILE",
                         help="this member's private key file (mode 0600, e.g. node-<id>.key)")
     parser.add_argument("--data", type=Path, metavar="DIR",
-                        help="data directory (durable input log); a restarted member resumes "
+                        help="data directory (durable state); a restarted member resumes "
                              "from it (default: none, nothing survives the process)")
     parser.add_argument("--log-dir", type=Path, metavar="DIR",
                         help="append delivery logs here, for btob check (default: none)")
@@ -207,10 +207,13 @@ async def _run_node(args: argparse.Namespace, config: ClusterConfig, key: Signin
     async with open_node(config, args.id, key, data_dir=args.data, settings=settings,
                          fault=fault, transport_wrapper=wrapper) as node:
         member = node.id
-        already = node.submitted_before_start  # the durable log knows what was broadcast
+        # The restored member counts the payloads it accepted before a crash (they are part
+        # of its committed state); only those broadcasts returned, so the workload goes on
+        # from there, and one accepted but never committed is broadcast again with its id.
+        already = node.statistics().member.payloads_submitted
         if appender is not None:
             logged = _count_lines(args.log_dir / f"node-{member}.broadcast.jsonl")
-            for counter in range(logged, already):  # broadcasts the crash kept from the log
+            for counter in range(logged, already):  # durable, but killed before logged
                 payload = workload_payload(member, counter, args.payload_size)
                 appender.append_broadcast(BroadcastRecord(
                     f"{member}:{counter}", hashlib.sha256(payload).hexdigest()))

@@ -2,10 +2,16 @@
 
 One driver task owns the member. Inputs - frames from the transport, ticks from a timer task,
 payloads from :meth:`Node.broadcast` - reach it through one bounded channel; it applies a batch
-of them, appends them to the input log when there is a data directory (group commit), and only
-then sends the frames they produced and publishes the deliveries: persist, send, deliver.
-Everything runs in the caller's nursery; cancelling it leaves nothing half-sent, because a
-frame leaves only after the inputs that caused it are durable.
+of them and takes what the batch produced: frames, deliveries, and the changes to the member's
+durable state (:mod:`btob.core.durable`). Without a data directory it sends the frames,
+answers the batch's broadcasts and publishes the deliveries at once. With one, the step waits
+for a committer task: it merges the changes of every step that queued up while its previous
+commit ran (a group commit), commits them to the :class:`~btob.runtime.store.DurableStore` in
+a worker thread - fsync never blocks the event loop, and the driver goes on applying inputs -
+and only then releases those steps, in order: persist, send, acknowledge, deliver. Steps
+waiting for a commit are bounded (count and bytes); past the bound the driver waits for the
+committer. Everything runs in the caller's nursery; cancelling it leaves nothing half-sent,
+because a frame leaves only after the changes that came with it are durable.
 
 A member with an injected fault is driven through the same
 :class:`~btob.faults._driver.FaultyCore` as in the simulator, on a clock that starts when the
@@ -16,6 +22,7 @@ input), sends each frame as late as the fault says, and a crashed member takes n
 from __future__ import annotations
 
 import os
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -25,8 +32,9 @@ import attrs
 import trio
 
 from btob._errors import BtobError, ConfigError, DeliveryNotRetained
-from btob.core.contract import Core, MemberStatistics
+from btob.core.contract import Core, MemberStatistics, Outgoing
 from btob.core.delivery import Delivery, MsgId
+from btob.core.durable import DurableChanges
 from btob.core.member import BacklogFull, Member, PayloadTooLarge
 from btob.core.settings import Settings
 from btob.crypto import SigningKey
@@ -35,7 +43,7 @@ from btob.faults._spec import FaultSpec, parse_fault
 from btob.runtime.config import ClusterConfig
 from btob.runtime.delayline import DelayLine
 from btob.runtime.nursery import open_background_nursery
-from btob.runtime.store import INPUT_RECEIVE, INPUT_SUBMIT, INPUT_TICK, InputLog, identity_of
+from btob.runtime.store import DurableStore, identity_of
 
 __all__ = [
     "Core", "Node", "NodeStatistics", "Transport", "member_identity", "open_core_node",
@@ -59,11 +67,21 @@ class NodeStatistics:
 
     member: MemberStatistics
     frames_dropped_by_transport: int
-    inputs_logged: int
-    inputs_replayed: int
     deliveries_retained: int
     delivery_bytes_retained: int
     """Payload bytes of the retained deliveries."""
+    commits: int = 0
+    """Transactions committed to the data directory (each a group of steps)."""
+    steps_committed: int = 0
+    """Driver steps whose durable changes those transactions held."""
+    changes_committed: int = 0
+    """Puts, deletes, slots and snapshots committed, after merging a group's steps."""
+    commit_seconds: float = 0.0
+    """Time spent in commits (in a worker thread, while the driver went on)."""
+    slots_restored: int = 0
+    """Delivered slots above the snapshot that the member resumed from at start."""
+    store_bytes: int = 0
+    """Bytes of the data directory's database and write-ahead log (0 without one)."""
     fault: FaultEffects | None = None
     """What the member's injected fault did so far (None without a fault)."""
 
@@ -77,20 +95,58 @@ class _Submit:
     error: BtobError | None = None
 
 
+@attrs.define
+class _Step:
+    """What one driver step produced, held until its durable changes are committed."""
+
+    changes: DurableChanges
+    frames: list[Outgoing]
+    deliveries: list[Delivery]
+    answered: list[_Submit]
+    made_at: float
+    """Trio time the step was taken: a fault's frame delay counts from here."""
+    held_bytes: int = attrs.field(init=False)
+    """What the step holds in memory until it is released: frames and delivered payloads."""
+
+    @held_bytes.default
+    def _held_bytes(self) -> int:
+        return (sum(len(out.frame) for out in self.frames)
+                + sum(len(d.payload) for d in self.deliveries))
+
+
 _TICK = object()
+
+_HELD_STEPS_MAX = 256
+_HELD_BYTES_MAX = 16 << 20
+"""Past either bound of steps waiting for a commit (their frames and deliveries), the driver
+stops applying inputs until the committer catches up: a slow disk slows the member down
+instead of growing its memory."""
+
+
+def _merged(changes: Sequence[DurableChanges]) -> DurableChanges:
+    """``changes`` merged in order, pairwise as a balanced tree: each ``then`` copies what it
+    merges, so merging one by one would cost the square of the group's size."""
+    if len(changes) == 1:
+        return changes[0]
+    middle = len(changes) // 2
+    return _merged(changes[:middle]).then(_merged(changes[middle:]))
+
+
+def _change_count(changes: DurableChanges) -> int:
+    return (len(changes.put) + len(changes.delete) + len(changes.slots)
+            + (changes.snapshot is not None))
 
 
 class Node:
     """A running member. Obtain one from :func:`open_node`; do not construct it directly."""
 
-    def __init__(self, member: Core, transport: Transport, store: InputLog | None, *,
+    def __init__(self, member: Core, transport: Transport, store: DurableStore | None, *,
                  inbox_max: int) -> None:
         self.id = member.member
         self._member = member
         self._faulty = member if isinstance(member, FaultyCore) else None
         self._transport = transport
         self._store = store
-        self._offset = 0.0
         self._inbox_send, self._inbox = trio.open_memory_channel[object](inbox_max)
         settings = member.settings
         self._retain_count = settings.deliveries_retained_max
@@ -101,10 +157,18 @@ class Node:
         self._changed = trio.Event()
         self._delayed = DelayLine()
         self._dropped = 0
-        self._logged = 0
-        self._replayed = 0
-        self.submitted_before_start = 0
-        """Payloads this member had broadcast before this run (from its input log)."""
+        # Steps waiting for the committer (``_queued``), and every step taken but not yet
+        # released, the one being committed included (``_held_*``).
+        self._queued: list[_Step] = []
+        self._held_steps = 0
+        self._held_bytes = 0
+        self._work = trio.Event()
+        self._progress = trio.Event()
+        self._commits = 0
+        self._steps_committed = 0
+        self._changes_committed = 0
+        self._commit_seconds = 0.0
+        self._slots_restored = 0
 
     # -- public API ---------------------------------------------------------------------
 
@@ -179,20 +243,30 @@ class Node:
     def statistics(self) -> NodeStatistics:
         """A frozen snapshot of counters."""
         fault = None if self._faulty is None else self._faulty.effects()
-        return NodeStatistics(self._member.statistics(), self._dropped, self._logged,
-                              self._replayed, len(self._delivered), self._delivered_bytes,
-                              fault)
+        return NodeStatistics(
+            self._member.statistics(), self._dropped, len(self._delivered),
+            self._delivered_bytes, commits=self._commits,
+            steps_committed=self._steps_committed, changes_committed=self._changes_committed,
+            commit_seconds=self._commit_seconds, slots_restored=self._slots_restored,
+            store_bytes=0 if self._store is None else self._store.file_bytes(), fault=fault)
 
     # -- driver ---------------------------------------------------------------------------
 
     def _now(self) -> float:
-        return trio.current_time() + self._offset
+        return trio.current_time()
 
     async def _wait_change(self) -> None:
         await self._changed.wait()
 
     def _retain(self, deliveries: list[Delivery]) -> None:
         """Keep new deliveries for readers, within the count and byte bounds."""
+        first = deliveries[0].index
+        if first != self._delivered_count:
+            # A restored member re-delivers from its snapshot on, with the indices they had:
+            # what is retained must stay one run of consecutive indices.
+            self._delivered.clear()
+            self._delivered_bytes = 0
+            self._delivered_count = first
         self._delivered.extend(deliveries)
         self._delivered_count += len(deliveries)
         self._delivered_bytes += sum(len(d.payload) for d in deliveries)
@@ -200,34 +274,28 @@ class Node:
         while len(retained) > self._retain_count or self._delivered_bytes > self._retain_bytes:
             self._delivered_bytes -= len(retained.popleft().payload)
 
-    def _publish(self, deliveries: list[Delivery]) -> None:
-        if deliveries:
-            self._retain(deliveries)
+    def _notify(self) -> None:
+        """Wake readers and broadcasts waiting for room in the backlog."""
         self._changed.set()
         self._changed = trio.Event()
 
-    def replay(self) -> None:
-        """Rebuild the member from the input log (before any task starts)."""
-        if self._store is None:
+    async def restore(self) -> None:
+        """Resume the member from its data directory's committed state (before the node's
+        tasks start), and publish the deliveries it makes again: the slots above its snapshot,
+        with their original indices."""
+        store = self._store
+        if store is None:
             return
-        member = self._member
-        last = None
-        for kind, now, data in self._store.replay():
-            if kind == INPUT_SUBMIT:
-                member.submit(data, now)
-                self.submitted_before_start += 1
-            elif kind == INPUT_RECEIVE:
-                member.receive(data, now)
-            else:
-                member.tick(now)
-            _, deliveries = member.take_outputs()
-            if deliveries:
-                self._retain(deliveries)
-            self._replayed += 1
-            last = now
-        if last is not None:
-            # Node time continues where the log stopped, whatever the new process's clock says.
-            self._offset = last + 1e-3 - trio.current_time()
+        state = await trio.to_thread.run_sync(store.load)
+        if not state:
+            return  # a new directory: the member starts afresh
+        self._member.restore(state, self._now())
+        self._slots_restored = len(state.slots)
+        frames, deliveries = self._member.take_outputs()
+        step = _Step(self._member.take_durable(), frames, deliveries, [], trio.current_time())
+        if step.changes:
+            await self._commit([step])
+        self._release([step])
 
     def started(self) -> None:
         """The node's tasks start now: a fault's clock counts from here."""
@@ -243,19 +311,17 @@ class Node:
                     batch.append(self._inbox.receive_nowait())
                 except trio.WouldBlock:
                     break
-            rows: list[tuple[int, float, bytes]] = []
             answered: list[_Submit] = []
             for item in batch:
                 if faulty is not None:
                     ready = faulty.ready_at(self._now())
                     if ready > self._now():  # paused, or a slow CPU still busy
-                        self._flush(rows, answered)
-                        rows, answered = [], []
-                        await trio.sleep_until(ready - self._offset)
+                        await self._step(answered)
+                        answered = []
+                        await trio.sleep_until(ready)
                 now = self._now()
                 if item is _TICK:
                     member.tick(now)
-                    rows.append((INPUT_TICK, now, b""))
                 elif isinstance(item, _Submit):
                     for payload in item.payloads:
                         try:
@@ -263,32 +329,86 @@ class Node:
                         except BtobError as exc:
                             item.error = exc
                             break
-                        rows.append((INPUT_SUBMIT, now, payload))
                     answered.append(item)
                 else:
                     assert isinstance(item, tuple)
                     source, frame = item
                     member.receive(frame, now, source=source)
-                    rows.append((INPUT_RECEIVE, now, frame))
-            self._flush(rows, answered)
+            await self._step(answered)
 
-    def _flush(self, rows: list[tuple[int, float, bytes]], answered: list[_Submit]) -> None:
-        """Persist the inputs applied, then send what they caused, then deliver."""
+    async def _step(self, answered: list[_Submit]) -> None:
+        """Take what the inputs applied since the last step produced, and release it - at
+        once if nothing must be committed first, else once the committer has committed it."""
         frames, deliveries = self._member.take_outputs()
-        if self._store is not None:
-            self._store.append(rows)  # durable before anything it caused leaves
-            self._logged += len(rows)
-        due = trio.current_time()
-        for out in frames:
-            if out.delay_s > 0:
-                sent = self._delayed.put(due + out.delay_s, out.destination, out.frame)
-            else:
-                sent = self._transport.send_nowait(out.destination, out.frame)
-            if not sent:
-                self._dropped += 1
-        for request in answered:
-            request.done.set()
-        self._publish(deliveries)
+        step = _Step(self._member.take_durable(), frames, deliveries, answered,
+                     trio.current_time())
+        if self._store is None or (not step.changes and self._held_steps == 0):
+            self._release([step])
+            return
+        # Behind a step that waits for its commit, even a step with nothing to commit waits:
+        # its frames may repeat what that step signed (a retransmission).
+        self._queued.append(step)
+        self._held_steps += 1
+        self._held_bytes += step.held_bytes
+        self._work.set()
+        while self._held_steps > _HELD_STEPS_MAX or self._held_bytes > _HELD_BYTES_MAX:
+            await self._progress.wait()
+
+    async def _commit_loop(self) -> None:
+        """Commit what the steps queued so far changed, as one transaction, then release
+        them; forever."""
+        while True:
+            if not self._queued:
+                self._work = trio.Event()
+                await self._work.wait()
+                continue
+            steps, self._queued = self._queued, []
+            await self._commit(steps)
+            self._release(steps)
+            self._held_steps -= len(steps)
+            self._held_bytes -= sum(step.held_bytes for step in steps)
+            self._progress.set()
+            self._progress = trio.Event()
+
+    async def _commit(self, steps: list[_Step]) -> None:
+        """Merge and commit the changes of ``steps`` in a worker thread: the event loop goes
+        on (merging a few hundred steps costs milliseconds too)."""
+        store = self._store
+        assert store is not None
+        changes = [step.changes for step in steps if step.changes]
+        if not changes:
+            return
+
+        def merge_and_commit() -> DurableChanges:
+            merged = _merged(changes)
+            store.commit(merged)
+            return merged
+
+        started = time.perf_counter()
+        # Not abandoned on cancellation: a node closed mid-commit waits for it, so the store
+        # is closed only once no thread uses it.
+        merged = await trio.to_thread.run_sync(merge_and_commit)
+        self._commit_seconds += time.perf_counter() - started
+        self._commits += 1
+        self._steps_committed += len(changes)
+        self._changes_committed += _change_count(merged)
+
+    def _release(self, steps: list[_Step]) -> None:
+        """Send the frames of ``steps``, answer their broadcasts, publish their deliveries."""
+        for step in steps:
+            for out in step.frames:
+                if out.delay_s > 0:
+                    sent = self._delayed.put(step.made_at + out.delay_s, out.destination,
+                                             out.frame)
+                else:
+                    sent = self._transport.send_nowait(out.destination, out.frame)
+                if not sent:
+                    self._dropped += 1
+            for request in step.answered:
+                request.done.set()
+            if step.deliveries:
+                self._retain(step.deliveries)
+        self._notify()
 
     def _send_later(self, dest: int, frame: bytes) -> None:
         if not self._transport.send_nowait(dest, frame):
@@ -345,10 +465,11 @@ async def open_node(
     :class:`~btob.faults.FaultSpec` or ``"ID=BEHAVIOUR[:k=v,...]"`` text naming this member)
     injects a fault behaviour, driven as in the simulator with time counted from the node's
     start; its choices are drawn from ``seed``. Without ``transport`` a TCP transport on
-    ``config.addresses[node_id]`` is started. With ``data_dir`` every input is logged durably
-    before its effects leave the node, and a node reopened on the same directory resumes where
-    it stopped (see :mod:`btob.runtime.store`); the directory records the configuration it was
-    created with, and another one is refused.
+    ``config.addresses[node_id]`` is started. With ``data_dir`` the member's durable state is
+    committed there before anything it caused leaves the node (a payload is acknowledged once
+    it is durable), and a node reopened on the same directory resumes from it (see
+    :mod:`btob.runtime.store`); the directory records the configuration it was created with,
+    and another one is refused.
 
     Raises :class:`ConfigError` for a bad key, id, fault, configuration or data directory. An
     exception raised in the ``async with`` block propagates as itself; failures of the node's
@@ -405,7 +526,7 @@ async def open_core_node(
     if identity is None:
         identity = {"cluster_id": config.cluster_id.hex(), "member": node_id,
                     "public_key": config.registry.public_key(node_id).hex()}
-    store = InputLog(data_dir, identity=identity) if data_dir else None
+    store = DurableStore(data_dir, identity=identity) if data_dir else None
     try:
         # What the caller's block (or our own setup) raises arrives as itself, not wrapped in a
         # group per node; failures of the tasks below still arrive as trio's group.
@@ -427,8 +548,10 @@ async def open_core_node(
             if run is not None:  # a wrapper with work of its own (delayed frames)
                 nursery.start_soon(run)
             node = Node(core, transport, store, inbox_max=1024)
-            node.replay()
+            await node.restore()
             node.started()
+            if store is not None:
+                nursery.start_soon(node._commit_loop)
             nursery.start_soon(node._drive)
             nursery.start_soon(node._send_delayed)
             nursery.start_soon(node._receive_loop)

@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 
 from btob.cli.main import main
-from btob.runtime.store import InputLog
+from btob.core.durable import DurableChanges, SlotRecord
+from btob.core.wire import Batch, BatchRef
+from btob.runtime.store import DurableStore
 
 from ..helpers import BTOB, free_base_port
 
@@ -153,9 +155,19 @@ def test_keygen_does_not_overwrite(existing: str, cluster: Path,
 def test_node_on_a_database_of_random_bytes(cluster: Path) -> None:
     data = cluster / "data-0"
     data.mkdir()
-    (data / "inputs.sqlite").write_bytes(os.urandom(16384))
+    (data / "state.sqlite").write_bytes(os.urandom(16384))
     status, err = _process(_node(cluster, "--data", str(data)))
-    _assert_one_line_error(status, err, data / "inputs.sqlite")
+    _assert_one_line_error(status, err, data / "state.sqlite")
+
+
+def test_node_on_the_input_log_of_an_older_btob(cluster: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    data = cluster / "data-0"
+    data.mkdir()
+    (data / "inputs.sqlite").write_bytes(b"")
+    status, err = _main(_node(cluster, "--data", str(data)), capsys)
+    line = _assert_one_line_error(status, err, data / "inputs.sqlite")
+    assert "older btob (input log)" in line and "cannot be resumed" in line
 
 
 def test_node_on_a_database_damaged_past_its_first_pages(
@@ -165,22 +177,25 @@ def test_node_on_a_database_damaged_past_its_first_pages(
 
     data = cluster / "data-0"
     identity = member_identity(load_cluster_config(cluster / "cluster.toml"), 0)
-    log = InputLog(data, identity=identity)
-    log.append([(2, float(i), os.urandom(300)) for i in range(500)])
-    log.close()
-    with (data / "inputs.sqlite").open("r+b") as db:  # leave the schema pages intact
+    store = DurableStore(data, identity=identity)
+    batches = [Batch(k, (os.urandom(300),)) for k in range(500)]
+    store.commit(DurableChanges(slots=tuple(
+        SlotRecord(0, k, (BatchRef(1, k, batch.digest()),), (), (batch,))
+        for k, batch in enumerate(batches))))
+    store.close()
+    with (data / "state.sqlite").open("r+b") as db:  # leave the schema pages intact
         db.seek(10 * 4096)
         db.write(b"\xff" * 20 * 4096)
-    InputLog(data, identity=identity).close()  # it still opens: the damage shows on replay
+    DurableStore(data, identity=identity).close()  # it still opens: the damage shows on load
     status, err = _main(_node(cluster, "--data", str(data)), capsys)
-    line = _assert_one_line_error(status, err, data / "inputs.sqlite")
-    assert "replayed" in line
+    line = _assert_one_line_error(status, err, data / "state.sqlite")
+    assert "cannot be loaded" in line
 
 
 def test_node_on_a_data_directory_of_another_cluster(
         cluster: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data = cluster / "data-0"
-    InputLog(data, identity={"cluster_id": "00", "member": 0, "public_key": "00"}).close()
+    DurableStore(data, identity={"cluster_id": "00", "member": 0, "public_key": "00"}).close()
     status, err = _main(_node(cluster, "--data", str(data)), capsys)
     _assert_one_line_error(status, err, data, "another member or cluster")
 

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from functools import reduce
+
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from btob import WireError
 from btob.core.durable import DurableChanges, DurableState, SlotRecord, Snapshot
 from btob.core.wire import Batch, BatchRef, CheckpointCert, Vote
+
+from ..strategies import change_sequences
 
 
 def _slot(slot: int) -> SlotRecord:
@@ -79,3 +83,29 @@ def test_records_round_trip_and_damage_is_a_wire_error() -> None:
         SlotRecord.decode(_slot(3).encode()[:-2])
     with pytest.raises(WireError):
         Snapshot.decode(b"\x01")
+
+
+@settings(max_examples=200, deadline=None)
+@given(change_sequences())
+def test_merged_changes_apply_like_the_steps_one_by_one(steps: list[DurableChanges]) -> None:
+    """With delivered slots and snapshots too (the node merges whole groups of steps)."""
+    one_by_one = reduce(DurableState.apply, steps, DurableState.EMPTY)
+    merged = reduce(DurableChanges.then, steps, DurableChanges.EMPTY)
+    assert DurableState.EMPTY.apply(merged) == one_by_one
+
+
+@settings(max_examples=200, deadline=None)
+@given(change_sequences(), st.data())
+def test_merging_is_associative(steps: list[DurableChanges], data: st.DataObject) -> None:
+    """A group may be merged in any bracketing (the node merges it as a balanced tree)."""
+
+    def bracketed(part: list[DurableChanges]) -> DurableChanges:
+        if not part:
+            return DurableChanges.EMPTY
+        if len(part) == 1:
+            return part[0]
+        cut = data.draw(st.integers(1, len(part) - 1))
+        return bracketed(part[:cut]).then(bracketed(part[cut:]))
+
+    one_by_one = reduce(DurableState.apply, steps, DurableState.EMPTY)
+    assert DurableState.EMPTY.apply(bracketed(steps)) == one_by_one
