@@ -58,7 +58,8 @@ def test_history_measures_stores_and_restarts_at_each_mark(tmp_path: Path) -> No
     assert sorted(run) == ["2000", "400"]
     for rows in run.values():
         assert [row["member"] for row in rows] == [0, 1, 2, 3]
-        assert all(row["store_bytes"] >= row["db_bytes"] > 0 for row in rows)
+        assert all(row["store_bytes"] >= row["db_bytes"] >= row["live_db_bytes"] > 0
+                   for row in rows)
     assert all(row["snapshot_upto"] > 0 and row["slots"] is not None for row in run["2000"])
     assert disk["ratio"] == disk["median_store_bytes"]["2000"] / disk["median_store_bytes"]["400"]
     (restarts,) = restart["runs"]
@@ -137,7 +138,7 @@ def test_the_table_says_when_the_data_is_not_on_a_disk() -> None:
     (["--behind", "1000"], "does not exceed --retention 1024"),
     (["--quick", "--behind", "32"], "does not exceed --retention 32"),
     (["--retention", "20", "--behind", "30"], "log_retention_slots must be at least"),
-    (["--repeat", "0"], "--repeat >= 1")])
+    (["--repeat", "0"], "--repeat >= 1"), (["--history-backlog", "-1"], "backlog >= 0")])
 def test_a_plan_that_cannot_measure_is_refused(argv: list[str], reason: str) -> None:
     with pytest.raises(SystemExit, match=reason):
         bench.main(argv)
