@@ -815,6 +815,9 @@ def main(argv: list[str] | None = None) -> int:
     table = markdown_table(report)
     print(table, end="")
     print(f"total wall time {report['wall_s']:.1f} s")
+    for out in (args.markdown, args.json):
+        if out is not None:
+            out.parent.mkdir(parents=True, exist_ok=True)
     if args.markdown is not None:
         args.markdown.write_text(table, encoding="utf-8")
     if args.json is not None:

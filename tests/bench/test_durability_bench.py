@@ -99,7 +99,7 @@ def test_a_catch_up_the_log_could_serve_does_not_count(tmp_path: Path) -> None:
 
 def test_quick_throughput_writes_the_table_and_json(tmp_path: Path,
                                                     capsys: pytest.CaptureFixture[str]) -> None:
-    out, md = tmp_path / "d.json", tmp_path / "d.md"
+    out, md = tmp_path / "d.json", tmp_path / "out" / "d.md"  # a new directory for it
     status = bench.main(["--quick", "--only", "throughput", "--dir", str(tmp_path),
                          "--json", str(out), "--markdown", str(md)])
     assert status == 0
@@ -111,7 +111,7 @@ def test_quick_throughput_writes_the_table_and_json(tmp_path: Path,
     assert report["data"]["path"].startswith(str(tmp_path)) and report["data"]["fstype"]
     table = md.read_text()
     assert "| throughput, 4 processes over TCP" in table and table in capsys.readouterr().out
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.json", "d.md"]  # data removed
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.json", "out"]  # data removed
 
 
 def test_a_failed_scenario_is_reported_and_fails_the_run(
