@@ -113,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser(
         "bench", add_help=False,
         help="benchmark matrix (--quick, --full, --matrix FILE; see `btob bench --help`), "
-             "or one micro-benchmark: crypto, sim, variants, recovery, tcp")
+             "or one micro-benchmark: crypto, sim, variants, recovery, tcp, durability")
     # Never parsed here: main() hands everything after "bench" to the harness's own parser.
     bench.add_argument("args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
 
