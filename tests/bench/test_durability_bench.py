@@ -58,8 +58,10 @@ def test_history_measures_stores_and_restarts_at_each_mark(tmp_path: Path) -> No
     assert sorted(run) == ["2000", "400"]
     for rows in run.values():
         assert [row["member"] for row in rows] == [0, 1, 2, 3]
-        assert all(row["store_bytes"] >= row["db_bytes"] >= row["live_db_bytes"] > 0
-                   for row in rows)
+        # Pages in use count those still in the write-ahead log, so they are bounded by the
+        # database and its log together, not by the database file alone.
+        assert all(row["store_bytes"] >= row["db_bytes"] > 0 for row in rows)
+        assert all(row["store_bytes"] >= row["live_db_bytes"] > 0 for row in rows)
     assert all(row["snapshot_upto"] > 0 and row["slots"] is not None for row in run["2000"])
     assert disk["ratio"] == disk["median_store_bytes"]["2000"] / disk["median_store_bytes"]["400"]
     (restarts,) = restart["runs"]
