@@ -24,6 +24,8 @@ from btob.core.contract import Outgoing as Outgoing
 from btob.core.delivery import Delivery as Delivery
 from btob.core.delivery import MsgId as MsgId
 from btob.core.dissemination import BRB_KINDS as BRB_KINDS
+from btob.core.durable import DurableChanges as DurableChanges
+from btob.core.durable import DurableState as DurableState
 from btob.core.effects import Evidence as Evidence
 from btob.core.member import BacklogFull as BacklogFull
 from btob.core.member import CountersUnknown as CountersUnknown
@@ -71,6 +73,8 @@ __all__ = [
     "DeliveryNotRetained",
     "Core",
     "Delivery",
+    "DurableChanges",
+    "DurableState",
     "DeliveryRecord",
     "Evidence",
     "LogDir",

@@ -23,7 +23,7 @@ from __future__ import annotations
 import attrs
 
 from btob.core.certificates import valid_votes
-from btob.core.dissemination import Dissemination, batch_fits
+from btob.core.dissemination import Dissemination, batch_fits, counters_above
 from btob.core.effects import BrbDelivery, Evidence, Outbox, VerifyFn
 from btob.core.quorum import Quorums
 from btob.core.settings import Settings
@@ -95,13 +95,8 @@ class _BrbBase(Dissemination):
 
     def seen_from(self, origin: int) -> tuple[int, int]:
         """Above every SEND of ``origin`` held in an instance."""
-        batch = payload = 0
-        for (o, counter), inst in self._instances.items():
-            send = None if inst.send is None else inst.send.message
-            if o == origin and isinstance(send, Send):
-                batch = max(batch, counter + 1)
-                payload = max(payload, send.batch.first_counter + len(send.batch.payloads))
-        return batch, payload
+        return counters_above((counter, inst.send)
+                              for (o, counter), inst in self._instances.items() if o == origin)
 
     def restore_finished(self, windows: tuple[tuple[int, int, tuple[int, ...]], ...]) -> None:
         """Continue from a snapshot whose finished instances are ``windows``."""

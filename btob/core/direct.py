@@ -27,7 +27,7 @@ from collections.abc import Callable
 import attrs
 
 from btob._errors import WireError
-from btob.core.dissemination import Dissemination, batch_fits
+from btob.core.dissemination import Dissemination, batch_fits, counters_above
 from btob.core.effects import BrbDelivery, Evidence, Outbox, VerifyFn
 from btob.core.quorum import Quorums
 from btob.core.settings import Settings
@@ -149,13 +149,8 @@ class DirectDissemination(Dissemination):
 
     def seen_from(self, origin: int) -> tuple[int, int]:
         """Above every SEND of ``origin`` held."""
-        batch = payload = 0
-        for (o, counter), held in self._held.items():
-            send = held.message
-            if o == origin and isinstance(send, Send):
-                batch = max(batch, counter + 1)
-                payload = max(payload, send.batch.first_counter + len(send.batch.payloads))
-        return batch, payload
+        return counters_above((counter, held)
+                              for (o, counter), held in self._held.items() if o == origin)
 
     def carried(self, refs: tuple[BatchRef, ...]) -> tuple[bytes, ...]:
         """The signed SEND frames an ORDER for ``refs`` carries."""

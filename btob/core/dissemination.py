@@ -19,12 +19,14 @@ inherits the no-op.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from btob.core.effects import Outbox
 from btob.core.quorum import Quorums
 from btob.core.settings import Settings
-from btob.core.wire import Batch, BatchRef, Order, Signed
+from btob.core.wire import Batch, BatchRef, Order, Send, Signed
 
-__all__ = ["BRB_KINDS", "Dissemination", "batch_fits"]
+__all__ = ["BRB_KINDS", "Dissemination", "batch_fits", "counters_above"]
 
 BRB_KINDS = ("bracha", "echo")
 """Reliable broadcasts a member can disseminate with (``--brb``)."""
@@ -82,6 +84,7 @@ class Dissemination:
         held here (0, 0 if none)."""
         return 0, 0
 
+
     def restore_finished(self, windows: tuple[tuple[int, int, tuple[int, ...]], ...]) -> None:
         """Continue from a snapshot: the instances in ``windows`` (per origin: every counter
         below ``low``, and those listed above it) are finished, delivered in a slot."""
@@ -106,3 +109,14 @@ class Dissemination:
     def view_installed(self, now: float) -> None:
         """A new view (and perhaps a new sequencer) is in place."""
 
+
+def counters_above(sends: Iterable[tuple[int, Signed | None]]) -> tuple[int, int]:
+    """The next batch and payload counters above every ``(counter, SEND)`` given (entries
+    whose message is no SEND, or None, count for nothing)."""
+    batch = payload = 0
+    for counter, signed in sends:
+        send = None if signed is None else signed.message
+        if isinstance(send, Send):
+            batch = max(batch, counter + 1)
+            payload = max(payload, send.batch.first_counter + len(send.batch.payloads))
+    return batch, payload

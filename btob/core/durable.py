@@ -22,7 +22,7 @@ replaces the slots below it, so disk use is O(snapshot + window), independent of
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
 import attrs
 
@@ -30,6 +30,13 @@ from btob.core.codec import BYTES, INT, Wired, pack, record, unpack, wired
 from btob.core.wire import BATCHES, REFS, VOTES, Batch, BatchRef, CheckpointCert, Vote
 
 __all__ = ["DurableChanges", "DurableState", "SlotRecord", "Snapshot"]
+
+W = TypeVar("W", bound=Wired)
+
+
+def _stored(cls: type[W], data: bytes) -> W:
+    """A record read back from the store: our own bytes, bounded by their own length."""
+    return cls.from_wire(unpack(data, frame_bytes_max=len(data), items_max=len(data)))
 
 
 @wired("slot record")
@@ -52,7 +59,7 @@ class SlotRecord(Wired):
     @classmethod
     def decode(cls, data: bytes) -> SlotRecord:
         """The record stored as ``data``; :class:`~btob.WireError` if it is damaged."""
-        return cls.from_wire(unpack(data, frame_bytes_max=len(data), items_max=len(data)))
+        return _stored(cls, data)
 
 
 @wired("snapshot")
@@ -78,7 +85,7 @@ class Snapshot(Wired):
     @classmethod
     def decode(cls, data: bytes) -> Snapshot:
         """The snapshot stored as ``data``; :class:`~btob.WireError` if it is damaged."""
-        return cls.from_wire(unpack(data, frame_bytes_max=len(data), items_max=len(data)))
+        return _stored(cls, data)
 
 
 @attrs.frozen

@@ -493,6 +493,7 @@ class Member:
             "checkpoint_state": self._checkpoints.held(),
             "history_slots": self._catchup.held(),
             "transfer_chunks": self._transfer.held(),
+            "snapshot_states": len(self._states),
             "journal": self._journal.held(),
             "view_changes": vc_held["view_changes"],
             "early_payloads": self._log.early_held(),
@@ -581,6 +582,12 @@ class Member:
         self._next_batch = max(self._next_batch, batch)
         self._next_payload = self._submitted = max(self._next_payload, payload)
         self._learning = None
+
+    def known_counters(self, origin: int) -> tuple[int, int]:
+        """The next batch and payload counters of ``origin`` this member knows of (ordered
+        or in flight), as its STATUS reports them."""
+        seen = self._seen()
+        return seen[2 * origin], seen[2 * origin + 1]
 
     def _seen(self) -> tuple[int, ...]:
         """Per origin: the next batch and payload counters known here (for STATUS)."""
@@ -772,6 +779,12 @@ class Member:
             raise ConfigError(f"the snapshot at slot {upto} has {len(state)} bytes, more than "
                               f"snapshot_bytes_max={self.settings.snapshot_bytes_max}")
         self._states[upto] = state
+        # Only boundaries a certificate can still come for are kept: CHECKPOINT votes are
+        # taken up to slot_window beyond the stable one (a member that sees none stabilise
+        # must not hold a snapshot per boundary forever).
+        floor = upto - self.settings.slot_window
+        for boundary in [u for u in self._states if u < floor]:
+            del self._states[boundary]
         root = self._chunk_server.root_of(upto, state)
         self._outbox.send(None, self._checkpoints.boundary_checkpoint(upto, root))
         self._maybe_snapshot(upto)

@@ -36,15 +36,27 @@ def _node(left: bytes, right: bytes) -> bytes:
     return hashlib.sha256(_NODE + left + right).digest()
 
 
-def _levels(chunks: Sequence[bytes]) -> list[list[bytes]]:
-    """Every level of the tree, leaves first; an odd node is carried up unchanged."""
-    level = [_leaf(i, c) for i, c in enumerate(chunks)]
+def _levels(leaves: list[bytes]) -> list[list[bytes]]:
+    """Every level of the tree over leaf hashes, leaves first; an odd node is carried up."""
+    level = leaves
     levels = [level]
     while len(level) > 1:
         level = [_node(level[i], level[i + 1]) if i + 1 < len(level) else level[i]
                  for i in range(0, len(level), 2)]
         levels.append(level)
     return levels
+
+
+def _path(levels: list[list[bytes]], index: int) -> tuple[bytes, ...]:
+    """The audit path of leaf ``index``: the sibling hash at each level that has one."""
+    path: list[bytes] = []
+    position = index
+    for level in levels[:-1]:
+        sibling = position ^ 1
+        if sibling < len(level):
+            path.append(level[sibling])
+        position //= 2
+    return tuple(path)
 
 
 def _seal(count: int, top: bytes) -> bytes:
@@ -54,19 +66,12 @@ def _seal(count: int, top: bytes) -> bytes:
 def merkle_root(chunks: Sequence[bytes]) -> bytes:
     """The root over ``chunks`` (non-empty), committing to their number and order."""
     assert chunks, "a state has at least one chunk"
-    return _seal(len(chunks), _levels(chunks)[-1][0])
+    return _seal(len(chunks), _levels([_leaf(i, c) for i, c in enumerate(chunks)])[-1][0])
 
 
 def merkle_proof(chunks: Sequence[bytes], index: int) -> tuple[bytes, ...]:
     """The audit path of chunk ``index``: the sibling hash at each level that has one."""
-    path: list[bytes] = []
-    position = index
-    for level in _levels(chunks)[:-1]:
-        sibling = position ^ 1
-        if sibling < len(level):
-            path.append(level[sibling])
-        position //= 2
-    return tuple(path)
+    return _path(_levels([_leaf(i, c) for i, c in enumerate(chunks)]), index)
 
 
 def verify_chunk(root: bytes, count: int, index: int, chunk: bytes,
@@ -106,14 +111,9 @@ class MerkleTree:
         self.count = chunk_count(len(data), chunk_bytes)
         """How many chunks the state has."""
         view = memoryview(data)
-        level = [_leaf(i, bytes(view[i * chunk_bytes:(i + 1) * chunk_bytes]))
-                 for i in range(self.count)]
-        self._levels = [level]
-        while len(level) > 1:
-            level = [_node(level[i], level[i + 1]) if i + 1 < len(level) else level[i]
-                     for i in range(0, len(level), 2)]
-            self._levels.append(level)
-        self.root = _seal(self.count, level[0])
+        self._levels = _levels([_leaf(i, bytes(view[i * chunk_bytes:(i + 1) * chunk_bytes]))
+                                for i in range(self.count)])
+        self.root = _seal(self.count, self._levels[-1][0])
         """The root, equal to ``merkle_root(chunks_of(data, chunk_bytes))``."""
 
     def chunk(self, index: int) -> bytes:
@@ -122,11 +122,4 @@ class MerkleTree:
 
     def proof(self, index: int) -> tuple[bytes, ...]:
         """The audit path of chunk ``index``, equal to :func:`merkle_proof`'s."""
-        path: list[bytes] = []
-        position = index
-        for level in self._levels[:-1]:
-            sibling = position ^ 1
-            if sibling < len(level):
-                path.append(level[sibling])
-            position //= 2
-        return tuple(path)
+        return _path(self._levels, index)

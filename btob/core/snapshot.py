@@ -16,7 +16,7 @@ import attrs
 
 from btob._errors import WireError
 from btob.core.codec import BYTES, DIGEST, INT, Wired, pack, record, seq, unpack, wired
-from btob.core.merkle import chunks_of, merkle_root
+from btob.core.merkle import MerkleTree
 
 __all__ = ["EarlyPayload", "MemberState", "OriginWindow"]
 
@@ -112,4 +112,4 @@ class MemberState(Wired):
     @staticmethod
     def root_of(data: bytes, chunk_bytes: int) -> bytes:
         """The Merkle root of encoded state ``data`` in chunks of ``chunk_bytes``."""
-        return merkle_root(chunks_of(data, chunk_bytes))
+        return MerkleTree(data, chunk_bytes).root

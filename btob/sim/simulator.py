@@ -482,8 +482,7 @@ class _Simulation:
         seen = 0
         for i, core in enumerate(self.cores):
             if i != member and isinstance(core, Member) and i not in self.down:
-                status = core._seen()
-                seen = max(seen, status[2 * member + 1])
+                seen = max(seen, core.known_counters(member)[1])
         kept = [b for b in self.broadcasts[member] if int(b.msg_id.split(":")[1]) < seen]
         self.lost_with_disk[member] = len(self.broadcasts[member]) - len(kept)
         self.broadcasts[member] = kept

@@ -104,3 +104,46 @@ def test_late_matching_votes_are_dropped_before_their_signature_check() -> None:
     verified = sum(s.signatures_verified for s in result.statistics)
     assert late > 0
     assert verified <= received - late  # each skipped vote saved a verification
+
+
+def test_a_member_back_from_nothing_continues_above_what_an_honest_peer_vouches_for() -> None:
+    """A Byzantine peer that reports huge counters for us cannot push us into a gap (our
+    later batches would wait for predecessors forever): the (f+1)-th highest report wins."""
+    from btob import CountersUnknown, DurableState
+    from btob.core.wire import Status
+
+    keys = Keys(4)
+    node = make(keys)
+    node.restore(DurableState.EMPTY, 0.0)
+    with pytest.raises(CountersUnknown):
+        node.submit(b"too early", 0.0)
+
+    def status(sender: int, batch: int, payload: int) -> bytes:
+        seen = [0] * 8
+        seen[2:4] = [batch, payload]  # what it says of member 1
+        return keys.sign(sender, Status(0, 0, tuple(seen))).to_frame()
+
+    node.receive(status(3, 10**6, 10**6), 0.1)  # the liar
+    with pytest.raises(CountersUnknown):
+        node.submit(b"still too early", 0.1)  # one report is not n-1-f = 2
+    node.receive(status(2, 3, 7), 0.2)
+    assert str(node.submit(b"now", 0.3)) == "1:7"
+    assert node.known_counters(1) == (4, 8)  # batch 3 went out, holding payload 7
+
+
+def test_snapshots_of_boundaries_that_never_stabilise_are_not_kept_forever() -> None:
+    from btob.core.wire import Checkpoint
+
+    from ..helpers import Router
+
+    keys = Keys(4)
+    router = Router(keys, checkpoint_interval=4, slot_window=8, batch_payloads_max=1)
+    router.allow = lambda src, dst, message: not isinstance(message, Checkpoint)
+    for k in range(60):
+        router.members[k % 4].submit(b"p%d" % k, router.now)
+        router.pump()
+    router.advance(2.0)
+    held = [m.held_state()["snapshot_states"] for m in router.members]
+    assert min(m.next_slot for m in router.members) >= 40  # ten boundaries and more
+    assert all(m.statistics().stable_checkpoint == 0 for m in router.members)
+    assert max(held) <= 8 // 4 + 1, held
