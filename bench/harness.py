@@ -388,7 +388,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="btob bench", description="Run a benchmark matrix: tcp (real processes on "
         "loopback) and sim (virtual time) runs, each tcp run beside the crash-only unsigned "
         "baseline. Writes OUT/results.json, OUT/results.md and PNG plots. "
-        "`btob bench crypto|sim|variants|recovery|tcp ...` runs one micro-benchmark instead.")
+        "`btob bench crypto|sim|variants|recovery|tcp|durability ...` runs one micro-benchmark "
+        "instead.")
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--quick", action="store_true", help="the quick preset (< 3 minutes)")
     which.add_argument("--full", action="store_true", help="the full preset (the default)")

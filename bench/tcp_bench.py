@@ -4,7 +4,7 @@ Run with ``python -m btob.bench.tcp_bench [--n 4] [--payloads 3000] [--payload-s
 [--rate 0] [--low-load-payloads 200] [--low-load-rate 50] [--json OUT]`` plus, for one
 configuration, ``--core btob|baseline --variant V --brb B --batch-size N --batch-delay S
 --view-change-timeout S --fault ID=BEHAVIOUR[:k=v] ... --net key=value,... --setting
-NAME=VALUE ...``. ``btob bench`` (:mod:`btob.bench.harness`) drives the same workers through
+NAME=VALUE ... --data``. ``btob bench`` (:mod:`btob.bench.harness`) drives the same workers through
 :func:`run_cluster` for every tcp run of a matrix.
 
 The parent process picks free loopback ports, derives deterministic keys, writes
@@ -19,6 +19,10 @@ returns), else one ``Node.broadcast`` per payload paced at ``rate / n`` per seco
 member (one without an injected fault) consumes its deliveries until it has delivered every
 payload of every correct origin; a faulty one serves until all correct members are done.
 Correct members linger a little so slower peers can finish, then write ``result-I.json``.
+With ``--data`` each member keeps its durable state in ``DIR/data-I`` (on the file system of
+the run's directory, see :func:`run_cluster`), so a payload is acknowledged, and a frame sent,
+only once what it changed is committed there; the result then says how many commits were made
+and how large the store grew.
 
 Definitions (all printed numbers follow them):
 
@@ -280,11 +284,14 @@ async def _open(args: argparse.Namespace, config: ClusterConfig, key: SigningKey
         if args.fault:
             raise ConfigError("the crash-only baseline is measured fault-free only")
         core = CrashOnlySequencer(member=args.worker, n=config.n, settings=_settings(args))
+        if args.data:
+            raise ConfigError("the crash-only baseline keeps no durable state: no --data")
         async with open_core_node(core, config, key, transport_wrapper=wrapper) as node:
             yield node
     else:
         async with open_node(config, args.worker, key, settings=_settings(args),
                              fault=args.fault[0] if args.fault else None,
+                             data_dir=args.dir / f"data-{args.worker}" if args.data else None,
                              transport_wrapper=wrapper) as node:
             yield node
 
@@ -386,6 +393,11 @@ async def _run_worker(args: argparse.Namespace) -> dict[str, Any]:
             "view_changes_started": m.view_changes_started,
         },
         "frames_dropped_by_transport": stats.frames_dropped_by_transport,
+        "durable": None if not args.data else {
+            "commits": stats.commits, "steps_committed": stats.steps_committed,
+            "changes_committed": stats.changes_committed,
+            "commit_seconds": stats.commit_seconds, "store_bytes": stats.store_bytes,
+            "slots_restored": stats.slots_restored},
         "fault": None if stats.fault is None else {
             **attrs.asdict(stats.fault), "took_effect": stats.fault.took_effect},
         "net": None if capture.net is None else {
@@ -435,6 +447,8 @@ class WorkerOptions:
     net: str = ""
     settings: tuple[str, ...] = ()
     """Other :class:`btob.Settings` fields as ``NAME=VALUE`` strings."""
+    data: bool = False
+    """Each member keeps its durable state in ``DIR/data-I`` (btob core only)."""
 
     def member_settings(self) -> Settings:
         """The settings every worker runs with (their cluster-wide part is cluster.toml's)."""
@@ -460,19 +474,24 @@ class WorkerOptions:
             args += ["--net", self.net]
         for text in self.settings:
             args += ["--setting", text]
+        if self.data:
+            args.append("--data")
         return args
 
 
 def run_cluster(n: int, payloads: int, payload_size: int, rate: float, *, linger_s: float,
                 timeout_s: float, keep_dir: bool = False,
-                options: WorkerOptions | None = None) -> list[dict[str, Any]]:
+                options: WorkerOptions | None = None,
+                parent: Path | None = None) -> list[dict[str, Any]]:
     """Start ``n`` worker processes for one phase and return their result dicts (by member).
 
-    Raises ``RuntimeError`` with the workers' log tails if one fails or the phase times out
-    (every worker is killed then).
+    The phase runs in a new temporary directory under ``parent`` (default: the system's
+    temporary directory), which also holds the members' data directories with
+    ``options.data``. Raises ``RuntimeError`` with the workers' log tails if one fails or the
+    phase times out (every worker is killed then).
     """
     options = options if options is not None else WorkerOptions()
-    directory = Path(tempfile.mkdtemp(prefix="btob-tcp-bench-"))
+    directory = Path(tempfile.mkdtemp(prefix="btob-tcp-bench-", dir=parent))
     write_cluster(directory, n, brb=options.brb, variant=options.variant,
                   settings=options.member_settings())
     root = Path(__file__).resolve().parent.parent
@@ -586,6 +605,9 @@ def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
         "view_changes_started": sum(s["view_changes_started"] for s in stats),
         "frames_dropped_by_transport": sum(int(r["frames_dropped_by_transport"])
                                            for r in results),
+        "durable": None if any(r.get("durable") is None for r in results) else {
+            key: [r["durable"][key] for r in results]
+            for key in ("commits", "commit_seconds", "store_bytes")},
         "dropped": {k: sum(s["dropped"].get(k, 0) for s in stats)
                     for k in sorted({k for s in stats for k in s["dropped"]})},
     })
@@ -657,6 +679,11 @@ def _print_summary(title: str, s: dict[str, Any], wall_s: float) -> None:
     if s["dropped"]:
         extras += f", member drop counters {s['dropped']}"
     row("anomalies", extras)
+    if s.get("durable") is not None:
+        d = s["durable"]
+        row("durable: commits / commit s / store MiB", " ".join(
+            f"{c}/{t:.1f}/{b / 2**20:.1f}" for c, t, b in
+            zip(d["commits"], d["commit_seconds"], d["store_bytes"], strict=True)))
     row("phase wall time", f"{wall_s:.1f} s")
 
 
@@ -716,6 +743,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="network faults on what every member sends")
     parser.add_argument("--setting", action="append", default=[], metavar="NAME=VALUE",
                         help="any other btob.Settings field, e.g. slots_in_flight_max=2")
+    parser.add_argument("--data", action="store_true",
+                        help="each member keeps its durable state in a data directory under "
+                             "the run's temporary directory (btob core only)")
     # The benchmark starts one worker process per member with these three.
     parser.add_argument("--faulty", type=int, action="append", default=[], metavar="ID",
                         help="internal, worker mode: a faulty member, whose payloads the "
@@ -733,7 +763,8 @@ def _options(args: argparse.Namespace) -> WorkerOptions:
     return WorkerOptions(core=args.core, variant=args.variant, brb=args.brb,
                          batch_size=args.batch_size, batch_delay_s=args.batch_delay,
                          view_change_timeout_s=args.view_change_timeout,
-                         faults=tuple(args.fault), net=args.net, settings=tuple(args.setting))
+                         faults=tuple(args.fault), net=args.net, settings=tuple(args.setting),
+                         data=args.data)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -745,6 +776,9 @@ def main(argv: list[str] | None = None) -> int:
         return run_worker(args)
     if args.n < 1 or args.payload_size < HEADER.size or args.payloads < args.n:
         raise SystemExit(f"need --n >= 1, --payloads >= n and --payload-size >= {HEADER.size}")
+    if args.data and args.core == "baseline":
+        raise SystemExit("python -m btob.bench.tcp_bench: the crash-only baseline keeps no "
+                         "durable state: --data needs --core btob")
     try:
         _settings(args)  # refuse bad settings here, not in n worker tracebacks
     except ConfigError as exc:

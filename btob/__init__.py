@@ -17,6 +17,7 @@ from btob._errors import MemberCrashed as MemberCrashed
 from btob._errors import StateDiverged as StateDiverged
 from btob._errors import WireError as WireError
 from btob._util import fixup_module_metadata
+from btob.core.application import StateMachine as StateMachine
 from btob.core.contract import Core as Core
 from btob.core.contract import MemberStatistics as MemberStatistics
 from btob.core.contract import Outgoing as Outgoing
@@ -90,6 +91,7 @@ __all__ = [
     "SimConfig",
     "SimResult",
     "StateDiverged",
+    "StateMachine",
     "TcpSettings",
     "TcpTransport",
     "Transport",

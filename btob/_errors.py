@@ -30,10 +30,14 @@ class LogFormatError(BtobError):
 
 class DeliveryNotRetained(BtobError):
     """A delivery older than a node keeps was asked for; ``oldest`` is the oldest index it
-    still holds (``Settings.deliveries_retained_max`` and ``_bytes_max`` bound them)."""
+    still holds (``Settings.deliveries_retained_max`` and ``_bytes_max`` bound them, and after
+    a restart or a state transfer nothing below the snapshot is held). What lies below is in
+    the snapshot: an application that must start there runs as a :class:`~btob.StateMachine`
+    (``open_node(app=...)``), which is restored from the snapshot instead."""
 
     def __init__(self, index: int, oldest: int) -> None:
-        super().__init__(f"delivery {index} is no longer retained (the oldest kept is {oldest})")
+        super().__init__(f"delivery {index} is no longer retained (the oldest kept is {oldest}; "
+                         f"what lies below it is in the snapshot, which restores an app)")
         self.index = index
         self.oldest = oldest
 

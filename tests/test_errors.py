@@ -30,7 +30,8 @@ def test_every_error_is_a_btob_error_and_an_exception() -> None:
 def test_delivery_not_retained_names_the_index_and_the_oldest_kept() -> None:
     error = DeliveryNotRetained(3, 10)
     assert (error.index, error.oldest) == (3, 10)
-    assert str(error) == "delivery 3 is no longer retained (the oldest kept is 10)"
+    assert str(error) == ("delivery 3 is no longer retained (the oldest kept is 10; what lies "
+                          "below it is in the snapshot, which restores an app)")
 
 
 def test_each_party_at_fault_gets_its_own_error(tmp_path: Path) -> None:

@@ -27,6 +27,7 @@ CROSS_CUTTING = {
     "core/test_bounds.py",
     "core/test_scripts.py",
     "runtime/test_group_commit.py",
+    "runtime/test_compaction.py",
     "runtime/test_node_faults.py",
     "runtime/test_restore.py",
     "runtime/test_retention.py",

@@ -14,7 +14,7 @@ from btob.core.proposers import view_leader
 from btob.core.variants import VARIANTS
 from btob.faults import BEHAVIOURS, NetSpec, load_mixes, parse_fault, parse_net
 from btob.sim.checker import check, format_report
-from btob.sim.simulator import SimConfig, SimResult, replay_command, simulate
+from btob.sim.simulator import Restart, SimConfig, SimResult, replay_command, simulate
 from btob.sim.sweep import add_sweep_arguments, run_sweep_command
 
 __all__ = ["build_parser", "main"]
@@ -81,6 +81,12 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--mix", metavar="NAME|FILE",
                      help="a preset fault mix or a TOML file of one (its faults and network are "
                           "added to --fault and --net)")
+    sim.add_argument("--restart", action="append", default=[],
+                     metavar="ID@STEP[/after-commit][/DOWNs][/wiped]",
+                     help="an honest member that crashes while taking its STEP-th input "
+                          "(before its changes are committed, or after) and restarts from "
+                          "its durable state DOWN seconds later (default 0.2), or from an "
+                          "empty one with /wiped (repeatable)")
     sim.add_argument("--max-time", type=float, default=60.0,
                      help="virtual seconds before the run stops, complete or not (default 60)")
     sim.add_argument("--crypto", choices=("nacl", "cryptography"), default="nacl",
@@ -107,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser(
         "bench", add_help=False,
         help="benchmark matrix (--quick, --full, --matrix FILE; see `btob bench --help`), "
-             "or one micro-benchmark: crypto, sim, variants, recovery, tcp")
+             "or one micro-benchmark: crypto, sim, variants, recovery, tcp, durability")
     # Never parsed here: main() hands everything after "bench" to the harness's own parser.
     bench.add_argument("args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
 
@@ -131,6 +137,7 @@ def _sim_config(args: argparse.Namespace) -> SimConfig:
         n=args.n, f=args.f, seed=args.seed, messages=args.messages,
         payload_size=args.payload_size, rate=args.rate, variant=args.variant, brb=args.brb,
         faults=faults, net=net, max_time=args.max_time, crypto_backend=args.crypto,
+        restarts=tuple(Restart.parse(text) for text in args.restart),
     )
 
 
@@ -188,6 +195,18 @@ def format_summary(result: SimResult) -> str:
     proven = sorted({m for s in result.statistics if honest[s.member].honest for m in s.evidence})
     convicted = f"members {proven} proven Byzantine" if proven else "none"
     lines.append(f"evidence  {convicted}")
+    for restart in config.restarts:
+        back = result.restarted.get(restart.member)
+        if back is None:
+            lines.append(f"restart   {restart}: never happened (the run ended first)")
+        else:
+            transfers = result.transfers.get(restart.member, 0)
+            lines.append(f"restart   {restart}: back at {back:.3f}s, "
+                         f"{transfers} state transfer(s), "
+                         f"{result.lost_with_disk.get(restart.member, 0)} payload(s) lost "
+                         f"with the disk")
+    for mismatch in result.redelivery_mismatches[:3]:
+        lines.append(f"VIOLATION {mismatch}")
     for violation in result.report.violations:
         lines.append(f"VIOLATION {violation}")
     if result.ok:

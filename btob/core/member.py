@@ -37,7 +37,7 @@ from btob.core.journal import SigningJournal
 from btob.core.ordering import Ordering
 from btob.core.quorum import Quorums
 from btob.core.settings import Settings
-from btob.core.snapshot import EarlyPayload, MemberState, OriginCounter, OriginWindow
+from btob.core.snapshot import MemberState
 from btob.core.transfer import ChunkServer, StateTransfer
 from btob.core.variants import VARIANTS
 from btob.core.variants import variant as variant_named
@@ -339,7 +339,8 @@ class Member:
         order.active = False  # no proposals or votes until its view is back
         self._journal.load(dict(state.entries), self._limits)
         if state.snapshot is not None:
-            self._restore_snapshot(state.snapshot)
+            self._adopt_state(state.snapshot, MemberState.decode(
+                state.snapshot.state, bytes_max=self.settings.snapshot_bytes_max))
         for record in state.slots:
             self._redeliver(record, now)
         order.active = True
@@ -367,16 +368,18 @@ class Member:
         self._restoring = False
         self._pump(now)
 
-    def _restore_snapshot(self, snapshot: Snapshot) -> None:
-        """Continue from a stable snapshot: position, chain, delivery and ordering state, the
-        application's state."""
-        state = MemberState.decode(snapshot.state, bytes_max=self.settings.snapshot_bytes_max)
-        windows = tuple((w.origin, w.low, w.above) for w in state.ordered)
-        self._checkpoints.restore(snapshot.cert)
-        self._order.restore_position(state.upto, windows)
+    def _adopt_state(self, snapshot: Snapshot, state: MemberState) -> None:
+        """Continue from ``snapshot`` (after a restart, or fetched by state transfer): the
+        position, chain, ordering, dissemination and delivery state, the application's."""
+        order, windows = self._order, state.windows
+        order.jump_to(state.upto, windows)
         self._dissemination.restore_finished(windows)
-        self._log.restore(state.next_index, tuple((c.origin, c.next) for c in state.counters),
-                          tuple((e.origin, e.counter, e.payload) for e in state.early))
+        for key in [k for k in self._batches if order.is_ordered(*k)]:
+            del self._batches[key]
+        self._own_in_flight = {c for c in self._own_in_flight
+                               if not order.is_ordered(self.member, c)}
+        self._log.restore(state.next_index, state.counter_pairs, state.early_triples)
+        self._checkpoints.restore(snapshot.cert)
         if self._app is not None:
             self._app.restore(state.app)
         self.snapshot = snapshot
@@ -540,19 +543,7 @@ class Member:
         if state.upto != snapshot.upto or snapshot.upto <= self._order.low:
             self._outbox.drop("snapshot-not-needed")
             return
-        windows = tuple((w.origin, w.low, w.above) for w in state.ordered)
-        self._order.jump_to(state.upto, windows)
-        self._dissemination.restore_finished(windows)
-        for key in [k for k in self._batches if self._order.is_ordered(*k)]:
-            del self._batches[key]
-        self._own_in_flight = {c for c in self._own_in_flight
-                               if not self._order.is_ordered(self.member, c)}
-        self._log.restore(state.next_index, tuple((c.origin, c.next) for c in state.counters),
-                          tuple((e.origin, e.counter, e.payload) for e in state.early))
-        self._checkpoints.restore(snapshot.cert)
-        if self._app is not None:
-            self._app.restore(state.app)
-        self.snapshot = snapshot
+        self._adopt_state(snapshot, state)
         self._new_snapshot = snapshot
         self._slot_records = [r for r in self._slot_records if r.slot >= snapshot.upto]
         for boundary in [u for u in self._states if u <= snapshot.upto]:
@@ -775,12 +766,9 @@ class Member:
         """At a boundary: take the snapshot, sign its root in a CHECKPOINT, and keep it until
         a stable certificate covers it."""
         counters, early = self._log.export()
-        state = MemberState(
+        state = MemberState.of(
             upto=upto, chain=self._checkpoints.chain, next_index=self._log.next_index,
-            counters=tuple(OriginCounter(o, c) for o, c in counters),
-            early=tuple(EarlyPayload(o, c, p) for o, c, p in early),
-            ordered=tuple(OriginWindow(o, low, above)
-                          for o, low, above in self._order.ordered_windows()),
+            counters=counters, early=early, ordered=self._order.ordered_windows(),
             app=b"" if self._app is None else self._app.snapshot(),
         ).encode()
         if len(state) > self.settings.snapshot_bytes_max:

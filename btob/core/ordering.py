@@ -269,17 +269,10 @@ class Ordering:
         """Which batches are ordered, per origin (for a snapshot)."""
         return self._ordered.export()
 
-    def restore_position(self, upto: int,
-                         windows: tuple[tuple[int, int, tuple[int, ...]], ...]) -> None:
-        """Continue from a snapshot at ``upto`` whose ordered batches are ``windows``."""
-        assert not self._slots and not self._committed, "restore a fresh ordering core"
-        self.low = upto
-        self._ordered = DoneCounters.restored(windows)
-        self.proposer.next_slot = max(self.proposer.next_slot, upto)
-
     def jump_to(self, upto: int, windows: tuple[tuple[int, int, tuple[int, ...]], ...]) -> None:
-        """Continue from a fetched snapshot at ``upto`` (above ``low``): every slot below it
-        is settled, and ``windows`` says which batches are ordered."""
+        """Continue from a snapshot at ``upto`` (above ``low``; after a restart, or fetched by
+        state transfer): every slot below it is settled, and ``windows`` says which batches
+        are ordered."""
         assert upto > self.low
         for table in (self._slots, self._committed, self._prepared):
             for slot in [s for s in table if s < upto]:

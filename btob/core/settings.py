@@ -126,6 +126,10 @@ class Settings:
             raise ConfigError("frame_bytes_max must be at least 2 * batch_bytes_max")
         if self.log_retention_slots < 2 * self.checkpoint_interval:
             raise ConfigError("log_retention_slots must be at least 2 * checkpoint_interval")
+        if 2 * self.own_batches_in_flight_max > self.brb_window:
+            # Own batches not yet ordered all lie in the window of its instances, and the
+            # next one is cut while they wait: half the window keeps every counter inside.
+            raise ConfigError("own_batches_in_flight_max must be at most brb_window / 2")
         if self.slot_window < self.checkpoint_interval:
             raise ConfigError("slot_window must be at least checkpoint_interval")
         # One slot delivers at most slot_refs_max batches at once: a reader must be able to

@@ -70,6 +70,33 @@ class MemberState(Wired):
     app: bytes
     """The application's snapshot (``b""`` without an application)."""
 
+    Windows = tuple[tuple[int, int, tuple[int, ...]], ...]
+
+    @classmethod
+    def of(cls, *, upto: int, chain: bytes, next_index: int,
+           counters: tuple[tuple[int, int], ...], early: tuple[tuple[int, int, bytes], ...],
+           ordered: Windows, app: bytes) -> MemberState:
+        """The state from what the cores export (plain tuples)."""
+        return cls(upto, chain, next_index, tuple(OriginCounter(o, c) for o, c in counters),
+                   tuple(EarlyPayload(o, c, p) for o, c, p in early),
+                   tuple(OriginWindow(o, low, above) for o, low, above in ordered), app)
+
+    @property
+    def windows(self) -> Windows:
+        """The ordered batches per origin, as the cores take them."""
+        return tuple((w.origin, w.low, w.above) for w in self.ordered)
+
+    @property
+    def counter_pairs(self) -> tuple[tuple[int, int], ...]:
+        """``(origin, next counter)`` per origin, as the delivery log takes them."""
+        return tuple((c.origin, c.next) for c in self.counters)
+
+    @property
+    def early_triples(self) -> tuple[tuple[int, int, bytes], ...]:
+        """``(origin, counter, payload)`` per held-back payload, as the delivery log takes
+        them."""
+        return tuple((e.origin, e.counter, e.payload) for e in self.early)
+
     def encode(self) -> bytes:
         """The canonical bytes (equal states, equal bytes)."""
         return pack(self.to_wire())

@@ -32,6 +32,7 @@ import attrs
 import trio
 
 from btob._errors import BtobError, ConfigError, DeliveryNotRetained
+from btob.core.application import StateMachine
 from btob.core.contract import Core, MemberStatistics, Outgoing
 from btob.core.delivery import Delivery, MsgId
 from btob.core.durable import DurableChanges
@@ -500,8 +501,15 @@ async def open_node(
     seed: int = 0,
     tick_interval_s: float = 0.05,
     transport_wrapper: Callable[[Transport], Transport] | None = None,
+    app: StateMachine | None = None,
 ) -> AsyncIterator[Node]:
     """Run member ``node_id`` of ``config`` for the duration of the ``async with`` block.
+
+    ``app`` is a replicated application (:class:`~btob.StateMachine`): the member applies
+    every delivery to it, snapshots it at every checkpoint and signs the snapshot's root, so
+    a stable checkpoint certifies the application's state; a restart or a state transfer
+    restores it from a snapshot, then applies what follows. Its state is the member's, so
+    reading it is safe between awaits of the caller's task.
 
     The reliable broadcast, the variant and the cluster-wide settings are the cluster's
     (``config``); ``brb`` and ``variant`` may be given only if they agree, and ``settings``
@@ -526,7 +534,7 @@ async def open_node(
     def make_member() -> Member:
         return Member(member=node_id, registry=config.registry, signing_key=signing_key,
                       cluster_id=config.cluster_id, f=config.f, brb=brb, variant=variant,
-                      settings=effective)
+                      settings=effective, app=app)
 
     core: Core = make_member()
     if fault is not None:

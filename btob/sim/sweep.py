@@ -9,6 +9,7 @@ the same way.
 from __future__ import annotations
 
 import argparse
+import random
 import shlex
 import sys
 import time
@@ -24,7 +25,15 @@ from btob.core.settings import Settings
 from btob.core.variants import VARIANTS
 from btob.faults._mix import SWARM, Mix, load_mixes, swarm_mix
 from btob.faults._network import NetSpec
-from btob.sim.simulator import MemberFactory, SimConfig, SimResult, replay_command, simulate
+from btob.faults._spec import FaultSpec
+from btob.sim.simulator import (
+    MemberFactory,
+    Restart,
+    SimConfig,
+    SimResult,
+    replay_command,
+    simulate,
+)
 
 __all__ = [
     "SweepCase", "SweepOutcome", "SweepRow", "add_sweep_arguments", "format_sweep",
@@ -121,7 +130,7 @@ def _proved_byzantine(result: SimResult) -> bool:
 def _cases(
     seeds: Sequence[int], sizes: Sequence[int], brbs: Sequence[str],
     mixes: Sequence[str | Mix], *, messages: int, max_time: float, settings: Settings,
-    variants: Sequence[str] = ("bb",),
+    variants: Sequence[str] = ("bb",), restarts: bool = False,
 ) -> list[SweepCase]:
     """Every case in run order (mix, n, brb, seed); every mix is resolved before any run."""
     cases: list[SweepCase] = []
@@ -145,9 +154,27 @@ def _cases(
                                 n=n, seed=seed, messages=messages, brb=brb, faults=faults,
                                 net=net, max_time=max_time, settings=settings,
                                 variant=variant,
+                                restarts=(_restart_for(seed, n, faults, messages)
+                                          if restarts else ()),
                             )
                             cases.append(SweepCase(config, shown))
     return cases
+
+
+def _restart_for(seed: int, n: int, faults: Sequence[FaultSpec],
+                 messages: int) -> tuple[Restart, ...]:
+    """One honest member crashed and restarted at a random step, drawn from the seed: from
+    its disk, or - only when nothing else is faulty, since a member that forgot its votes
+    is itself one of the f - from an empty one."""
+    rng = random.Random(f"restart/{seed}/{n}")
+    faulty = {spec.member for spec in faults}
+    honest = [m for m in range(n) if m not in faulty]
+    if not honest:
+        return ()
+    # A member takes some 4-6 inputs per payload of the run: stay inside the run.
+    step = rng.randint(1, max(20, 3 * messages))
+    return (Restart(rng.choice(honest), step, round(rng.uniform(0.1, 1.5), 2),
+                    rng.random() < 0.5, wiped=not faults and rng.random() < 0.3),)
 
 
 def sweep(
@@ -165,6 +192,7 @@ def sweep(
     settings: Settings | None = None,
     variants: Sequence[str] = ("bb",),
     member_factory: MemberFactory = Member,
+    restarts: bool = False,
 ) -> SweepOutcome:
     """Simulate every (mix, n, brb, seed) case in that order, one after the other.
 
@@ -174,12 +202,15 @@ def sweep(
     at the first failure; otherwise it runs everything and reports the first violation, or
     failing that the first incomplete run. ``progress(done, total)`` is called after each
     run. With ``shrink``, the failure is shrunk by :func:`shrink_case`. ``member_factory``
-    builds every member of every run (see :func:`btob.simulate`).
+    builds every member of every run (see :func:`btob.simulate`). With ``restarts`` every
+    run also crashes one honest member at a random step and restarts it (see
+    :class:`~btob.sim.simulator.Restart`); the run then also fails if the restarted member
+    delivered anything differently the second time.
 
     Raises :class:`ConfigError` for a bad mix, size or BRB before any run starts.
     """
     cases = _cases(seeds, sizes, brbs, mixes, messages=messages, max_time=max_time,
-                   variants=variants,
+                   variants=variants, restarts=restarts,
                    settings=settings if settings is not None else Settings())
     totals: dict[tuple[str, int, str], list[float]] = {}
     failure: SimResult | None = None
@@ -389,6 +420,10 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
                         help="run every case instead of stopping at the first failure")
     parser.add_argument("--allow-incomplete", action="store_true",
                         help="an incomplete run is not a failure (safety only)")
+    parser.add_argument("--restarts", action="store_true",
+                        help="in every run, crash one honest member at a random step and "
+                             "restart it from its durable state (or, without faults, now and "
+                             "then from an empty disk)")
     parser.add_argument("--shrink", action="store_true",
                         help="shrink the failing case to a smaller one that still fails")
 
@@ -436,7 +471,7 @@ def run_sweep_command(args: argparse.Namespace) -> int:
             seeds=seeds, sizes=sizes, brbs=brbs, mixes=mixes, messages=args.messages,
             max_time=args.max_time, require_complete=not args.allow_incomplete,
             stop_on_failure=not args.keep_going, shrink=args.shrink, progress=progress,
-            variants=variants,
+            variants=variants, restarts=args.restarts,
         )
     print(format_sweep(outcome))
     sys.stdout.flush()

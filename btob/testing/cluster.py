@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
 import attrs
 
+from btob.core.application import StateMachine
 from btob.core.settings import Settings
 from btob.crypto import KeyRegistry, SigningKey
 from btob.runtime.config import ClusterConfig, MemberAddress
@@ -38,6 +39,7 @@ async def open_local_cluster(
     variant: str = "bb",
     seed: int = 0,
     data_dir: str | os.PathLike[str] | None = None,
+    apps: Callable[[int], StateMachine] | None = None,
 ) -> AsyncIterator[LocalCluster]:
     """Start ``n`` nodes wired by a :class:`MemoryNetwork` for the ``async with`` block.
 
@@ -46,6 +48,7 @@ async def open_local_cluster(
     cluster starts. ``settings`` are every member's (the cluster-wide fields become the
     cluster's configuration). With ``data_dir``, member i keeps its durable state in
     ``DATA_DIR/node-<i>``, and a cluster started again on the same directory resumes it.
+    ``apps(i)`` builds member i's replicated application (see :func:`btob.open_node`).
     An exception raised in the block propagates as itself (see :func:`btob.open_node`).
     """
     from btob.faults import parse_fault
@@ -67,6 +70,7 @@ async def open_local_cluster(
                 config, i, keys[i], transport=network.endpoints[i], settings=effective,
                 fault=specs.get(i), seed=seed,
                 data_dir=None if data_dir is None else Path(data_dir) / f"node-{i}",
+                app=None if apps is None else apps(i),
             ))
             nodes.append(node)
         yield LocalCluster(config, tuple(nodes), keys)

@@ -37,3 +37,24 @@ def test_tcp_bench_runs_both_phases(tmp_path: Path) -> None:
 def test_a_bad_setting_is_refused_before_any_worker_starts(setting: str, reason: str) -> None:
     with pytest.raises(SystemExit, match=reason):
         tcp_bench.main(["--setting", setting])
+
+
+def test_with_data_every_member_commits_to_its_data_directory(tmp_path: Path) -> None:
+    options = tcp_bench.WorkerOptions(data=True)
+    assert options.worker_args(0, 4)[-1] == "--data"
+    results = tcp_bench.run_cluster(4, 40, 100, 0.0, linger_s=0.3, timeout_s=25,
+                                    options=options, parent=tmp_path, keep_dir=True)
+    summary = tcp_bench.summarize(results)
+    assert summary["all_delivered"] and summary["same_order"]
+    durable = summary["durable"]
+    assert all(c > 0 for c in durable["commits"]) and all(b > 0 for b in durable["store_bytes"])
+    (run,) = tmp_path.iterdir()  # the data directories are under the run's directory
+    assert len(list(run.glob("data-*/state.sqlite"))) == 4
+    memory = tcp_bench.summarize(tcp_bench.run_cluster(4, 40, 100, 0.0, linger_s=0.3,
+                                                       timeout_s=25, parent=tmp_path))
+    assert memory["all_delivered"] and memory["durable"] is None
+
+
+def test_the_baseline_is_refused_a_data_directory() -> None:
+    with pytest.raises(SystemExit, match="--data needs --core btob"):
+        tcp_bench.main(["--core", "baseline", "--data"])

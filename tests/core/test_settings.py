@@ -137,3 +137,11 @@ def test_snapshot_chunks_are_cluster_wide_and_fit_a_frame() -> None:
                             payload_bytes_max=1024, snapshot_chunk_bytes=512 * 1024,
                             deliveries_retained_bytes_max=64 * 256 * 1024)
     assert small_frames.chunk_bytes == 256 * 1024  # a chunk and its proof fit a frame
+
+
+def test_own_batches_in_flight_must_fit_half_the_instance_window() -> None:
+    """Regression: own_batches_in_flight_max=65 with brb_window=64 tripped the core's own
+    assertion (an own instance outside its window); the setting is refused instead."""
+    Settings(own_batches_in_flight_max=32, brb_window=64)
+    with pytest.raises(ConfigError, match="own_batches_in_flight_max must be at most"):
+        Settings(own_batches_in_flight_max=33, brb_window=64)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from btob import PayloadTooLarge
+from btob import PayloadTooLarge, Settings
 from btob.testing import open_local_cluster
 
 from ..helpers import collect
@@ -195,3 +195,33 @@ async def test_broadcast_many_refuses_all_when_one_is_oversized() -> None:
         with pytest.raises(PayloadTooLarge):
             await cluster.nodes[0].broadcast_many([b"ok", b"x" * (1 << 20)])
         assert cluster.nodes[0].statistics().member.payloads_submitted == 0
+
+
+async def test_an_application_is_restored_from_its_snapshot_after_a_restart(
+        disk_path: Path) -> None:
+    from tests.core.test_application import Tally
+
+    settings = Settings(checkpoint_interval=4, batch_payloads_max=2)
+    first = [Tally() for _ in range(4)]
+    async with open_local_cluster(n=4, settings=settings, data_dir=disk_path,
+                                  apps=first.__getitem__) as cluster:
+        with trio.fail_after(30):
+            await cluster.nodes[1].broadcast_many([b"p%d" % i for i in range(40)])
+            for node in cluster.nodes:
+                async for delivery in node.deliveries():
+                    if delivery.index == 39:
+                        break
+    assert {a.count for a in first} == {40} and len({a.digest for a in first}) == 1
+    again = [Tally() for _ in range(4)]
+    async with open_local_cluster(n=4, settings=settings, data_dir=disk_path,
+                                  apps=again.__getitem__) as cluster:
+        # Restored from the snapshot at a checkpoint, then the slots above it applied again.
+        assert all(a.restored for a in again)
+        assert [(a.digest, a.count) for a in again] == [(a.digest, a.count) for a in first]
+        with trio.fail_after(30):
+            await cluster.nodes[2].broadcast(b"after")
+            for node in cluster.nodes:
+                async for delivery in node.deliveries(cluster.nodes[0].delivered - 1):
+                    if delivery.payload == b"after":
+                        break
+    assert {a.count for a in again} == {41}

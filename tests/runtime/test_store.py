@@ -240,3 +240,19 @@ async def test_a_node_reopened_with_another_variant_is_refused(tmp_path: Path) -
         assert stats.member.payloads_submitted == 1  # what btob node's workload goes on from
     assert member_identity(config, 3)["variant"] == "bb"
     await trio.lowlevel.checkpoint()
+
+
+def test_the_database_gives_back_what_a_snapshot_compacted_away(tmp_path: Path) -> None:
+    store = DurableStore(tmp_path, identity=_identity())
+    for first in range(0, 400, 50):
+        store.commit(DurableChanges(slots=tuple(
+            SlotRecord(0, s, (), (), (Batch(s, (bytes(2000),)),))
+            for s in range(first, first + 50))))
+    store.close()
+    grown = (tmp_path / STATE_FILE).stat().st_size
+    store = DurableStore(tmp_path, identity=_identity())
+    cert = CheckpointCert(400, bytes(32), (Vote(0, bytes(64)),), bytes(32))
+    store.commit(DurableChanges(snapshot=Snapshot(cert, b"state")))  # drops all 400
+    store.close()
+    assert grown > 400 * 2000
+    assert (tmp_path / STATE_FILE).stat().st_size < grown / 4  # the free pages went back

@@ -15,6 +15,7 @@ import pytest
 
 from btob import ConfigError, Member, Settings, SimConfig, SimResult, simulate
 from btob.faults import FaultSpec, NetSpec, parse_fault, parse_net
+from btob.faults._spec import BEHAVIOURS
 from btob.sim.simulator import Restart
 
 
@@ -267,3 +268,28 @@ def test_an_application_comes_back_from_a_transferred_snapshot() -> None:
     restarted = apps[1][-1]
     assert restarted.restored, "the application was not restored from the snapshot"
     assert (restarted.digest, restarted.count) == (apps[0][-1].digest, apps[0][-1].count)
+
+
+BYZANTINE_VARIANT = {"drop-forwards": "ub", "skip-turn": "moving", "double-grant": "uub",
+                     "hoard-grants": "uub"}
+
+
+@pytest.mark.parametrize("behaviour", sorted(BEHAVIOURS))
+def test_a_laggard_restarts_and_transfers_state_under_every_fault(behaviour: str) -> None:
+    """Member 1 is away past the retained log and restarts from its disk while member 0 (the
+    first sequencer, and a peer that serves chunks) runs the fault: the checker judges the
+    run, nobody honest is convicted, and the restart redelivers what it delivered.
+
+    (A wiped disk is an honest member that forgot its promises: with another faulty member
+    that is two faults, more than f=1, so wiped restarts are tested without other faults.)
+    """
+    variant = BYZANTINE_VARIANT.get(behaviour, "bb")
+    result = _restarted(Restart(1, 150, 1.0, True), messages=400, rate=400.0, seed=11,
+                        settings=TRANSFER_SETTINGS, variant=variant,
+                        faults=(parse_fault(f"0={behaviour}", 4),), max_time=40.0)
+    assert 1 in result.restarted
+    assert result.ok, result.report.violations
+    assert result.complete
+    assert result.redelivery_mismatches == ()
+    convicted = {m for i, s in enumerate(result.statistics) if i != 0 for m in s.evidence}
+    assert convicted <= {0}, f"an honest member was convicted: {convicted - {0}}"

@@ -249,3 +249,35 @@ def test_run_sweep_command_bad_input(argv: list[str], message: str) -> None:
 def test_sweep_row_is_a_value() -> None:
     row = SweepRow("none", 4, "bracha", 1, 0, 0, 0, 0, 0.1)
     assert row == SweepRow("none", 4, "bracha", 1, 0, 0, 0, 0, 0.1)
+
+
+def test_a_sweep_with_restarts_restarts_a_member_in_its_runs_and_passes() -> None:
+    from btob.core.settings import Settings
+    from btob.sim.simulator import simulate
+    from btob.sim.sweep import _cases
+
+    cases = _cases(range(8), [4], ["bracha"], ["swarm", "none"], messages=60, max_time=30.0,
+                   settings=Settings(), restarts=True)
+    assert all(len(case.config.restarts) == 1 for case in cases)
+    results = [simulate(case.config) for case in cases]
+    restarted = sum(1 for r in results if r.restarted)
+    assert restarted >= 0.75 * len(results), restarted  # the drawn steps lie inside the runs
+    assert any(case.config.restarts[0].wiped for case in cases)  # (only where no faults)
+    assert all(not (case.config.restarts[0].wiped and case.config.faults) for case in cases)
+    assert all(r.ok and not r.redelivery_mismatches for r in results)
+    outcome = sweep(seeds=range(3), sizes=[4], brbs=["bracha"], mixes=["swarm"],
+                    messages=40, restarts=True)
+    assert outcome.ok
+
+
+def test_a_restart_round_trips_through_its_text_and_the_replay_command() -> None:
+    from btob import ConfigError, SimConfig
+    from btob.sim.simulator import Restart, replay_command
+
+    for restart in (Restart(1, 200), Restart(0, 5, 1.25, True, wiped=True)):
+        assert Restart.parse(str(restart)) == restart
+    config = SimConfig(restarts=(Restart(2, 9, 0.5, True),))
+    assert "--restart 2@9/after-commit/0.5s" in replay_command(config)
+    for bad in ("1", "x@3", "1@0", "1@3/sometimes", "1@3/-1s"):
+        with pytest.raises(ConfigError, match="--restart"):
+            Restart.parse(bad)
