@@ -81,7 +81,7 @@ def _sigkill_run(tmp_path: Path, prefix: list[str] | None = None,
     assert ids == [f"{victim}:{k}" for k in range(workload)]  # none lost, none twice
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_a_node_stops_cleanly_on_sigterm_and_sigint(signum: signal.Signals,
                                                     tmp_path: Path) -> None:
     """No traceback: one line that says why and what the node did, exit 143 or 130 (as a
