@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import signal
 import struct
 from pathlib import Path
 
 import attrs
 import trio
 
-from btob._errors import ConfigError
+from btob._errors import ConfigError, DeliveryNotRetained
 from btob.core.dissemination import BRB_KINDS
 from btob.core.settings import CLUSTER_SETTINGS, Settings, settings_with
 from btob.core.variants import VARIANTS
@@ -23,7 +24,8 @@ from btob.runtime.config import (
     load_cluster_config,
     write_cluster_config,
 )
-from btob.runtime.node import Transport, open_node
+from btob.runtime.node import Node, Transport, open_node
+from btob.runtime.nursery import open_background_nursery
 from btob.sim.logs import (
     BroadcastRecord,
     DeliveryRecord,
@@ -188,8 +190,15 @@ def _changed(settings: Settings) -> list[str]:
             if getattr(settings, a.name) != getattr(default, a.name)]
 
 
+EXIT_SIGNALLED = {signal.SIGTERM: 128 + signal.SIGTERM, signal.SIGINT: 128 + signal.SIGINT}
+"""Exit status after a clean stop on SIGTERM (143) or SIGINT (130), as a shell reports a
+process the signal ended."""
+
+
 async def _run_node(args: argparse.Namespace, config: ClusterConfig, key: SigningKey,
                     fault: FaultSpec | None, settings: Settings, net: NetSpec | None) -> int:
+    """Run the node until ``--exit-after`` (then linger) or SIGTERM/SIGINT, which stop it
+    cleanly - a commit under way finishes, the logs are closed - and exit 143/130."""
     def wrapper(inner: Transport) -> Transport:
         from btob.runtime.netfaults import NetFaultTransport
 
@@ -204,46 +213,114 @@ async def _run_node(args: argparse.Namespace, config: ClusterConfig, key: Signin
         except OSError as exc:
             raise ConfigError(f"--log-dir {args.log_dir} cannot be written: "
                               f"{exc.strerror or exc}") from None
-    async with open_node(config, args.id, key, data_dir=args.data, settings=settings,
-                         fault=fault, transport_wrapper=wrapper) as node:
-        member = node.id
-        # The restored member counts the payloads it accepted before a crash (they are part
-        # of its committed state); only those broadcasts returned, so the workload goes on
-        # from there, and one accepted but never committed is broadcast again with its id.
-        already = node.statistics().member.payloads_submitted
-        if appender is not None:
-            logged = _count_lines(args.log_dir / f"node-{member}.broadcast.jsonl")
-            for counter in range(logged, already):  # durable, but killed before logged
-                payload = workload_payload(member, counter, args.payload_size)
-                appender.append_broadcast(BroadcastRecord(
-                    f"{member}:{counter}", hashlib.sha256(payload).hexdigest()))
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(_workload, node, args, already, appender)
-            start = _count_lines(args.log_dir / f"node-{member}.deliver.jsonl") \
-                if args.log_dir is not None else 0
-            async for delivery in node.deliveries(start):
-                if appender is not None:
-                    appender.append_delivery(DeliveryRecord(
-                        delivery.index, str(delivery.msg_id), delivery.origin,
-                        hashlib.sha256(delivery.payload).hexdigest()))
-                    appender.flush()
-                if args.exit_after and delivery.index + 1 >= args.exit_after:
-                    print(f"node {member}: {delivery.index + 1} payloads delivered; "
-                          f"lingering {args.linger:g} s", flush=True)
-                    await trio.sleep(args.linger)
-                    nursery.cancel_scope.cancel()
-                    break
+    stopped_by: list[signal.Signals] = []
+    summary = ""
+    with trio.open_signal_receiver(*EXIT_SIGNALLED) as signals:
+        async with open_background_nursery() as outer:
+            async def stop_on_signal() -> None:
+                async for signum in signals:
+                    stopped_by.append(signal.Signals(signum))
+                    outer.cancel_scope.cancel()
+                    return
+
+            outer.start_soon(stop_on_signal)
+            async with open_node(config, args.id, key, data_dir=args.data, settings=settings,
+                                 fault=fault, transport_wrapper=wrapper) as node:
+                try:
+                    await _serve(node, args, appender)
+                finally:
+                    summary = _summary(node)
+            outer.cancel_scope.cancel()
     if appender is not None:
         appender.close()
+    if stopped_by:
+        print(f"node {args.id}: stopped by {stopped_by[0].name}; {summary or 'summary: none'}",
+              flush=True)
+        return EXIT_SIGNALLED[stopped_by[0]]
+    print(f"node {args.id}: {summary}", flush=True)
     return 0
 
 
-async def _workload(node, args: argparse.Namespace, already: int,  # type: ignore[no-untyped-def]
+def _summary(node: Node) -> str:
+    """What a node says of itself when it exits (see docs/operations.md)."""
+    statistics = node.statistics()
+    transfer = statistics.member.transfer
+    skipped = sum(s.end - s.start for s in node.skipped if s.by == "transfer")
+    return (f"summary: delivered={node.delivered} view={node.view} "
+            f"slots_restored={statistics.slots_restored} "
+            f"transfers_completed={transfer.completed} transfer_chunks={transfer.chunks_received} "
+            f"deliveries_transferred={skipped}")
+
+
+async def _serve(node: Node, args: argparse.Namespace, appender: LogAppender | None) -> None:
+    """The workload and the delivery log, until ``--exit-after`` (and the linger) or for
+    ever."""
+    member = node.id
+    # The restored member counts the payloads it accepted before a crash (they are part
+    # of its committed state); only those broadcasts returned, so the workload goes on
+    # from there, and one accepted but never committed is broadcast again with its id. A
+    # member back with an empty data directory first learns from its peers where its
+    # counters stand: what it had accepted that no peer had seen is lost with the disk,
+    # and the workload broadcasts those payloads again, under their ids.
+    learning = not node.statistics().member.counters_known
+    already = await node.next_payload_counter()
+    logged = 0
+    if appender is not None:
+        logged = _count_lines(args.log_dir / f"node-{member}.broadcast.jsonl")
+        for counter in range(logged, already):  # durable, but killed before logged
+            payload = workload_payload(member, counter, args.payload_size)
+            appender.append_broadcast(BroadcastRecord(
+                f"{member}:{counter}", hashlib.sha256(payload).hexdigest()))
+    if learning:
+        lost = "" if already >= logged else (
+            f"; payloads {already}..{logged - 1}, accepted before but seen by no peer, "
+            f"were lost with the data directory and are broadcast again")
+        print(f"node {member}: empty data directory: counters learnt from the peers, its "
+              f"payloads continue at {already}{lost}", flush=True)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_workload, node, args, already, logged, appender)
+        index = _count_lines(args.log_dir / f"node-{member}.deliver.jsonl") \
+            if args.log_dir is not None else 0
+        while not args.exit_after or index < args.exit_after:
+            try:
+                async for delivery in node.deliveries(index):
+                    if appender is not None:
+                        appender.append_delivery(DeliveryRecord(
+                            delivery.index, str(delivery.msg_id), delivery.origin,
+                            hashlib.sha256(delivery.payload).hexdigest()))
+                        appender.flush()
+                    index = delivery.index + 1
+                    if args.exit_after and index >= args.exit_after:
+                        break
+            except DeliveryNotRetained as exc:
+                index = _skip(node, index, exc)
+        print(f"node {member}: {index} payloads delivered; lingering {args.linger:g} s",
+              flush=True)
+        await trio.sleep(args.linger)
+        nursery.cancel_scope.cancel()
+
+
+def _skip(node: Node, index: int, exc: DeliveryNotRetained) -> int:
+    """Go on past deliveries this member never made - it took the state at a stable
+    checkpoint instead (restored, or by state transfer) - saying so; anything else that
+    left the log behind is an error."""
+    runs = [s for s in node.skipped if s.start <= index < s.end == exc.oldest]
+    if not runs:
+        raise exc
+    print(f"node {node.id}: deliveries {index}..{exc.oldest - 1} are not in its log: its "
+          f"member took the state at a stable checkpoint ({runs[-1].by}) where they are "
+          f"settled", flush=True)
+    return exc.oldest
+
+
+async def _workload(node: Node, args: argparse.Namespace, already: int, logged: int,
                     appender: LogAppender | None) -> None:
     for counter in range(already, args.workload):
         payload = workload_payload(node.id, counter, args.payload_size)
         msg_id = await node.broadcast(payload)
-        if appender is not None:
+        if msg_id.counter != counter:
+            raise AssertionError(f"workload payload {counter} was accepted as {msg_id}")
+        if appender is not None and counter >= logged:  # a lost one is logged already
             appender.append_broadcast(BroadcastRecord(str(msg_id),
                                                       hashlib.sha256(payload).hexdigest()))
             appender.flush()

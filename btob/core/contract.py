@@ -68,6 +68,9 @@ class MemberStatistics:
     journal_refused: int = 0
     """Messages the signing journal answered with an earlier, different one of the same
     instance: contradictions a restarted member would otherwise have signed."""
+    counters_known: bool = True
+    """False while a member restored from an empty data directory still learns from its
+    peers where its own counters stand (it takes no payload meanwhile)."""
 
 
 class Core(Protocol):

@@ -327,10 +327,12 @@ class Member:
         An empty ``state`` is a member whose data directory is new - or was wiped: it takes
         no payload (:class:`CountersUnknown`) until the STATUS of ``n - 1 - f`` peers told it
         where its counters stand, and continues above the (f+1)-th highest report (one that
-        some honest peer vouches for; a Byzantine one cannot push it into a gap).
+        some honest peer vouches for; a Byzantine one cannot push it into a gap). A member
+        of a cluster of one has no peer to ask, and nobody who could have seen its counters.
         """
         if not state:
-            self._learning = {}
+            if self.quorums.n - 1 - self.quorums.f > 0:
+                self._learning = {}
             return
         self._restoring = True
         order = self._order
@@ -479,6 +481,7 @@ class Member:
             slots_from_segments=self._catchup.slots_from_segments,
             transfer=self._transfer.statistics(),
             journal_refused=self._journal.refused,
+            counters_known=self._learning is None,
         )
 
     def held_state(self) -> dict[str, int]:

@@ -47,8 +47,8 @@ from btob.runtime.nursery import open_background_nursery
 from btob.runtime.store import DurableStore, identity_of
 
 __all__ = [
-    "Core", "Node", "NodeStatistics", "Transport", "member_identity", "open_core_node",
-    "open_node",
+    "Core", "Node", "NodeStatistics", "SkippedDeliveries", "Transport", "member_identity",
+    "open_core_node", "open_node",
 ]
 
 
@@ -85,6 +85,18 @@ class NodeStatistics:
     """Bytes of the data directory's database and write-ahead log (0 without one)."""
     fault: FaultEffects | None = None
     """What the member's injected fault did so far (None without a fault)."""
+
+
+@attrs.frozen
+class SkippedDeliveries:
+    """Delivery indices ``start`` to ``end - 1`` that this node never made: its member took
+    the state at a stable checkpoint instead, where those deliveries are settled."""
+
+    start: int
+    end: int
+    by: str
+    """``"restore"``: below the snapshot the member resumed from (an earlier run made them);
+    ``"transfer"``: jumped over by a state transfer (the peers made them)."""
 
 
 @attrs.define
@@ -170,6 +182,9 @@ class Node:
         self._changes_committed = 0
         self._commit_seconds = 0.0
         self._slots_restored = 0
+        self._skipped: list[SkippedDeliveries] = []
+        self._restoring = False
+        self._transfers_seen = 0
 
     # -- public API ---------------------------------------------------------------------
 
@@ -232,6 +247,23 @@ class Node:
         return self._delivered_count
 
     @property
+    def skipped(self) -> tuple[SkippedDeliveries, ...]:
+        """The runs of delivery indices this node never made, in order: those below the
+        snapshot it resumed from, and those a state transfer jumped over. A reader of
+        :meth:`deliveries` asking for one of them gets :class:`~btob.DeliveryNotRetained`."""
+        return tuple(self._skipped)
+
+    async def next_payload_counter(self) -> int:
+        """The counter of the next payload this member accepts (its message id is
+        ``member:counter``), once the member knows it: at once, unless it was restored from an
+        empty data directory and still learns from its peers where its counters stand."""
+        while True:
+            statistics = self._member.statistics()
+            if statistics.counters_known:
+                return statistics.payloads_submitted
+            await self._wait_change()
+
+    @property
     def view(self) -> int:
         """The member's current view."""
         return self._member.view
@@ -263,8 +295,16 @@ class Node:
         """Keep new deliveries for readers, within the count and byte bounds."""
         first = deliveries[0].index
         if first != self._delivered_count:
-            # A restored member re-delivers from its snapshot on, with the indices they had:
-            # what is retained must stay one run of consecutive indices.
+            # A restored member re-delivers from its snapshot on, with the indices they had,
+            # and a state transfer jumps ahead: what is retained must stay one run of
+            # consecutive indices.
+            assert first > self._delivered_count, (first, self._delivered_count)
+            transfers = self._member.statistics().transfer.completed
+            by = "restore" if self._restoring else "transfer"
+            assert by == "restore" or transfers > self._transfers_seen, \
+                f"deliveries skipped from {self._delivered_count} to {first} without a transfer"
+            self._transfers_seen = transfers
+            self._skipped.append(SkippedDeliveries(self._delivered_count, first, by))
             self._delivered.clear()
             self._delivered_bytes = 0
             self._delivered_count = first
@@ -288,15 +328,19 @@ class Node:
         if store is None:
             return
         state = await trio.to_thread.run_sync(store.load)
-        if not state:
-            return  # a new directory: the member starts afresh
+        # An empty state is a new directory - or a wiped one: the member learns its counters
+        # from its peers before it takes a payload.
         self._member.restore(state, self._now())
         self._slots_restored = len(state.slots)
         frames, deliveries = self._member.take_outputs()
         step = _Step(self._member.take_durable(), frames, deliveries, [], trio.current_time())
         if step.changes:
             await self._commit([step])
-        self._release([step])
+        self._restoring = True
+        try:
+            self._release([step])
+        finally:
+            self._restoring = False
 
     def started(self) -> None:
         """The node's tasks start now: a fault's clock counts from here."""

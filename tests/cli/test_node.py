@@ -88,7 +88,12 @@ def test_a_node_broadcasts_its_workload_logs_it_and_resumes_it_after_a_restart(
     common = ("--data", str(data), "--log-dir", str(logs), "--payload-size", "40")
     assert main(_node(single, "--workload", "5", "--exit-after", "5", *common)) == 0
     assert main(_node(single, "--workload", "8", "--exit-after", "8", *common)) == 0
-    assert "8 payloads delivered" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "8 payloads delivered" in out
+    assert out.splitlines()[-1].startswith("node 0: summary: delivered=8 view=0 "
+                                           "slots_restored=")  # what it says at exit
+    assert out.splitlines()[-1].endswith(" transfers_completed=0 transfer_chunks=0 "
+                                         "deliveries_transferred=0")
     log = read_log_dir(logs)
     ids = [d.msg_id for d in log.deliveries[0]]
     assert ids == [f"0:{k}" for k in range(8)]  # the restart went on from 5, reusing no id

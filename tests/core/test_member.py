@@ -147,3 +147,37 @@ def test_snapshots_of_boundaries_that_never_stabilise_are_not_kept_forever() -> 
     assert min(m.next_slot for m in router.members) >= 40  # ten boundaries and more
     assert all(m.statistics().stable_checkpoint == 0 for m in router.members)
     assert max(held) <= 8 // 4 + 1, held
+
+
+def test_a_member_restored_from_nothing_takes_payloads_once_its_peers_said_its_counters(
+        ) -> None:
+    from btob import CountersUnknown
+    from btob.core.durable import DurableState
+
+    from ..helpers import Router
+
+    router = Router(Keys(4))
+    for k in range(3):
+        router.members[3].submit(b"p%d" % k, router.now)
+    router.advance(1.0)
+    assert all(len(d) == 3 for d in router.delivered)
+    wiped = make(Keys(4), member=3)  # its disk is gone: it restores from nothing
+    wiped.restore(DurableState.EMPTY, router.now)
+    assert not wiped.statistics().counters_known
+    with pytest.raises(CountersUnknown):
+        wiped.submit(b"too early", router.now)
+    router.members[3] = wiped
+    router.advance(1.0)  # STATUS from its peers says where its counters stand
+    assert wiped.statistics().counters_known
+    assert wiped.statistics().payloads_submitted == 3
+    assert str(wiped.submit(b"p3", router.now)) == "3:3"  # no id used twice
+
+
+def test_a_member_alone_in_its_cluster_has_no_counters_to_learn() -> None:
+    from btob.core.durable import DurableState
+
+    keys = Keys(1)
+    alone = make(keys, member=0)
+    alone.restore(DurableState.EMPTY, 0.0)
+    assert alone.statistics().counters_known
+    assert str(alone.submit(b"p", 0.0)) == "0:0"

@@ -112,6 +112,51 @@ async def test_a_restarted_node_resumes_from_its_data_directory(tmp_path: Path) 
     assert len(set(everything)) == 13
 
 
+async def test_a_node_on_a_wiped_data_directory_learns_its_counters_before_it_broadcasts(
+        tmp_path: Path) -> None:
+    import hashlib
+    import shutil
+
+    from btob import open_node
+    from btob.crypto import KeyRegistry, SigningKey
+    from btob.runtime.config import ClusterConfig, MemberAddress
+    from btob.testing import MemoryNetwork
+
+    n = 4
+    keys = [SigningKey.from_seed(hashlib.sha256(b"w%d" % i).digest()) for i in range(n)]
+    config = ClusterConfig(b"wiped", KeyRegistry(tuple(k.public_key() for k in keys)),
+                           tuple(MemberAddress("memory", 1) for _ in range(n)))
+    network = MemoryNetwork(n)
+    data = tmp_path / "node-3"
+    with trio.fail_after(40):
+        async with trio.open_nursery() as outer:
+            stops = []
+            for i in range(3):
+                async def run(i: int = i, task_status=trio.TASK_STATUS_IGNORED) -> None:  # type: ignore[no-untyped-def]
+                    async with open_node(config, i, keys[i], transport=network.endpoints[i]):
+                        stop = trio.Event()
+                        stops.append(stop)
+                        task_status.started()
+                        await stop.wait()
+                await outer.start(run)
+            async with open_node(config, 3, keys[3], transport=network.endpoints[3],
+                                 data_dir=data) as node3:
+                assert await node3.next_payload_counter() == 0  # a new directory learns too
+                before = [str(await node3.broadcast(b"before-%d" % k)) for k in range(5)]
+                await collect(node3, 5)
+            shutil.rmtree(data)
+            async with open_node(config, 3, keys[3], transport=network.endpoints[3],
+                                 data_dir=data) as node3:
+                assert not node3.statistics().member.counters_known
+                assert await node3.next_payload_counter() == 5  # the peers said so
+                after = str(await node3.broadcast(b"after"))
+                everything = await collect(node3, 6)
+            for stop in stops:
+                stop.set()
+    assert before == [f"3:{k}" for k in range(5)] and after == "3:5"  # no id used twice
+    assert everything == [*before, after]
+
+
 def test_the_example_app_runs() -> None:
     import subprocess
     import sys

@@ -14,6 +14,7 @@ from btob import DeliveryNotRetained
 from btob.core.delivery import Delivery, MsgId
 from btob.core.durable import DurableChanges, DurableState, SlotRecord
 from btob.core.wire import Batch, BatchRef
+from btob.runtime.node import SkippedDeliveries
 from btob.runtime.store import DurableStore
 
 from .ledger import KEYS, LedgerCore, RecordingTransport, ledger_node, slow_disk
@@ -76,6 +77,8 @@ async def test_a_reopened_node_restores_what_it_committed(
                 async for _ in node.deliveries(0):
                     pass
             assert caught.value.oldest == 40
+            # and says why: those deliveries are below the snapshot it resumed from
+            assert node.skipped == (SkippedDeliveries(0, 40, "restore"),)
             seen = []
             async for delivery in node.deliveries(40):
                 seen.append((delivery.index, delivery.payload))

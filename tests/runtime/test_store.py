@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import tempfile
+from contextlib import AsyncExitStack
 from functools import reduce
 from pathlib import Path
 
@@ -216,9 +217,13 @@ async def test_a_node_reopened_with_another_variant_is_refused(tmp_path: Path) -
     (30 deliveries came back as 1, 2 or 8) - it must be refused before anything runs."""
     network = MemoryNetwork(4)
     config = _config()
-    async with open_node(config, 3, KEYS.keys[3], transport=network.endpoints[3],
-                         data_dir=tmp_path) as node:
-        await node.broadcast(b"x")
+    async with AsyncExitStack() as peers:  # a new directory's member learns its counters first
+        for i in range(3):
+            await peers.enter_async_context(
+                open_node(config, i, KEYS.keys[i], transport=network.endpoints[i]))
+        async with open_node(config, 3, KEYS.keys[3], transport=network.endpoints[3],
+                             data_dir=tmp_path) as node:
+            await node.broadcast(b"x")
     for other, named in ((_config(variant="ub"), "variant"),
                          (_config(brb="echo"), "brb"),
                          (_config(settings=Settings(checkpoint_interval=32)),
