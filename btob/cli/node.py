@@ -32,6 +32,8 @@ from btob.sim.logs import (
     LogAppender,
     MemberInfo,
     RunInfo,
+    SettledRecord,
+    next_delivery_index,
     write_run_info,
 )
 
@@ -279,8 +281,7 @@ async def _serve(node: Node, args: argparse.Namespace, appender: LogAppender | N
               f"payloads continue at {already}{lost}", flush=True)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_workload, node, args, already, logged, appender)
-        index = _count_lines(args.log_dir / f"node-{member}.deliver.jsonl") \
-            if args.log_dir is not None else 0
+        index = next_delivery_index(args.log_dir, member) if args.log_dir is not None else 0
         while not args.exit_after or index < args.exit_after:
             try:
                 async for delivery in node.deliveries(index):
@@ -293,20 +294,25 @@ async def _serve(node: Node, args: argparse.Namespace, appender: LogAppender | N
                     if args.exit_after and index >= args.exit_after:
                         break
             except DeliveryNotRetained as exc:
-                index = _skip(node, index, exc)
+                index = _skip(node, index, exc, appender)
         print(f"node {member}: {index} payloads delivered; lingering {args.linger:g} s",
               flush=True)
         await trio.sleep(args.linger)
         nursery.cancel_scope.cancel()
 
 
-def _skip(node: Node, index: int, exc: DeliveryNotRetained) -> int:
+def _skip(node: Node, index: int, exc: DeliveryNotRetained,
+          appender: LogAppender | None) -> int:
     """Go on past deliveries this member never made - it took the state at a stable
-    checkpoint instead (restored, or by state transfer) - saying so; anything else that
-    left the log behind is an error."""
+    checkpoint instead (restored, or by state transfer) - saying so, in its delivery log too
+    (the checker judges the run as what the others delivered there); anything else that left
+    the log behind is an error."""
     runs = [s for s in node.skipped if s.start <= index < s.end == exc.oldest]
     if not runs:
         raise exc
+    if appender is not None:
+        appender.append_delivery(SettledRecord(index, exc.oldest, runs[-1].by))
+        appender.flush()
     print(f"node {node.id}: deliveries {index}..{exc.oldest - 1} are not in its log: its "
           f"member took the state at a stable checkpoint ({runs[-1].by}) where they are "
           f"settled", flush=True)

@@ -14,6 +14,13 @@ members (Reiter: honest = follows the protocol, whether or not it later crashed)
    correct members hold the same sequence) and validity (it contains every message broadcast
    by a correct member).
 
+A member that took the state at a stable checkpoint instead of delivering a run of indexes one
+by one (a state transfer) logs that run as settled (:class:`~btob.sim.logs.SettledRecord`). A
+stable checkpoint is vouched for by a correct member, so the run holds what the honest members
+delivered there: the checker fills it in from the longest honest log that delivered it one by
+one, and judges the member as if it had (a run no other honest log covers is a violation:
+nothing says what it held).
+
 A Byzantine member's own logs are ignored, and its messages need no broadcast record. Each
 violation is reported once per (property, kind, members, origin), and at most
 :data:`MAX_VIOLATIONS` are kept, followed by one ``"truncated"`` entry saying how many more
@@ -29,7 +36,7 @@ from typing import NamedTuple
 
 import attrs
 
-from btob.sim.logs import DeliveryRecord, LogDir, read_log_dir
+from btob.sim.logs import DeliveryRecord, LogDir, SettledRecord, read_log_dir
 
 __all__ = ["MAX_VIOLATIONS", "PROPERTIES", "CheckReport", "Violation", "check", "format_report"]
 
@@ -71,9 +78,10 @@ class CheckReport:
 
     ``ok`` is true iff no property was violated. ``members_checked`` are the honest members
     (crashed or not), ``deliveries`` the number of deliveries logged by every member (Byzantine
-    ones included), ``liveness_judged`` says whether agreement and validity were judged (only
-    for a complete run). ``violation_count`` counts every violation found, including those
-    beyond the :data:`MAX_VIOLATIONS` listed in ``violations``.
+    ones included; a settled run counts its indexes), ``liveness_judged`` says whether
+    agreement and validity were judged (only for a complete run). ``violation_count`` counts
+    every violation found, including those beyond the :data:`MAX_VIOLATIONS` listed in
+    ``violations``.
     """
 
     ok: bool
@@ -301,6 +309,36 @@ class _Scanner:
         return events
 
 
+def _filled(log: LogDir, honest: Sequence[int],
+            out: _Collector) -> dict[int, tuple[DeliveryRecord, ...]]:
+    """Each honest member's deliveries with its settled runs filled in from another honest
+    member that delivered them one by one (the longest such log)."""
+    filled = {m: log.deliveries[m] for m in honest}
+    donors = sorted((m for m in honest if m not in log.settled),
+                    key=lambda m: (-len(log.deliveries[m]), m))
+    for member in sorted(set(honest) & set(log.settled)):
+        records = list(log.deliveries[member])
+        for run in sorted(log.settled[member], key=lambda r: r.start, reverse=True):
+            donor = next((d for d in donors if d != member and _delivers(log, d, run)), None)
+            if donor is None:
+                out.add(("settled", run.start), "integrity", (member,), run.start,
+                        f"member {member} took deliveries {run.start}..{run.end - 1} as a "
+                        f"state ({run.by}), but no other honest member's log delivers them "
+                        f"one by one: nothing says what they held")
+                continue
+            at = next((i for i, r in enumerate(records) if r.index >= run.start), len(records))
+            records[at:at] = log.deliveries[donor][run.start:run.end]
+        filled[member] = tuple(records)
+    return filled
+
+
+def _delivers(log: LogDir, member: int, run: SettledRecord) -> bool:
+    """``member``'s log holds indexes ``run.start..run.end-1`` at their own positions."""
+    records = log.deliveries[member]
+    return len(records) >= run.end and records[run.start].index == run.start and \
+        records[run.end - 1].index == run.end - 1
+
+
 def _check_indexes(member: int, records: Sequence[DeliveryRecord], out: _Collector) -> None:
     indexes = [record.index for record in records]
     if indexes == list(range(len(indexes))):
@@ -439,22 +477,23 @@ def check(log: str | os.PathLike[str] | LogDir) -> CheckReport:
     honest = [m for m, info in run.members.items() if info.honest]
     out = _Collector()
     broadcast = _honest_broadcasts(log, honest, out)
-    sequences = {m: _Seq.of(log.deliveries[m]) for m in honest}
+    deliveries = _filled(log, honest, out)
+    sequences = {m: _Seq.of(deliveries[m]) for m in honest}
 
     prefix: dict[int, bool] = {}  # m's sequence is a prefix of the longest honest one
     if honest:
         longest = max(honest, key=lambda m: len(sequences[m].ids))
         prefix = {m: seq.is_prefix_of(sequences[longest]) for m, seq in sequences.items()}
         scanner = _Scanner(run.n, broadcast)
-        longest_events = scanner.scan(log.deliveries[longest])
+        longest_events = scanner.scan(deliveries[longest])
         events = {
             m: [e for e in longest_events if e.at < len(sequences[m].ids)]
             if prefix[m]
-            else scanner.scan(log.deliveries[m])
+            else scanner.scan(deliveries[m])
             for m in honest
         }
         for member in honest:
-            _check_indexes(member, log.deliveries[member], out)
+            _check_indexes(member, deliveries[member], out)
             for e in events[member]:
                 if e.prop == "integrity":
                     out.add(e.key, e.prop, (member,), e.at, f"member {member} {e.text}")
@@ -473,7 +512,8 @@ def check(log: str | os.PathLike[str] | LogDir) -> CheckReport:
         complete=run.complete,
         violations=out.result(),
         members_checked=tuple(honest),
-        deliveries={m: len(records) for m, records in log.deliveries.items()},
+        deliveries={m: len(records) + sum(r.end - r.start for r in log.settled.get(m, ()))
+                    for m, records in log.deliveries.items()},
         liveness_judged=run.complete,
         violation_count=out.count,
     )

@@ -7,7 +7,10 @@ A log directory holds:
 * ``node-<id>.broadcast.jsonl``: one line per payload member ``<id>`` TO-broadcast, in order:
   ``{"digest": "<sha256 hex>", "msg_id": "<origin>:<counter>"}``;
 * ``node-<id>.deliver.jsonl``: one line per TO-delivery at member ``<id>``, in order:
-  ``{"digest": ..., "index": 0, "msg_id": ..., "origin": 2}``.
+  ``{"digest": ..., "index": 0, "msg_id": ..., "origin": 2}``; and, where the member took the
+  state at a stable checkpoint instead of delivering one by one (a state transfer), one line
+  for the run of indexes it jumped over: ``{"by": "transfer", "settled": [start, end]}``
+  (:class:`SettledRecord`).
 
 Writers are deterministic: JSON lines use sorted keys and no spaces and end in ``"\\n"``,
 ``run.json`` is indented with sorted keys, so two identical runs give byte-identical files.
@@ -39,6 +42,8 @@ __all__ = [
     "LogDir",
     "MemberInfo",
     "RunInfo",
+    "SettledRecord",
+    "next_delivery_index",
     "read_log_dir",
     "write_log_dir",
     "write_run_info",
@@ -317,6 +322,47 @@ class DeliveryRecord:
         }
 
 
+@attrs.frozen
+class SettledRecord:
+    """A line of ``node-<id>.deliver.jsonl`` that stands for deliveries ``start..end-1``: the
+    member never made them one by one, it took the state at a stable checkpoint in which they
+    are settled (``by`` says how, e.g. ``"transfer"``). A stable checkpoint is vouched for by
+    at least one correct member, so the checker judges the run as what the correct members
+    delivered there (:func:`btob.sim.checker.check`).
+
+    Raises :class:`ValueError` unless ``0 <= start < end`` and ``by`` is a non-empty string.
+    """
+
+    start: int
+    end: int
+    by: str
+
+    def __attrs_post_init__(self) -> None:
+        if not (_is_int(self.start) and _is_int(self.end) and 0 <= self.start < self.end):
+            raise ValueError(f"key 'settled' must be [start, end] with 0 <= start < end, got "
+                             f"{_show([self.start, self.end])}")
+        if not isinstance(self.by, str) or not self.by:
+            raise ValueError(f"key 'by' must be a non-empty string, got {_show(self.by)}")
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any], *, source: str) -> SettledRecord:
+        """Build a record from one parsed JSON line (an object with a ``settled`` key).
+
+        Raises :class:`LogFormatError` naming ``source``.
+        """
+        try:
+            span = _get(obj, "settled")
+            if not isinstance(span, list) or len(span) != 2:
+                raise ValueError(f"key 'settled' must be [start, end], got {_show(span)}")
+            return cls(start=span[0], end=span[1], by=_get(obj, "by"))
+        except ValueError as exc:
+            raise LogFormatError(f"{source}: {exc}") from None
+
+    def to_json(self) -> dict[str, object]:
+        """The JSON object of this line."""
+        return {"settled": [self.start, self.end], "by": self.by}
+
+
 def _own_broadcasts(
     logs: Mapping[int, Sequence[BroadcastRecord]],
 ) -> Mapping[int, tuple[BroadcastRecord, ...]]:
@@ -329,23 +375,35 @@ def _own_deliveries(
     return {member: tuple(logs[member]) for member in sorted(logs)}
 
 
+def _own_settled(
+    logs: Mapping[int, Sequence[SettledRecord]],
+) -> Mapping[int, tuple[SettledRecord, ...]]:
+    return {member: tuple(logs[member]) for member in sorted(logs) if logs[member]}
+
+
 @attrs.frozen
 class LogDir:
     """A whole log directory in memory: the run and every member's two logs.
 
     ``broadcasts`` and ``deliveries`` hold exactly the member ids ``0..run.n-1`` (an empty
-    tuple for a member that logged nothing); :class:`ValueError` otherwise.
+    tuple for a member that logged nothing); :class:`ValueError` otherwise. ``settled`` holds,
+    for the members that have any, the runs of indexes they took as a state instead of
+    delivering them (their ``deliveries`` skip those indexes).
     """
 
     run: RunInfo
     broadcasts: Mapping[int, tuple[BroadcastRecord, ...]] = attrs.field(converter=_own_broadcasts)
     deliveries: Mapping[int, tuple[DeliveryRecord, ...]] = attrs.field(converter=_own_deliveries)
+    settled: Mapping[int, tuple[SettledRecord, ...]] = attrs.field(
+        factory=dict, converter=_own_settled)
 
     def __attrs_post_init__(self) -> None:
         ids = list(range(self.run.n))
         for name, logs in (("broadcasts", self.broadcasts), ("deliveries", self.deliveries)):
             if list(logs) != ids:
                 raise ValueError(f"{name} must hold exactly the member ids 0..{self.run.n - 1}")
+        if not set(self.settled) <= set(ids):
+            raise ValueError(f"settled must hold member ids within 0..{self.run.n - 1}")
 
 
 def _decode(data: bytes, path: Path, lineno: int) -> str:
@@ -424,7 +482,9 @@ def _parse_broadcast(obj: object, source: str) -> BroadcastRecord:
     return BroadcastRecord.from_json(obj, source=source)
 
 
-def _parse_delivery(obj: object, source: str) -> DeliveryRecord:
+def _parse_delivery(obj: object, source: str) -> DeliveryRecord | SettledRecord:
+    if isinstance(obj, dict) and "settled" in obj:
+        return SettledRecord.from_json(obj, source=source)
     return DeliveryRecord.from_json(obj, source=source)
 
 
@@ -485,16 +545,56 @@ def read_log_dir(path: str | os.PathLike[str]) -> LogDir:
                 f"{root / name}: names member {member}, but {RUN_FILE} has members 0..{run.n - 1}"
             )
     broadcast_cache: dict[str, BroadcastRecord] = {}
-    delivery_cache: dict[str, DeliveryRecord] = {}
+    delivery_cache: dict[str, DeliveryRecord | SettledRecord] = {}
     broadcasts = {
         m: _read_jsonl(root / _broadcast_name(m), _parse_broadcast, broadcast_cache)
         for m in range(run.n)
     }
-    deliveries = {
-        m: _read_jsonl(root / _deliver_name(m), _parse_delivery, delivery_cache)
-        for m in range(run.n)
-    }
-    return LogDir(run=run, broadcasts=broadcasts, deliveries=deliveries)
+    deliveries: dict[int, list[DeliveryRecord]] = {}
+    settled: dict[int, list[SettledRecord]] = {}
+    for m in range(run.n):
+        deliveries[m], settled[m] = [], []
+        for record in _read_jsonl(root / _deliver_name(m), _parse_delivery, delivery_cache):
+            if isinstance(record, SettledRecord):
+                settled[m].append(record)
+            else:
+                deliveries[m].append(record)
+    return LogDir(run=run, broadcasts=broadcasts, deliveries=deliveries, settled=settled)
+
+
+def next_delivery_index(path: str | os.PathLike[str], member: int) -> int:
+    """The index member ``member``'s delivery log in directory ``path`` continues at: one
+    past its last line's index, or its settled run's end (0 for a missing or empty log).
+
+    Reads only the end of the file; a partial last line (a killed writer) does not count.
+    Raises :class:`LogFormatError` if the last complete line is malformed.
+    """
+    file = Path(path) / _deliver_name(member)
+    try:
+        with file.open("rb") as handle:
+            size = handle.seek(0, os.SEEK_END)
+            window = min(size, MAX_LINE_BYTES + 2)
+            handle.seek(size - window)
+            tail = handle.read(window)
+    except FileNotFoundError:
+        return 0
+    end = tail.rfind(b"\n")
+    if end < 0:
+        return 0  # nothing complete yet
+    start = tail.rfind(b"\n", 0, end) + 1
+    if start == 0 and window < size:
+        raise LogFormatError(f"{file}: last line longer than {MAX_LINE_BYTES} bytes")
+    return _next_after(tail[start:end], file)
+
+
+def _next_after(line: bytes, file: Path) -> int:
+    try:
+        record = _parse_delivery(json.loads(line), f"{file}:last line")
+    except (ValueError, RecursionError) as exc:
+        if isinstance(exc, LogFormatError):
+            raise
+        raise LogFormatError(f"{file}: last line is malformed JSON") from None
+    return record.end if isinstance(record, SettledRecord) else record.index + 1
 
 
 def write_run_info(path: str | os.PathLike[str], run: RunInfo) -> None:
@@ -515,23 +615,32 @@ def write_log_dir(
     run: RunInfo,
     broadcasts: Mapping[int, Sequence[BroadcastRecord]],
     deliveries: Mapping[int, Sequence[DeliveryRecord]],
+    settled: Mapping[int, Sequence[SettledRecord]] | None = None,
 ) -> None:
     """Write a whole log directory deterministically (same arguments, same bytes).
 
     Creates ``path`` with its parents, writes ``run.json`` and, for every member
     ``0..run.n-1``, both JSON-lines files (empty when the mapping has no records for it),
-    overwriting files of those names. Other files in ``path`` are left alone. Raises
+    overwriting files of those names; a member's ``settled`` records go into its delivery
+    log where their indexes begin. Other files in ``path`` are left alone. Raises
     :class:`ValueError` if a mapping holds a member id outside ``0..run.n-1``.
     """
-    unknown = sorted((set(broadcasts) | set(deliveries)) - set(range(run.n)))
+    settled = settled or {}
+    unknown = sorted((set(broadcasts) | set(deliveries) | set(settled)) - set(range(run.n)))
     if unknown:
         raise ValueError(f"records for member ids {unknown} outside 0..{run.n - 1}")
     root = Path(path)
     write_run_info(root, run)
     for member in range(run.n):
+        delivered: list[DeliveryRecord | SettledRecord] = [*deliveries.get(member, ())]
+        for record in sorted(settled.get(member, ()), key=lambda r: r.start, reverse=True):
+            at = next((i for i, d in enumerate(delivered)
+                       if isinstance(d, DeliveryRecord) and d.index >= record.start),
+                      len(delivered))
+            delivered.insert(at, record)
         for name, records in (
             (_broadcast_name(member), broadcasts.get(member, ())),
-            (_deliver_name(member), deliveries.get(member, ())),
+            (_deliver_name(member), delivered),
         ):
             text = "".join(_dump_line(record.to_json()) for record in records)
             (root / name).write_bytes(text.encode("utf-8"))
@@ -585,8 +694,8 @@ class LogAppender:
         """Append one line to the broadcast log."""
         self._broadcast.write(_dump_line(record.to_json()))
 
-    def append_delivery(self, record: DeliveryRecord) -> None:
-        """Append one line to the delivery log."""
+    def append_delivery(self, record: DeliveryRecord | SettledRecord) -> None:
+        """Append one line to the delivery log: a delivery, or a run of them settled."""
         self._deliver.write(_dump_line(record.to_json()))
 
     def flush(self) -> None:

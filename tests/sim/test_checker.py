@@ -7,6 +7,7 @@ import pickle
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
+import attrs
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
@@ -26,6 +27,9 @@ from btob.sim.logs import (
     LogDir,
     MemberInfo,
     RunInfo,
+    SettledRecord,
+    next_delivery_index,
+    read_log_dir,
     write_log_dir,
 )
 
@@ -163,6 +167,43 @@ def test_index_gap() -> None:
     report = check(make_log({0: ORDER, 1: ORDER, 2: ORDER, 3: gap}, complete=False))
     assert summary(report) == [("integrity", (3,), 2)]
     assert "numbered 3" in report.violations[0].detail
+
+
+def settled_at(log: LogDir, member: int, start: int, end: int) -> LogDir:
+    """``log`` with ``member``'s deliveries ``start..end-1`` replaced by one settled run."""
+    kept = tuple(r for r in log.deliveries[member] if not start <= r.index < end)
+    return attrs.evolve(log, deliveries={**log.deliveries, member: kept},
+                        settled={member: (SettledRecord(start, end, "transfer"),)})
+
+
+def test_a_settled_run_is_judged_as_what_the_others_delivered(tmp_path: Path) -> None:
+    log = settled_at(make_log(same_everywhere(ORDER)), 2, 1, 6)
+    report = check(log)
+    assert report.ok, [str(v) for v in report.violations]
+    assert report.deliveries == dict.fromkeys(range(4), 8)  # the settled run counts
+    write_log_dir(tmp_path, log.run, log.broadcasts, log.deliveries, log.settled)
+    assert read_log_dir(tmp_path) == log
+    assert check(tmp_path) == report
+    assert next_delivery_index(tmp_path, 2) == 8
+    # what follows the run is still judged: a member that settled 1..5 and then delivers
+    # something else at 6 than the others diverges
+    wrong = [*ORDER[:6], ORDER[7], ORDER[6]]
+    bad = settled_at(make_log({0: ORDER, 1: ORDER, 2: wrong, 3: ORDER}), 2, 1, 6)
+    assert ("prefix-order", (0, 2), 6) in summary(check(bad))
+
+
+def test_a_settled_run_that_does_not_meet_the_log_is_a_gap() -> None:
+    log = make_log(same_everywhere(ORDER))
+    short = settled_at(log, 2, 1, 6)
+    short = attrs.evolve(short, settled={2: (SettledRecord(1, 4, "transfer"),)})
+    assert ("integrity", (2,), 4) in summary(check(short))  # 4 and 5 are missing
+
+
+def test_a_settled_run_nobody_else_delivered_is_a_violation() -> None:
+    log = make_log({0: ORDER[:3], 1: ORDER[:3], 2: ORDER, 3: ORDER[:3]}, crashed=(0, 1, 3))
+    report = check(settled_at(log, 2, 1, 6))
+    assert ("integrity", (2,), 1) in summary(report)
+    assert "no other honest member's log delivers them" in report.violations[0].detail
 
 
 def test_created_message_from_honest_origin() -> None:

@@ -20,6 +20,8 @@ from btob.sim.logs import (
     LogDir,
     MemberInfo,
     RunInfo,
+    SettledRecord,
+    next_delivery_index,
     read_log_dir,
     write_log_dir,
     write_run_info,
@@ -316,3 +318,32 @@ def test_invalid_utf8_names_the_line(tmp_path: Path, monkeypatch: pytest.MonkeyP
 def test_values_pickle(tmp_path: Path) -> None:
     log = write_sample(tmp_path)
     assert pickle.loads(pickle.dumps(log)) == log
+
+
+def test_the_log_continues_after_its_last_line(tmp_path: Path) -> None:
+    assert next_delivery_index(tmp_path, 0) == 0
+    with LogAppender(tmp_path, 0) as appender:
+        appender.append_delivery(DeliveryRecord(0, "0:0", 0, digest("0:0")))
+        appender.append_delivery(SettledRecord(1, 40, "transfer"))
+        appender.flush()
+        assert next_delivery_index(tmp_path, 0) == 40
+        appender.append_delivery(DeliveryRecord(40, "1:0", 1, digest("1:0")))
+    with (tmp_path / "node-0.deliver.jsonl").open("a") as handle:
+        handle.write('{"index": 41')  # a killed writer's partial line
+    assert next_delivery_index(tmp_path, 0) == 41
+    with (tmp_path / "node-0.deliver.jsonl").open("a") as handle:
+        handle.write('\n{"settled": [41], "by": "transfer"}\n')
+    with pytest.raises(LogFormatError, match="settled"):
+        next_delivery_index(tmp_path, 0)
+
+
+@pytest.mark.parametrize("line", ['{"settled": [3, 3], "by": "transfer"}',
+                                  '{"settled": [-1, 3], "by": "transfer"}',
+                                  '{"settled": [1, 3]}', '{"settled": 3, "by": "x"}',
+                                  '{"settled": [1, 3], "by": ""}'])
+def test_a_bad_settled_line_is_refused_naming_its_line(tmp_path: Path, line: str) -> None:
+    write_sample(tmp_path)
+    with (tmp_path / "node-1.deliver.jsonl").open("a") as handle:
+        handle.write(line + "\n")
+    with pytest.raises(LogFormatError, match=r"node-1\.deliver\.jsonl:\d+: .*key"):
+        read_log_dir(tmp_path)
