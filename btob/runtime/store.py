@@ -13,8 +13,10 @@ produced nothing anyone saw.
 The database holds keyed entries (put and deleted by the member), the delivered slots above
 the snapshot, one snapshot, and the directory's identity. A snapshot deletes the slots below
 it, and the member deletes the entries it no longer needs, so the database stays as large as
-the member's windows, not its history; ``journal_size_limit`` keeps the write-ahead log from
-keeping the size of its largest burst once a checkpoint has copied it back.
+the member's windows, not its history. A snapshot gives the pages it freed back to the file
+system (incremental vacuum, then a checkpoint that truncates the write-ahead log once it is
+over a MiB); ``journal_size_limit`` keeps the log from keeping the size of its largest burst
+once an automatic checkpoint has copied it back.
 
 A member resumes correctly only if it is the same machine: same cluster, member and key, same
 reliable broadcast and variant, same settings. The directory keeps that configuration as its
@@ -57,6 +59,12 @@ _RESTORE_NEUTRAL = frozenset({"deliveries_retained_max", "deliveries_retained_by
 _WAL_BYTES_MAX = 4 << 20
 """``journal_size_limit``: the write-ahead log is cut back to this after a checkpoint. Without
 it the file keeps the size of the largest burst of commits between two checkpoints."""
+
+_WAL_CUT_BYTES = 1 << 20
+"""At a snapshot, a write-ahead log above this is checkpointed and truncated: the pages the
+snapshot compacted away leave the database file only at a checkpoint, and until then the log
+holds a copy of them. Below it, the next snapshot will do (a snapshot comes every
+``checkpoint_interval`` slots, and a checkpoint costs an fsync of the database)."""
 
 
 def identity_of(*, cluster_id: bytes, member: int, public_key: bytes, n: int, f: int,
@@ -200,6 +208,8 @@ class DurableStore:
                 if changes.snapshot is not None:
                     # Run to completion (execute() would step once: one page).
                     db.executescript("PRAGMA incremental_vacuum;")
+                    if self._wal_bytes() > _WAL_CUT_BYTES:
+                        db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
             except BaseException as exc:
                 if db.in_transaction:  # SQLite may have rolled back already (disk full)
                     db.execute("ROLLBACK")
@@ -207,6 +217,11 @@ class DurableStore:
                     raise ValueError(f"a slot appended to {self.path} is already stored: "
                                      f"{exc}") from None
                 raise
+
+    def _wal_bytes(self) -> int:
+        with contextlib.suppress(FileNotFoundError):
+            return self.path.with_name(self.path.name + "-wal").stat().st_size
+        return 0
 
     def file_bytes(self) -> int:
         """Bytes on disk: the database and its write-ahead log (never waits for a commit)."""

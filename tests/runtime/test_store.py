@@ -152,6 +152,21 @@ def test_a_burst_does_not_leave_the_write_ahead_log_at_its_size(disk_path: Path)
     store.close()
 
 
+def test_a_snapshot_gives_the_pages_it_compacted_back_to_the_disk(disk_path: Path) -> None:
+    """What a snapshot compacts away leaves the files at once, not at some later automatic
+    checkpoint: after it, the database holds little more than its pages in use and the
+    write-ahead log is short."""
+    store = DurableStore(disk_path, identity=_identity())
+    for k in range(200):  # 6 MiB of slots, in commits small enough for no checkpoint to cut
+        store.commit(DurableChanges(slots=(_slot(k, 32768),)))
+    before = store.file_bytes()
+    assert before > 6 << 20
+    store.commit(DurableChanges(snapshot=_snapshot(200)))
+    assert _wal_bytes(store) <= 1 << 20, _wal_bytes(store)
+    assert store.file_bytes() < 1 << 20 < before, store.file_bytes()
+    store.close()
+
+
 def test_a_damaged_record_is_refused_on_load_naming_the_file(tmp_path: Path) -> None:
     store = DurableStore(tmp_path, identity=_identity())
     store.commit(DurableChanges(slots=(_slot(0),)))
