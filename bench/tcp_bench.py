@@ -219,27 +219,48 @@ with work queued up); paced, it calls ``Node.broadcast`` once per payload."""
 
 
 async def _broadcaster(node: Node, share: int, size: int, rate: float,
-                       sent_at: dict[int, float], marks: _Marks) -> None:
-    """Broadcast this member's share, recording each call time before it is made."""
-    interval = 1.0 / rate if rate > 0 else 0.0
-    start = trio.current_time()
-    counter = 0
-    while counter < share:
-        if interval:
+                       sent_at: dict[int, float], marks: _Marks, callers: int = 1) -> None:
+    """Broadcast this member's share, recording each call time before it is made: paced, one
+    call per payload; flat out, ``callers`` concurrent callers, each handing the next
+    ``CHUNK`` payloads to ``broadcast_many`` as soon as its previous call returned."""
+    if rate > 0:
+        interval, start = 1.0 / rate, trio.current_time()
+        for counter in range(share):
             await trio.sleep_until(start + counter * interval)
-        chunk = 1 if interval else min(CHUNK, share - counter)
-        payloads = [bench_payload(node.id, c, size) for c in range(counter, counter + chunk)]
-        now = time.perf_counter()
-        if marks.at_first_broadcast is None:
-            marks.at_first_broadcast = _counters(node)
-            marks.first_broadcast = now
-        for c in range(counter, counter + chunk):
-            sent_at[c] = now
-        try:
-            await node.broadcast_many(payloads)
-        except MemberCrashed:
-            return  # an injected crash: this member broadcasts no more
-        counter += chunk
+            if not await _hand_over(node, range(counter, counter + 1), size, sent_at, marks):
+                return
+        return
+    taken = 0
+
+    async def caller() -> None:
+        nonlocal taken
+        while taken < share:
+            counters = range(taken, min(taken + CHUNK, share))
+            taken = counters.stop
+            if not await _hand_over(node, counters, size, sent_at, marks):
+                return
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(callers):
+            nursery.start_soon(caller)
+
+
+async def _hand_over(node: Node, counters: range, size: int, sent_at: dict[int, float],
+                     marks: _Marks) -> bool:
+    """One ``broadcast_many`` call with the payloads of ``counters``; False once this member
+    crashed (an injected crash: it broadcasts no more)."""
+    payloads = [bench_payload(node.id, c, size) for c in counters]
+    now = time.perf_counter()
+    if marks.at_first_broadcast is None:
+        marks.at_first_broadcast = _counters(node)
+        marks.first_broadcast = now
+    for c in counters:
+        sent_at[c] = now
+    try:
+        await node.broadcast_many(payloads)
+    except MemberCrashed:
+        return False
+    return True
 
 
 async def _watch_views(node: Node, views: list[tuple[float, int]]) -> None:
@@ -325,7 +346,7 @@ async def _run_worker(args: argparse.Namespace) -> dict[str, Any]:
         barrier_s = await _barrier(directory, member, n, capture)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_broadcaster, node, share, args.payload_size, rate_each,
-                               sent_at, marks)
+                               sent_at, marks, args.callers)
             nursery.start_soon(_watch_views, node, views)
             if member not in correct:
                 await _until_peers_done(directory, correct)
@@ -449,6 +470,10 @@ class WorkerOptions:
     """Other :class:`btob.Settings` fields as ``NAME=VALUE`` strings."""
     data: bool = False
     """Each member keeps its durable state in ``DIR/data-I`` (btob core only)."""
+    callers: int = 1
+    """Flat out, concurrent callers of ``broadcast_many`` per member (a client with several
+    requests outstanding: with a data directory each call returns only once its payloads are
+    committed, so a lone caller waits a commit between calls)."""
 
     def member_settings(self) -> Settings:
         """The settings every worker runs with (their cluster-wide part is cluster.toml's)."""
@@ -476,6 +501,8 @@ class WorkerOptions:
             args += ["--setting", text]
         if self.data:
             args.append("--data")
+        if self.callers != 1:
+            args += ["--callers", str(self.callers)]
         return args
 
 
@@ -746,6 +773,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data", action="store_true",
                         help="each member keeps its durable state in a data directory under "
                              "the run's temporary directory (btob core only)")
+    parser.add_argument("--callers", type=int, default=1, metavar="K",
+                        help="flat out, K concurrent broadcast_many callers per member "
+                             "(default 1)")
     # The benchmark starts one worker process per member with these three.
     parser.add_argument("--faulty", type=int, action="append", default=[], metavar="ID",
                         help="internal, worker mode: a faulty member, whose payloads the "
@@ -764,7 +794,7 @@ def _options(args: argparse.Namespace) -> WorkerOptions:
                          batch_size=args.batch_size, batch_delay_s=args.batch_delay,
                          view_change_timeout_s=args.view_change_timeout,
                          faults=tuple(args.fault), net=args.net, settings=tuple(args.setting),
-                         data=args.data)
+                         data=args.data, callers=args.callers)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -774,8 +804,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.dir is None:
             raise SystemExit("--worker needs --dir")
         return run_worker(args)
-    if args.n < 1 or args.payload_size < HEADER.size or args.payloads < args.n:
-        raise SystemExit(f"need --n >= 1, --payloads >= n and --payload-size >= {HEADER.size}")
+    if args.n < 1 or args.payload_size < HEADER.size or args.payloads < args.n \
+            or args.callers < 1:
+        raise SystemExit(f"need --n >= 1, --payloads >= n, --payload-size >= {HEADER.size} "
+                         f"and --callers >= 1")
     if args.data and args.core == "baseline":
         raise SystemExit("python -m btob.bench.tcp_bench: the crash-only baseline keeps no "
                          "durable state: --data needs --core btob")

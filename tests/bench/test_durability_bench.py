@@ -107,12 +107,17 @@ def test_quick_throughput_writes_the_table_and_json(tmp_path: Path,
     assert status == 0
     report = json.loads(out.read_text())
     t = report["scenarios"]["throughput"]
-    assert len(t["memory_per_s"]) == len(t["durable_per_s"]) == 1
-    assert t["ratio"] == pytest.approx(t["durable_median_per_s"] / t["memory_median_per_s"])
-    assert all(c > 0 for member in t["durable_members"] for c in member["commits"])
+    assert [row["callers"] for row in t["rows"]] == [1, 2]
+    for row in t["rows"]:
+        assert len(row["memory_per_s"]) == len(row["durable_per_s"]) == 1
+        assert row["ratio"] == pytest.approx(row["durable_median_per_s"]
+                                             / row["memory_median_per_s"])
+        assert all(c > 0 for member in row["durable_members"] for c in member["commits"])
+    assert t["ratio"] == t["rows"][-1]["ratio"] and t["callers"] == 2  # judged on the last
     assert report["data"]["path"].startswith(str(tmp_path)) and report["data"]["fstype"]
     table = md.read_text()
     assert "| throughput, 4 processes over TCP" in table and table in capsys.readouterr().out
+    assert "1 caller per member" in table and "2 callers per member" in table
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d.json", "out"]  # data removed
 
 

@@ -58,3 +58,31 @@ def test_with_data_every_member_commits_to_its_data_directory(tmp_path: Path) ->
 def test_the_baseline_is_refused_a_data_directory() -> None:
     with pytest.raises(SystemExit, match="--data needs --core btob"):
         tcp_bench.main(["--core", "baseline", "--data"])
+
+
+@pytest.mark.parametrize("callers", [1, 3])
+async def test_flat_out_callers_hand_over_every_payload_once_and_overlap(
+        callers: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    import trio
+
+    monkeypatch.setattr(tcp_bench, "_counters", lambda node: {})
+    handed: list[int] = []
+    outstanding = most = 0
+
+    class SlowNode:
+        id = 1
+
+        async def broadcast_many(self, payloads: list[bytes]) -> None:
+            nonlocal outstanding, most
+            outstanding += 1
+            most = max(most, outstanding)
+            await trio.sleep(0.01)  # a commit: the call returns later
+            handed.extend(tcp_bench.HEADER.unpack_from(p)[1] for p in payloads)
+            outstanding -= 1
+
+    sent_at: dict[int, float] = {}
+    share = 5 * tcp_bench.CHUNK + 7
+    await tcp_bench._broadcaster(SlowNode(), share, 100, 0.0,  # type: ignore[arg-type]
+                                 sent_at, tcp_bench._Marks(), callers)
+    assert sorted(handed) == list(range(share)) and sorted(sent_at) == list(range(share))
+    assert most == callers
