@@ -208,7 +208,7 @@ class Member:
             "ctl.slot": self._on_slot_proof,
             "ctl.segment": self._on_segment,
             "ctl.chunkreq": lambda signed, now: self._chunk_server.on_request(
-                signed.sender, signed.message, self.snapshot),  # type: ignore[arg-type]
+                signed.sender, signed.message, self.snapshot, now),  # type: ignore[arg-type]
             "ctl.chunk": self._on_chunk,
             "ckp.checkpoint": self._on_checkpoint,
             "vc.viewchange": vc.on_view_change,

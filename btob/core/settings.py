@@ -83,6 +83,12 @@ class Settings:
     """Committed slots sent to a lagging peer in answer to one STATUS."""
     catchup_grace_s: float = attrs.field(default=0.1, validator=_positive)
     """A slot is offered to a lagging peer only once it has been committed this long."""
+    transfer_serve_bytes_per_s: int = attrs.field(default=32 * 1024 * 1024, validator=_positive)
+    """Snapshot bytes served to any one peer per second, at most (with a burst of
+    ``transfer_chunks_in_flight`` chunks): a request of a hundred bytes asks for a chunk of
+    up to ``chunk_bytes``, and a Byzantine peer asking again and again must not make this
+    member spend its bandwidth on it. An honest fetcher spreads its requests over its peers,
+    so its transfer goes at up to ``n - 1`` times this."""
     transfer_chunks_in_flight: int = attrs.field(default=4, validator=_positive)
     """Snapshot chunks a member fetching a state asks for at once (each of one peer); an
     unanswered request is asked of the next peer after ``retransmit_interval_s``."""

@@ -31,7 +31,10 @@ exceed ``snapshot_bytes_max`` (rounded to whole chunks) is refused, only verifie
 kept, and no chunk is longer than ``chunk_bytes``.
 
 The serving side (:class:`ChunkServer`) answers a request for its own snapshot's ``upto``
-with the chunk and its audit path, from a Merkle tree it builds once per snapshot.
+with the chunk and its audit path, from a Merkle tree it builds once per snapshot. Each
+peer has a budget of chunk bytes (a token bucket: ``transfer_serve_bytes_per_s``, a burst
+of ``transfer_chunks_in_flight`` chunks); a request beyond it is dropped unanswered, as if
+lost - the fetcher asks another peer, or this one again later.
 
 Wiring both into the member: route ``ctl.chunkreq`` to :meth:`ChunkServer.on_request` with
 the member's stable snapshot and ``ctl.chunk`` to :meth:`StateTransfer.on_chunk`, installing
@@ -357,6 +360,9 @@ class ChunkServer:
         self._chunk_bytes = settings.chunk_bytes
         self._upto: int | None = None
         self._tree: MerkleTree | None = None
+        self._burst = settings.transfer_chunks_in_flight * self._chunk_bytes
+        self._budgets: dict[int, tuple[float, float]] = {}
+        """Per peer: (bytes it may still be served, when that was computed)."""
         self.served = 0
         """Chunks served."""
 
@@ -387,13 +393,23 @@ class ChunkServer:
         return Chunk(snapshot_upto, tree.root, tree.count, request.index,
                      tree.chunk(request.index), tree.proof(request.index))
 
-    def on_request(self, sender: int, request: ChunkRequest, snapshot: Snapshot | None) -> None:
+    def on_request(self, sender: int, request: ChunkRequest, snapshot: Snapshot | None,
+                   now: float) -> None:
         """Answer ``sender``'s CHUNK-REQUEST from this member's stable ``snapshot`` (None: it
-        holds none), or count the request dropped."""
+        holds none) if ``sender``'s budget allows, or count the request dropped."""
+        allowed, at = self._budgets.get(sender, (self._burst, now))
+        allowed = min(self._burst, allowed + max(0.0, now - at)
+                      * self.settings.transfer_serve_bytes_per_s)
+        if allowed < self._chunk_bytes:
+            self._budgets[sender] = (allowed, now)
+            self.outbox.drop("chunkreq-over-budget")
+            return
         chunk = None if snapshot is None else self.serve(request, snapshot.upto, snapshot.state)
         if chunk is None:
+            self._budgets[sender] = (allowed, now)
             self.outbox.drop("chunkreq-not-held")
             return
+        self._budgets[sender] = (allowed - len(chunk.data), now)
         self.outbox.send(sender, chunk)
 
     def held(self) -> int:

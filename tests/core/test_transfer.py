@@ -497,8 +497,34 @@ def test_on_request_sends_the_chunk_to_the_asker_or_counts_the_drop() -> None:
     outbox = Outbox()
     server = ChunkServer(settings=SETTINGS, outbox=outbox)
     snapshot = Snapshot(CheckpointCert(UPTO, bytes(32), ()), STATE)
-    server.on_request(3, ChunkRequest(UPTO, 2), snapshot)
+    server.on_request(3, ChunkRequest(UPTO, 2), snapshot, 0.0)
     assert [(dest, type(item)) for dest, item in outbox.sends] == [(3, Chunk)]
-    server.on_request(3, ChunkRequest(UPTO, 2), None)
-    server.on_request(3, ChunkRequest(OLD, 2), snapshot)
+    server.on_request(3, ChunkRequest(UPTO, 2), None, 0.0)
+    server.on_request(3, ChunkRequest(OLD, 2), snapshot, 0.0)
     assert outbox.dropped["chunkreq-not-held"] == 2 and len(outbox.sends) == 1
+
+
+def test_a_peer_asking_again_and_again_is_served_within_its_budget() -> None:
+    """A burst of ``transfer_chunks_in_flight`` chunks at once, then
+    ``transfer_serve_bytes_per_s``; another peer's budget is its own."""
+    settings = attrs.evolve(SETTINGS, transfer_chunks_in_flight=2,
+                            transfer_serve_bytes_per_s=SETTINGS.chunk_bytes * 10)
+    outbox = Outbox()
+    server = ChunkServer(settings=settings, outbox=outbox)
+    snapshot = Snapshot(CheckpointCert(UPTO, bytes(32), ()), STATE)
+
+    def served(peer: int, now: float, times: int = 100) -> int:
+        before = len(outbox.sends)
+        for _ in range(times):
+            server.on_request(peer, ChunkRequest(UPTO, 0), snapshot, now)
+        return len(outbox.sends) - before
+
+    assert served(3, 0.0) == 2  # the burst
+    assert outbox.dropped["chunkreq-over-budget"] == 98
+    assert served(2, 0.0) == 2  # another peer
+    assert served(3, 0.0) == 0
+    assert served(3, 0.5) == 2  # half a second earns five chunks; the burst caps it at two
+    assert served(3, 0.55) == 0
+    assert served(3, 0.65) == 1
+    total = sum(served(3, 1.0 + k * 0.01, times=3) for k in range(100))  # a second more
+    assert 10 <= total <= 12, total
