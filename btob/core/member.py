@@ -8,8 +8,9 @@ awaits, reads a clock, or draws random numbers.
 The cores and where their rules live: dissemination (:mod:`btob.core.dissemination`, one
 strategy per variant), ordering with its proposer policy (:mod:`btob.core.ordering`,
 :mod:`btob.core.proposers`), the view change (:mod:`btob.core.viewchange`), checkpoints
-(:mod:`btob.core.checkpoint`), catch-up (:mod:`btob.core.catchup`) and delivery
-(:mod:`btob.core.delivery`). This module only routes between them.
+(:mod:`btob.core.checkpoint`), catch-up (:mod:`btob.core.catchup`), recovery - what is
+kept on disk, snapshots, restore and state transfer - (:mod:`btob.core.recovery`) and
+delivery (:mod:`btob.core.delivery`). This module only routes between them.
 
 Input gate: every frame is decoded with bounds, its signature checked against the sender's
 key under the domain tag of its kind, and only then parsed and handed to the core the
@@ -28,7 +29,6 @@ from btob.core.application import StateMachine
 from btob.core.batching import PendingPayloads
 from btob.core.catchup import CatchUp
 from btob.core.checkpoint import CheckpointTracker
-from btob.core.codec import pack, unpack
 from btob.core.contract import MemberStatistics, Outgoing
 from btob.core.delivery import Delivery, DeliveryLog, MsgId
 from btob.core.durable import DurableChanges, DurableState, SlotRecord, Snapshot
@@ -36,8 +36,8 @@ from btob.core.effects import Evidence, Outbox, VerifyFn
 from btob.core.journal import SigningJournal
 from btob.core.ordering import Ordering
 from btob.core.quorum import Quorums
+from btob.core.recovery import Recovery
 from btob.core.settings import Settings
-from btob.core.snapshot import MemberState
 from btob.core.transfer import ChunkServer, StateTransfer
 from btob.core.variants import VARIANTS
 from btob.core.variants import variant as variant_named
@@ -51,12 +51,9 @@ from btob.core.wire import (
     Message,
     NewView,
     Order,
-    PreparedCert,
-    Send,
     Signed,
     SlotProof,
     Status,
-    ViewChange,
     WireLimits,
     decode_frame,
 )
@@ -164,10 +161,6 @@ class Member:
         self._transfer = StateTransfer(member=member, quorums=self.quorums,
                                        settings=self.settings, outbox=self._outbox)
         self._chunk_server = ChunkServer(settings=self.settings, outbox=self._outbox)
-        self._transfer_cert: CheckpointCert | None = None
-        self.transferred_to: int | None = None
-        """The delivery index a state transfer last jumped to (the deliveries below it were
-        made elsewhere and are in the snapshot); None if it never transferred."""
         self._log = DeliveryLog(
             early_payloads_max_per_origin=self.settings.early_payloads_max_per_origin
         )
@@ -176,6 +169,14 @@ class Member:
         self._next_payload = 0
         self._next_batch = 0
         self._own_in_flight: set[int] = set()
+        self._recovery = Recovery(
+            member=member, quorums=self.quorums, settings=self.settings, outbox=self._outbox,
+            journal=self._journal, order=order, dissemination=self._dissemination,
+            log=self._log, checkpoints=self._checkpoints, view_changer=vc,
+            transfer=self._transfer, chunk_server=self._chunk_server, app=app,
+            batches=self._batches, own_in_flight=self._own_in_flight, pending=self._pending,
+            deliver_ready=self._deliver_ready, install_view=self._install_view,
+        )
         self._frames: list[Outgoing] = []
         self._deliveries: list[Delivery] = []
         self._local: deque[Signed] = deque()
@@ -185,18 +186,6 @@ class Member:
         self._submitted = 0
         self._gate_dropped: Counter[str] = Counter()
         dissemination = self._dissemination.on_message
-        self._durable_put: dict[str, bytes] = {}
-        self._durable_delete: set[str] = set()
-        self._slot_records: list[SlotRecord] = []
-        self._new_snapshot: Snapshot | None = None
-        self._states: dict[int, bytes] = {}
-        """Own encoded states at boundaries not yet covered by a stable snapshot."""
-        self.snapshot: Snapshot | None = None
-        """The latest stable snapshot this member holds (what it serves to laggards)."""
-        self._prepared_saved: set[int] = set()
-        self._restoring = False
-        self._learning: dict[int, tuple[int, int]] | None = None
-        """While not None: what each peer's STATUS says of this member's counters."""
         self._handlers: dict[str, Handler] = {
             "brb.send": dissemination, "brb.echo": dissemination, "brb.ready": dissemination,
             "brb.fetch": dissemination, "brb.final": dissemination,
@@ -234,7 +223,7 @@ class Member:
             raise PayloadTooLarge(
                 f"payload of {len(payload)} bytes exceeds {self.settings.payload_bytes_max}"
             )
-        if self._learning is not None:
+        if not self._recovery.counters_known:
             raise CountersUnknown(f"member {self.member} restarted with nothing on disk and "
                                   f"is still learning its counters from its peers")
         if len(self._pending) >= self.settings.pending_payloads_max:
@@ -242,7 +231,7 @@ class Member:
         msg_id = MsgId(self.member, self._next_payload)
         self._next_payload += 1
         self._submitted += 1
-        self._put(f"pay/{msg_id.counter}", bytes(payload))
+        self._recovery.payload_accepted(msg_id.counter, bytes(payload))
         self._pending.add(bytes(payload), now)
         self._flush_batches(now)
         self._pump(now)
@@ -304,16 +293,7 @@ class Member:
     def take_durable(self) -> DurableChanges:
         """Changes to the durable state since the last call (see :mod:`btob.core.durable`):
         commit them before any frame taken since then leaves."""
-        put, delete = self._journal.take_changes()
-        put.update(self._durable_put)
-        delete |= self._durable_delete
-        if not (put or delete or self._slot_records or self._new_snapshot):
-            return DurableChanges.EMPTY
-        changes = DurableChanges(tuple(put.items()), tuple(sorted(delete)),
-                                 tuple(self._slot_records), self._new_snapshot)
-        self._durable_put, self._durable_delete = {}, set()
-        self._slot_records, self._new_snapshot = [], None
-        return changes
+        return self._recovery.take_changes()
 
     def restore(self, state: DurableState, now: float) -> None:
         """Resume from committed ``state``; call on a fresh member before any other input.
@@ -330,95 +310,10 @@ class Member:
         some honest peer vouches for; a Byzantine one cannot push it into a gap). A member
         of a cluster of one has no peer to ask, and nobody who could have seen its counters.
         """
-        if not state:
-            if self.quorums.n - 1 - self.quorums.f > 0:
-                self._learning = {}
-            return
-        self._restoring = True
-        order = self._order
-        order.active = False  # no proposals or votes until its view is back
-        self._journal.load(dict(state.entries), self._limits)
-        if state.snapshot is not None:
-            self._adopt_state(state.snapshot, MemberState.decode(
-                state.snapshot.state, bytes_max=self.settings.snapshot_bytes_max))
-        for record in state.slots:
-            self._redeliver(record, now)
-        order.active = True
-        installed = state.entries.get("installed")
-        if installed is not None:
-            signed = decode_frame(installed, self._limits).parse(self._limits)
-            plan = self._view_changer.on_new_view(signed, now, restoring=True)
-            if plan is not None:
-                new_view = signed.message
-                assert isinstance(new_view, NewView)
-                self._install_view(plan, new_view.excluded, now)
-        for name, data in state.entries.items():
-            if name.startswith("prep/"):
-                order.restore_prepared(PreparedCert.from_wire(
-                    unpack(data, frame_bytes_max=len(data), items_max=len(data))))
-                self._prepared_saved.add(int(name[5:]))
-        for kind in ("order", "oecho", "oready"):
-            for signed in self._journal.signed(kind):
-                order.restore_own(signed, now)
-        wanted = [s.message.view for s in self._journal.signed("viewchange")
-                  if isinstance(s.message, ViewChange)]
-        if wanted and max(wanted) > order.view:
-            self._view_changer.start(max(wanted), now)  # the journal repeats its VIEW-CHANGE
-        self._restore_own_batches(state, now)
-        self._restoring = False
-        self._pump(now)
-
-    def _adopt_state(self, snapshot: Snapshot, state: MemberState) -> None:
-        """Continue from ``snapshot`` (after a restart, or fetched by state transfer): the
-        position, chain, ordering, dissemination and delivery state, the application's."""
-        order, windows = self._order, state.windows
-        order.jump_to(state.upto, windows)
-        self._dissemination.restore_finished(windows)
-        for key in [k for k in self._batches if order.is_ordered(*k)]:
-            del self._batches[key]
-        self._own_in_flight = {c for c in self._own_in_flight
-                               if not order.is_ordered(self.member, c)}
-        self._log.restore(state.next_index, state.counter_pairs, state.early_triples)
-        self._checkpoints.restore(snapshot.cert)
-        if self._app is not None:
-            self._app.restore(state.app)
-        self.snapshot = snapshot
-
-    def _redeliver(self, record: SlotRecord, now: float) -> None:
-        """Deliver again a slot this member delivered before a restart."""
-        order = self._order
-        order.adopt_settled(record.slot, record.refs, view=record.view,
-                            certificate=record.certificate)
-        fresh = [r for r in record.refs if not order.is_ordered(r.origin, r.counter)]
-        for ref, batch in zip(fresh, record.batches, strict=True):
-            self._batches[(ref.origin, ref.counter)] = (ref.digest, batch)
-        delivered = self._deliver_ready(now)
-        assert delivered, f"slot {record.slot} of the durable state cannot be delivered again"
-
-    def _restore_own_batches(self, state: DurableState, now: float) -> None:
-        """Own batches not ordered yet go out again (the journal repeats their SENDs), and
-        payloads not yet in a batch wait again; counters continue above all of them."""
-        next_batch = self._order.ordered_low(self.member)
-        next_payload = self._log.next_counter(self.member)
-        for signed in self._journal.signed("send"):
-            send = signed.message
-            assert isinstance(send, Send)
-            next_batch = max(next_batch, send.counter + 1)
-            next_payload = max(next_payload,
-                               send.batch.first_counter + len(send.batch.payloads))
-            if not self._order.is_ordered(self.member, send.counter):
-                self._own_in_flight.add(send.counter)
-                self._dissemination.broadcast(send.counter, send.batch, now)
-        waiting = sorted((int(name[4:]), data) for name, data in state.entries.items()
-                         if name.startswith("pay/"))
-        for counter, payload in waiting:
-            assert counter >= next_payload - 1 or not waiting, "payloads wait in order"
-            self._pending.add(payload, now)
-        if waiting:
-            next_payload = max(next_payload, waiting[-1][0] + 1)
-        self._next_batch = max(self._next_batch, next_batch)
-        self._next_payload = max(self._next_payload, next_payload)
-        self._submitted = self._next_payload
+        counters = self._recovery.restore(state, now)
+        if counters is not None:
+            self._continue_above(*counters)
+            self._pump(now)
 
     # -- queries ------------------------------------------------------------------------------
 
@@ -426,6 +321,17 @@ class Member:
     def evidence(self) -> tuple[Evidence, ...]:
         """Proof of misbehaviour collected so far, at most one per member."""
         return tuple(self._evidence[m] for m in sorted(self._evidence))
+
+    @property
+    def snapshot(self) -> Snapshot | None:
+        """The latest stable snapshot this member holds (what it serves to laggards)."""
+        return self._recovery.snapshot
+
+    @property
+    def transferred_to(self) -> int | None:
+        """The delivery index a state transfer last jumped to (the deliveries below it were
+        made elsewhere and are in the snapshot); None if it never transferred."""
+        return self._recovery.transferred_to
 
     @property
     def next_slot(self) -> int:
@@ -481,7 +387,7 @@ class Member:
             slots_from_segments=self._catchup.slots_from_segments,
             transfer=self._transfer.statistics(),
             journal_refused=self._journal.refused,
-            counters_known=self._learning is None,
+            counters_known=self._recovery.counters_known,
         )
 
     def held_state(self) -> dict[str, int]:
@@ -496,7 +402,7 @@ class Member:
             "checkpoint_state": self._checkpoints.held(),
             "history_slots": self._catchup.held(),
             "transfer_chunks": self._transfer.held(),
-            "snapshot_states": len(self._states),
+            "snapshot_states": self._recovery.held(),
             "journal": self._journal.held(),
             "view_changes": vc_held["view_changes"],
             "early_payloads": self._log.early_held(),
@@ -513,47 +419,10 @@ class Member:
     def _on_chunk(self, signed: Signed, now: float) -> None:
         chunk = signed.message
         assert isinstance(chunk, Chunk)
-        state = self._transfer.on_chunk(signed.sender, chunk, now)
-        cert = self._transfer_cert
-        if state is not None and cert is not None and cert.upto == chunk.upto:
-            self._install_transferred(Snapshot(cert, state), now)
-
-    def _offer_snapshot(self, cert: CheckpointCert, now: float) -> None:
-        """A peer that no longer holds the log we miss offers the state at ``cert``: fetch it
-        (chunk by chunk, each checked against the certified root) if it is ahead of us."""
-        target = self._transfer.target
-        if cert.upto <= self._order.low or (self._transfer.active and target is not None
-                                            and target.upto >= cert.upto):
-            self._outbox.drop("snapshot-offer-not-needed")
-            return
-        if not self._checkpoints.verify_cert(cert):
-            self._outbox.drop("snapshot-offer-bad-certificate")
-            return
-        self._transfer_cert = cert
-        self._transfer.retarget(cert.upto, cert.state, None, None, now)
-
-    def _install_transferred(self, snapshot: Snapshot, now: float) -> None:
-        """Jump to a fetched, verified snapshot: everything below it is settled there."""
-        self._transfer_cert = None
-        try:
-            state = MemberState.decode(snapshot.state, bytes_max=self.settings.snapshot_bytes_max)
-        except WireError:
-            # The root verified, so a quorum signed these bytes: honest members made them.
-            self._outbox.drop("snapshot-undecodable")
-            return
-        if state.upto != snapshot.upto or snapshot.upto <= self._order.low:
-            self._outbox.drop("snapshot-not-needed")
-            return
-        self._adopt_state(snapshot, state)
-        self._new_snapshot = snapshot
-        self._slot_records = [r for r in self._slot_records if r.slot >= snapshot.upto]
-        for boundary in [u for u in self._states if u <= snapshot.upto]:
-            del self._states[boundary]
-        self._compact(snapshot.upto)
-        self.transferred_to = state.next_index
-        self._catchup.ask_soon()
-        while self._deliver_ready(now):
-            pass
+        if self._recovery.on_chunk(signed.sender, chunk, now):
+            self._catchup.ask_soon()
+            while self._deliver_ready(now):
+                pass
 
     def _on_order(self, signed: Signed, now: float) -> None:
         order = signed.message
@@ -572,19 +441,15 @@ class Member:
         status = signed.message
         assert isinstance(status, Status)
         self._catchup.on_status(signed.sender, status, now)
-        learning, n = self._learning, self.quorums.n
-        if learning is None or signed.sender == self.member or len(status.seen) != 2 * n:
-            return
-        learning[signed.sender] = (status.seen[2 * self.member], status.seen[2 * self.member + 1])
-        f = self.quorums.f
-        if len(learning) < n - 1 - f:
-            return
-        rank = min(f, len(learning) - 1)
-        batch = sorted((b for b, _ in learning.values()), reverse=True)[rank]
-        payload = sorted((p for _, p in learning.values()), reverse=True)[rank]
+        learned = self._recovery.learn_counters(signed.sender, status)
+        if learned is not None:
+            self._continue_above(*learned)
+
+    def _continue_above(self, batch: int, payload: int) -> None:
+        """Own counters continue at least at ``batch`` and ``payload`` (what a restart found
+        or the peers reported): no id is used twice."""
         self._next_batch = max(self._next_batch, batch)
         self._next_payload = self._submitted = max(self._next_payload, payload)
-        self._learning = None
 
     def known_counters(self, origin: int) -> tuple[int, int]:
         """The next batch and payload counters of ``origin`` this member knows of (ordered
@@ -599,7 +464,7 @@ class Member:
             batch, payload = self._dissemination.seen_from(origin)
             seen += [max(batch, self._order.ordered_low(origin)),
                      max(payload, self._log.next_counter(origin))]
-        if self._learning is None:  # our own counters, once we know them
+        if self._recovery.counters_known:  # our own counters, once we know them
             seen[2 * self.member:2 * self.member + 2] = [
                 max(seen[2 * self.member], self._next_batch),
                 max(seen[2 * self.member + 1], self._next_payload)]
@@ -617,12 +482,12 @@ class Member:
     def _stable(self, cert: CheckpointCert) -> None:
         """A checkpoint became stable: release proofs below it, and snapshot if we can."""
         self._order.forget_below(cert.upto)
-        self._maybe_snapshot(cert.upto)
+        self._recovery.maybe_snapshot(cert.upto)
 
     def _on_new_view(self, signed: Signed, now: float) -> None:
         plan = self._view_changer.on_new_view(signed, now)
         if plan is not None:
-            self._put("installed", signed.to_frame())
+            self._recovery.view_installed(signed.to_frame())
             new_view = signed.message
             assert isinstance(new_view, NewView)
             self._install_view(plan, new_view.excluded, now)
@@ -653,7 +518,7 @@ class Member:
         segment = signed.message
         assert isinstance(segment, LogSegment)
         if not segment.entries and segment.start == segment.cert.upto:
-            self._offer_snapshot(segment.cert, now)
+            self._recovery.offer(segment.cert, now)
             return
         adopted = self._catchup.on_segment(segment)
         if adopted is None:
@@ -700,8 +565,7 @@ class Member:
                 break
         if outbox.prepared:
             for cert in outbox.prepared:
-                self._put(f"prep/{cert.slot}", pack(cert.to_wire()))
-                self._prepared_saved.add(cert.slot)
+                self._recovery.prepared(cert)
             outbox.prepared.clear()
         if outbox.evidence:
             for ev in outbox.evidence:
@@ -752,8 +616,7 @@ class Member:
             for delivery in deliveries:
                 self._app.apply(delivery)
         self._deliveries.extend(deliveries)
-        if not self._restoring:
-            self._slot_records.append(SlotRecord(committed.view, slot, committed.refs,
+        self._recovery.slot_delivered(SlotRecord(committed.view, slot, committed.refs,
                                                  committed.certificate, tuple(batches)))
         self._catchup.slot_delivered(slot, committed.refs, fresh, batches, now)
         for ref in fresh:
@@ -765,77 +628,9 @@ class Member:
         self._view_changer.progressed()
         boundary = self._checkpoints.slot_delivered(slot, committed.refs)
         if boundary is not None:
-            self._checkpoint_at(boundary)
+            self._recovery.checkpoint_at(boundary)
         self._flush_batches(now)
         return True
-
-    def _checkpoint_at(self, upto: int) -> None:
-        """At a boundary: take the snapshot, sign its root in a CHECKPOINT, and keep it until
-        a stable certificate covers it."""
-        counters, early = self._log.export()
-        state = MemberState.of(
-            upto=upto, chain=self._checkpoints.chain, next_index=self._log.next_index,
-            counters=counters, early=early, ordered=self._order.ordered_windows(),
-            app=b"" if self._app is None else self._app.snapshot(),
-        ).encode()
-        if len(state) > self.settings.snapshot_bytes_max:
-            raise ConfigError(f"the snapshot at slot {upto} has {len(state)} bytes, more than "
-                              f"snapshot_bytes_max={self.settings.snapshot_bytes_max}")
-        self._states[upto] = state
-        # Only boundaries a certificate can still come for are kept: CHECKPOINT votes are
-        # taken up to slot_window beyond the stable one (a member that sees none stabilise
-        # must not hold a snapshot per boundary forever).
-        floor = upto - self.settings.slot_window
-        for boundary in [u for u in self._states if u < floor]:
-            del self._states[boundary]
-        root = self._chunk_server.root_of(upto, state)
-        self._outbox.send(None, self._checkpoints.boundary_checkpoint(upto, root))
-        self._maybe_snapshot(upto)
-
-    def _maybe_snapshot(self, upto: int) -> None:
-        """Once this member holds both the state at ``upto`` and a stable certificate for it,
-        that snapshot replaces everything below it, in memory and on disk."""
-        cert = self._checkpoints.cert_at(upto)
-        state = self._states.get(upto)
-        if cert is None or state is None or (self.snapshot and self.snapshot.upto >= upto):
-            return
-        self.snapshot = Snapshot(cert, state)
-        if not self._restoring:
-            self._new_snapshot = self.snapshot
-        for boundary in [u for u in self._states if u <= upto]:
-            del self._states[boundary]
-        self._compact(upto)
-
-    def _compact(self, upto: int) -> None:
-        """Forget what nobody can ask this member to repeat once ``upto`` is stable: votes
-        and proposals for slots below it or for earlier views, checkpoints up to it, and
-        instances whose batch is ordered."""
-        order, view = self._order, self._order.view
-        slot_kinds, instance_kinds = ("order", "oecho", "oready"), ("send", "request", "echo",
-                                                                      "ready")
-
-        def done(key: tuple[str, int, int]) -> bool:
-            what, a, b = key
-            if what in slot_kinds:
-                return b < upto or a < view
-            if what in instance_kinds:
-                return b < order.ordered_low(a)
-            if what == "checkpoint":
-                return a <= upto
-            return a < view  # VIEW-CHANGE, NEW-VIEW
-
-        self._journal.forget(done)
-        for slot in [s for s in self._prepared_saved if s < upto]:
-            self._prepared_saved.discard(slot)
-            self._delete(f"prep/{slot}")
-
-    def _put(self, key: str, value: bytes) -> None:
-        self._durable_put[key] = value
-        self._durable_delete.discard(key)
-
-    def _delete(self, key: str) -> None:
-        self._durable_put.pop(key, None)
-        self._durable_delete.add(key)
 
     def _flush_batches(self, now: float) -> None:
         """Cut pending payloads into batches while fewer than the limit are in flight."""
@@ -845,8 +640,7 @@ class Member:
             if payloads is None:
                 return
             first = self._next_payload - len(self._pending) - len(payloads)
-            for payload_counter in range(first, first + len(payloads)):
-                self._delete(f"pay/{payload_counter}")  # the SEND holds them now
+            self._recovery.payloads_batched(first, len(payloads))
             counter = self._next_batch
             self._next_batch += 1
             self._own_in_flight.add(counter)
