@@ -341,6 +341,13 @@ class Node:
             self._release([step])
         finally:
             self._restoring = False
+        # Resumed from a snapshot with nothing above it, the member delivers nothing again:
+        # its next delivery continues at the snapshot's index all the same.
+        resumed_at = self._member.statistics().deliveries
+        if resumed_at > self._delivered_count:
+            self._skipped.append(SkippedDeliveries(self._delivered_count, resumed_at,
+                                                   "restore"))
+            self._delivered_count = resumed_at
 
     def started(self) -> None:
         """The node's tasks start now: a fault's clock counts from here."""

@@ -56,8 +56,13 @@ def test_history_measures_stores_and_restarts_at_each_mark(tmp_path: Path) -> No
     disk, restart = result["disk"], result["restart"]
     (run,) = disk["runs"]
     assert sorted(run) == ["2000", "400"]
-    for rows in run.values():
-        assert [row["member"] for row in rows] == [0, 1, 2, 3]
+    for mark, rows in run.items():
+        # two rounds: on reaching the mark, then round_payloads (200) later
+        assert [(row["round"], row["member"]) for row in rows] == \
+            [(r, m) for r in range(2) for m in range(4)]
+        first = rows[0]["payloads"]
+        assert first >= int(mark)
+        assert [row["payloads"] for row in rows] == [first] * 4 + [first + 200] * 4
         # Pages in use count those still in the write-ahead log, so they are bounded by the
         # database and its log together, not by the database file alone.
         assert all(row["store_bytes"] >= row["db_bytes"] > 0 for row in rows)
@@ -71,7 +76,7 @@ def test_history_measures_stores_and_restarts_at_each_mark(tmp_path: Path) -> No
     assert disk["ratio"] == peaks["2000"] / peaks["400"]
     (restarts,) = restart["runs"]
     for mark, rows in restarts.items():
-        assert len(rows) == 4 and all(0 < row["seconds"] < 10 for row in rows)
+        assert len(rows) == 8 and all(0 < row["seconds"] < 10 for row in rows)
         # each resumed from its directory: further along after 2000 payloads than after 200
         assert all(row["slots_delivered"] > 0 for row in rows), mark
     assert min(r["slots_delivered"] for r in restarts["2000"]) > \

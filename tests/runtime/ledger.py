@@ -129,7 +129,7 @@ class LedgerCore:
     def statistics(self) -> MemberStatistics:
         """Counters: only what the node reads."""
         return MemberStatistics(
-            member=0, payloads_submitted=self._submitted, deliveries=self._submitted,
+            member=0, payloads_submitted=self._submitted, deliveries=self.next_index,
             slots_delivered=0, messages_sent=self.frames_made, bytes_sent=self.bytes_made,
             frames_received=0, signatures_made=0, signatures_verified=0, verify_cache_hits=0,
             dropped={}, evidence=(), brb_instances=0, open_slots=0, pending_payloads=0,

@@ -94,6 +94,26 @@ async def test_a_reopened_node_restores_what_it_committed(
                 break
 
 
+async def test_a_node_resumed_from_a_snapshot_with_nothing_above_it_goes_on_from_there(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A member restored at delivery index 40 that delivers nothing again (no slot above its
+    snapshot) still continues at 40: the node says the run below is the snapshot's and its
+    next delivery is 40 (it took index 40 for a skip without a transfer, and failed)."""
+    slow_disk(monkeypatch, 0.0)
+    async with ledger_node(tmp_path, LedgerCore(), RecordingTransport(lambda: set())) as node:
+        await node.broadcast(b"p")
+    core = ResumingCore(first_index=40)
+    async with ledger_node(tmp_path, core, RecordingTransport(lambda: set())) as node:
+        assert core.restored[0].slots == ()
+        assert node.skipped == (SkippedDeliveries(0, 40, "restore"),)
+        assert node.delivered == 40
+        msg_id = await node.broadcast(b"q")
+        with trio.fail_after(10):
+            async for delivery in node.deliveries(40):
+                assert (delivery.index, delivery.msg_id) == (40, msg_id)
+                break
+
+
 def _identity() -> dict[str, object]:
     """What :func:`open_core_node` records for the ledger node by default."""
     return {"cluster_id": b"ledger".hex(), "member": 0,
