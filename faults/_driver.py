@@ -34,6 +34,7 @@ from btob._errors import MemberCrashed
 from btob.core.contract import Core, MemberStatistics, Outgoing
 from btob.core.delivery import Delivery, MsgId
 from btob.core.durable import DurableChanges, DurableState
+from btob.core.recovery import EncodedState, StateWork
 from btob.core.settings import Settings
 from btob.core.viewchange import ViewInstalled
 from btob.core.wire import Message, Signed, decode_frame
@@ -213,6 +214,29 @@ class FaultyCore:
     def take_durable(self) -> DurableChanges:
         """The wrapped member's durable changes (a twin keeps nothing: it is the fault)."""
         return self.core.take_durable()
+
+    @property
+    def defer_state_work(self) -> bool:
+        """The wrapped member's setting (see :attr:`btob.Member.defer_state_work`)."""
+        return bool(getattr(self.core, "defer_state_work", False))
+
+    @defer_state_work.setter
+    def defer_state_work(self, value: bool) -> None:
+        # Only the wrapped member's: a twin, the fault itself, does its own work as it goes.
+        if hasattr(self.core, "defer_state_work"):
+            setattr(self.core, "defer_state_work", value)  # noqa: B010 - not in Core
+
+    def take_state_work(self) -> list[StateWork]:
+        """The wrapped member's deferred state work (see :meth:`btob.Member.take_state_work`)."""
+        take = getattr(self.core, "take_state_work", None)
+        return [] if take is None else list(take())
+
+    def state_done(self, done: EncodedState, now: float) -> None:
+        """Hand the wrapped member its finished state work (unless it crashed meanwhile)."""
+        if self.crashed:
+            return
+        self._guard(lambda: getattr(self.core, "state_done")(done, now))  # noqa: B009
+        self._collect()
 
     def restore(self, state: DurableState, now: float) -> None:
         """Resume the wrapped member from ``state``."""

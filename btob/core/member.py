@@ -36,7 +36,7 @@ from btob.core.effects import Evidence, Outbox, VerifyFn
 from btob.core.journal import SigningJournal
 from btob.core.ordering import Ordering
 from btob.core.quorum import Quorums
-from btob.core.recovery import Recovery
+from btob.core.recovery import EncodedState, Recovery, StateWork
 from btob.core.settings import Settings
 from btob.core.transfer import ChunkServer, StateTransfer
 from btob.core.variants import VARIANTS
@@ -294,6 +294,31 @@ class Member:
         """Changes to the durable state since the last call (see :mod:`btob.core.durable`):
         commit them before any frame taken since then leaves."""
         return self._recovery.take_changes()
+
+    @property
+    def defer_state_work(self) -> bool:
+        """Whether the driver encodes and hashes the checkpoint boundaries' states (see
+        :meth:`take_state_work`); False (the default): the member does it as it reaches a
+        boundary. A driver with an event loop sets it, to do that O(state) work in a thread."""
+        return self._recovery.defer_state_work
+
+    @defer_state_work.setter
+    def defer_state_work(self, value: bool) -> None:
+        self._recovery.defer_state_work = value
+
+    def take_state_work(self) -> list[StateWork]:
+        """With :attr:`defer_state_work`: the checkpoint boundaries' states captured since the
+        last call, to encode and hash off the event loop (:meth:`StateWork.run
+        <btob.core.recovery.StateWork.run>`), each result handed back to :meth:`state_done`
+        in order. Without it, always empty: the member does that work itself."""
+        work, self._recovery.state_work = self._recovery.state_work, []
+        return work
+
+    def state_done(self, done: EncodedState, now: float) -> None:
+        """A boundary's state is encoded and hashed: sign its root in a CHECKPOINT, and take
+        the snapshot if that boundary is already stable."""
+        self._recovery.state_done(done)
+        self._pump(now)
 
     def restore(self, state: DurableState, now: float) -> None:
         """Resume from committed ``state``; call on a fresh member before any other input.

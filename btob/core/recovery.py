@@ -10,8 +10,10 @@ them and hands them out in :meth:`Recovery.take_changes`; it is also the only re
 keys, so what is written and how it is read back live in one place.
 
 Why snapshots. Without them the log of delivered slots, and the journal, grow with history.
-At each checkpoint boundary a member encodes its state there
-(:class:`~btob.core.snapshot.MemberState`), signs the state's Merkle root in its CHECKPOINT,
+At each checkpoint boundary a member captures its state there
+(:class:`~btob.core.snapshot.MemberState`), encodes and hashes it (a :class:`StateWork`, which
+a driver with an event loop runs in a worker thread), signs the state's Merkle root in its
+CHECKPOINT,
 and keeps the bytes until a stable certificate for that boundary arrives. Certificates can
 only come for boundaries at most ``slot_window`` beyond the stable one, so states of older
 boundaries are dropped: a member that never sees a boundary stabilise holds a few states, not
@@ -41,6 +43,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import attrs
+
 from btob._errors import ConfigError, WireError
 from btob.core.application import StateMachine
 from btob.core.batching import PendingPayloads
@@ -51,6 +55,7 @@ from btob.core.dissemination import Dissemination
 from btob.core.durable import DurableChanges, DurableState, SlotRecord, Snapshot
 from btob.core.effects import Outbox
 from btob.core.journal import SigningJournal
+from btob.core.merkle import MerkleTree
 from btob.core.ordering import Ordering
 from btob.core.quorum import Quorums
 from btob.core.settings import Settings
@@ -70,10 +75,37 @@ from btob.core.wire import (
     decode_frame,
 )
 
-__all__ = ["Recovery"]
+__all__ = ["EncodedState", "Recovery", "StateWork"]
 
 InstallView = Callable[[NewViewPlan, tuple[int, ...], float], None]
 """The member's entry into a verified view: its plan, the excluded members, the time."""
+
+
+@attrs.frozen
+class EncodedState:
+    """A boundary's state as bytes, with the Merkle tree of its chunks (whose root the
+    member signs)."""
+
+    upto: int
+    state: bytes
+    tree: MerkleTree
+
+
+@attrs.frozen
+class StateWork:
+    """Encoding a boundary's captured state and hashing it into its Merkle tree: O(state),
+    so a driver with an event loop runs :meth:`run` in a worker thread and hands the result
+    to :meth:`Member.state_done <btob.Member.state_done>`. Pure: the same bytes and root
+    wherever it runs."""
+
+    upto: int
+    parts: MemberState
+    chunk_bytes: int
+
+    def run(self) -> EncodedState:
+        """Encode and hash (no side effects; safe in any thread)."""
+        state = self.parts.encode()
+        return EncodedState(self.upto, state, MerkleTree(state, self.chunk_bytes))
 
 
 class Recovery:
@@ -121,6 +153,10 @@ class Recovery:
         self._prepared_saved: set[int] = set()
         self._restoring = False
         self._states: dict[int, bytes] = {}
+        self.defer_state_work = False
+        """Leave each boundary's :class:`StateWork` in :attr:`state_work` for the driver."""
+        self.state_work: list[StateWork] = []
+        """Boundaries' states captured and not yet handed to the driver."""
         """Own encoded states at boundaries not yet covered by a stable snapshot."""
         self._transfer_cert: CheckpointCert | None = None
         self._learning: dict[int, tuple[int, int]] | None = None
@@ -303,17 +339,36 @@ class Recovery:
         return len(self._states)
 
     def checkpoint_at(self, upto: int) -> None:
-        """At a boundary: take the snapshot, sign its root in a CHECKPOINT, and keep it until
-        a stable certificate covers it."""
+        """At a boundary: capture the state (the cores' exports and the application's
+        snapshot, now, before the next delivery changes them); its encoding and Merkle root
+        are :class:`StateWork` - done here, or by the driver off its event loop when the
+        member defers it - and :meth:`state_done` signs the root in a CHECKPOINT and keeps the
+        state until a stable certificate covers it."""
         counters, early = self._log.export()
-        state = MemberState.of(
+        work = StateWork(upto, MemberState.of(
             upto=upto, chain=self._checkpoints.chain, next_index=self._log.next_index,
             counters=counters, early=early, ordered=self._order.ordered_windows(),
             app=b"" if self._app is None else self._app.snapshot(),
-        ).encode()
+        ), self._settings.chunk_bytes)
+        if self.defer_state_work:
+            self.state_work.append(work)
+        else:
+            self.state_done(work.run())
+
+    def state_done(self, done: EncodedState) -> None:
+        """Finish a boundary's :class:`StateWork` (a result of :meth:`StateWork.run`).
+
+        Raises :class:`~btob.ConfigError` if the state exceeds ``snapshot_bytes_max``, and
+        :class:`~btob.StateDiverged` if a stable certificate for the boundary certifies
+        another state. A result for a boundary this member has since left behind (a state
+        transfer past it, or a checkpoint pruned) is dropped."""
+        upto, state = done.upto, done.state
         if len(state) > self._settings.snapshot_bytes_max:
             raise ConfigError(f"the snapshot at slot {upto} has {len(state)} bytes, more than "
                               f"snapshot_bytes_max={self._settings.snapshot_bytes_max}")
+        if self._checkpoints.chain_at(upto) is None or \
+                (self.snapshot is not None and self.snapshot.upto >= upto):
+            return
         self._states[upto] = state
         # Only boundaries a certificate can still come for are kept: CHECKPOINT votes are
         # taken up to slot_window beyond the stable one (a member that sees none stabilise
@@ -321,8 +376,8 @@ class Recovery:
         floor = upto - self._settings.slot_window
         for boundary in [u for u in self._states if u < floor]:
             del self._states[boundary]
-        root = self._chunk_server.root_of(upto, state)
-        self._outbox.send(None, self._checkpoints.boundary_checkpoint(upto, root))
+        self._chunk_server.adopt(upto, done.tree)
+        self._outbox.send(None, self._checkpoints.boundary_checkpoint(upto, done.tree.root))
         self.maybe_snapshot(upto)
 
     def maybe_snapshot(self, upto: int) -> None:

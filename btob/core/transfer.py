@@ -41,7 +41,8 @@ the member's stable snapshot and ``ctl.chunk`` to :meth:`StateTransfer.on_chunk`
 the state it returns (``b""`` is a state: test for None); call :meth:`StateTransfer.tick`
 from the member's tick; on a verified stable certificate beyond what catch-up can serve,
 ``retarget(cert.upto, cert.state, None, None, now)``; and take the root a CHECKPOINT signs
-from :meth:`ChunkServer.root_of`, so that the tree built for it serves the chunks later.
+from a tree the server then keeps (:meth:`ChunkServer.root_of`, or :meth:`ChunkServer.adopt`
+for one built off the event loop), so that it serves the chunks later.
 """
 
 from __future__ import annotations
@@ -375,6 +376,10 @@ class ChunkServer:
             tree = self._tree = MerkleTree(state, self._chunk_bytes)
             self._upto = upto
         return tree
+
+    def adopt(self, upto: int, tree: MerkleTree) -> None:
+        """Serve the snapshot at ``upto`` from ``tree``, built elsewhere (off the event loop)."""
+        self._tree, self._upto = tree, upto
 
     def root_of(self, upto: int, state: bytes) -> bytes:
         """The Merkle root of ``state``, the snapshot at ``upto`` (its tree is kept)."""

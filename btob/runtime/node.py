@@ -37,6 +37,7 @@ from btob.core.contract import Core, MemberStatistics, Outgoing
 from btob.core.delivery import Delivery, MsgId
 from btob.core.durable import DurableChanges
 from btob.core.member import BacklogFull, Member, PayloadTooLarge
+from btob.core.recovery import EncodedState, StateWork
 from btob.core.settings import Settings
 from btob.crypto import SigningKey
 from btob.faults._driver import FaultEffects, FaultyCore, faulty_core
@@ -106,6 +107,19 @@ class _Submit:
     msg_ids: list[MsgId] = attrs.field(factory=list)
     """Ids of the leading payloads the member accepted (all of them unless ``error``)."""
     error: BtobError | None = None
+
+
+@attrs.frozen
+class _StateDone:
+    """A checkpoint boundary's state, encoded and hashed in a worker thread."""
+
+    done: EncodedState
+
+
+_STATE_WORK_MAX = 2
+"""Boundaries' states being encoded at once, at most; the driver waits before taking more
+input (each holds the application's snapshot: a member that cannot keep up must not pile
+them up)."""
 
 
 @attrs.define
@@ -185,6 +199,13 @@ class Node:
         self._skipped: list[SkippedDeliveries] = []
         self._restoring = False
         self._transfers_seen = 0
+        # Checkpoint states are encoded and hashed in a worker thread, not on the event loop.
+        if hasattr(member, "defer_state_work"):
+            setattr(member, "defer_state_work", True)  # noqa: B010 - not part of Core
+        self._state_work: deque[StateWork] = deque()
+        self._state_pending = 0
+        self._state_wake = trio.Event()
+        self._state_progress = trio.Event()
 
     # -- public API ---------------------------------------------------------------------
 
@@ -334,6 +355,7 @@ class Node:
         self._slots_restored = len(state.slots)
         frames, deliveries = self._member.take_outputs()
         step = _Step(self._member.take_durable(), frames, deliveries, [], trio.current_time())
+        self._take_state_work()
         if step.changes:
             await self._commit([step])
         self._restoring = True
@@ -374,6 +396,8 @@ class Node:
                 now = self._now()
                 if item is _TICK:
                     member.tick(now)
+                elif isinstance(item, _StateDone):
+                    member.state_done(item.done, now)  # type: ignore[attr-defined]
                 elif isinstance(item, _Submit):
                     for payload in item.payloads:
                         try:
@@ -394,6 +418,9 @@ class Node:
         frames, deliveries = self._member.take_outputs()
         step = _Step(self._member.take_durable(), frames, deliveries, answered,
                      trio.current_time())
+        self._take_state_work()
+        while self._state_pending > _STATE_WORK_MAX:
+            await self._state_progress.wait()
         if self._store is None or (not step.changes and self._held_steps == 0):
             self._release([step])
             return
@@ -405,6 +432,33 @@ class Node:
         self._work.set()
         while self._held_steps > _HELD_STEPS_MAX or self._held_bytes > _HELD_BYTES_MAX:
             await self._progress.wait()
+
+    def _take_state_work(self) -> None:
+        take = getattr(self._member, "take_state_work", None)
+        if take is None:
+            return
+        work = take()
+        if work:
+            self._state_work.extend(work)
+            self._state_pending += len(work)
+            self._state_wake.set()
+
+    async def _state_loop(self) -> None:
+        """Encode and hash the checkpoint boundaries' states in a worker thread, in order, and
+        hand each back to the member through the inbox; forever."""
+        while True:
+            if not self._state_work:
+                self._state_wake = trio.Event()
+                await self._state_wake.wait()
+                continue
+            work = self._state_work.popleft()
+            done = await trio.to_thread.run_sync(work.run)
+            # Counted done before the send: the driver may be waiting for room, and only it
+            # empties the inbox.
+            self._state_pending -= 1
+            self._state_progress.set()
+            self._state_progress = trio.Event()
+            await self._inbox_send.send(_StateDone(done))
 
     async def _commit_loop(self) -> None:
         """Commit what the steps queued so far changed, as one transaction, then release
@@ -612,6 +666,7 @@ async def open_core_node(
             if store is not None:
                 nursery.start_soon(node._commit_loop)
             nursery.start_soon(node._drive)
+            nursery.start_soon(node._state_loop)
             nursery.start_soon(node._send_delayed)
             nursery.start_soon(node._receive_loop)
             nursery.start_soon(node._tick_loop, tick_interval_s)

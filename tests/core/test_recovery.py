@@ -227,3 +227,59 @@ def test_an_offer_at_or_below_the_position_is_not_fetched_again() -> None:
     assert _offer_and_serve(node, cert, STATE) == 0  # it is at UPTO now
     assert node.statistics().dropped["snapshot-offer-not-needed"] == 1
     assert node.statistics().transfer.completed == 1
+
+
+def test_deferred_state_work_signs_the_same_checkpoints_once_it_is_handed_back() -> None:
+    """A member that defers its boundaries' state work sends no CHECKPOINT until the driver
+    hands the result back; then it signs the root an inline member signs, and the boundary
+    stabilises and compacts alike. A result for a boundary it has left behind is dropped."""
+    from btob.core.wire import Checkpoint
+
+    def run(deferred: set[int]) -> tuple[list[bytes], list[int]]:
+        router = Router(Keys(4), checkpoint_interval=4, slot_window=8, batch_payloads_max=1)
+        for i in deferred:
+            router.members[i].defer_state_work = True
+        roots: list[bytes] = []
+        seen = router.allow
+        router.allow = lambda src, dst, message: (
+            roots.append(message.state) if isinstance(message, Checkpoint) and src == 0
+            and dst == 1 else None) is None and seen(src, dst, message)
+        held: list[object] = []
+        for k in range(12):
+            router.members[k % 4].submit(b"p%d" % k, router.now)
+            router.pump()
+            for i in deferred:
+                held += router.members[i].take_state_work()
+        if deferred:
+            assert held and roots == []  # nothing signed before the work is done
+            for work in held:
+                router.members[0].state_done(work.run(), router.now)  # type: ignore[attr-defined]
+            router.pump()
+        router.advance(1.0)
+        for i in deferred:
+            for work in router.members[i].take_state_work():
+                router.members[i].state_done(work.run(), router.now)
+        router.advance(1.0)
+        return roots, [m.statistics().stable_checkpoint for m in router.members]
+
+    inline_roots, inline_stable = run(set())
+    deferred_roots, deferred_stable = run({0})
+    assert deferred_roots[:len(inline_roots)] == inline_roots and inline_roots
+    assert deferred_stable == inline_stable and min(inline_stable) >= 8
+    # a result for a boundary below the member's snapshot changes nothing
+    router = Router(Keys(4), checkpoint_interval=4, slot_window=8, batch_payloads_max=1)
+    member = router.members[0]
+    member.defer_state_work = True
+    for k in range(8):
+        member.submit(b"q%d" % k, router.now)
+        router.pump()
+    stale = member.take_state_work()
+    for work in stale:
+        member.state_done(work.run(), router.now)
+    router.advance(1.0)
+    before = (member.snapshot, member.statistics().stable_checkpoint, member.held_state())
+    assert before[0] is not None
+    member.state_done(stale[0].run(), router.now)
+    assert member.take_outputs() == ([], [])  # not signed again
+    assert (member.snapshot, member.statistics().stable_checkpoint,
+            member.held_state()) == before

@@ -225,3 +225,50 @@ async def test_an_application_is_restored_from_its_snapshot_after_a_restart(
                     if delivery.payload == b"after":
                         break
     assert {a.count for a in again} == {41}
+
+
+async def test_checkpoint_states_are_encoded_and_hashed_off_the_event_loop(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Encoding a boundary's state and hashing it into its Merkle root is O(state): the node
+    does it in a worker thread, and the checkpoints still stabilise and compact (with a
+    fault-wrapped member too: its work goes the same way)."""
+    import threading
+
+    from btob.core.recovery import StateWork
+
+    threads: list[str] = []
+    original = StateWork.run
+
+    def run(self: StateWork):  # type: ignore[no-untyped-def]
+        threads.append(threading.current_thread().name)
+        return original(self)
+
+    monkeypatch.setattr(StateWork, "run", run)
+
+    class Counter:
+        """An application whose state is the payloads it applied (a few KiB)."""
+
+        def __init__(self) -> None:
+            self.state = b""
+
+        def apply(self, delivery: object) -> None:
+            self.state += getattr(delivery, "payload")  # noqa: B009
+
+        def snapshot(self) -> bytes:
+            return self.state
+
+        def restore(self, snapshot: bytes) -> None:
+            self.state = snapshot
+
+    settings = Settings(checkpoint_interval=2, batch_payloads_max=1, slot_refs_max=1,
+                        log_retention_slots=4, slot_window=4)
+    with trio.fail_after(30):
+        async with open_local_cluster(4, settings=settings, faults=["3=slow:delay=0.001"],
+                                      apps=lambda i: Counter()) as cluster:
+            for k in range(12):
+                await cluster.nodes[k % 4].broadcast(b"payload %d" % k)
+            await collect(cluster.nodes[0], 12)
+            while min(node.statistics().member.stable_checkpoint
+                      for node in cluster.nodes) < 8:
+                await trio.sleep(0.01)
+    assert threads and threading.main_thread().name not in threads
