@@ -231,9 +231,10 @@ def test_a_member_stopped_past_the_retained_log_comes_back_by_state_transfer(
         procs[victim].send_signal(signal.SIGTERM if stop == "sigterm" else signal.SIGKILL)
         out, err = procs[victim].communicate(timeout=30)
         if stop == "sigterm":
-            assert procs[victim].returncode == 143, err.decode()
+            stopping = (procs[victim].returncode, err.decode(), out.decode()[-3000:])
+            assert procs[victim].returncode == 143, stopping
             assert err == b"" and out.decode().splitlines()[-1].startswith(
-                f"node {victim}: stopped by SIGTERM; summary: delivered="), out.decode()
+                f"node {victim}: stopped by SIGTERM; summary: delivered="), stopping
         else:
             assert procs[victim].returncode == -signal.SIGKILL
         stopped_at = delivered(victim)
