@@ -103,7 +103,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="a log directory written by btob sim, demo or node (run.json and "
                           "node-<i>.*.jsonl)")
 
-    sub.add_parser("faults", help="list fault behaviours and network keys")
+    faults = sub.add_parser("faults", help="list fault behaviours and network keys")
+    faults.add_argument("--coverage", action="store_true",
+                        help="instead, run every behaviour in the simulator (every variant "
+                             "and reliable broadcast, about a minute) and list each check an "
+                             "honest member makes with the behaviours that exercised it")
 
     keygen = sub.add_parser("keygen", help="keys and cluster.toml for a real cluster")
     add_keygen_arguments(keygen)
@@ -283,6 +287,27 @@ def _cmd_faults() -> int:
     return EXIT_OK
 
 
+def _cmd_coverage() -> int:
+    from btob.sim.coverage import measure_coverage
+
+    def progress(done: int, total: int) -> None:
+        if done % 25 == 0 or done == total:
+            print(f"  {done}/{total} runs", file=sys.stderr, flush=True)
+
+    coverage = measure_coverage(progress=progress)
+    width = max(len(c.check) for c in coverage)
+    for c in coverage:
+        exercised = ", ".join(c.behaviours) or "-"
+        also = " (also without faults)" if c.without_faults else ""
+        print(f"{c.check:<{width}}  {exercised}{also}\n{'':<{width}}  refuses {c.refuses}")
+    by = sum(bool(c.behaviours) for c in coverage)
+    clean = sum(c.without_faults and not c.behaviours for c in coverage)
+    none = len(coverage) - by - clean
+    print(f"{by} of {len(coverage)} checks exercised by a behaviour, {clean} only by fault-free "
+          f"runs, {none} by nothing")
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``btob`` console script; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -297,7 +322,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "check":
             return _cmd_check(args)
         if args.command == "faults":
-            return _cmd_faults()
+            return _cmd_coverage() if args.coverage else _cmd_faults()
         if args.command == "sweep":
             return run_sweep_command(args)
         if args.command == "keygen":

@@ -1,0 +1,79 @@
+"""Which checks the catalogue's behaviours exercise: measured, and held to what it is today.
+
+Issue 13 asks for a behaviour that attacks every check. Until then the checks nothing
+exercises are listed here: the test fails if one of them becomes exercised (take it off the
+list) or if a check that was exercised no longer is (a behaviour or a check broke).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from btob.cli.main import main
+from btob.core.checks import CHECKS
+from btob.sim import coverage as coverage_module
+from btob.sim.coverage import CheckCoverage, measure_coverage
+
+NOT_YET_EXERCISED = frozenset({
+    "brb-bad-origin", "brb-beyond-window", "brb-echo-not-for-me", "brb-finished",
+    "brb-unexpected-kind", "chunk-bad-proof", "chunk-bad-root", "chunk-duplicate",
+    "chunk-stale", "chunk-unexpected", "chunkreq-not-held", "chunkreq-over-budget",
+    "malformed-body", "newview-beyond-window", "newview-invalid", "order-malformed",
+    "order-unexpected-kind", "proof-bad-certificate", "proof-batch-mismatch",
+    "proof-malformed", "segment-bad-certificate", "segment-malformed", "segment-not-needed",
+    "snapshot-not-needed", "snapshot-offer-bad-certificate", "snapshot-offer-not-needed",
+    "snapshot-too-large", "snapshot-undecodable", "transfer-all-peers-bad",
+    "transfer-refused", "ub-beyond-window", "ub-unexpected-kind", "viewchange-invalid",
+})
+"""Checks no behaviour of the catalogue makes fire in the coverage runs (nor do fault-free
+runs): the attacks issue 13 still owes."""
+
+
+@pytest.fixture(scope="module")
+def measured() -> tuple[CheckCoverage, ...]:
+    return measure_coverage()
+
+
+@pytest.fixture
+def coverage(measured: tuple[CheckCoverage, ...]) -> dict[str, tuple[tuple[str, ...], bool]]:
+    return {c.check: (c.behaviours, c.without_faults) for c in measured}
+
+
+def test_every_check_is_measured_and_the_unexercised_ones_are_the_known_ones(
+        coverage: dict[str, tuple[tuple[str, ...], bool]]) -> None:
+    assert set(coverage) == set(CHECKS)
+    nothing = {check for check, (behaviours, clean) in coverage.items()
+               if not behaviours and not clean}
+    assert nothing == NOT_YET_EXERCISED, (sorted(nothing - NOT_YET_EXERCISED),
+                                          sorted(NOT_YET_EXERCISED - nothing))
+
+
+def test_a_behaviour_exercises_the_check_it_exists_to_break(
+        coverage: dict[str, tuple[tuple[str, ...], bool]]) -> None:
+    # a forger's signatures fail; an equivocating sequencer's second value is refused; a
+    # member that floods beyond the windows is refused at each window
+    assert "forge" in coverage["bad-signature"][0]
+    assert "equivocate" in coverage["order-batch-digest-mismatch"][0]
+    assert "garbage" in coverage["malformed-frame"][0]
+    for window in ("order-beyond-window", "viewchange-beyond-window",
+                   "checkpoint-beyond-window"):
+        assert "flood" in coverage[window][0], window
+    assert coverage["late-vote-unchecked"][1]  # an honest cluster's own redundancy
+
+
+def test_the_command_prints_each_check_with_what_it_refuses(
+        measured: tuple[CheckCoverage, ...], monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    calls: list[object] = []
+
+    def measure(**options: object) -> tuple[CheckCoverage, ...]:
+        calls.append(options)
+        return measured  # what the runs gave once already
+
+    monkeypatch.setattr(coverage_module, "measure_coverage", measure)
+    assert main(["faults", "--coverage"]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert calls and lines[-1].endswith(f"{len(NOT_YET_EXERCISED)} by nothing"), lines[-1]
+    assert any(line.startswith("bad-signature") and "forge" in line for line in lines)
+    assert f"refuses {CHECKS['order-not-sequencer']}" in out
