@@ -23,11 +23,13 @@ from btob.core.wire import (
     Checkpoint,
     Chunk,
     Echo,
+    Final,
     Message,
     NewView,
     Order,
     OrderEcho,
     OrderReady,
+    Ready,
     Send,
     Signed,
     ViewChange,
@@ -473,6 +475,39 @@ class Flood(ProcessFault):
         return out
 
 
+class OutOfBounds(ProcessFault):
+    """Validly signed messages that each break one structural rule of dissemination and
+    ordering: an instance of an origin that is not a member, a SEND beyond the window, kinds
+    the reliable broadcast in use does not take (a FINAL to Bracha, a READY to direct
+    dissemination, an uncertified FINAL to the signed echo), an ORDER that names one batch
+    twice (refused as malformed when this member proposes the slot)."""
+
+    byzantine = True
+
+    def tick(self) -> list[tuple[int, bytes]]:
+        rng, n = self.ctx.rng, self.ctx.n
+        out: list[tuple[int, bytes]] = []
+        for _ in range(int(self.param("k"))):
+            batch = Batch(0, (rng.randbytes(8),))
+            other = rng.choice(self.ctx.others()) if n > 1 else self.ctx.member
+            choice = rng.randrange(5)
+            message: Message
+            if choice == 0:
+                message = Echo(n + rng.randrange(8), rng.randrange(4), rng.randbytes(32))
+            elif choice == 1:
+                message = Send(rng.randrange(10**6, 10**9), batch)
+            elif choice == 2:
+                message = Final(self.ctx.member, rng.randrange(4), batch, ())
+            elif choice == 3:
+                message = Ready(other, rng.randrange(4), batch.digest())
+            else:
+                ref = BatchRef(other, rng.randrange(4), batch.digest())
+                message = Order(0, rng.randrange(8), (ref, ref))
+            frame = self.ctx.resign(message)
+            out += [(dest, frame) for dest in self.ctx.others()]
+        return out
+
+
 class LieViewChange(ProcessFault):
     """VIEW-CHANGEs without its prepared certificates; NEW-VIEWs that null every slot."""
 
@@ -635,7 +670,8 @@ _CLASSES: dict[str, type[ProcessFault]] = {
     "crash": Crash, "pause": Pause, "slow": Slow, "omission": Omission, "silent": Silent,
     "equivocate": Equivocate, "vote-equivocate": VoteEquivocate, "forge": Forge,
     "replay": Replay, "garbage": Garbage, "mutate": Mutate, "censor": Censor, "stall": Stall,
-    "flood": Flood, "lie-viewchange": LieViewChange, "twins": Twins,
+    "flood": Flood, "out-of-bounds": OutOfBounds, "lie-viewchange": LieViewChange,
+    "twins": Twins,
     "drop-forwards": DropForwards, "skip-turn": SkipTurn, "double-grant": DoubleGrant,
     "hoard-grants": HoardGrants, "bad-chunks": BadChunks, "stale-snapshot": StaleSnapshot,
     "silent-transfer": SilentTransfer,

@@ -78,6 +78,9 @@ BEHAVIOURS: Mapping[str, Behaviour] = {b.name: b for b in (
               (_p("fraction", float, 0.9, "share of the base timeout each ORDER waits"),)),
     Behaviour("flood", True, "valid-looking messages for far-future slots and views, and "
               "oversized batches", (_K,)),
+    Behaviour("out-of-bounds", True, "validly signed messages that each break one structural "
+              "rule: a non-member origin, a SEND beyond the window, kinds the dissemination "
+              "does not take, an ORDER naming one batch twice", (_K,)),
     Behaviour("lie-viewchange", True, "VIEW-CHANGEs that omit its prepared certificates, "
               "NEW-VIEWs that drop prepared slots", ()),
     Behaviour("twins", True, "two instances share its key, each talking to half the members",

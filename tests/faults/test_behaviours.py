@@ -191,3 +191,38 @@ def test_the_state_transfer_behaviours_are_in_the_catalogue() -> None:
     for name in ("bad-chunks", "stale-snapshot", "silent-transfer"):
         assert BEHAVIOURS[name].byzantine and BEHAVIOURS[name].summary
         assert type(_behaviour(f"1={name}")).__name__.lower() == name.replace("-", "")
+
+
+@pytest.mark.parametrize(("variant", "brb", "member", "refused"), [
+    ("bb", "bracha", 0, {"brb-bad-origin", "brb-beyond-window"}),
+    ("bb", "echo", 0, {"brb-echo-not-for-me", "brb-unexpected-kind", "brb-beyond-window"}),
+    ("ub", "bracha", 0, {"ub-beyond-window", "ub-unexpected-kind"}),
+    ("moving", "echo", 1, {"order-malformed"}),  # member 1 proposes some of the slots
+])
+def test_out_of_bounds_is_refused_by_the_check_each_message_breaks(
+        variant: str, brb: str, member: int, refused: set[str]) -> None:
+    result = simulate(SimConfig(n=4, seed=1, messages=40, variant=variant, brb=brb,
+                                faults=(parse_fault(f"{member}=out-of-bounds", 4),)))
+    assert result.ok and result.complete
+    counted = {reason for stats in result.statistics if stats.member != member
+               for reason, count in stats.dropped.items() if count}
+    assert refused <= counted, refused - counted
+    assert result.fault_effects[member].frames_injected > 0
+
+
+async def test_out_of_bounds_on_the_runtime_is_refused_alike() -> None:
+    import trio
+
+    from btob.testing import open_local_cluster
+
+    from ..helpers import collect
+
+    with trio.fail_after(30):
+        async with open_local_cluster(4, faults=["0=out-of-bounds"]) as cluster:
+            for k in range(8):
+                await cluster.nodes[1 + k % 3].broadcast(b"p%d" % k)
+            await collect(cluster.nodes[1], 8)
+            while not all(node.statistics().member.dropped.get("brb-bad-origin")
+                          for node in cluster.nodes[1:]):
+                await trio.sleep(0.01)
+            assert cluster.nodes[0].statistics().fault.frames_injected > 0  # type: ignore[union-attr]
