@@ -29,10 +29,12 @@ from btob.core.wire import (
     Order,
     OrderEcho,
     OrderReady,
+    PreparedCert,
     Ready,
     Send,
     Signed,
     ViewChange,
+    Vote,
     decode_frame,
 )
 from btob.faults._spec import BEHAVIOURS, FaultSpec
@@ -508,6 +510,43 @@ class OutOfBounds(ProcessFault):
         return out
 
 
+class BadViewChange(ProcessFault):
+    """Validly signed view-change messages built from parts that do not hold, for the view
+    after the latest it has seen: a VIEW-CHANGE whose prepared certificate carries one vote
+    with a junk signature, a NEW-VIEW with no VIEW-CHANGEs at all (from a member that is not
+    that view's leader, or too few from one that is), a NEW-VIEW beyond the view window."""
+
+    byzantine = True
+
+    def __init__(self, spec: FaultSpec, ctx: FaultContext) -> None:
+        super().__init__(spec, ctx)
+        self._view = 0
+
+    def outgoing(self, dest: int, frame: bytes, signed: Signed) -> Outgoing:
+        self._view = max(self._view, getattr(signed.message, "view", 0))
+        return [(dest, frame, 0.0)]
+
+    def tick(self) -> list[tuple[int, bytes]]:
+        rng, view = self.ctx.rng, self._view + 1
+        out: list[tuple[int, bytes]] = []
+        for _ in range(int(self.param("k"))):
+            choice = rng.randrange(3)
+            message: Message
+            if choice == 0:
+                ref = BatchRef(rng.choice(self.ctx.others() or [self.ctx.member]), 0,
+                               rng.randbytes(32))
+                junk = Vote(self.ctx.member, rng.randbytes(64))
+                message = ViewChange(view, None, (PreparedCert(view - 1, rng.randrange(4),
+                                                               (ref,), (junk,)),))
+            elif choice == 1:
+                message = NewView(view, (), ())
+            else:
+                message = NewView(view + self.ctx.settings.view_window + 1, (), ())
+            frame = self.ctx.resign(message)
+            out += [(dest, frame) for dest in self.ctx.others()]
+        return out
+
+
 class LieViewChange(ProcessFault):
     """VIEW-CHANGEs without its prepared certificates; NEW-VIEWs that null every slot."""
 
@@ -670,7 +709,8 @@ _CLASSES: dict[str, type[ProcessFault]] = {
     "crash": Crash, "pause": Pause, "slow": Slow, "omission": Omission, "silent": Silent,
     "equivocate": Equivocate, "vote-equivocate": VoteEquivocate, "forge": Forge,
     "replay": Replay, "garbage": Garbage, "mutate": Mutate, "censor": Censor, "stall": Stall,
-    "flood": Flood, "out-of-bounds": OutOfBounds, "lie-viewchange": LieViewChange,
+    "flood": Flood, "out-of-bounds": OutOfBounds, "bad-viewchange": BadViewChange,
+    "lie-viewchange": LieViewChange,
     "twins": Twins,
     "drop-forwards": DropForwards, "skip-turn": SkipTurn, "double-grant": DoubleGrant,
     "hoard-grants": HoardGrants, "bad-chunks": BadChunks, "stale-snapshot": StaleSnapshot,

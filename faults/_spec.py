@@ -81,6 +81,9 @@ BEHAVIOURS: Mapping[str, Behaviour] = {b.name: b for b in (
     Behaviour("out-of-bounds", True, "validly signed messages that each break one structural "
               "rule: a non-member origin, a SEND beyond the window, kinds the dissemination "
               "does not take, an ORDER naming one batch twice", (_K,)),
+    Behaviour("bad-viewchange", True, "validly signed VIEW-CHANGEs and NEW-VIEWs built from "
+              "parts that do not hold: a junk prepared certificate, no VIEW-CHANGEs, a view "
+              "beyond the window", (_K,)),
     Behaviour("lie-viewchange", True, "VIEW-CHANGEs that omit its prepared certificates, "
               "NEW-VIEWs that drop prepared slots", ()),
     Behaviour("twins", True, "two instances share its key, each talking to half the members",

@@ -210,6 +210,18 @@ def test_out_of_bounds_is_refused_by_the_check_each_message_breaks(
     assert result.fault_effects[member].frames_injected > 0
 
 
+@pytest.mark.parametrize("member", [0, 1])
+def test_bad_viewchange_is_refused_and_changes_no_view(member: int) -> None:
+    result = simulate(SimConfig(n=4, seed=2, messages=40,
+                                faults=(parse_fault(f"{member}=bad-viewchange", 4),)))
+    assert result.ok and result.complete
+    for stats in result.statistics:
+        if stats.member != member:
+            assert stats.view == 0  # lies that do not hold move nobody
+            for check in ("viewchange-invalid", "newview-invalid", "newview-beyond-window"):
+                assert stats.dropped.get(check), (stats.member, check)
+
+
 async def test_out_of_bounds_on_the_runtime_is_refused_alike() -> None:
     import trio
 
