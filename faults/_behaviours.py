@@ -21,9 +21,11 @@ from btob.core.wire import (
     Batch,
     BatchRef,
     Checkpoint,
+    CheckpointCert,
     Chunk,
     Echo,
     Final,
+    LogSegment,
     Message,
     NewView,
     Order,
@@ -33,6 +35,7 @@ from btob.core.wire import (
     Ready,
     Send,
     Signed,
+    SlotProof,
     ViewChange,
     Vote,
     decode_frame,
@@ -547,6 +550,54 @@ class BadViewChange(ProcessFault):
         return out
 
 
+class BadCatchUp(ProcessFault):
+    """Validly signed catch-up answers that are wrong, for slots around those it has seen
+    ordered: slot proofs that name one batch twice or carry a batch the references do not
+    name, or whose commit certificate is one junk vote; log segments off the checkpoint
+    boundaries, or aligned but whose chain and certificate do not hold."""
+
+    byzantine = True
+
+    def __init__(self, spec: FaultSpec, ctx: FaultContext) -> None:
+        super().__init__(spec, ctx)
+        self._view = 0
+        self._slot = 0
+
+    def outgoing(self, dest: int, frame: bytes, signed: Signed) -> Outgoing:
+        message = signed.message
+        self._view = max(self._view, getattr(message, "view", 0))
+        self._slot = max(self._slot, getattr(message, "slot", 0))
+        return [(dest, frame, 0.0)]
+
+    def tick(self) -> list[tuple[int, bytes]]:
+        rng, interval = self.ctx.rng, self.ctx.settings.checkpoint_interval
+        out: list[tuple[int, bytes]] = []
+        for _ in range(int(self.param("k"))):
+            batch = Batch(0, (rng.randbytes(8),))
+            origin = rng.choice(self.ctx.others() or [self.ctx.member])
+            ref = BatchRef(origin, rng.randrange(4), batch.digest())
+            slot = self._slot + rng.randrange(1, 4)
+            junk = Vote(self.ctx.member, rng.randbytes(64))
+            choice = rng.randrange(5)
+            message: Message
+            if choice == 0:
+                message = SlotProof(self._view, slot, (ref, ref), (), (batch,))
+            elif choice == 1:
+                wrong = BatchRef(origin, ref.counter, rng.randbytes(32))
+                message = SlotProof(self._view, slot, (wrong,), (), (batch,))
+            elif choice == 2:
+                message = SlotProof(self._view, slot, (ref,), (junk,), (batch,))
+            else:
+                start = self._slot // interval * interval + (choice == 3)  # 3: misaligned
+                cert = CheckpointCert(start - (choice == 3) + interval, rng.randbytes(32),
+                                      (junk,))
+                entries = tuple(((ref,), (batch,)) for _ in range(interval))
+                message = LogSegment(cert, start, entries)
+            frame = self.ctx.resign(message)
+            out += [(dest, frame) for dest in self.ctx.others()]
+        return out
+
+
 class LieViewChange(ProcessFault):
     """VIEW-CHANGEs without its prepared certificates; NEW-VIEWs that null every slot."""
 
@@ -710,6 +761,7 @@ _CLASSES: dict[str, type[ProcessFault]] = {
     "equivocate": Equivocate, "vote-equivocate": VoteEquivocate, "forge": Forge,
     "replay": Replay, "garbage": Garbage, "mutate": Mutate, "censor": Censor, "stall": Stall,
     "flood": Flood, "out-of-bounds": OutOfBounds, "bad-viewchange": BadViewChange,
+    "bad-catchup": BadCatchUp,
     "lie-viewchange": LieViewChange,
     "twins": Twins,
     "drop-forwards": DropForwards, "skip-turn": SkipTurn, "double-grant": DoubleGrant,

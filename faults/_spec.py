@@ -84,6 +84,9 @@ BEHAVIOURS: Mapping[str, Behaviour] = {b.name: b for b in (
     Behaviour("bad-viewchange", True, "validly signed VIEW-CHANGEs and NEW-VIEWs built from "
               "parts that do not hold: a junk prepared certificate, no VIEW-CHANGEs, a view "
               "beyond the window", (_K,)),
+    Behaviour("bad-catchup", True, "validly signed catch-up answers that are wrong: slot "
+              "proofs with repeated or unnamed batches or a junk certificate, segments off "
+              "the boundaries or whose chain does not hold", (_K,)),
     Behaviour("lie-viewchange", True, "VIEW-CHANGEs that omit its prepared certificates, "
               "NEW-VIEWs that drop prepared slots", ()),
     Behaviour("twins", True, "two instances share its key, each talking to half the members",

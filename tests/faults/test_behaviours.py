@@ -222,6 +222,19 @@ def test_bad_viewchange_is_refused_and_changes_no_view(member: int) -> None:
                 assert stats.dropped.get(check), (stats.member, check)
 
 
+@pytest.mark.parametrize("member", [0, 1])
+def test_bad_catchup_answers_are_refused_by_the_check_each_breaks(member: int) -> None:
+    result = simulate(SimConfig(n=4, seed=2, messages=40,
+                                faults=(parse_fault(f"{member}=bad-catchup", 4),)))
+    assert result.ok and result.complete
+    for stats in result.statistics:
+        if stats.member != member:
+            assert stats.slots_from_proofs == stats.slots_from_segments == 0  # none taken
+            for check in ("proof-malformed", "proof-batch-mismatch", "proof-bad-certificate",
+                          "segment-malformed", "segment-bad-certificate"):
+                assert stats.dropped.get(check), (stats.member, check)
+
+
 async def test_out_of_bounds_on_the_runtime_is_refused_alike() -> None:
     import trio
 
