@@ -267,6 +267,9 @@ def _throughput_row(plan: Plan, parent: Path, callers: int) -> dict[str, Any]:
             summary = tcp_bench.summarize(results)
             assert summary["all_delivered"] and summary["same_order"], \
                 f"{kind} run {repeat}: not every payload was delivered in one order"
+            overlap = summary["calls_outstanding_max"]
+            assert callers == 1 or max(overlap) > 1, \
+                f"{kind} run {repeat}: {callers} callers per member never overlapped: {overlap}"
             if kind == "durable":
                 durable = summary["durable"]
                 assert durable is not None and all(c > 0 for c in durable["commits"]) \

@@ -211,6 +211,9 @@ class _Marks:
         self.last_delivery = math.nan
         self.at_first_broadcast: dict[str, float] | None = None
         self.at_last_delivery: dict[str, float] | None = None
+        self.calls_outstanding = 0
+        self.calls_outstanding_max = 0
+        """Most broadcast calls under way at once: proof that concurrent callers were."""
 
 
 CHUNK = 64
@@ -256,10 +259,14 @@ async def _hand_over(node: Node, counters: range, size: int, sent_at: dict[int, 
         marks.first_broadcast = now
     for c in counters:
         sent_at[c] = now
+    marks.calls_outstanding += 1
+    marks.calls_outstanding_max = max(marks.calls_outstanding_max, marks.calls_outstanding)
     try:
         await node.broadcast_many(payloads)
     except MemberCrashed:
         return False
+    finally:
+        marks.calls_outstanding -= 1
     return True
 
 
@@ -394,6 +401,7 @@ async def _run_worker(args: argparse.Namespace) -> dict[str, Any]:
         "any_delivered_at_s": [t - marks.first_broadcast for t in any_delivered_at],
         "views": [(t - marks.first_broadcast, v) for t, v in views],
         "order_digest": order.hexdigest(),
+        "calls_outstanding_max": marks.calls_outstanding_max,
         "window": window,
         "through_linger": end,
         "cpu_total_s": usage.ru_utime + usage.ru_stime,
@@ -608,6 +616,7 @@ def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
         "latency_max_ms": max(latencies) if latencies else math.nan,
         "latency_cdf": latency_cdf(latencies),
         "final_view": max((int(r["member_statistics"]["view"]) for r in results), default=0),
+        "calls_outstanding_max": [r.get("calls_outstanding_max", 0) for r in results],
         "evidence_against": sorted({m for r in results
                                     for m in r["member_statistics"].get("evidence", [])}),
     }

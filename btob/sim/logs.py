@@ -572,10 +572,7 @@ def next_delivery_index(path: str | os.PathLike[str], member: int) -> int:
     file = Path(path) / _deliver_name(member)
     try:
         with file.open("rb") as handle:
-            size = handle.seek(0, os.SEEK_END)
-            window = min(size, MAX_LINE_BYTES + 2)
-            handle.seek(size - window)
-            tail = handle.read(window)
+            size, window, tail = _tail(handle)
     except FileNotFoundError:
         return 0
     end = tail.rfind(b"\n")
@@ -646,6 +643,15 @@ def write_log_dir(
             (root / name).write_bytes(text.encode("utf-8"))
 
 
+def _tail(handle: BinaryIO) -> tuple[int, int, bytes]:
+    """The file's size, and its last bytes: enough to hold its last line whole, newline
+    and all, if that line is within :data:`MAX_LINE_BYTES`."""
+    size = handle.seek(0, os.SEEK_END)
+    window = min(size, MAX_LINE_BYTES + 2)
+    handle.seek(size - window)
+    return size, window, handle.read(window)
+
+
 def _open_append(path: Path) -> io.TextIOWrapper:
     """Open ``path`` for appending lines, first cutting off a partial last line.
 
@@ -654,10 +660,7 @@ def _open_append(path: Path) -> io.TextIOWrapper:
     """
     try:
         with path.open("r+b") as handle:
-            size = handle.seek(0, os.SEEK_END)
-            window = min(size, MAX_LINE_BYTES + 2)
-            handle.seek(size - window)
-            tail = handle.read(window)
+            size, window, tail = _tail(handle)
             if tail and not tail.endswith(b"\n"):
                 cut = tail.rfind(b"\n")
                 if cut < 0 and window < size:

@@ -82,7 +82,9 @@ async def test_flat_out_callers_hand_over_every_payload_once_and_overlap(
 
     sent_at: dict[int, float] = {}
     share = 5 * tcp_bench.CHUNK + 7
+    marks = tcp_bench._Marks()
     await tcp_bench._broadcaster(SlowNode(), share, 100, 0.0,  # type: ignore[arg-type]
-                                 sent_at, tcp_bench._Marks(), callers)
+                                 sent_at, marks, callers)
     assert sorted(handed) == list(range(share)) and sorted(sent_at) == list(range(share))
-    assert most == callers
+    assert most == callers == marks.calls_outstanding_max  # what the result reports
+    assert marks.calls_outstanding == 0

@@ -70,12 +70,7 @@ def _sigkill_run(tmp_path: Path, prefix: list[str] | None = None,
                 p.kill()
             raise
         assert proc.returncode == 0, (i, err.decode()[-2000:])
-    run = json.loads((logs / "run.json").read_text())
-    run["complete"] = True  # every process exited after delivering everything
-    (logs / "run.json").write_text(json.dumps(run))
-    report = check(logs)
-    assert report.ok, [str(v) for v in report.violations]
-    assert all(count == n * workload for count in report.deliveries.values())
+    _judge_complete(logs, n * workload)
     broadcast = logs / f"node-{victim}.broadcast.jsonl"
     ids = [json.loads(line)["msg_id"] for line in broadcast.read_text().splitlines()]
     assert ids == [f"{victim}:{k}" for k in range(workload)]  # none lost, none twice
@@ -138,6 +133,18 @@ def _finish(procs: dict[int, subprocess.Popen[bytes]], logs: Path,
               for i, proc in procs.items() if proc.returncode != 0}
     assert not failed, f"(exit status, deliveries logged, stdout, stderr) by node: {failed}"
     return {i: out for i, (out, _) in said.items()}
+
+
+def _judge_complete(logs: Path, deliveries: int) -> None:
+    """Mark the run complete - every process exited after delivering everything - and
+    judge it: every property holds, and every member made ``deliveries`` deliveries."""
+    run = json.loads((logs / "run.json").read_text())
+    run["complete"] = True
+    (logs / "run.json").write_text(json.dumps(run))
+    report = check(logs)
+    assert report.ok, [str(v) for v in report.violations]
+    assert all(count == deliveries for count in report.deliveries.values()), \
+        report.deliveries
 
 
 def _judge_with_transferred_gap(logs: Path, victim: int, gap: tuple[int, int]) -> None:
@@ -274,12 +281,7 @@ def test_a_member_stopped_past_the_retained_log_comes_back_by_state_transfer(
         assert int(learnt[1]) == int(learnt[3]) and int(learnt[4]) == broadcast_before - 1
     else:
         assert learnt is None, said
-    run = json.loads((logs / "run.json").read_text())
-    run["complete"] = True  # every process exited after delivering everything
-    (logs / "run.json").write_text(json.dumps(run))
-    report = check(logs)
-    assert report.ok, [str(v) for v in report.violations]
-    assert all(count == n * workload for count in report.deliveries.values())
+    _judge_complete(logs, n * workload)
     _judge_with_transferred_gap(logs, victim, gap)
     broadcast = logs / f"node-{victim}.broadcast.jsonl"
     ids = [json.loads(line)["msg_id"] for line in broadcast.read_text().splitlines()]

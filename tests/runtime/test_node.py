@@ -235,6 +235,7 @@ async def test_checkpoint_states_are_encoded_and_hashed_off_the_event_loop(
     import threading
 
     from btob.core.recovery import StateWork
+    from tests.core.test_application import Tally
 
     threads: list[str] = []
     original = StateWork.run
@@ -245,26 +246,11 @@ async def test_checkpoint_states_are_encoded_and_hashed_off_the_event_loop(
 
     monkeypatch.setattr(StateWork, "run", run)
 
-    class Counter:
-        """An application whose state is the payloads it applied (a few KiB)."""
-
-        def __init__(self) -> None:
-            self.state = b""
-
-        def apply(self, delivery: object) -> None:
-            self.state += getattr(delivery, "payload")  # noqa: B009
-
-        def snapshot(self) -> bytes:
-            return self.state
-
-        def restore(self, snapshot: bytes) -> None:
-            self.state = snapshot
-
     settings = Settings(checkpoint_interval=2, batch_payloads_max=1, slot_refs_max=1,
                         log_retention_slots=4, slot_window=4)
     with trio.fail_after(30):
         async with open_local_cluster(4, settings=settings, faults=["3=slow:delay=0.001"],
-                                      apps=lambda i: Counter()) as cluster:
+                                      apps=lambda i: Tally()) as cluster:
             for k in range(12):
                 await cluster.nodes[k % 4].broadcast(b"payload %d" % k)
             await collect(cluster.nodes[0], 12)
