@@ -15,7 +15,8 @@ via ``open_core_node``) and the default TCP transport, wrapped in its faults if 
 Workers meet at a barrier (every member sees an authenticated connection to every peer, then
 every member has touched ``ready-I``), then each broadcasts ``payloads // n`` payloads - flat
 out when ``--rate`` is 0 (handed to ``Node.broadcast_many`` 64 at a time, as fast as it
-returns), else one ``Node.broadcast`` per payload paced at ``rate / n`` per second. A correct
+returns, by ``--callers`` concurrent callers, 1 by default), else one ``Node.broadcast`` per
+payload paced at ``rate / n`` per second. A correct
 member (one without an injected fault) consumes its deliveries until it has delivered every
 payload of every correct origin; a faulty one serves until all correct members are done.
 Correct members linger a little so slower peers can finish, then write ``result-I.json``.

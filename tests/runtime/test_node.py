@@ -8,7 +8,9 @@ import pytest
 import trio
 
 from btob import PayloadTooLarge, Settings
-from btob.testing import open_local_cluster
+from btob.crypto import SigningKey
+from btob.runtime.config import ClusterConfig
+from btob.testing import MemoryNetwork, open_local_cluster
 
 from ..helpers import collect
 
@@ -61,19 +63,25 @@ async def test_a_byzantine_sequencer_in_a_local_cluster_is_replaced() -> None:
     assert orders[0] == orders[1] == orders[2]
 
 
-async def test_a_restarted_node_resumes_from_its_data_directory(tmp_path: Path) -> None:
+def _memory_cluster(name: bytes, n: int = 4) -> tuple[list[SigningKey], ClusterConfig,
+                                                      MemoryNetwork]:
+    """Keys derived from ``name``, a cluster of ``n`` on a memory network, and that network."""
     import hashlib
 
-    from btob import open_node
-    from btob.crypto import KeyRegistry, SigningKey
-    from btob.runtime.config import ClusterConfig, MemberAddress
-    from btob.testing import MemoryNetwork
+    from btob.crypto import KeyRegistry
+    from btob.runtime.config import MemberAddress
 
-    n = 4
-    keys = [SigningKey.from_seed(hashlib.sha256(b"r%d" % i).digest()) for i in range(n)]
-    config = ClusterConfig(b"restart", KeyRegistry(tuple(k.public_key() for k in keys)),
+    keys = [SigningKey.from_seed(hashlib.sha256(name + b"%d" % i).digest()) for i in range(n)]
+    config = ClusterConfig(name, KeyRegistry(tuple(k.public_key() for k in keys)),
                            tuple(MemberAddress("memory", 1) for _ in range(n)))
-    network = MemoryNetwork(n)
+    return keys, config, MemoryNetwork(n)
+
+
+async def test_a_restarted_node_resumes_from_its_data_directory(tmp_path: Path) -> None:
+
+    from btob import open_node
+
+    keys, config, network = _memory_cluster(b"restart")
     data = tmp_path / "node-3"
     with trio.fail_after(40):
         async with trio.open_nursery() as outer:
@@ -114,19 +122,11 @@ async def test_a_restarted_node_resumes_from_its_data_directory(tmp_path: Path) 
 
 async def test_a_node_on_a_wiped_data_directory_learns_its_counters_before_it_broadcasts(
         tmp_path: Path) -> None:
-    import hashlib
     import shutil
 
     from btob import open_node
-    from btob.crypto import KeyRegistry, SigningKey
-    from btob.runtime.config import ClusterConfig, MemberAddress
-    from btob.testing import MemoryNetwork
 
-    n = 4
-    keys = [SigningKey.from_seed(hashlib.sha256(b"w%d" % i).digest()) for i in range(n)]
-    config = ClusterConfig(b"wiped", KeyRegistry(tuple(k.public_key() for k in keys)),
-                           tuple(MemberAddress("memory", 1) for _ in range(n)))
-    network = MemoryNetwork(n)
+    keys, config, network = _memory_cluster(b"wiped")
     data = tmp_path / "node-3"
     with trio.fail_after(40):
         async with trio.open_nursery() as outer:
