@@ -337,11 +337,7 @@ async def _workload(node: Node, args: argparse.Namespace, already: int, logged: 
 def _ensure_run_info(log_dir: Path, config: ClusterConfig, member: int, *,
                      byzantine: bool) -> None:
     """Create ``run.json`` if no member did yet (the harness marks it complete at the end)."""
-    path = log_dir / "run.json"
-    log_dir.mkdir(parents=True, exist_ok=True)
-    if path.exists():
-        return
     members = {i: MemberInfo(honest=not (byzantine and i == member), crashed=False)
                for i in range(config.n)}
     write_run_info(log_dir, RunInfo(n=config.n, f=config.quorums.f, complete=False,
-                                    members=members))
+                                    members=members), replace=False)

@@ -20,11 +20,13 @@ naming the file (and line number), and no line may exceed :data:`MAX_LINE_BYTES`
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import io
 import json
 import os
 import re
+import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -594,17 +596,35 @@ def _next_after(line: bytes, file: Path) -> int:
     return record.end if isinstance(record, SettledRecord) else record.index + 1
 
 
-def write_run_info(path: str | os.PathLike[str], run: RunInfo) -> None:
-    """Write ``run.json`` into the log directory ``path`` (created with its parents).
+def write_run_info(path: str | os.PathLike[str], run: RunInfo, *,
+                   replace: bool = True) -> bool:
+    """Write ``run.json`` into the log directory ``path`` (created with its parents); with
+    ``replace=False`` only if none exists yet. Returns whether this call wrote it.
 
-    The file is replaced atomically, so a reader never sees half of it.
+    The file appears whole, so a reader never sees half of it, and several processes may
+    write it at once (the members of one run create it together).
     """
     root = Path(path)
     root.mkdir(parents=True, exist_ok=True)
     text = json.dumps(run.to_json(), sort_keys=True, indent=2) + "\n"
-    tmp = root / (RUN_FILE + ".tmp")
-    tmp.write_bytes(text.encode("utf-8"))
-    os.replace(tmp, root / RUN_FILE)
+    # Each writer has a temporary file of its own: a shared name lets one writer's rename
+    # take away the file another is about to rename.
+    handle, tmp = tempfile.mkstemp(dir=root, prefix=RUN_FILE + ".", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(text.encode("utf-8"))
+        os.chmod(tmp, 0o644)  # a log, not a secret (the temporary file starts at 0600)
+        if replace:
+            os.replace(tmp, root / RUN_FILE)
+            return True
+        try:
+            os.link(tmp, root / RUN_FILE)  # fails if another writer was first
+        except FileExistsError:
+            return False
+        return True
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
 
 
 def write_log_dir(

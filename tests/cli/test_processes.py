@@ -52,24 +52,28 @@ def _sigkill_run(tmp_path: Path, prefix: list[str] | None = None,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
     procs = {i: start(i) for i in range(n)}
-    victim = 2
-    deadline = time.monotonic() + 60
-    while _lines(logs / f"node-{victim}.deliver.jsonl") < 30:
-        assert time.monotonic() < deadline, "no progress before the kill"
-        assert procs[victim].poll() is None
-        time.sleep(0.05)
-    procs[victim].send_signal(signal.SIGKILL)
-    procs[victim].wait()
-    time.sleep(1.0)
-    procs[victim] = start(victim)
-    for i, proc in procs.items():
-        try:
+    try:
+        victim = 2
+        deadline = time.monotonic() + 60
+        while _lines(logs / f"node-{victim}.deliver.jsonl") < 30:
+            assert time.monotonic() < deadline, "no progress before the kill"
+            if procs[victim].poll() is not None:
+                _, err = procs[victim].communicate()
+                raise AssertionError(f"member {victim} exited {procs[victim].returncode} "
+                                     f"before the kill: {err.decode()[-2000:]}")
+            time.sleep(0.05)
+        procs[victim].send_signal(signal.SIGKILL)
+        procs[victim].wait()
+        time.sleep(1.0)
+        procs[victim] = start(victim)
+        for i, proc in procs.items():
             _, err = proc.communicate(timeout=120)
-        except subprocess.TimeoutExpired:
-            for p in procs.values():
+            assert proc.returncode == 0, (i, err.decode()[-2000:])
+    finally:  # a failed run leaves no node behind
+        for p in procs.values():
+            if p.poll() is None:
                 p.kill()
-            raise
-        assert proc.returncode == 0, (i, err.decode()[-2000:])
+                p.wait()
     _judge_complete(logs, n * workload)
     broadcast = logs / f"node-{victim}.broadcast.jsonl"
     ids = [json.loads(line)["msg_id"] for line in broadcast.read_text().splitlines()]
@@ -321,8 +325,10 @@ def test_keygen_writes_private_keys_0600(tmp_path: Path) -> None:
     assert "[[member]]" in (tmp_path / "cluster.toml").read_text()
 
 
-NETNS = [f"btob-test-n{i}" for i in range(4)]
-HUB = "btob-test-hub"
+_RUN = os.getpid() % 100_000  # two runs at once on one machine must not share names
+NETNS = [f"btob-test-{_RUN}-n{i}" for i in range(4)]
+HUB = f"btob-test-{_RUN}-hub"
+VETH = [(f"btv{_RUN}x{i}", f"btb{_RUN}x{i}") for i in range(4)]  # at most 15 characters
 
 
 def _sh(*args: str) -> None:
@@ -338,16 +344,16 @@ def _make_namespaces() -> str | None:
         _sh("ip", "netns", "add", HUB)
         _sh("ip", "netns", "exec", HUB, "ip", "link", "add", "br0", "type", "bridge")
         _sh("ip", "netns", "exec", HUB, "ip", "link", "set", "br0", "up")
-        for i, ns in enumerate(NETNS):
+        for i, (ns, (inner, outer)) in enumerate(zip(NETNS, VETH, strict=True)):
             _sh("ip", "netns", "add", ns)
-            _sh("ip", "link", "add", f"btv{i}", "type", "veth", "peer", "name", f"btb{i}")
-            _sh("ip", "link", "set", f"btv{i}", "netns", ns)
-            _sh("ip", "link", "set", f"btb{i}", "netns", HUB)
-            _sh("ip", "netns", "exec", HUB, "ip", "link", "set", f"btb{i}", "master", "br0")
-            _sh("ip", "netns", "exec", HUB, "ip", "link", "set", f"btb{i}", "up")
+            _sh("ip", "link", "add", inner, "type", "veth", "peer", "name", outer)
+            _sh("ip", "link", "set", inner, "netns", ns)
+            _sh("ip", "link", "set", outer, "netns", HUB)
+            _sh("ip", "netns", "exec", HUB, "ip", "link", "set", outer, "master", "br0")
+            _sh("ip", "netns", "exec", HUB, "ip", "link", "set", outer, "up")
             _sh("ip", "netns", "exec", ns, "ip", "addr", "add", f"10.77.0.{i + 1}/24",
-                "dev", f"btv{i}")
-            _sh("ip", "netns", "exec", ns, "ip", "link", "set", f"btv{i}", "up")
+                "dev", inner)
+            _sh("ip", "netns", "exec", ns, "ip", "link", "set", inner, "up")
             _sh("ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up")
     except (subprocess.CalledProcessError, FileNotFoundError, subprocess.TimeoutExpired) as exc:
         _teardown_namespaces()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import pickle
 import re
 from pathlib import Path
@@ -96,6 +97,35 @@ def test_missing_node_files_read_as_empty(tmp_path: Path) -> None:
     write_run_info(tmp_path, sample_run())
     log = read_log_dir(tmp_path)
     assert all(log.broadcasts[m] == () and log.deliveries[m] == () for m in range(3))
+
+
+def test_members_writing_run_json_at_once_do_not_trip_each_other(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The members of one run create ``run.json`` together: another writer may run between
+    one writer's write and its rename. Neither fails, the first creator wins, and no
+    temporary file stays behind."""
+    real_replace, real_link = os.replace, os.link
+    first, second = sample_run(), sample_run(complete=False)
+
+    def replace_after_another(src: str, dst: str) -> None:
+        monkeypatch.setattr(btob.sim.logs.os, "replace", real_replace)
+        write_run_info(tmp_path, second)  # the other writer, between write and rename
+        real_replace(src, dst)
+
+    monkeypatch.setattr(btob.sim.logs.os, "replace", replace_after_another)
+    assert write_run_info(tmp_path, first)
+    assert read_log_dir(tmp_path).run == first  # the later rename wins
+
+    def link_after_another(src: str, dst: str) -> None:
+        monkeypatch.setattr(btob.sim.logs.os, "link", real_link)
+        assert write_run_info(tmp_path / "new", second, replace=False)
+        real_link(src, dst)
+
+    monkeypatch.setattr(btob.sim.logs.os, "link", link_after_another)
+    assert not write_run_info(tmp_path / "new", first, replace=False)
+    assert read_log_dir(tmp_path / "new").run == second  # created once, by the first
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["run.json"] * 2
+    assert (tmp_path / "run.json").stat().st_mode & 0o777 == 0o644
 
 
 def test_missing_directory_and_run_json(tmp_path: Path) -> None:
