@@ -93,10 +93,15 @@ class DirectDissemination(Dissemination):
             self.accept(signed, authoritative=True)
         return True
 
-    def outgoing_order(self, order: Order) -> Order:
-        """As sequencer: the ORDER carries the signed SEND frames of the batches it names."""
+    def outgoing_order(self, order: Order) -> Order | None:
+        """As sequencer: the ORDER carries the signed SEND frames of the batches it names;
+        None while one of them is not held (a re-proposal's batch not fetched yet, or one
+        this member delivered and let go: the members that lack the slot take it by
+        catch-up, which needs no origin's signature)."""
         if order.carried:
             return order
+        if any((r.origin, r.counter) not in self._held for r in order.refs):
+            return None
         return attrs.evolve(order, carried=self.carried(order.refs))
 
     def accept(self, signed: Signed, *, authoritative: bool = False) -> bool:

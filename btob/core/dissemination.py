@@ -98,8 +98,9 @@ class Dissemination:
     def on_order(self, signed: Signed, leader: int) -> None:
         """An ORDER of the current view from ``signed.sender`` is about to be considered."""
 
-    def outgoing_order(self, order: Order) -> Order:
-        """The ORDER this member signs and sends in place of ``order``."""
+    def outgoing_order(self, order: Order) -> Order | None:
+        """The ORDER this member signs and sends in place of ``order``; None: not now (it
+        lacks what the ORDER must carry)."""
         return order
 
     def want(self, ref: BatchRef, now: float) -> None:

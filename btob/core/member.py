@@ -602,7 +602,10 @@ class Member:
         if isinstance(item, Order):
             # An ORDER signed before (a retransmission, or before a restart) goes out as it
             # was; only a new one gets what this variant adds to it (UB: the batches).
-            item = self._journal.held_for(item) or self._dissemination.outgoing_order(item)
+            outgoing = self._journal.held_for(item) or self._dissemination.outgoing_order(item)
+            if outgoing is None:
+                return
+            item = outgoing
         signed = item if isinstance(item, Signed) else self._journal.sign(item)
         if destination == self.member:
             self._local.append(signed)
