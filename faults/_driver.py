@@ -39,10 +39,11 @@ from btob.core.settings import Settings
 from btob.core.viewchange import ViewInstalled
 from btob.core.wire import Message, Signed, decode_frame
 from btob.crypto import Backend, Signer, SigningKey
+from btob.faults._adversary import Coalition
 from btob.faults._behaviours import Crash, FaultContext, ProcessFault, Twins, make_fault
 from btob.faults._spec import FaultSpec
 
-__all__ = ["FaultEffects", "FaultyCore", "faulty_core"]
+__all__ = ["FaultEffects", "FaultyCore", "coalition_core", "faulty_core"]
 
 
 @attrs.frozen
@@ -95,21 +96,25 @@ class _Counters:
 class FaultyCore:
     """A core wrapped in its fault behaviour (see the module docstring).
 
-    ``twin`` is the second core of the ``twins`` behaviour, talking to ``twin_peers``;
+    ``twin`` is the second core of the ``twins`` behaviour (or of a coordinated adversary),
+    talking to ``twin_peers`` (default: the upper half of the other members);
     ``started_at`` is the driver's time at which the node started (the runtime sets it when
     the node's tasks start).
     """
 
     def __init__(self, core: Core, fault: ProcessFault, *, started_at: float = 0.0,
-                 twin: Core | None = None) -> None:
+                 twin: Core | None = None, twin_peers: frozenset[int] | None = None) -> None:
         self.core = core
         self.fault = fault
         self.started_at = started_at
         self.byzantine = fault.byzantine
         self._twin = twin
         others = fault.ctx.others()
-        self.twin_peers: frozenset[int] = frozenset(others[len(others) // 2:]) \
-            if twin is not None else frozenset()
+        if twin is None:
+            twin_peers = frozenset()
+        elif twin_peers is None:
+            twin_peers = frozenset(others[len(others) // 2:])
+        self.twin_peers: frozenset[int] = twin_peers
         if isinstance(fault, Twins) and twin is None:
             raise ValueError("the twins behaviour needs a twin core")
         self._crash_time = fault.param("at") if isinstance(fault, Crash) and fault.timed \
@@ -346,6 +351,22 @@ class FaultyCore:
                 self._frames.append(Outgoing(target, frame, self._extra + delay))
 
 
+def _context(member: int, *, n: int, signing_key: SigningKey, cluster_id: bytes,
+             settings: Settings, seed: int, backend: Backend | None) -> FaultContext:
+    """What member ``member``'s behaviour may use: its real key, a seeded random source."""
+    signer = Signer(signing_key, cluster_id=cluster_id, backend=backend)
+
+    def resign(message: Message) -> bytes:
+        return Signed.create(member, message, signer.sign).to_frame()
+
+    def resign_for_cluster(message: Message, other: bytes) -> bytes:
+        foreign = Signer(signing_key, cluster_id=other, backend=backend)
+        return Signed.create(member, message, foreign.sign).to_frame()
+
+    return FaultContext(member=member, n=n, rng=random.Random(f"fault/{seed}/{member}"),
+                        settings=settings, resign=resign, resign_for_cluster=resign_for_cluster)
+
+
 def faulty_core(spec: FaultSpec, make_core: Callable[[], Core], *, n: int,
                 signing_key: SigningKey, cluster_id: bytes, settings: Settings, seed: int = 0,
                 backend: Backend | None = None, started_at: float = 0.0) -> FaultyCore:
@@ -356,18 +377,20 @@ def faulty_core(spec: FaultSpec, make_core: Callable[[], Core], *, n: int,
     member id, so the same seed gives the same lies. ``make_core`` is called twice for the
     ``twins`` behaviour.
     """
-    member = spec.member
-    signer = Signer(signing_key, cluster_id=cluster_id, backend=backend)
-
-    def resign(message: Message) -> bytes:
-        return Signed.create(member, message, signer.sign).to_frame()
-
-    def resign_for_cluster(message: Message, other: bytes) -> bytes:
-        foreign = Signer(signing_key, cluster_id=other, backend=backend)
-        return Signed.create(member, message, foreign.sign).to_frame()
-
-    ctx = FaultContext(member=member, n=n, rng=random.Random(f"fault/{seed}/{member}"),
-                       settings=settings, resign=resign, resign_for_cluster=resign_for_cluster)
+    ctx = _context(spec.member, n=n, signing_key=signing_key, cluster_id=cluster_id,
+                   settings=settings, seed=seed, backend=backend)
     fault = make_fault(spec, ctx)
     twin = make_core() if isinstance(fault, Twins) else None
     return FaultyCore(make_core(), fault, started_at=started_at, twin=twin)
+
+
+def coalition_core(coalition: Coalition, member: int, make_core: Callable[[], Core], *,
+                   signing_key: SigningKey, cluster_id: bytes, seed: int = 0,
+                   backend: Backend | None = None) -> FaultyCore:
+    """The core ``make_core()`` of coalition member ``member``, acting as the coalition
+    says (with a second core when the strategy twins it)."""
+    ctx = _context(member, n=coalition.n, signing_key=signing_key, cluster_id=cluster_id,
+                   settings=coalition.settings, seed=seed, backend=backend)
+    peers = coalition.twin_peers(member)
+    twin = make_core() if peers is not None else None
+    return FaultyCore(make_core(), coalition.fault(ctx), twin=twin, twin_peers=peers)

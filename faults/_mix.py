@@ -18,10 +18,11 @@ import attrs
 
 from btob._errors import ConfigError
 from btob.faults import _spec
+from btob.faults._adversary import STRATEGIES, AdversarySpec, parse_adversary
 from btob.faults._network import NetSpec, parse_net
 from btob.faults._spec import Behaviour, FaultSpec, Param, parse_fault
 
-__all__ = ["PRESETS", "SWARM", "Mix", "load_mixes", "swarm_mix"]
+__all__ = ["ADVERSARY", "PRESETS", "SWARM", "Mix", "adversary_mix", "load_mixes", "swarm_mix"]
 
 SWARM = "swarm"
 """The mix source that stands for one random mix per (seed, n); see :func:`swarm_mix`."""
@@ -42,6 +43,8 @@ class Mix:
     name: str
     faults: tuple[str, ...] = attrs.field(default=(), converter=_strings)
     net: str = ""
+    adversary: str = ""
+    """A coordinated strategy as ``--adversary`` takes it, or ``""`` for none."""
 
     def resolve(self, n: int) -> tuple[tuple[FaultSpec, ...], NetSpec]:
         """The parsed faults and network for a cluster of ``n`` members.
@@ -63,6 +66,13 @@ class Mix:
                 raise ConfigError(
                     f"{byzantine} Byzantine members exceed f={(n - 1) // 3} for n={n}"
                 )
+            if self.adversary:
+                parse_adversary(self.adversary)
+                if specs:
+                    raise ConfigError("an adversary picks its faulty members itself: no "
+                                      "faults beside it")
+                if n < 4:
+                    raise ConfigError(f"an adversary needs a faulty member: n={n} < 4")
         except ConfigError as exc:
             raise ConfigError(f"mix {self.name!r}: {exc}") from None
         return specs, net
@@ -70,8 +80,14 @@ class Mix:
     def describe(self) -> str:
         """One line: the name, the faults and the network, in command-line syntax."""
         faults = " ".join(self.faults) or "no faults"
+        if self.adversary:
+            faults = f"adversary {self.adversary}"
         net = self.net or "default network"
         return f"{self.name}: {faults}; {net}"
+
+    def adversary_spec(self) -> AdversarySpec | None:
+        """The coordinated strategy, parsed; None if the mix has none."""
+        return parse_adversary(self.adversary) if self.adversary else None
 
 
 _LOSSY = "loss=0.05,dup=0.02,delay=0.001-0.03,gst=1.5,jitter=0.02"
@@ -110,7 +126,7 @@ PRESETS: Mapping[str, Mix] = MappingProxyType({
 # ---------------------------------------------------------------------------------------------
 # TOML files
 
-_KEYS = ("name", "faults", "net")
+_KEYS = ("name", "faults", "net", "adversary")
 
 
 def _mix_from_table(table: object, path: Path, label: str) -> Mix:
@@ -134,7 +150,10 @@ def _mix_from_table(table: object, path: Path, label: str) -> Mix:
     net = table.get("net", "")
     if not isinstance(net, str):
         raise ConfigError(f"{where}: net must be a string like \"loss=0.05,gst=1\"")
-    return Mix(name, tuple(faults), net)
+    adversary = table.get("adversary", "")
+    if not isinstance(adversary, str):
+        raise ConfigError(f"{where}: adversary must be a string like \"split:until=1\"")
+    return Mix(name, tuple(faults), net, adversary)
 
 
 def _load_file(path: Path, n: int) -> list[Mix]:
@@ -185,6 +204,8 @@ def load_mixes(source: str, n: int) -> list[Mix]:
     """
     if source == SWARM:
         raise ConfigError("mix 'swarm' is drawn per seed: use swarm_mix(seed, n)")
+    if source == ADVERSARY:
+        raise ConfigError("mix 'adversary' is drawn per seed: use adversary_mix(seed, n)")
     preset = PRESETS.get(source)
     if preset is not None:
         preset.resolve(n)
@@ -192,7 +213,8 @@ def load_mixes(source: str, n: int) -> list[Mix]:
     path = Path(source)
     if not path.exists() and path.suffix != ".toml" and len(path.parts) == 1:
         raise ConfigError(
-            f"mix {source!r} is neither a preset ({', '.join(PRESETS)}, {SWARM}) nor a file"
+            f"mix {source!r} is neither a preset ({', '.join(PRESETS)}, {SWARM}, {ADVERSARY}) "
+            f"nor a file"
         )
     return _load_file(path, n)
 
@@ -277,3 +299,57 @@ def swarm_mix(seed: int, n: int, *, behaviours: Mapping[str, Behaviour] | None =
         end = round(rng.uniform(start + 0.1, gst), 2)
         net.append(f"partition={start:g}-{end:g}:{rng.randrange(n)}")
     return Mix(f"swarm-{seed}", tuple(faults), ",".join(net))
+
+
+# ---------------------------------------------------------------------------------------------
+# adversary mixes
+
+ADVERSARY = "adversary"
+"""The mix source that stands for one random adversary per (seed, n); see
+:func:`adversary_mix`."""
+
+
+def adversary_mix(seed: int, n: int, *,
+                  behaviours: Mapping[str, Behaviour] | None = None) -> Mix:
+    """A random adversary, the same for the same ``(seed, n)``, named ``adversary-<seed>``.
+
+    The attacks are the coordinated strategies of :data:`~btob.faults.STRATEGIES` and the
+    Byzantine behaviours of ``behaviours`` (default: the live catalogue) that a swarm may
+    draw. Consecutive seeds go through all of them in a shuffled order (a new order for each
+    round), so every attack comes up once in each stretch of that many seeds; what varies at
+    random is its parameters and where it strikes. A strategy draws its own: ``split`` holds
+    the halves apart for 0.3-2.5 s, with the first sequencer faulty or not; ``edge`` aims at
+    one of the first 8 slots and holds frames for 1.5-4 s, past the first view change;
+    ``forged-split`` splits every 1st to 4th slot. A
+    behaviour goes to f members, the first sequencer among them one time in two, each drawn
+    as :func:`swarm_mix` draws them, on a network with 1-5 ms of latency. Clusters of fewer
+    than 4 members have no faulty member to draw: their mix is fault-free.
+    """
+    registry = _spec.BEHAVIOURS if behaviours is None else behaviours
+    f = max(n - 1, 0) // 3
+    name = f"adversary-{seed}"
+    if f < 1:
+        return Mix(name)
+    attacks = sorted(STRATEGIES) + sorted(
+        b.name for b in registry.values() if b.byzantine and _swarmable(b))
+    rounds, turn = divmod(seed, len(attacks))
+    random.Random(f"adversary-round/{rounds}/{n}").shuffle(attacks)
+    attack = attacks[turn]
+    rng = random.Random(f"adversary/{seed}/{n}")
+    if attack == "split":
+        return Mix(name, adversary=f"split:until={round(rng.uniform(0.3, 2.5), 2):g},"
+                                   f"sequencer={rng.randint(0, 1)}")
+    if attack == "forged-split":
+        return Mix(name, adversary=f"forged-split:every={rng.randint(1, 4)}")
+    if attack == "edge":
+        return Mix(name, adversary=f"edge:until={round(rng.uniform(1.5, 4.0), 2):g},"
+                                   f"slot={rng.randint(0, 7)}")
+    members = [0, *rng.sample(range(1, n), f - 1)] if rng.random() < 1 / 2 \
+        else rng.sample(range(1, n), f)
+    behaviour = registry[attack]
+    faults = []
+    for member in sorted(members):  # the f members act alike: one attack per seed
+        drawn = ((p.name, _draw(p, rng)) for p in behaviour.params)
+        args = ",".join(f"{key}={value}" for key, value in drawn if value != "")
+        faults.append(f"{member}={behaviour.name}" + (f":{args}" if args else ""))
+    return Mix(name, tuple(faults))

@@ -120,7 +120,8 @@ class FaultSpec:
     @property
     def byzantine(self) -> bool:
         """True if the behaviour departs from the protocol (the member is not honest)."""
-        return BEHAVIOURS[self.behaviour].byzantine
+        known = BEHAVIOURS.get(self.behaviour)
+        return True if known is None else known.byzantine  # else: a coalition's member
 
     def __str__(self) -> str:
         args = ",".join(
@@ -132,7 +133,8 @@ class FaultSpec:
 
 
 def _defaults(behaviour: str) -> dict[str, float | int | str | None]:
-    return {p.name: p.default for p in BEHAVIOURS[behaviour].params}
+    known = BEHAVIOURS.get(behaviour)
+    return {} if known is None else {p.name: p.default for p in known.params}
 
 
 def parse_fault(text: str, n: int) -> FaultSpec:

@@ -12,7 +12,14 @@ from btob.cli.node import add_keygen_arguments, add_node_arguments, run_keygen, 
 from btob.core.dissemination import BRB_KINDS
 from btob.core.proposers import view_leader
 from btob.core.variants import VARIANTS
-from btob.faults import BEHAVIOURS, NetSpec, load_mixes, parse_fault, parse_net
+from btob.faults import (
+    BEHAVIOURS,
+    NetSpec,
+    load_mixes,
+    parse_adversary,
+    parse_fault,
+    parse_net,
+)
 from btob.sim.checker import check, format_report
 from btob.sim.simulator import Restart, SimConfig, SimResult, replay_command, simulate
 from btob.sim.sweep import add_sweep_arguments, run_sweep_command
@@ -87,6 +94,10 @@ def build_parser() -> argparse.ArgumentParser:
                           "(before its changes are committed, or after) and restarts from "
                           "its durable state DOWN seconds later (default 0.2), or from an "
                           "empty one with /wiped (repeatable)")
+    sim.add_argument("--adversary", metavar="STRATEGY[:k=v,...]",
+                     help="a coordinated adversary: f members act as one under STRATEGY, "
+                          "with the network on their side until its `until` (`btob faults` "
+                          "lists the strategies); it picks the faulty members itself")
     sim.add_argument("--max-time", type=float, default=60.0,
                      help="virtual seconds before the run stops, complete or not (default 60)")
     sim.add_argument("--crypto", choices=("nacl", "cryptography"), default="nacl",
@@ -129,12 +140,14 @@ def build_parser() -> argparse.ArgumentParser:
 def _sim_config(args: argparse.Namespace) -> SimConfig:
     fault_texts = list(args.fault)
     net_text = args.net
+    adversary_text: str = args.adversary or ""
     if args.mix:
         mixes = load_mixes(args.mix, args.n)
         if len(mixes) != 1:
             raise ConfigError(f"--mix {args.mix} holds {len(mixes)} mixes; sim runs one")
         fault_texts += list(mixes[0].faults)
         net_text = ",".join(t for t in (mixes[0].net, net_text) if t)
+        adversary_text = adversary_text or mixes[0].adversary
     net = parse_net(net_text, args.n) if net_text else NetSpec()
     faults = tuple(parse_fault(text, args.n) for text in fault_texts)
     return SimConfig(
@@ -142,6 +155,7 @@ def _sim_config(args: argparse.Namespace) -> SimConfig:
         payload_size=args.payload_size, rate=args.rate, variant=args.variant, brb=args.brb,
         faults=faults, net=net, max_time=args.max_time, crypto_backend=args.crypto,
         restarts=tuple(Restart.parse(text) for text in args.restart),
+        adversary=parse_adversary(adversary_text) if adversary_text else None,
     )
 
 
@@ -156,6 +170,7 @@ def format_summary(result: SimResult) -> str:
         f"x {config.payload_size} B",
         f"network   {config.net.describe()}",
         f"faults    {faults}",
+        *([] if not result.adversary else [f"adversary {_describe_adversary(result)}"]),
         f"virtual time {result.virtual_time:.3f} s, {result.events} events, "
         + ("complete" if result.complete else "INCOMPLETE (liveness not judged)"),
         "",
@@ -223,6 +238,14 @@ def format_summary(result: SimResult) -> str:
     if not result.ok:
         lines.append(f"replay    {replay_command(config)}")
     return "\n".join(lines)
+
+
+def _describe_adversary(result: SimResult) -> str:
+    roles = "; ".join(f"{k} {v}" for k, v in result.adversary.items()
+                      if k not in ("strategy", "holds", "rewrites"))
+    return (f"{result.adversary['strategy']}: {roles}; held back "
+            f"{result.adversary['holds']} honest frame(s), changed or kept "
+            f"{result.adversary['rewrites']} of its own")
 
 
 def _writable_log_dir(path: Path | None) -> None:

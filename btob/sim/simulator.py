@@ -29,9 +29,11 @@ from btob.core.proposers import view_leader
 from btob.core.quorum import Quorums
 from btob.core.settings import Settings
 from btob.core.variants import VARIANTS
+from btob.core.wire import decode_frame
 from btob.crypto import KeyRegistry, SigningKey, get_backend
-from btob.faults import FaultSpec, NetSpec
-from btob.faults._driver import FaultEffects, FaultyCore, faulty_core
+from btob.faults import AdversarySpec, FaultSpec, NetSpec
+from btob.faults._adversary import Coalition, make_coalition
+from btob.faults._driver import FaultEffects, FaultyCore, coalition_core, faulty_core
 from btob.sim.checker import CheckReport, check
 from btob.sim.logs import (
     BroadcastRecord,
@@ -126,6 +128,9 @@ class SimConfig:
     crypto_backend: str = "nacl"
     restarts: tuple[Restart, ...] = ()
     """Honest members that crash and restart from their durable state (at most one each)."""
+    adversary: AdversarySpec | None = None
+    """A coordinated adversary: f members act as one under this strategy, with the network
+    on their side until its ``until`` (see :mod:`btob.faults._adversary`)."""
 
     def __attrs_post_init__(self) -> None:
         quorums = Quorums.for_cluster(self.n, self.f)
@@ -155,6 +160,13 @@ class SimConfig:
         byzantine = sum(1 for spec in self.faults if spec.byzantine)
         if byzantine > quorums.f:
             raise ConfigError(f"{byzantine} Byzantine members exceed f={quorums.f}")
+        if self.adversary is not None:
+            if self.faults or self.restarts:
+                raise ConfigError("an adversary picks the faulty members itself: it does not "
+                                  "combine with --fault or --restart")
+            if quorums.f < 1:
+                raise ConfigError(f"adversary {self.adversary}: n={self.n} tolerates no "
+                                  f"faulty member")
 
     @property
     def quorums(self) -> Quorums:
@@ -210,6 +222,9 @@ class SimResult:
     """State transfers each member made (its log below the snapshot is a donor's)."""
     restarted: Mapping[int, float] = attrs.field(factory=dict)
     """When each restarting member came back (absent: it never crashed)."""
+    adversary: Mapping[str, object] = attrs.field(factory=dict)
+    """The coordinated adversary's roles and what it did (``holds``: honest frames it held
+    back; ``rewrites``: its members' frames it changed or kept); empty without one."""
     redelivery_mismatches: tuple[str, ...] = ()
     """Deliveries a restarted member made again that differ from what it delivered before
     at the same index, or that skip an index (each one a broken durability promise)."""
@@ -286,10 +301,19 @@ class _Simulation:
         self.transfers: dict[int, int] = {}
         self.lost_with_disk: dict[int, int] = {}
         specs = {spec.member: spec for spec in config.faults}
+        self.coalition: Coalition | None = None
+        if config.adversary is not None:
+            self.coalition = make_coalition(config.adversary, n, config.quorums.f,
+                                            seed=config.seed, settings=config.settings)
         self.cores: list[Member | FaultyCore] = []
         for i in range(n):
             spec = specs.get(i)
-            if spec is None:
+            if self.coalition is not None and i in self.coalition.members:
+                self.cores.append(coalition_core(
+                    self.coalition, i, lambda i=i: member(i),  # type: ignore[misc]
+                    signing_key=keys[i], cluster_id=cluster_id, seed=config.seed,
+                    backend=backend))
+            elif spec is None:
                 self.cores.append(member(i))
             else:  # the same fault driver as the Trio runtime's, on virtual time from 0
                 self.cores.append(faulty_core(
@@ -311,6 +335,8 @@ class _Simulation:
         for spec in config.faults:
             if spec.byzantine:
                 self.honest[spec.member] = False
+        for i in self.coalition.members if self.coalition is not None else ():
+            self.honest[i] = False
         self.events = 0
         self.from_origin = [[0] * n for _ in range(n)]
         self.view_installed: dict[int, float] = {}
@@ -523,6 +549,10 @@ class _Simulation:
         """Put one frame on the simulated network."""
         if dest in self.crashed or dest in self.down or not 0 <= dest < self.config.n:
             return
+        coalition = self.coalition
+        if coalition is not None and self.honest[source] and self.now < coalition.until:
+            # The adversary schedules the network before its GST: it may hold a frame back.
+            extra += coalition.route(source, dest, decode_frame(frame).parse(), self.now)
         for delay in self.config.net.route(self.net_rng, source, dest, self.now):
             self.push(self.now + extra + delay, self._DELIVER, dest, source, frame)
 
@@ -561,6 +591,7 @@ class _Simulation:
                 "messages": config.messages, "payload_size": config.payload_size,
                 "faults": [str(s) for s in config.faults], "net": config.net.describe(),
                 "virtual_time": round(self.now, 6),
+                **({} if self.coalition is None else {"adversary": self.coalition.describe()}),
             },
         )
         logs = LogDir(
@@ -579,6 +610,9 @@ class _Simulation:
             steps=tuple(self.steps), restarted=dict(self.restarted),
             transfers=dict(self.transfers), lost_with_disk=dict(self.lost_with_disk),
             redelivery_mismatches=tuple(self.mismatches),
+            adversary={} if self.coalition is None else {
+                **self.coalition.describe(), "holds": self.coalition.holds,
+                "rewrites": self.coalition.rewrites},
         )
 
     def _view_change_records(self) -> tuple[ViewChangeRecord, ...]:
@@ -617,6 +651,8 @@ def replay_command(config: SimConfig) -> str:
         parts += ["--max-time", f"{config.max_time:g}"]
     for restart in config.restarts:
         parts += ["--restart", str(restart)]
+    if config.adversary is not None:
+        parts += ["--adversary", str(config.adversary)]
     return shlex.join(parts)
 
 

@@ -23,7 +23,7 @@ from btob.core.dissemination import BRB_KINDS
 from btob.core.member import Member
 from btob.core.settings import Settings
 from btob.core.variants import VARIANTS
-from btob.faults._mix import SWARM, Mix, load_mixes, swarm_mix
+from btob.faults._mix import ADVERSARY, SWARM, Mix, adversary_mix, load_mixes, swarm_mix
 from btob.faults._network import NetSpec
 from btob.faults._spec import FaultSpec
 from btob.sim.simulator import (
@@ -139,8 +139,8 @@ def _cases(
             labelled: list[tuple[str, Mix | None]]  # None: a swarm mix drawn per seed
             if isinstance(source, Mix):
                 labelled = [(source.name, source)]
-            elif source == SWARM:
-                labelled = [(SWARM, None)]
+            elif source in (SWARM, ADVERSARY):
+                labelled = [(source, None)]
             else:
                 labelled = [(mix.name, mix) for mix in load_mixes(source, n)]
             for label, fixed in labelled:
@@ -148,14 +148,16 @@ def _cases(
                     shown = label if variant == "bb" else f"{label} [{variant}]"
                     for brb in brbs:
                         for seed in seeds:
-                            mix = fixed if fixed is not None else swarm_mix(seed, n)
+                            mix = fixed if fixed is not None else (
+                                swarm_mix(seed, n) if label == SWARM else adversary_mix(seed, n))
                             faults, net = mix.resolve(n)
+                            adversary = mix.adversary_spec()
                             config = SimConfig(
                                 n=n, seed=seed, messages=messages, brb=brb, faults=faults,
                                 net=net, max_time=max_time, settings=settings,
-                                variant=variant,
+                                variant=variant, adversary=adversary,
                                 restarts=(_restart_for(seed, n, faults, messages)
-                                          if restarts else ()),
+                                          if restarts and adversary is None else ()),
                             )
                             cases.append(SweepCase(config, shown))
     return cases

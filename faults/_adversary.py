@@ -1,0 +1,371 @@
+"""The coordinated adversary: the f faulty members act as one, with the network on their side.
+
+Theory of operation. A behaviour of the catalogue (:mod:`btob.faults._behaviours`) is one
+faulty member acting alone. A :class:`Coalition` is all of them at once, under one strategy:
+it picks which members are faulty and what role each honest member plays in the attack, sees
+every frame sent to any of its members, rewrites what its members send, and - before its own
+GST, the ``until`` parameter - schedules the honest members' frames: it may hold any frame
+back until ``until`` (never drop it), so after that instant the network is timely again and a
+correct protocol must still finish.
+
+Strategies (:data:`STRATEGIES`):
+
+``split``
+    Twins across a partition. The honest members are split into a half ``A`` of f members
+    and a half ``B`` of f+1; a quorum of ``A`` plus the faulty members is one member short.
+    Every faulty member runs two honest cores with its key, one talking to ``A``, one to
+    ``B`` and the other faulty members, and until ``until`` nothing passes between the
+    halves. Each half hears a consistent, different story: other payloads under the same
+    ids (as origins), other proposals (as sequencer), other votes, other view changes. A
+    quorum one short lets ``A`` decide alone; that breaks agreement.
+
+``edge``
+    A quorum at its edge, timed to one slot. The sequencer of view 0 is faulty. At the
+    first slot at or after ``slot`` it proposes with two batches or more (the target) it
+    proposes them in reverse order - not what the next leader will propose - and sends that
+    ORDER to a
+    witness ``P`` and the echoers ``E`` (f members, the next view's leader among them),
+    its ECHO only to ``P``, and its READY to ``P`` and the amplifiers ``R`` (the other f).
+    The network holds every honest ECHO of the target from ``E`` and ``R``, every honest
+    READY of it from ``E``, and everything else ``P`` sends to ``E`` and ``R``. So ``P``
+    prepares, and it alone; the faulty sequencer proposes nothing more, its VIEW-CHANGEs
+    carry no prepared certificate, and ``P``'s VIEW-CHANGE reaches the next leader only
+    after ``until``. A correct member of ``R`` sends no READY without a prepared
+    certificate, so ``P`` never commits the target and the view change may drop it
+    safely. One that sends READY on f+1 READYs (Bracha's amplification, wrong in
+    ordering) lets ``P`` commit a slot the new view gives to another proposal.
+
+``forged-split``
+    The sequencer of view 0 is faulty. Of each proposal with two batches or more (every
+    ``every``-th slot), it sends one order of the batches to half the honest members and
+    the reverse order to the rest, each followed by ECHOs and READYs for that value in every
+    honest member's name, signed with its own key. Only a member that takes a signature for
+    its claimed sender without checking it commits either value.
+
+A :class:`Coalition` is built by the simulator (:func:`make_coalition`); each of its members
+is a :class:`~btob.faults._driver.FaultyCore` whose behaviour is a :class:`CoalitionMember`,
+so what the coalition did is counted in the members' fault effects like any fault's.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Mapping
+
+import attrs
+
+from btob._errors import ConfigError
+from btob.core.proposers import view_leader
+from btob.core.settings import Settings
+from btob.core.wire import (
+    Message,
+    Order,
+    OrderEcho,
+    OrderReady,
+    Signed,
+    ViewChange,
+    decode_frame,
+)
+from btob.faults._behaviours import FaultContext, Outgoing, ProcessFault
+from btob.faults._spec import FaultSpec, Param
+
+__all__ = [
+    "STRATEGIES", "AdversarySpec", "Coalition", "CoalitionMember", "Strategy",
+    "make_coalition", "parse_adversary",
+]
+
+
+@attrs.frozen
+class Strategy:
+    """A coordinated strategy: its name, what it does, and its parameters."""
+
+    name: str
+    summary: str
+    params: tuple[Param, ...]
+
+
+_UNTIL = Param("until", float, 3.0, "virtual second until which the adversary holds honest "
+               "frames back (its GST)")
+STRATEGIES: Mapping[str, Strategy] = {s.name: s for s in (
+    Strategy("split", "twins across a partition: every faulty member tells each of two "
+             "halves of the honest members a different, consistent story",
+             (attrs.evolve(_UNTIL, default=1.5),
+              Param("sequencer", int, 1, "1: the view-0 sequencer is faulty; 0: it is not"))),
+    Strategy("forged-split", "the sequencer proposes one value to half the honest members "
+             "and another to the rest, each with votes in every honest member's name",
+             (attrs.evolve(_UNTIL, default=0.0),
+              Param("every", int, 1, "split every k-th slot (1: every slot)"))),
+    Strategy("edge", "a quorum at its edge: one honest witness alone prepares a slot, the "
+             "sequencer stops, and the view change starts without the witness",
+             (_UNTIL, Param("slot", int, 0, "the first slot that may be the target"))),
+)}
+"""Every coordinated strategy ``--adversary`` accepts, by name."""
+
+
+@attrs.frozen
+class AdversarySpec:
+    """A coordinated strategy with its parameters resolved."""
+
+    strategy: str
+    params: Mapping[str, float | int | str] = attrs.field(factory=dict)
+
+    def value(self, name: str) -> float:
+        """A numeric parameter (its default when left out)."""
+        if name in self.params:
+            value = self.params[name]
+        else:
+            value = {p.name: p.default for p in STRATEGIES[self.strategy].params}[name]  # type: ignore[assignment]
+        assert isinstance(value, (int, float))
+        return float(value)
+
+    def __str__(self) -> str:
+        defaults = {p.name: p.default for p in STRATEGIES[self.strategy].params}
+        args = ",".join(f"{k}={v:g}" if isinstance(v, (int, float)) else f"{k}={v}"
+                        for k, v in sorted(self.params.items()) if v != defaults.get(k))
+        return self.strategy + (f":{args}" if args else "")
+
+
+def parse_adversary(text: str) -> AdversarySpec:
+    """Parse ``STRATEGY[:key=value,...]``; :class:`ConfigError` naming the text otherwise."""
+    name, _, args = text.strip().partition(":")
+    strategy = STRATEGIES.get(name)
+    if strategy is None:
+        raise ConfigError(f"adversary {text!r}: unknown strategy {name!r}; known: "
+                          f"{', '.join(sorted(STRATEGIES))}")
+    known = {p.name: p for p in strategy.params}
+    params: dict[str, float | int | str] = {}
+    for item in filter(None, (a.strip() for a in args.split(","))):
+        key, eq, value = item.partition("=")
+        param = known.get(key)
+        if not eq or param is None:
+            raise ConfigError(f"adversary {text!r}: bad parameter {item!r}; {name} takes "
+                              f"{', '.join(known)}")
+        try:
+            parsed = param.kind(value)
+        except ValueError:
+            raise ConfigError(f"adversary {text!r}: {key} must be a "
+                              f"{param.kind.__name__}") from None
+        if isinstance(parsed, (int, float)) and not parsed >= 0:
+            raise ConfigError(f"adversary {text!r}: {key} must be >= 0")
+        params[key] = parsed
+    for param in strategy.params:
+        params.setdefault(param.name, param.default)  # type: ignore[arg-type]
+    return AdversarySpec(name, params)
+
+
+class CoalitionMember(ProcessFault):
+    """One coalition member's behaviour: the coalition decides what it sends and sees."""
+
+    byzantine = True
+
+    def __init__(self, coalition: Coalition, ctx: FaultContext) -> None:
+        super().__init__(FaultSpec(ctx.member, "adversary",
+                                   {"strategy": str(coalition.spec)}), ctx)
+        self.coalition = coalition
+
+    @property
+    def label(self) -> str:
+        """What the member is, for fault effects and messages."""
+        return f"adversary {self.coalition.spec}"
+
+    def incoming(self, source: int, frame: bytes) -> bool:
+        return True
+
+    def outgoing(self, dest: int, frame: bytes, signed: Signed) -> Outgoing:
+        return self.coalition.outgoing(self.ctx, dest, frame, signed)
+
+
+class Coalition:
+    """The faulty members of one run acting as one (see the module docstring).
+
+    ``members`` are the faulty members; ``twin_peers`` says, for a member run as twins,
+    which members its second core talks to; :meth:`route` is the network scheduler's say
+    over an honest member's frame; :attr:`holds` counts the frames it held back.
+    """
+
+    def __init__(self, spec: AdversarySpec, n: int, f: int, rng: random.Random,
+                 settings: Settings) -> None:
+        self.spec = spec
+        self.n, self.f, self.rng, self.settings = n, f, rng, settings
+        self.until = spec.value("until")
+        self.members: frozenset[int] = frozenset()
+        self.holds = 0
+        self.rewrites = 0
+        """Frames of its members the coalition changed or kept back."""
+
+    def twin_peers(self, member: int) -> frozenset[int] | None:
+        """The members a twinned member's second core talks to; None: not twinned."""
+        return None
+
+    def fault(self, ctx: FaultContext) -> CoalitionMember:
+        """The behaviour of coalition member ``ctx.member``."""
+        return CoalitionMember(self, ctx)
+
+    def outgoing(self, ctx: FaultContext, dest: int, frame: bytes, signed: Signed) -> Outgoing:
+        """What leaves coalition member ``ctx.member`` for ``dest`` in place of ``frame``."""
+        return [(dest, frame, 0.0)]
+
+    def route(self, source: int, dest: int, signed: Signed, now: float) -> float:
+        """Extra seconds an honest member's frame waits before the network takes it."""
+        if now >= self.until or not self._hold(source, dest, signed.message):
+            return 0.0
+        self.holds += 1
+        return self.until - now
+
+    def _hold(self, source: int, dest: int, message: Message) -> bool:
+        return False
+
+    def describe(self) -> dict[str, object]:
+        """The roles the strategy drew, for logs and replays."""
+        return {"strategy": str(self.spec), "faulty": sorted(self.members)}
+
+
+class Split(Coalition):
+    """Twins across a partition (see the module docstring)."""
+
+    def __init__(self, spec: AdversarySpec, n: int, f: int, rng: random.Random,
+                 settings: Settings) -> None:
+        super().__init__(spec, n, f, rng, settings)
+        everyone = list(range(n))
+        if spec.value("sequencer"):
+            faulty = [0, *rng.sample(everyone[1:], f - 1)]
+        else:
+            faulty = rng.sample(everyone[1:], f)
+        self.members = frozenset(faulty)
+        honest = [m for m in everyone if m not in self.members]
+        rng.shuffle(honest)
+        self.half_a = frozenset(honest[:f])
+        self.half_b = frozenset(honest[f:])
+
+    def twin_peers(self, member: int) -> frozenset[int] | None:
+        return (self.half_b | self.members) - {member}
+
+    def _hold(self, source: int, dest: int, message: Message) -> bool:
+        return (source in self.half_a) != (dest in self.half_a) and dest not in self.members
+
+    def describe(self) -> dict[str, object]:
+        return {**super().describe(), "a": sorted(self.half_a), "b": sorted(self.half_b)}
+
+
+class Edge(Coalition):
+    """A quorum at its edge, timed to one slot (see the module docstring)."""
+
+    def __init__(self, spec: AdversarySpec, n: int, f: int, rng: random.Random,
+                 settings: Settings) -> None:
+        super().__init__(spec, n, f, rng, settings)
+        sequencer, leader = view_leader(0, n), view_leader(1, n)
+        others = [m for m in range(n) if m not in (sequencer, leader)]
+        faulty = [sequencer, *rng.sample(others, f - 1)]
+        self.members = frozenset(faulty)
+        honest = [m for m in range(n) if m not in self.members and m != leader]
+        rng.shuffle(honest)
+        self.witness = honest[0]
+        self.echoers = frozenset([leader, *honest[1:f]])
+        self.amplifiers = frozenset(honest[f:])
+        self.first_slot = int(spec.value("slot"))
+        self.target: tuple[int, int] | None = None
+        """(view, slot) of the attacked proposal, once the sequencer made it."""
+        self.value: Order | None = None
+        """The proposal the coalition tells for the target."""
+
+    def _is_target(self, message: Message) -> bool:
+        return isinstance(message, (Order, OrderEcho)) and self.target == (
+            message.view, message.slot)
+
+    def outgoing(self, ctx: FaultContext, dest: int, frame: bytes, signed: Signed) -> Outgoing:
+        message = signed.message
+        if isinstance(message, Order) and message.view == 0:
+            if self.target is None and message.slot >= self.first_slot and \
+                    len(message.refs) > 1:
+                # The value the new view's leader would propose is the batches in their
+                # order; the target's is the same batches reversed, so losing it shows.
+                self.target = (message.view, message.slot)
+                self.value = attrs.evolve(message, refs=message.refs[::-1])
+            if self.target is not None and message.slot > self.target[1]:
+                return self._keep()  # proposes nothing more: the view must change
+        if isinstance(message, ViewChange) and message.prepared:
+            self.rewrites += 1
+            return [(dest, ctx.resign(attrs.evolve(message, prepared=())), 0.0)]
+        if not self._is_target(message) or self.value is None:
+            return [(dest, frame, 0.0)]
+        if dest not in self.members:
+            allowed = (self.amplifiers | {self.witness} if isinstance(message, OrderReady)
+                       else {self.witness} if isinstance(message, OrderEcho)
+                       else self.echoers | {self.witness})
+            if dest not in allowed:
+                return self._keep()
+        self.rewrites += 1
+        told: Message = self.value
+        if isinstance(message, OrderEcho):  # every member votes for the reversed value
+            told = type(message)(message.view, message.slot, self.value.digest)
+        return [(dest, ctx.resign(told), 0.0)]
+
+    def _keep(self) -> Outgoing:
+        self.rewrites += 1
+        return []
+
+    def _hold(self, source: int, dest: int, message: Message) -> bool:
+        if dest in self.members or self.target is None:
+            return False
+        if self._is_target(message):
+            if isinstance(message, OrderReady):
+                return dest in self.echoers
+            if isinstance(message, OrderEcho):
+                return dest != self.witness
+        return source == self.witness and not (
+            isinstance(message, OrderReady) and self._is_target(message))
+
+    def describe(self) -> dict[str, object]:
+        return {**super().describe(), "witness": self.witness,
+                "echoers": sorted(self.echoers), "amplifiers": sorted(self.amplifiers)}
+
+
+class ForgedSplit(Coalition):
+    """Two proposals, with votes in honest names (see the module docstring)."""
+
+    def __init__(self, spec: AdversarySpec, n: int, f: int, rng: random.Random,
+                 settings: Settings) -> None:
+        super().__init__(spec, n, f, rng, settings)
+        sequencer = view_leader(0, n)
+        self.members = frozenset([sequencer, *rng.sample(
+            [m for m in range(n) if m != sequencer], f - 1)])
+        honest = [m for m in range(n) if m not in self.members]
+        rng.shuffle(honest)
+        self.half_a = frozenset(honest[: len(honest) // 2])
+        self.every = int(spec.value("every"))
+        self.split: set[int] = set()
+
+    def outgoing(self, ctx: FaultContext, dest: int, frame: bytes, signed: Signed) -> Outgoing:
+        message = signed.message
+        if not isinstance(message, Order) or len(message.refs) < 2 or \
+                message.slot % self.every or dest in self.members:
+            return [(dest, frame, 0.0)]
+        told = message if dest in self.half_a else attrs.evolve(
+            message, refs=message.refs[::-1])
+        self.rewrites += 1
+        out = [(dest, ctx.resign(told), 0.0)]
+        for kind in (OrderEcho, OrderReady):
+            vote = ctx.resign(kind(told.view, told.slot, told.digest))
+            mine = decode_frame(vote).parse()
+            # Every member's vote for this half's value, signed with this member's key.
+            out += [(dest, Signed(m, mine.message, mine.body, mine.signature).to_frame(), 0.0)
+                    for m in range(self.n) if m not in self.members]
+        return out
+
+    def describe(self) -> dict[str, object]:
+        return {**super().describe(), "a": sorted(self.half_a)}
+
+
+_CLASSES: dict[str, Callable[[AdversarySpec, int, int, random.Random, Settings], Coalition]] = {
+    "split": Split, "edge": Edge, "forged-split": ForgedSplit,
+}
+
+
+def make_coalition(spec: AdversarySpec, n: int, f: int, *, seed: int,
+                   settings: Settings) -> Coalition:
+    """The coalition of ``spec`` for a cluster of ``n`` members tolerating ``f``, its roles
+    drawn from ``seed``; :class:`ConfigError` if the cluster tolerates no faulty member."""
+    if f < 1:
+        raise ConfigError(f"adversary {spec}: n={n} tolerates no faulty member")
+    rng = random.Random(f"adversary/{seed}/{n}/{spec}")
+    return _CLASSES[spec.strategy](spec, n, f, rng, settings)
