@@ -75,6 +75,7 @@ class ProcessFault:
     def __init__(self, spec: FaultSpec, ctx: FaultContext) -> None:
         self.spec = spec
         self.ctx = ctx
+        self._deck: list[int] = []
 
     def _value(self, name: str) -> float | int | str:
         value = self.spec.params.get(name)
@@ -93,6 +94,14 @@ class ProcessFault:
     def text(self, name: str) -> str:
         """A text parameter (its default when the spec leaves it out)."""
         return str(self._value(name))
+
+    def draw(self, choices: int) -> int:
+        """One of ``range(choices)`` from a shuffled deck, dealt out before it is shuffled
+        again: a behaviour that tells several kinds of lie tells each of them within every
+        ``choices`` draws, even in a run of a few ticks."""
+        if not self._deck:
+            self._deck = self.ctx.rng.sample(range(choices), choices)
+        return self._deck.pop()
 
     def crash_on_send(self, kind: str) -> bool:
         """True if the member crashes instead of sending a frame of ``kind`` now."""
@@ -485,7 +494,8 @@ class OutOfBounds(ProcessFault):
     ordering: an instance of an origin that is not a member, a SEND beyond the window, kinds
     the reliable broadcast in use does not take (a FINAL to Bracha, a READY to direct
     dissemination, an uncertified FINAL to the signed echo), an ORDER that names one batch
-    twice (refused as malformed when this member proposes the slot)."""
+    twice (refused as malformed when this member proposes the slot), and a frame whose body
+    does not decode as its kind (an ECHO whose digest is cut short)."""
 
     byzantine = True
 
@@ -495,10 +505,13 @@ class OutOfBounds(ProcessFault):
         for _ in range(int(self.param("k"))):
             batch = Batch(0, (rng.randbytes(8),))
             other = rng.choice(self.ctx.others()) if n > 1 else self.ctx.member
-            choice = rng.randrange(5)
+            choice = self.draw(6)
             message: Message
             if choice == 0:
                 message = Echo(n + rng.randrange(8), rng.randrange(4), rng.randbytes(32))
+            elif choice == 5:
+                # Encoding checks nothing: a digest cut short is signed, and does not decode.
+                message = Echo(other, rng.randrange(4), rng.randbytes(rng.randrange(1, 32)))
             elif choice == 1:
                 message = Send(rng.randrange(10**6, 10**9), batch)
             elif choice == 2:
@@ -554,7 +567,8 @@ class BadCatchUp(ProcessFault):
     """Validly signed catch-up answers that are wrong, for slots around those it has seen
     ordered: slot proofs that name one batch twice or carry a batch the references do not
     name, or whose commit certificate is one junk vote; log segments off the checkpoint
-    boundaries, or aligned but whose chain and certificate do not hold."""
+    boundaries, aligned but whose chain and certificate do not hold, or of slots so far ahead
+    that nobody needs them yet."""
 
     byzantine = True
 
@@ -578,7 +592,7 @@ class BadCatchUp(ProcessFault):
             ref = BatchRef(origin, rng.randrange(4), batch.digest())
             slot = self._slot + rng.randrange(1, 4)
             junk = Vote(self.ctx.member, rng.randbytes(64))
-            choice = rng.randrange(5)
+            choice = self.draw(6)
             message: Message
             if choice == 0:
                 message = SlotProof(self._view, slot, (ref, ref), (), (batch,))
@@ -587,6 +601,12 @@ class BadCatchUp(ProcessFault):
                 message = SlotProof(self._view, slot, (wrong,), (), (batch,))
             elif choice == 2:
                 message = SlotProof(self._view, slot, (ref,), (junk,), (batch,))
+            elif choice == 5:
+                # Whole and aligned, but two boundaries beyond anything ordered: not needed.
+                start = (self._slot // interval + 2) * interval
+                cert = CheckpointCert(start + interval, rng.randbytes(32), (junk,))
+                message = LogSegment(cert, start,
+                                     tuple(((ref,), (batch,)) for _ in range(interval)))
             else:
                 start = self._slot // interval * interval + (choice == 3)  # 3: misaligned
                 cert = CheckpointCert(start - (choice == 3) + interval, rng.randbytes(32),

@@ -194,10 +194,10 @@ def test_the_state_transfer_behaviours_are_in_the_catalogue() -> None:
 
 
 @pytest.mark.parametrize(("variant", "brb", "member", "refused"), [
-    ("bb", "bracha", 0, {"brb-bad-origin", "brb-beyond-window"}),
-    ("bb", "echo", 0, {"brb-echo-not-for-me", "brb-unexpected-kind", "brb-beyond-window"}),
-    ("ub", "bracha", 0, {"ub-beyond-window", "ub-unexpected-kind"}),
-    ("moving", "echo", 1, {"order-malformed"}),  # member 1 proposes some of the slots
+    ("bb", "bracha", 0, {"brb-bad-origin", "brb-beyond-window", "malformed-body"}),
+    ("bb", "echo", 1, {"brb-echo-not-for-me", "brb-unexpected-kind", "brb-beyond-window"}),
+    ("ub", "bracha", 0, {"ub-beyond-window", "ub-unexpected-kind", "malformed-body"}),
+    ("moving", "echo", 0, {"order-malformed"}),  # member 0 proposes some of the slots
 ])
 def test_out_of_bounds_is_refused_by_the_check_each_message_breaks(
         variant: str, brb: str, member: int, refused: set[str]) -> None:
@@ -213,7 +213,7 @@ def test_out_of_bounds_is_refused_by_the_check_each_message_breaks(
 @pytest.mark.parametrize(("behaviour", "refused"), [
     ("bad-viewchange", ("viewchange-invalid", "newview-invalid", "newview-beyond-window")),
     ("bad-catchup", ("proof-malformed", "proof-batch-mismatch", "proof-bad-certificate",
-                     "segment-malformed", "segment-bad-certificate")),
+                     "segment-malformed", "segment-bad-certificate", "segment-not-needed")),
 ])
 @pytest.mark.parametrize("member", [0, 1])
 def test_parts_that_do_not_hold_are_refused_and_move_nothing(
@@ -243,7 +243,9 @@ async def test_out_of_bounds_on_the_runtime_is_refused_alike() -> None:
             for k in range(8):
                 await cluster.nodes[1 + k % 3].broadcast(b"p%d" % k)
             await collect(cluster.nodes[1], 8)
-            while not all(node.statistics().member.dropped.get("brb-bad-origin")
-                          for node in cluster.nodes[1:]):
+            while not all(node.statistics().member.dropped.get(check)
+                          for node in cluster.nodes[1:]
+                          for check in ("brb-bad-origin", "malformed-body")):
                 await trio.sleep(0.01)
             assert cluster.nodes[0].statistics().fault.frames_injected > 0  # type: ignore[union-attr]
+

@@ -16,8 +16,8 @@ from btob.sim.coverage import CheckCoverage, measure_coverage
 
 NOT_YET_EXERCISED = frozenset({
     "brb-finished", "chunk-bad-proof", "chunk-bad-root", "chunk-duplicate", "chunk-stale",
-    "chunk-unexpected", "chunkreq-not-held", "chunkreq-over-budget", "malformed-body",
-    "order-unexpected-kind", "segment-not-needed", "snapshot-not-needed",
+    "chunk-unexpected", "chunkreq-not-held", "chunkreq-over-budget",
+    "order-unexpected-kind", "snapshot-not-needed",
     "snapshot-offer-bad-certificate", "snapshot-offer-not-needed", "snapshot-too-large",
     "snapshot-undecodable", "transfer-all-peers-bad", "transfer-refused",
 })
@@ -61,8 +61,9 @@ def test_a_behaviour_exercises_the_check_it_exists_to_break(
     for check in ("viewchange-invalid", "newview-invalid", "newview-beyond-window"):
         assert "bad-viewchange" in coverage[check][0], check
     for check in ("proof-malformed", "proof-batch-mismatch", "proof-bad-certificate",
-                  "segment-malformed", "segment-bad-certificate"):
+                  "segment-malformed", "segment-bad-certificate", "segment-not-needed"):
         assert "bad-catchup" in coverage[check][0], check
+    assert "out-of-bounds" in coverage["malformed-body"][0]
     assert coverage["late-vote-unchecked"][1]  # an honest cluster's own redundancy
 
 
