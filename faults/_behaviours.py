@@ -16,6 +16,7 @@ from collections.abc import Callable
 import attrs
 
 from btob._errors import WireError
+from btob.core.quorum import Quorums
 from btob.core.settings import Settings
 from btob.core.wire import (
     Batch,
@@ -23,6 +24,7 @@ from btob.core.wire import (
     Checkpoint,
     CheckpointCert,
     Chunk,
+    ChunkRequest,
     Echo,
     Final,
     LogSegment,
@@ -618,6 +620,84 @@ class BadCatchUp(ProcessFault):
         return out
 
 
+class BadTransfer(ProcessFault):
+    """Validly signed state-transfer traffic out of place: CHUNKs nobody asked for,
+    CHUNK-REQUESTs for snapshots a peer does not hold, snapshot offers at or below every
+    member's position or, ahead of it, under a junk certificate; once a checkpoint is stable,
+    a burst of requests for its snapshot beyond any peer's serving budget; and every CHUNK it
+    serves sent again (a chunk the fetcher holds already) and once more miscounted."""
+
+    byzantine = True
+
+    def __init__(self, spec: FaultSpec, ctx: FaultContext) -> None:
+        super().__init__(spec, ctx)
+        self._slot = 0
+        self._quorum = Quorums.for_cluster(ctx.n).quorum
+        self._signers: dict[int, set[int]] = {}
+        """Per checkpoint boundary: the members whose CHECKPOINT for it went by."""
+        self._stable = 0
+        self._burst_for = 0
+
+    def incoming(self, source: int, frame: bytes) -> bool:
+        try:
+            raw = decode_frame(frame)
+            if raw.kind == Checkpoint.KIND:
+                self._checkpoint(raw.sender, raw.parse().message)
+        except WireError:
+            pass  # not ours to judge: the member's own gate counts it
+        return True
+
+    def outgoing(self, dest: int, frame: bytes, signed: Signed) -> Outgoing:
+        message = signed.message
+        self._slot = max(self._slot, getattr(message, "slot", 0))
+        if isinstance(message, Checkpoint):
+            self._checkpoint(self.ctx.member, message)
+        if not isinstance(message, Chunk):
+            return [(dest, frame, 0.0)]
+        # The chunk again, and a neighbour's index under a count the root does not commit to.
+        miscounted = attrs.evolve(message, index=(message.index + 1) % message.count,
+                                  count=message.count + 1)
+        return [(dest, frame, 0.0), (dest, frame, 0.0), (dest, self.ctx.resign(miscounted), 0.0)]
+
+    def _checkpoint(self, sender: int, message: Message) -> None:
+        assert isinstance(message, Checkpoint)
+        signers = self._signers.setdefault(message.upto, set())
+        signers.add(sender)
+        if len(signers) >= self._quorum and message.upto > self._stable:
+            self._stable = message.upto  # its snapshot is what the peers now serve
+            for upto in [u for u in self._signers if u <= self._stable]:
+                del self._signers[upto]
+
+    def tick(self) -> list[tuple[int, bytes]]:
+        rng, settings = self.ctx.rng, self.ctx.settings
+        interval = settings.checkpoint_interval
+        below = max(0, (self._slot // interval - 1) * interval)
+        ahead = (self._slot // interval + 2) * interval
+        out: list[tuple[int, bytes]] = []
+        for _ in range(int(self.param("k"))):
+            choice = self.draw(4)
+            message: Message
+            if choice == 0:
+                message = Chunk(below, rng.randbytes(32), 1, 0, rng.randbytes(8), ())
+            elif choice == 1:
+                message = ChunkRequest(ahead + rng.randrange(4) * interval, rng.randrange(4))
+            elif choice == 2:
+                message = LogSegment(CheckpointCert(below, rng.randbytes(32), ()), below, ())
+            else:
+                junk = Vote(self.ctx.member, rng.randbytes(64))
+                cert = CheckpointCert(ahead, rng.randbytes(32), (junk,), rng.randbytes(32))
+                message = LogSegment(cert, ahead, ())
+            frame = self.ctx.resign(message)
+            out += [(dest, frame) for dest in self.ctx.others()]
+        if self._stable > self._burst_for:
+            # Once per stable checkpoint: more requests at once than a serving budget's burst.
+            self._burst_for = self._stable
+            frame = self.ctx.resign(ChunkRequest(self._stable, 0))
+            burst = 3 * settings.transfer_chunks_in_flight
+            out += [(dest, frame) for dest in self.ctx.others() for _ in range(burst)]
+        return out
+
+
 class LieViewChange(ProcessFault):
     """VIEW-CHANGEs without its prepared certificates; NEW-VIEWs that null every slot."""
 
@@ -781,7 +861,7 @@ _CLASSES: dict[str, type[ProcessFault]] = {
     "equivocate": Equivocate, "vote-equivocate": VoteEquivocate, "forge": Forge,
     "replay": Replay, "garbage": Garbage, "mutate": Mutate, "censor": Censor, "stall": Stall,
     "flood": Flood, "out-of-bounds": OutOfBounds, "bad-viewchange": BadViewChange,
-    "bad-catchup": BadCatchUp,
+    "bad-catchup": BadCatchUp, "bad-transfer": BadTransfer,
     "lie-viewchange": LieViewChange,
     "twins": Twins,
     "drop-forwards": DropForwards, "skip-turn": SkipTurn, "double-grant": DoubleGrant,

@@ -88,6 +88,10 @@ BEHAVIOURS: Mapping[str, Behaviour] = {b.name: b for b in (
     Behaviour("bad-catchup", True, "validly signed catch-up answers that are wrong: slot "
               "proofs with repeated or unnamed batches or a junk certificate, segments off "
               "the boundaries, whose chain does not hold or that nobody needs yet", (_K,)),
+    Behaviour("bad-transfer", True, "validly signed state-transfer traffic out of place: "
+              "chunks nobody asked for, requests for snapshots not held or beyond the serving "
+              "budget, offers nobody needs or under a junk certificate, chunks sent twice or "
+              "miscounted", (_K,)),
     Behaviour("lie-viewchange", True, "VIEW-CHANGEs that omit its prepared certificates, "
               "NEW-VIEWs that drop prepared slots", ()),
     Behaviour("twins", True, "two instances share its key, each talking to half the members",
