@@ -16,6 +16,7 @@ from collections.abc import Callable
 import attrs
 
 from btob._errors import WireError
+from btob.core.quorum import Quorums
 from btob.core.settings import Settings
 from btob.core.wire import (
     Batch,
@@ -23,6 +24,7 @@ from btob.core.wire import (
     Checkpoint,
     CheckpointCert,
     Chunk,
+    ChunkRequest,
     Echo,
     Final,
     LogSegment,
@@ -75,6 +77,7 @@ class ProcessFault:
     def __init__(self, spec: FaultSpec, ctx: FaultContext) -> None:
         self.spec = spec
         self.ctx = ctx
+        self._deck: list[int] = []
 
     def _value(self, name: str) -> float | int | str:
         value = self.spec.params.get(name)
@@ -93,6 +96,14 @@ class ProcessFault:
     def text(self, name: str) -> str:
         """A text parameter (its default when the spec leaves it out)."""
         return str(self._value(name))
+
+    def draw(self, choices: int) -> int:
+        """One of ``range(choices)`` from a shuffled deck, dealt out before it is shuffled
+        again: a behaviour that tells several kinds of lie tells each of them within every
+        ``choices`` draws, even in a run of a few ticks."""
+        if not self._deck:
+            self._deck = self.ctx.rng.sample(range(choices), choices)
+        return self._deck.pop()
 
     def crash_on_send(self, kind: str) -> bool:
         """True if the member crashes instead of sending a frame of ``kind`` now."""
@@ -485,7 +496,8 @@ class OutOfBounds(ProcessFault):
     ordering: an instance of an origin that is not a member, a SEND beyond the window, kinds
     the reliable broadcast in use does not take (a FINAL to Bracha, a READY to direct
     dissemination, an uncertified FINAL to the signed echo), an ORDER that names one batch
-    twice (refused as malformed when this member proposes the slot)."""
+    twice (refused as malformed when this member proposes the slot), and a frame whose body
+    does not decode as its kind (an ECHO whose digest is cut short)."""
 
     byzantine = True
 
@@ -495,10 +507,13 @@ class OutOfBounds(ProcessFault):
         for _ in range(int(self.param("k"))):
             batch = Batch(0, (rng.randbytes(8),))
             other = rng.choice(self.ctx.others()) if n > 1 else self.ctx.member
-            choice = rng.randrange(5)
+            choice = self.draw(6)
             message: Message
             if choice == 0:
                 message = Echo(n + rng.randrange(8), rng.randrange(4), rng.randbytes(32))
+            elif choice == 5:
+                # Encoding checks nothing: a digest cut short is signed, and does not decode.
+                message = Echo(other, rng.randrange(4), rng.randbytes(rng.randrange(1, 32)))
             elif choice == 1:
                 message = Send(rng.randrange(10**6, 10**9), batch)
             elif choice == 2:
@@ -554,7 +569,8 @@ class BadCatchUp(ProcessFault):
     """Validly signed catch-up answers that are wrong, for slots around those it has seen
     ordered: slot proofs that name one batch twice or carry a batch the references do not
     name, or whose commit certificate is one junk vote; log segments off the checkpoint
-    boundaries, or aligned but whose chain and certificate do not hold."""
+    boundaries, aligned but whose chain and certificate do not hold, or of slots so far ahead
+    that nobody needs them yet."""
 
     byzantine = True
 
@@ -578,7 +594,7 @@ class BadCatchUp(ProcessFault):
             ref = BatchRef(origin, rng.randrange(4), batch.digest())
             slot = self._slot + rng.randrange(1, 4)
             junk = Vote(self.ctx.member, rng.randbytes(64))
-            choice = rng.randrange(5)
+            choice = self.draw(6)
             message: Message
             if choice == 0:
                 message = SlotProof(self._view, slot, (ref, ref), (), (batch,))
@@ -587,6 +603,12 @@ class BadCatchUp(ProcessFault):
                 message = SlotProof(self._view, slot, (wrong,), (), (batch,))
             elif choice == 2:
                 message = SlotProof(self._view, slot, (ref,), (junk,), (batch,))
+            elif choice == 5:
+                # Whole and aligned, but two boundaries beyond anything ordered: not needed.
+                start = (self._slot // interval + 2) * interval
+                cert = CheckpointCert(start + interval, rng.randbytes(32), (junk,))
+                message = LogSegment(cert, start,
+                                     tuple(((ref,), (batch,)) for _ in range(interval)))
             else:
                 start = self._slot // interval * interval + (choice == 3)  # 3: misaligned
                 cert = CheckpointCert(start - (choice == 3) + interval, rng.randbytes(32),
@@ -595,6 +617,84 @@ class BadCatchUp(ProcessFault):
                 message = LogSegment(cert, start, entries)
             frame = self.ctx.resign(message)
             out += [(dest, frame) for dest in self.ctx.others()]
+        return out
+
+
+class BadTransfer(ProcessFault):
+    """Validly signed state-transfer traffic out of place: CHUNKs nobody asked for,
+    CHUNK-REQUESTs for snapshots a peer does not hold, snapshot offers at or below every
+    member's position or, ahead of it, under a junk certificate; once a checkpoint is stable,
+    a burst of requests for its snapshot beyond any peer's serving budget; and every CHUNK it
+    serves sent again (a chunk the fetcher holds already) and once more miscounted."""
+
+    byzantine = True
+
+    def __init__(self, spec: FaultSpec, ctx: FaultContext) -> None:
+        super().__init__(spec, ctx)
+        self._slot = 0
+        self._quorum = Quorums.for_cluster(ctx.n).quorum
+        self._signers: dict[int, set[int]] = {}
+        """Per checkpoint boundary: the members whose CHECKPOINT for it went by."""
+        self._stable = 0
+        self._burst_for = 0
+
+    def incoming(self, source: int, frame: bytes) -> bool:
+        try:
+            raw = decode_frame(frame)
+            if raw.kind == Checkpoint.KIND:
+                self._checkpoint(raw.sender, raw.parse().message)
+        except WireError:
+            pass  # not ours to judge: the member's own gate counts it
+        return True
+
+    def outgoing(self, dest: int, frame: bytes, signed: Signed) -> Outgoing:
+        message = signed.message
+        self._slot = max(self._slot, getattr(message, "slot", 0))
+        if isinstance(message, Checkpoint):
+            self._checkpoint(self.ctx.member, message)
+        if not isinstance(message, Chunk):
+            return [(dest, frame, 0.0)]
+        # The chunk again, and a neighbour's index under a count the root does not commit to.
+        miscounted = attrs.evolve(message, index=(message.index + 1) % message.count,
+                                  count=message.count + 1)
+        return [(dest, frame, 0.0), (dest, frame, 0.0), (dest, self.ctx.resign(miscounted), 0.0)]
+
+    def _checkpoint(self, sender: int, message: Message) -> None:
+        assert isinstance(message, Checkpoint)
+        signers = self._signers.setdefault(message.upto, set())
+        signers.add(sender)
+        if len(signers) >= self._quorum and message.upto > self._stable:
+            self._stable = message.upto  # its snapshot is what the peers now serve
+            for upto in [u for u in self._signers if u <= self._stable]:
+                del self._signers[upto]
+
+    def tick(self) -> list[tuple[int, bytes]]:
+        rng, settings = self.ctx.rng, self.ctx.settings
+        interval = settings.checkpoint_interval
+        below = max(0, (self._slot // interval - 1) * interval)
+        ahead = (self._slot // interval + 2) * interval
+        out: list[tuple[int, bytes]] = []
+        for _ in range(int(self.param("k"))):
+            choice = self.draw(4)
+            message: Message
+            if choice == 0:
+                message = Chunk(below, rng.randbytes(32), 1, 0, rng.randbytes(8), ())
+            elif choice == 1:
+                message = ChunkRequest(ahead + rng.randrange(4) * interval, rng.randrange(4))
+            elif choice == 2:
+                message = LogSegment(CheckpointCert(below, rng.randbytes(32), ()), below, ())
+            else:
+                junk = Vote(self.ctx.member, rng.randbytes(64))
+                cert = CheckpointCert(ahead, rng.randbytes(32), (junk,), rng.randbytes(32))
+                message = LogSegment(cert, ahead, ())
+            frame = self.ctx.resign(message)
+            out += [(dest, frame) for dest in self.ctx.others()]
+        if self._stable > self._burst_for:
+            # Once per stable checkpoint: more requests at once than a serving budget's burst.
+            self._burst_for = self._stable
+            frame = self.ctx.resign(ChunkRequest(self._stable, 0))
+            burst = 3 * settings.transfer_chunks_in_flight
+            out += [(dest, frame) for dest in self.ctx.others() for _ in range(burst)]
         return out
 
 
@@ -761,7 +861,7 @@ _CLASSES: dict[str, type[ProcessFault]] = {
     "equivocate": Equivocate, "vote-equivocate": VoteEquivocate, "forge": Forge,
     "replay": Replay, "garbage": Garbage, "mutate": Mutate, "censor": Censor, "stall": Stall,
     "flood": Flood, "out-of-bounds": OutOfBounds, "bad-viewchange": BadViewChange,
-    "bad-catchup": BadCatchUp,
+    "bad-catchup": BadCatchUp, "bad-transfer": BadTransfer,
     "lie-viewchange": LieViewChange,
     "twins": Twins,
     "drop-forwards": DropForwards, "skip-turn": SkipTurn, "double-grant": DoubleGrant,

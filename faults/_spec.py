@@ -80,13 +80,18 @@ BEHAVIOURS: Mapping[str, Behaviour] = {b.name: b for b in (
               "oversized batches", (_K,)),
     Behaviour("out-of-bounds", True, "validly signed messages that each break one structural "
               "rule: a non-member origin, a SEND beyond the window, kinds the dissemination "
-              "does not take, an ORDER naming one batch twice", (_K,)),
+              "does not take, an ORDER naming one batch twice, a body that does not decode as its "
+              "kind", (_K,)),
     Behaviour("bad-viewchange", True, "validly signed VIEW-CHANGEs and NEW-VIEWs built from "
               "parts that do not hold: a junk prepared certificate, no VIEW-CHANGEs, a view "
               "beyond the window", (_K,)),
     Behaviour("bad-catchup", True, "validly signed catch-up answers that are wrong: slot "
               "proofs with repeated or unnamed batches or a junk certificate, segments off "
-              "the boundaries or whose chain does not hold", (_K,)),
+              "the boundaries, whose chain does not hold or that nobody needs yet", (_K,)),
+    Behaviour("bad-transfer", True, "validly signed state-transfer traffic out of place: "
+              "chunks nobody asked for, requests for snapshots not held or beyond the serving "
+              "budget, offers nobody needs or under a junk certificate, chunks sent twice or "
+              "miscounted", (_K,)),
     Behaviour("lie-viewchange", True, "VIEW-CHANGEs that omit its prepared certificates, "
               "NEW-VIEWs that drop prepared slots", ()),
     Behaviour("twins", True, "two instances share its key, each talking to half the members",

@@ -107,7 +107,7 @@ def test_faults_lists_behaviours_and_network_keys(capsys: pytest.CaptureFixture[
     assert main(["faults"]) == 0
     out = capsys.readouterr().out
     assert "crash" in out and "at=float" in out and "partition=" in out and "twins" in out
-    for name in ("bad-chunks", "stale-snapshot", "silent-transfer"):  # state transfer
+    for name in ("bad-chunks", "stale-snapshot", "silent-transfer", "bad-transfer"):
         assert f"  {name} " in out
 
 

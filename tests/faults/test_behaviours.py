@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 
+import attrs
 import pytest
 
 from btob import Settings, SimConfig, simulate
@@ -15,6 +16,8 @@ from btob.core.transfer import ChunkServer, StateTransfer
 from btob.core.wire import Chunk, ChunkRequest, Message, Signed, Status, decode_frame
 from btob.faults import BEHAVIOURS, parse_fault
 from btob.faults._behaviours import FaultContext, ProcessFault, make_fault
+from btob.sim.coverage import LAGGARD_SETTINGS
+from btob.sim.simulator import Restart, SimResult
 
 from ..helpers import Keys
 
@@ -188,16 +191,16 @@ def test_silent_transfer_drops_chunks_only() -> None:
 
 
 def test_the_state_transfer_behaviours_are_in_the_catalogue() -> None:
-    for name in ("bad-chunks", "stale-snapshot", "silent-transfer"):
+    for name in ("bad-chunks", "stale-snapshot", "silent-transfer", "bad-transfer"):
         assert BEHAVIOURS[name].byzantine and BEHAVIOURS[name].summary
         assert type(_behaviour(f"1={name}")).__name__.lower() == name.replace("-", "")
 
 
 @pytest.mark.parametrize(("variant", "brb", "member", "refused"), [
-    ("bb", "bracha", 0, {"brb-bad-origin", "brb-beyond-window"}),
-    ("bb", "echo", 0, {"brb-echo-not-for-me", "brb-unexpected-kind", "brb-beyond-window"}),
-    ("ub", "bracha", 0, {"ub-beyond-window", "ub-unexpected-kind"}),
-    ("moving", "echo", 1, {"order-malformed"}),  # member 1 proposes some of the slots
+    ("bb", "bracha", 0, {"brb-bad-origin", "brb-beyond-window", "malformed-body"}),
+    ("bb", "echo", 1, {"brb-echo-not-for-me", "brb-unexpected-kind", "brb-beyond-window"}),
+    ("ub", "bracha", 0, {"ub-beyond-window", "ub-unexpected-kind", "malformed-body"}),
+    ("moving", "echo", 0, {"order-malformed"}),  # member 0 proposes some of the slots
 ])
 def test_out_of_bounds_is_refused_by_the_check_each_message_breaks(
         variant: str, brb: str, member: int, refused: set[str]) -> None:
@@ -213,7 +216,7 @@ def test_out_of_bounds_is_refused_by_the_check_each_message_breaks(
 @pytest.mark.parametrize(("behaviour", "refused"), [
     ("bad-viewchange", ("viewchange-invalid", "newview-invalid", "newview-beyond-window")),
     ("bad-catchup", ("proof-malformed", "proof-batch-mismatch", "proof-bad-certificate",
-                     "segment-malformed", "segment-bad-certificate")),
+                     "segment-malformed", "segment-bad-certificate", "segment-not-needed")),
 ])
 @pytest.mark.parametrize("member", [0, 1])
 def test_parts_that_do_not_hold_are_refused_and_move_nothing(
@@ -231,6 +234,69 @@ def test_parts_that_do_not_hold_are_refused_and_move_nothing(
                 assert stats.dropped.get(check), (stats.member, check)
 
 
+def _refused_beyond_clean(config: SimConfig, member: int) -> tuple[SimResult, set[str]]:
+    """The run of ``config`` with ``member`` faulty, and the reasons honest members counted
+    there that they do not count in the same run without the fault."""
+    def counted(result: SimResult, faulty: int | None) -> set[str]:
+        return {reason for stats in result.statistics if stats.member != faulty
+                for reason, count in stats.dropped.items() if count}
+
+    clean = counted(simulate(attrs.evolve(config, faults=())), None)
+    result = simulate(config)
+    return result, counted(result, member) - clean
+
+
+UNSOLICITED = {"chunk-unexpected", "chunkreq-not-held", "snapshot-offer-not-needed",
+               "snapshot-offer-bad-certificate"}
+"""What bad-transfer's traffic out of place is refused under when nobody transfers."""
+
+
+@pytest.mark.parametrize("member", [0, 1])
+def test_bad_transfer_is_refused_by_exactly_the_transfer_checks(member: int) -> None:
+    config = SimConfig(n=4, seed=2, messages=40,
+                       faults=(parse_fault(f"{member}=bad-transfer", 4),))
+    result, refused = _refused_beyond_clean(config, member)
+    assert result.ok and result.complete
+    assert refused == UNSOLICITED, refused ^ UNSOLICITED
+    for stats in result.statistics:
+        if stats.member != member:
+            assert stats.transfer.started == 0  # no offer it made was taken
+            for check in UNSOLICITED:
+                assert stats.dropped.get(check), (stats.member, check)
+
+
+LAGGARD_TARGETS: dict[str, tuple[set[str], set[str]]] = {
+    # a corrupted root is one of the corruptions drawn; the fetcher asks the liar no more
+    "bad-chunks": ({"chunk-bad-proof"}, {"chunk-bad-root"}),
+    "stale-snapshot": ({"chunk-stale"}, set()),
+    # (a laggard's own peers offer it snapshots it no longer needs: not counted here)
+    "bad-transfer": (UNSOLICITED - {"snapshot-offer-not-needed"} | {
+        "chunk-duplicate", "chunk-bad-root", "chunkreq-over-budget"}, set()),
+}
+"""What each state-transfer behaviour is refused under, always and possibly, by a laggard
+that fetches a snapshot (and, for bad-transfer, by its peers), beyond what the run without
+it counts."""
+
+
+@pytest.mark.parametrize("behaviour", sorted(LAGGARD_TARGETS))
+@pytest.mark.parametrize("member", [0, 1])
+def test_state_transfer_lies_are_refused_by_a_laggard_that_still_transfers(
+        behaviour: str, member: int) -> None:
+    """Member 3 is away while its peers compact past it and comes back by state transfer
+    (the coverage measurement's laggard): the lies of ``behaviour`` are refused under the
+    checks they target, and the laggard completes its transfer from the honest peers."""
+    config = SimConfig(n=4, seed=1, messages=50, rate=1000.0, settings=LAGGARD_SETTINGS,
+                       restarts=(Restart(3, 20, 0.1, committed=True),),
+                       faults=(parse_fault(f"{member}={behaviour}", 4),))
+    result, refused = _refused_beyond_clean(config, member)
+    assert result.ok and result.complete and result.redelivery_mismatches == ()
+    assert result.transfers.get(3, 0) >= 1
+    always, possibly = LAGGARD_TARGETS[behaviour]
+    assert always <= refused <= always | possibly, (sorted(refused), behaviour)
+    convicted = {m for s in result.statistics if s.member != member for m in s.evidence}
+    assert convicted <= {member}
+
+
 async def test_out_of_bounds_on_the_runtime_is_refused_alike() -> None:
     import trio
 
@@ -243,7 +309,34 @@ async def test_out_of_bounds_on_the_runtime_is_refused_alike() -> None:
             for k in range(8):
                 await cluster.nodes[1 + k % 3].broadcast(b"p%d" % k)
             await collect(cluster.nodes[1], 8)
-            while not all(node.statistics().member.dropped.get("brb-bad-origin")
-                          for node in cluster.nodes[1:]):
+            while not all(node.statistics().member.dropped.get(check)
+                          for node in cluster.nodes[1:]
+                          for check in ("brb-bad-origin", "malformed-body")):
                 await trio.sleep(0.01)
             assert cluster.nodes[0].statistics().fault.frames_injected > 0  # type: ignore[union-attr]
+
+
+async def test_bad_transfer_on_the_runtime_is_refused_alike() -> None:
+    """Over the memory network, every honest node refuses the out-of-place transfer traffic
+    under the checks it breaks."""
+    import trio
+
+    from btob.testing import open_local_cluster
+
+    from ..helpers import collect
+
+    with trio.fail_after(30):
+        async with open_local_cluster(4, faults=["0=bad-transfer"]) as cluster:
+            for k in range(8):
+                await cluster.nodes[1 + k % 3].broadcast(b"p%d" % k)
+            await collect(cluster.nodes[1], 8)
+
+            def missing() -> list[tuple[int, str]]:
+                return [(i, check) for i, node in enumerate(cluster.nodes) if i >= 1
+                        for check in sorted(UNSOLICITED)
+                        if not node.statistics().member.dropped.get(check)]
+
+            while missing():
+                await trio.sleep(0.01)
+            assert cluster.nodes[0].statistics().fault.frames_injected > 0  # type: ignore[union-attr]
+
