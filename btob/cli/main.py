@@ -14,6 +14,7 @@ from btob.core.proposers import view_leader
 from btob.core.variants import VARIANTS
 from btob.faults import (
     BEHAVIOURS,
+    STRATEGIES,
     NetSpec,
     load_mixes,
     parse_adversary,
@@ -293,6 +294,12 @@ def _cmd_faults() -> int:
         for p in behaviour.params:
             default = "required" if p.default is None else f"default {p.default!r}"
             print(f"      {p.name}={p.kind.__name__} ({default}): {p.help}")
+    print("coordinated strategies (--adversary STRATEGY[:key=value,...]; the f faulty "
+          "members act as one):")
+    for strategy in STRATEGIES.values():
+        print(f"  {strategy.name:<12} {strategy.summary}")
+        for p in strategy.params:
+            print(f"      {p.name}={p.kind.__name__} (default {p.default!r}): {p.help}")
     print("network (--net key=value,...):")
     for key, text in (
         ("loss=P", "probability a message is lost before GST (needs gst)"),

@@ -412,9 +412,11 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
                         help="comma-separated sequencer variants (default bb)")
     parser.add_argument("--brb", default="bracha", metavar=",".join(BRB_KINDS),
                         help="comma-separated reliable-broadcast kinds (default bracha)")
-    parser.add_argument("--mix", action="append", default=None, metavar="NAME|FILE|swarm",
-                        help="fault mix: a preset, a TOML file or swarm (repeatable; "
-                             "default none)")
+    parser.add_argument("--mix", action="append", default=None,
+                        metavar="NAME|FILE|swarm|adversary",
+                        help="fault mix: a preset, a TOML file, swarm (random faults and "
+                             "network per seed) or adversary (a rule-targeted behaviour or a "
+                             "coordinated strategy per seed) (repeatable; default none)")
     parser.add_argument("--messages", type=int, default=50, help="payloads per run (default 50)")
     parser.add_argument("--max-time", type=float, default=30.0,
                         help="virtual seconds per run (default 30)")

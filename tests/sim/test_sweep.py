@@ -281,3 +281,23 @@ def test_a_restart_round_trips_through_its_text_and_the_replay_command() -> None
     for bad in ("1", "x@3", "1@0", "1@3/sometimes", "1@3/-1s"):
         with pytest.raises(ConfigError, match="--restart"):
             Restart.parse(bad)
+
+
+def test_a_slice_of_the_adversary_sweep_passes_on_the_real_protocol() -> None:
+    """CI's slice of the adversary sweep: every attack once at n=4 (each variant and BRB in
+    turn), and a stretch at n=7; no violation, every run complete."""
+    from btob.faults import ADVERSARY, BEHAVIOURS, STRATEGIES
+
+    attacks = len(STRATEGIES) + sum(b.byzantine and b.swarm for b in BEHAVIOURS.values())
+    runs = 0
+    for k, (variant, brb) in enumerate([("bb", "bracha"), ("ub", "echo"), ("uub", "bracha"),
+                                        ("moving", "echo")]):
+        seeds = range(k, attacks, 4)  # together, every attack of the first round once
+        outcome = sweep(seeds=seeds, sizes=[4], brbs=[brb], mixes=[ADVERSARY], messages=50,
+                        max_time=30, variants=[variant])
+        assert outcome.ok, outcome.replay
+        runs += outcome.runs
+    outcome = sweep(seeds=range(6), sizes=[7], brbs=["bracha"], mixes=[ADVERSARY],
+                    messages=50, max_time=30, variants=["ub"])
+    assert outcome.ok, outcome.replay
+    assert runs + outcome.runs == attacks + 6
