@@ -23,9 +23,10 @@ from btob.core.dissemination import BRB_KINDS
 from btob.core.member import Member
 from btob.core.settings import Settings
 from btob.core.variants import VARIANTS
+from btob.faults._adversary import STRATEGIES
 from btob.faults._mix import ADVERSARY, SWARM, Mix, adversary_mix, load_mixes, swarm_mix
 from btob.faults._network import NetSpec
-from btob.faults._spec import FaultSpec
+from btob.faults._spec import BEHAVIOURS, FaultSpec
 from btob.sim.simulator import (
     MemberFactory,
     Restart,
@@ -281,7 +282,9 @@ def shrink_case(
 
     ``config`` must fail; ``fails(c)`` says whether ``c`` still fails the same way (default:
     the checker finds a violation). Steps, repeated until none is accepted: halve the
-    messages (down to 1), drop one fault at a time, drop network features (loss,
+    messages (down to 1), drop one fault at a time, make each fault parameter plainer (its
+    default, then a probability of 1 or half the amount; the same for a coordinated
+    strategy's parameters), drop network features (loss,
     duplication, pre-GST jitter, partitions, one-way cuts), and with ``shrink_time`` halve
     ``max_time`` (not below 1 s). A step is kept only if ``fails`` holds for it. At most
     ``budget`` calls of ``fails`` (simulations) are made; the smallest failing configuration
@@ -303,6 +306,10 @@ def shrink_case(
     def candidates() -> list[Callable[[SimConfig], SimConfig | None]]:
         steps: list[Callable[[SimConfig], SimConfig | None]] = [_fewer_messages]
         steps += [_drop_fault(i) for i in range(len(config.faults) - 1, -1, -1)]
+        steps += [_plainer_param(i, name) for i, spec in enumerate(config.faults)
+                  for name in sorted(spec.params)]
+        if config.adversary is not None:
+            steps += [_plainer_adversary(name) for name in sorted(config.adversary.params)]
         steps += [_drop_net(field) for field in _NET_FEATURES
                   if field in attrs.fields_dict(NetSpec)]
         if shrink_time:
@@ -343,6 +350,59 @@ def _drop_fault(index: int) -> Callable[[SimConfig], SimConfig | None]:
         if index >= len(config.faults):
             return None
         return attrs.evolve(config, faults=config.faults[:index] + config.faults[index + 1:])
+
+    return step
+
+
+def _plainer(value: float | int | str, default: float | int | str | None,
+             probability: bool) -> float | int | str | None:
+    """The next plainer value of a fault parameter: its default, then (numbers) a certain
+    probability or half the amount; None when there is none."""
+    if isinstance(value, str):
+        return default if default is not None and value != default else None
+    if probability:
+        return 1.0 if value != 1.0 else None
+    if default is not None and value != default and not isinstance(default, str):
+        return default
+    if isinstance(value, int):
+        return value // 2 if value > 1 else None
+    return round(value / 2, 6) if value > 1e-3 else None
+
+
+def _plainer_param(index: int, name: str) -> Callable[[SimConfig], SimConfig | None]:
+    """Shrink step: fault ``index``'s parameter ``name`` one notch plainer (acting every
+    time, from the start, fewer and smaller)."""
+    def step(config: SimConfig) -> SimConfig | None:
+        if index >= len(config.faults):
+            return None
+        spec = config.faults[index]
+        behaviour = BEHAVIOURS.get(spec.behaviour)
+        if behaviour is None or name not in spec.params:
+            return None
+        default = {p.name: p.default for p in behaviour.params}.get(name)
+        plainer = _plainer(spec.params[name], default, name == "p" or name.endswith("_p"))
+        if plainer is None or (name == "at" and spec.params[name] == 0):
+            return None
+        changed = attrs.evolve(spec, params={**spec.params, name: plainer})
+        faults = list(config.faults)
+        faults[index] = changed
+        return attrs.evolve(config, faults=tuple(faults))
+
+    return step
+
+
+def _plainer_adversary(name: str) -> Callable[[SimConfig], SimConfig | None]:
+    """Shrink step: the coordinated strategy's parameter ``name`` one notch plainer."""
+    def step(config: SimConfig) -> SimConfig | None:
+        spec = config.adversary
+        if spec is None or name not in spec.params:
+            return None
+        default = {p.name: p.default for p in STRATEGIES[spec.strategy].params}.get(name)
+        plainer = _plainer(spec.params[name], default, probability=False)
+        if plainer is None:
+            return None
+        return attrs.evolve(config, adversary=attrs.evolve(
+            spec, params={**spec.params, name: plainer}))
 
     return step
 

@@ -162,6 +162,30 @@ def test_shrink_case_keeps_the_failure_within_budget() -> None:
     assert shrink_case(config, lambda c: False) == config  # nothing smaller fails
 
 
+def test_shrink_case_makes_fault_and_adversary_parameters_plainer() -> None:
+    """Which faults, and also how: a probability becomes a certainty, a start time zero, an
+    amount its default and then half; a coordinated strategy's parameters likewise."""
+    config = SimConfig(n=4, messages=8, max_time=4,
+                       faults=(parse_fault("1=omission:p=0.3,dir=send", 4),
+                               parse_fault("2=pause:at=0.4,for=3", 4)))
+
+    def fails(c: SimConfig) -> bool:  # both faults matter, and pause must last >= 0.5 s
+        return len(c.faults) == 2 and float(c.faults[1].params["for"]) >= 0.5
+
+    shrunk = shrink_case(config, fails)
+    assert shrunk.faults[0].params["p"] == 1.0 and shrunk.faults[0].params["dir"] == "both"
+    assert shrunk.faults[1].params["at"] == 0.0 and shrunk.faults[1].params["for"] == 0.5
+    assert fails(shrunk)
+
+    from btob.faults import parse_adversary
+
+    edge = SimConfig(n=4, messages=8, adversary=parse_adversary("edge:slot=5,until=2"))
+    plain = shrink_case(edge, lambda c: c.adversary is not None
+                        and c.adversary.value("until") >= 1)
+    assert plain.adversary is not None
+    assert plain.adversary.value("slot") == 0 and plain.adversary.value("until") == 1.5
+
+
 def test_sweep_shrinks_an_incomplete_failure() -> None:
     outcome = sweep(seeds=[0], sizes=[4], brbs=["bracha"], mixes=["crash-member"],
                     messages=50, max_time=0.01, shrink=True)
