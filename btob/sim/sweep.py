@@ -27,6 +27,7 @@ from btob.faults._adversary import STRATEGIES
 from btob.faults._mix import ADVERSARY, SWARM, Mix, adversary_mix, load_mixes, swarm_mix
 from btob.faults._network import NetSpec
 from btob.faults._spec import BEHAVIOURS, FaultSpec
+from btob.sim.explore import EXPLORE, explore_mixes
 from btob.sim.simulator import (
     MemberFactory,
     Restart,
@@ -131,7 +132,7 @@ def _proved_byzantine(result: SimResult) -> bool:
 def _cases(
     seeds: Sequence[int], sizes: Sequence[int], brbs: Sequence[str],
     mixes: Sequence[str | Mix], *, messages: int, max_time: float, settings: Settings,
-    variants: Sequence[str] = ("bb",), restarts: bool = False,
+    variants: Sequence[str] = ("bb",), restarts: bool = False, explore_rounds: int = 2,
 ) -> list[SweepCase]:
     """Every case in run order (mix, n, brb, seed); every mix is resolved before any run."""
     cases: list[SweepCase] = []
@@ -142,6 +143,8 @@ def _cases(
                 labelled = [(source.name, source)]
             elif source in (SWARM, ADVERSARY):
                 labelled = [(source, None)]
+            elif source == EXPLORE:
+                labelled = [(mix.name, mix) for mix in explore_mixes(n, rounds=explore_rounds)]
             else:
                 labelled = [(mix.name, mix) for mix in load_mixes(source, n)]
             for label, fixed in labelled:
@@ -196,10 +199,13 @@ def sweep(
     variants: Sequence[str] = ("bb",),
     member_factory: MemberFactory = Member,
     restarts: bool = False,
+    explore_rounds: int = 2,
 ) -> SweepOutcome:
     """Simulate every (mix, n, brb, seed) case in that order, one after the other.
 
-    A mix is a :class:`Mix`, ``"swarm"`` (a fresh :func:`swarm_mix` per seed and size), or a
+    A mix is a :class:`Mix`, ``"swarm"`` (a fresh :func:`swarm_mix` per seed and size),
+    ``"adversary"`` (a fresh :func:`~btob.faults.adversary_mix`), ``"explore"`` (every
+    scenario of :func:`~btob.sim.explore.explore_mixes` with ``explore_rounds`` rounds), or a
     preset name or TOML file for :func:`load_mixes`. A run fails on a checker violation, or
     when ``require_complete`` if it did not complete. With ``stop_on_failure`` the sweep ends
     at the first failure; otherwise it runs everything and reports the first violation, or
@@ -213,7 +219,7 @@ def sweep(
     Raises :class:`ConfigError` for a bad mix, size or BRB before any run starts.
     """
     cases = _cases(seeds, sizes, brbs, mixes, messages=messages, max_time=max_time,
-                   variants=variants, restarts=restarts,
+                   variants=variants, restarts=restarts, explore_rounds=explore_rounds,
                    settings=settings if settings is not None else Settings())
     totals: dict[tuple[str, int, str], list[float]] = {}
     failure: SimResult | None = None
@@ -488,6 +494,12 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
                         help="in every run, crash one honest member at a random step and "
                              "restart it from its durable state (or, without faults, now and "
                              "then from an empty disk)")
+    parser.add_argument("--explore", action="store_true",
+                        help="also run every small scenario of the exploration family: each "
+                             "member faulty in each of its behaviours, under each partition "
+                             "per round (1,536 scenarios per seed at n=4 with 2 rounds)")
+    parser.add_argument("--rounds", type=int, default=2, metavar="R",
+                        help="rounds of the exploration's partitions (default 2)")
     parser.add_argument("--shrink", action="store_true",
                         help="shrink the failing case to a smaller one that still fails")
 
@@ -520,10 +532,17 @@ def run_sweep_command(args: argparse.Namespace) -> int:
     if unknown or not brbs:
         raise ConfigError(f"--brb {args.brb!r}: choose from {', '.join(BRB_KINDS)}")
     seeds = range(args.first_seed, args.first_seed + args.seeds)
-    mixes: list[str | Mix] = list(args.mix or ["none"])
+    if args.rounds < 1:
+        raise ConfigError(f"--rounds {args.rounds}: need at least one round")
+    mixes: list[str | Mix] = list(args.mix or ([] if args.explore else ["none"]))
     variants = [v.strip() for v in args.variant.split(",") if v.strip()]
     if not variants or any(v not in VARIANTS for v in variants):
         raise ConfigError(f"--variant {args.variant!r}: choose from {', '.join(VARIANTS)}")
+    if args.explore:
+        mixes.append(EXPLORE)
+        count = sum(len(explore_mixes(n, rounds=args.rounds)) for n in sizes)
+        print(f"explore: {count} scenarios x {len(seeds)} seed(s) x {len(variants)} "
+              f"variant(s) x {len(brbs)} BRB(s)", file=sys.stderr)
     with Progress("sweep", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   transient=True, console=Console(stderr=True)) as bar:
         task = bar.add_task("sweep", total=None)
@@ -535,7 +554,7 @@ def run_sweep_command(args: argparse.Namespace) -> int:
             seeds=seeds, sizes=sizes, brbs=brbs, mixes=mixes, messages=args.messages,
             max_time=args.max_time, require_complete=not args.allow_incomplete,
             stop_on_failure=not args.keep_going, shrink=args.shrink, progress=progress,
-            variants=variants, restarts=args.restarts,
+            variants=variants, restarts=args.restarts, explore_rounds=args.rounds,
         )
     print(format_sweep(outcome))
     sys.stdout.flush()
