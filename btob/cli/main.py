@@ -90,11 +90,13 @@ def build_parser() -> argparse.ArgumentParser:
                      help="a preset fault mix or a TOML file of one (its faults and network are "
                           "added to --fault and --net)")
     sim.add_argument("--restart", action="append", default=[],
-                     metavar="ID@STEP[/after-commit][/DOWNs][/wiped]",
-                     help="an honest member that crashes while taking its STEP-th input "
-                          "(before its changes are committed, or after) and restarts from "
-                          "its durable state DOWN seconds later (default 0.2), or from an "
-                          "empty one with /wiped (repeatable)")
+                     metavar="ID@STEP[/PHASE][/DOWNs][/wiped]",
+                     help="an honest member that crashes while taking its STEP-th input, at "
+                          "PHASE: before-commit (default; the step is lost), after-commit (no "
+                          "frame left), mid-send (half its frames left) or after-send (all "
+                          "left, its deliveries did not reach the application); it restarts "
+                          "from its durable state DOWN seconds later (default 0.2), or from "
+                          "an empty one with /wiped (repeatable)")
     sim.add_argument("--adversary", metavar="STRATEGY[:k=v,...]",
                      help="a coordinated adversary: f members act as one under STRATEGY, "
                           "with the network on their side until its `until` (`btob faults` "

@@ -45,7 +45,7 @@ from btob.sim.logs import (
 )
 
 __all__ = [
-    "MemberFactory", "Restart", "SimConfig", "SimResult", "ViewChangeRecord", "replay_command",
+    "PHASES", "MemberFactory", "Restart", "SimConfig", "SimResult", "ViewChangeRecord", "replay_command",
     "simulate",
 ]
 
@@ -54,15 +54,23 @@ MemberFactory = Callable[..., Member]
 itself by default, or a deliberately broken one from :mod:`btob.testing.breaks`."""
 
 
+PHASES = ("before-commit", "after-commit", "mid-send", "after-send")
+"""Where in a step a :class:`Restart` crashes its member, in the driver contract's order:
+before the step's durable changes are committed; after, before any frame leaves; after
+half of its frames left; after all of them left, before its deliveries reach the
+application."""
+
+
 @attrs.frozen
 class Restart:
     """An honest member that crashes and comes back from its durable state.
 
-    It crashes while taking its ``step``-th input (counted from 1): with ``committed`` False
-    before that step's durable changes are committed, so the step is lost whole; with True
-    after they are, but before any frame of the step leaves. It is down for ``down_s``
-    virtual seconds (everything sent to it meanwhile is lost), then a fresh member restores
-    the committed state and runs on.
+    It crashes while taking its ``step``-th input (counted from 1), at ``phase`` (one of
+    :data:`PHASES`): with ``before-commit`` the step is lost whole; the later phases commit
+    the step's durable changes first, and then let none, half or all of its frames leave;
+    its deliveries never reach the application. It is down for ``down_s`` virtual seconds
+    (everything sent to it meanwhile is lost), then a fresh member restores the committed
+    state and runs on. ``committed=True`` is short for ``phase="after-commit"``.
     """
 
     member: int
@@ -71,23 +79,35 @@ class Restart:
     committed: bool = False
     wiped: bool = False
     """The member comes back with an empty disk (its data directory was deleted)."""
+    phase: str = attrs.field(default="")
+
+    def __attrs_post_init__(self) -> None:
+        phase = self.phase or ("after-commit" if self.committed else "before-commit")
+        if phase not in PHASES:
+            raise ConfigError(f"restart phase {phase!r}: choose one of {', '.join(PHASES)}")
+        object.__setattr__(self, "phase", phase)
+        object.__setattr__(self, "committed", phase != "before-commit")
+
+    @property
+    def frames_sent(self) -> str:
+        """How many of the step's frames leave before the crash: none, half or all."""
+        return {"mid-send": "half", "after-send": "all"}.get(self.phase, "none")
 
     def __str__(self) -> str:
-        phase = "after" if self.committed else "before"
         wiped = "/wiped" if self.wiped else ""
-        return f"{self.member}@{self.step}/{phase}-commit/{self.down_s:g}s{wiped}"
+        return f"{self.member}@{self.step}/{self.phase}/{self.down_s:g}s{wiped}"
 
     @classmethod
     def parse(cls, text: str) -> Restart:
-        """A restart from ``MEMBER@STEP[/before-commit|/after-commit][/DOWNs][/wiped]`` (what
-        ``str`` writes); :class:`ConfigError` naming the text if it is not one."""
+        """A restart from ``MEMBER@STEP[/PHASE][/DOWNs][/wiped]`` (what ``str`` writes; PHASE
+        one of :data:`PHASES`); :class:`ConfigError` naming the text if it is not one."""
         head, *parts = text.strip().split("/")
         member, sep, step = head.partition("@")
         options: dict[str, object] = {}
         try:
             for part in parts:
-                if part in ("before-commit", "after-commit"):
-                    options["committed"] = part == "after-commit"
+                if part in PHASES:
+                    options["phase"] = part
                 elif part == "wiped":
                     options["wiped"] = True
                 elif part.endswith("s"):
@@ -101,7 +121,7 @@ class Restart:
             return cls(int(member), int(step), **options)  # type: ignore[arg-type]
         except ValueError:
             raise ConfigError(
-                f"--restart {text!r}: expected MEMBER@STEP[/before-commit|/after-commit]"
+                f"--restart {text!r}: expected MEMBER@STEP[/{'|/'.join(PHASES)}]"
                 f"[/DOWNs][/wiped], e.g. 1@200/after-commit/0.5s") from None
 
 
@@ -477,7 +497,10 @@ class _Simulation:
         if plan is not None and plan.step == self.steps[member] and member not in self.restarted:
             if plan.committed:
                 self.durable[member] = self.durable[member].apply(changes)
-            core.take_outputs()  # lost with the crash
+            frames, _ = core.take_outputs()  # its deliveries never reach the application
+            left = {"none": 0, "half": len(frames) // 2, "all": len(frames)}[plan.frames_sent]
+            for out in frames[:left]:  # the rest is lost with the crash
+                self._send(member, out.destination, out.frame, out.delay_s)
             self.down.add(member)
             self.restarted[member] = self.now + plan.down_s
             self.push(self.now + plan.down_s, self._RESTART, member)

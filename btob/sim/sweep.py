@@ -29,6 +29,7 @@ from btob.faults._network import NetSpec
 from btob.faults._spec import BEHAVIOURS, FaultSpec
 from btob.sim.explore import EXPLORE, explore_mixes
 from btob.sim.simulator import (
+    PHASES,
     MemberFactory,
     Restart,
     SimConfig,
@@ -179,8 +180,12 @@ def _restart_for(seed: int, n: int, faults: Sequence[FaultSpec],
         return ()
     # A member takes some 4-6 inputs per payload of the run: stay inside the run.
     step = rng.randint(1, max(20, 3 * messages))
-    return (Restart(rng.choice(honest), step, round(rng.uniform(0.1, 1.5), 2),
-                    rng.random() < 0.5, wiped=not faults and rng.random() < 0.3),)
+    member, down_s = rng.choice(honest), round(rng.uniform(0.1, 1.5), 2)
+    committed = rng.random() < 0.5
+    wiped = not faults and rng.random() < 0.3
+    # Past the commit, it crashes before, amid or after sending the step's frames.
+    phase = rng.choice(PHASES[1:]) if committed else PHASES[0]
+    return (Restart(member, step, down_s, wiped=wiped, phase=phase),)
 
 
 def sweep(
