@@ -193,9 +193,10 @@ def _tool(work: Path, *args: str, log: Path | None = None) -> str:
 
 def _history(previous: str) -> list[str]:
     rows: list[str] = []
-    if HISTORY not in previous:
+    heading = re.search(f"^{re.escape(HISTORY)}$", previous, flags=re.MULTILINE)
+    if heading is None:
         return rows
-    for line in previous.split(HISTORY, 1)[1].splitlines()[1:]:
+    for line in previous[heading.end():].splitlines()[1:]:
         if line.startswith("## "):
             break
         if line.startswith("| ") and not line.startswith(("| date", "| ---")):
@@ -204,8 +205,10 @@ def _history(previous: str) -> list[str]:
 
 
 def _judgements(previous: str) -> str:
-    if JUDGEMENTS in previous:
-        return JUDGEMENTS + previous.split(JUDGEMENTS, 1)[1].rstrip("\n") + "\n"
+    # The heading, not a mention of it in the text above: a line of its own.
+    heading = re.search(f"^{re.escape(JUDGEMENTS)}$", previous, flags=re.MULTILINE)
+    if heading:
+        return previous[heading.start():].rstrip("\n") + "\n"
     return (JUDGEMENTS + "\n\nNone yet: for each survivor, add the test that kills it or say "
             "why it is equivalent.\n")
 
