@@ -14,6 +14,7 @@ from btob.core.wire import (
     Order,
     OrderEcho,
     OrderReady,
+    PreparedCert,
     Reproposal,
     SlotProof,
     Vote,
@@ -446,3 +447,125 @@ def test_proofs_are_counted_and_forgotten_below_the_delivered_checkpoint_only() 
     core.forget_below(1)
     assert core.committed(0) is None and core.committed(1) is not None
     assert core.proofs_held() == 2
+
+
+# -- after a restart: own messages and prepared certificates taken back ----------------------
+
+
+def test_an_own_echo_taken_back_binds_the_member_to_its_value() -> None:
+    """After a restart the member must not echo another value for the slot, nor the same one
+    twice: it resends the ECHO it signed before."""
+    core, outbox, keys = make()
+    before = OrderEcho(0, 0, bytes([4]) * 32)
+    core.restore_own(keys.sign(1, before), 2.0)
+    core.batch_available(REF, 2.0)
+    core.on_message(keys.sign(0, Order(0, 0, (REF,))), 2.0)
+    assert sent(outbox, OrderEcho) == []  # it echoed already, before the restart
+    core.retransmit(2.0 + SETTINGS.retransmit_interval_s)
+    assert sent(outbox, OrderEcho) == [before]
+    assert outbox.dropped == {}
+
+
+def test_an_own_ready_taken_back_is_not_sent_again_when_the_slot_prepares() -> None:
+    core, outbox, keys = make()
+    digest = slot_digest(0, (REF,))
+    core.restore_own(keys.sign(1, OrderReady(0, 0, digest)), 1.0)
+    _prepare(core, keys, 0, REF)
+    assert sent(outbox, OrderReady) == []
+    core.retransmit(1.0 + SETTINGS.retransmit_interval_s)
+    assert sent(outbox, OrderReady) == [OrderReady(0, 0, digest)]
+
+
+def test_an_own_order_taken_back_is_not_proposed_again() -> None:
+    core, outbox, keys = make(member=0)  # the sequencer
+    core.restore_own(keys.sign(0, Order(0, 0, (REF,))), 1.0)
+    assert core.has_proposal(0)
+    core.batch_available(REF, 1.0)
+    assert sent(outbox, Order) == []  # slot 0 and REF were proposed before the restart
+    after = BatchRef(2, 1, Batch(1, (b"after",)).digest())
+    core.batch_available(after, 1.0)
+    assert sent(outbox, Order) == [Order(0, 1, (after,))]
+
+
+def test_only_own_messages_of_the_current_view_and_window_are_taken_back() -> None:
+    core, outbox, keys = make()
+    with pytest.raises(AssertionError):
+        core.restore_own(keys.sign(2, OrderEcho(0, 0, bytes(32))), 0.0)  # not this member's
+    core.install_view(1, (), 0, 0.0)
+    core.restore_own(keys.sign(1, OrderEcho(0, 0, bytes(32))), 0.0)  # of an earlier view
+    core.restore_own(keys.sign(1, OrderEcho(1, SETTINGS.slot_window, bytes(32))), 0.0)
+    assert core.slots_held() == 0 and outbox.dropped == {}  # left out, and no drop counted
+
+
+def _prepared(view: int, slot: int, voters: tuple[int, ...] = (0, 2, 3)) -> PreparedCert:
+    return PreparedCert(view, slot, (REF,), tuple(Vote(m, bytes(64)) for m in voters))
+
+
+def test_prepared_certificates_taken_back_keep_the_newest_view_per_slot() -> None:
+    core, _, keys = make()
+    newer = _prepared(2, 0)
+    core.restore_prepared(newer)
+    core.restore_prepared(_prepared(1, 0))  # older: kept out
+    core.restore_prepared(_prepared(2, 0, voters=(1, 2, 3)))  # not newer either
+    assert core.prepared_certificates(0) == (newer,)
+    core.restore_prepared(_prepared(3, 0))
+    assert [c.view for c in core.prepared_certificates(0)] == [3]
+    moved, _, _ = make()
+    assert moved.on_slot_proof(_proof(keys, [0, 2, 3]))
+    moved.slot_delivered(0, 0.0)
+    moved.restore_prepared(_prepared(1, 0))  # below the window: not taken
+    moved.restore_prepared(_prepared(1, 1))  # at its low end: taken
+    assert [c.slot for c in moved.prepared_certificates(0)] == [1]
+
+
+# -- settled slots and jumps ------------------------------------------------------------------
+
+
+def test_settled_slots_are_recorded_with_the_view_they_came_with() -> None:
+    core, _, keys = make()
+    other = BatchRef(3, 0, Batch(0, (b"other",)).digest())
+    core.adopt_settled(1, (REF,))  # from a checkpointed segment: this view, no certificate
+    assert core.committed(1) == CommittedSlot(0, 1, (REF,), ())
+    core.install_view(2, (), 0, 0.0)
+    proof = _proof(keys, [0, 2, 3])
+    core.adopt_settled(2, (other,), view=1, certificate=proof.certificate)  # own durable
+    assert core.committed(2) == CommittedSlot(1, 2, (other,), proof.certificate)
+    core.adopt_settled(1, (other,))  # committed already: the first word stands
+    assert core.committed(1) == CommittedSlot(0, 1, (REF,), ())
+
+
+def test_settled_slots_below_the_window_are_not_recorded() -> None:
+    core, _, keys = make()
+    assert core.on_slot_proof(_proof(keys, [0, 2, 3]))
+    core.slot_delivered(0, 0.0)
+    core.forget_below(1)
+    core.adopt_settled(0, (REF,))
+    assert core.committed(0) is None
+
+
+def test_a_jump_settles_the_slots_below_it_and_the_batches_it_names() -> None:
+    core, _, keys = make()
+    core.batch_available(REF, 1.0)  # waiting since 1.0
+    upto = SETTINGS.checkpoint_interval
+    assert core.on_slot_proof(_proof(keys, [0, 2, 3]))
+    assert core.on_slot_proof(_proof_at(keys, upto, Batch(0, (b"at",)), origin=3))
+    core.jump_to(upto, ((2, 1, ()),))  # the snapshot: REF, (2, 0), is ordered
+    assert core.low == upto and core.is_ordered(2, 0) and core.ordered_low(2) == 1
+    assert core.committed(0) is None  # settled by the snapshot
+    assert core.committed(upto) is not None  # the slot at the jump is not
+    assert core.batches_waiting() == 0 and core.oldest_pending() is None
+    with pytest.raises(AssertionError):
+        core.jump_to(upto, ())  # a jump goes forward
+
+
+def test_the_sequencer_proposes_above_a_jump_and_not_what_it_settled() -> None:
+    core, outbox, _ = make(member=0)
+    core.suspend()  # not sequencing for a moment: REF is queued, not proposed
+    core.batch_available(REF, 1.0)
+    core.install_view(4, (), 0, 1.0)  # the leader of view 4 is member 0 again
+    outbox.sends.clear()
+    upto = SETTINGS.checkpoint_interval
+    core.jump_to(upto, ((2, 1, ()),))
+    after = BatchRef(2, 1, Batch(1, (b"after",)).digest())
+    core.batch_available(after, 2.0)
+    assert sent(outbox, Order) == [Order(4, upto, (after,))]  # REF is not proposed again
