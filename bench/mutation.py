@@ -74,7 +74,8 @@ class Target:
 
 # Smallest and most important first. Each selection holds the module's own tests plus the
 # ones that drive it through its callers; the tool runs, per mutant, only those of them that
-# reach the mutated function. tests/core/test_viewchange.py is left out of the selections:
+# reach the mutated function. Ordering hands time and commits to the proposer policy, which
+# only the moving and granting variants read: their tests are in its selection. tests/core/test_viewchange.py is left out of the selections:
 # it takes most of a minute, which per mutant would be too slow.
 MODULES: dict[str, Target] = {
     "quorum": Target("btob/core/quorum.py",
@@ -85,7 +86,8 @@ MODULES: dict[str, Target] = {
                          ("tests/core/test_checkpoint.py", "tests/core/test_catchup.py")),
     "ordering": Target("btob/core/ordering.py",
                        ("tests/core/test_ordering.py", "tests/core/test_scripts.py",
-                        "tests/core/test_catchup.py", "tests/core/test_recovery.py")),
+                        "tests/core/test_catchup.py", "tests/core/test_recovery.py",
+                        "tests/core/test_proposers.py")),
 }
 
 # Statuses the tool reports; a mutant counts as detected when its tests failed, ran out of
