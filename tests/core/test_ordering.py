@@ -6,11 +6,13 @@ import pytest
 
 from btob.core.effects import Outbox
 from btob.core.ordering import CommittedSlot, Ordering
+from btob.core.proposers import GrantingProposer, MovingProposer
 from btob.core.quorum import Quorums
 from btob.core.settings import Settings
 from btob.core.wire import (
     Batch,
     BatchRef,
+    Checkpoint,
     Order,
     OrderEcho,
     OrderReady,
@@ -569,3 +571,139 @@ def test_the_sequencer_proposes_above_a_jump_and_not_what_it_settled() -> None:
     after = BatchRef(2, 1, Batch(1, (b"after",)).digest())
     core.batch_available(after, 2.0)
     assert sent(outbox, Order) == [Order(4, upto, (after,))]  # REF is not proposed again
+
+
+# -- second round: what the widened selection still left ------------------------------------
+
+
+def _resent_only_after_the_interval(core: Ordering, outbox: Outbox, message: object,
+                                    sent_at: float) -> None:
+    """``message`` was sent at ``sent_at``: it is retransmitted one interval later, not
+    before (each path that sends an own message must note when)."""
+    interval = SETTINGS.retransmit_interval_s
+    outbox.sends.clear()
+    core.retransmit(sent_at + interval / 2)
+    assert (None, message) not in outbox.sends
+    core.retransmit(sent_at + interval)
+    assert (None, message) in outbox.sends
+
+
+def test_each_own_message_is_retransmitted_an_interval_after_it_was_sent() -> None:
+    core, outbox, keys = make()
+    order = Order(0, 0, (REF,))
+    core.on_message(keys.sign(0, order), 1.0)
+    core.batch_available(REF, 2.0)  # the batch arrives last: ECHO sent now
+    _resent_only_after_the_interval(core, outbox, OrderEcho(0, 0, order.digest), 2.0)
+    for member in (2, 3):
+        core.on_message(keys.sign(member, OrderEcho(0, 0, order.digest)), 3.0)
+    core.on_message(keys.sign(1, OrderEcho(0, 0, order.digest)), 4.0)  # prepared: READY
+    _resent_only_after_the_interval(core, outbox, OrderReady(0, 0, order.digest), 4.0)
+
+    late, outbox, keys = make()  # the ORDER arrives after the ECHOs
+    late.batch_available(REF, 0.0)
+    for member in (1, 2, 3):
+        late.on_message(keys.sign(member, OrderEcho(0, 0, order.digest)), 1.0)
+    late.on_message(keys.sign(0, order), 5.0)
+    _resent_only_after_the_interval(late, outbox, OrderReady(0, 0, order.digest), 5.0)
+
+    sequencer, outbox, keys = make(member=0)  # its own ORDER, batch still missing
+    waiting = Order(0, 0, (BatchRef(3, 0, bytes(32)),))
+    sequencer.on_message(keys.sign(0, waiting), 6.0)
+    _resent_only_after_the_interval(sequencer, outbox, waiting, 6.0)
+
+    restarted, outbox, keys = make()  # its own ECHO taken back completes the quorum
+    restarted.on_message(keys.sign(0, order), 0.0)
+    for member in (2, 3):
+        restarted.on_message(keys.sign(member, OrderEcho(0, 0, order.digest)), 0.0)
+    restarted.restore_own(keys.sign(1, OrderEcho(0, 0, order.digest)), 7.0)
+    _resent_only_after_the_interval(restarted, outbox, OrderReady(0, 0, order.digest), 7.0)
+
+
+def test_a_reproposal_echo_is_retransmitted_an_interval_after_the_view_began() -> None:
+    core, outbox, _ = make(member=2)
+    core.batch_available(REF, 0.0)
+    core.suspend()
+    core.install_view(1, (Reproposal(0, (REF,)),), 1, 3.0)
+    _resent_only_after_the_interval(core, outbox, OrderEcho(1, 0, slot_digest(0, (REF,))), 3.0)
+
+
+def test_a_suspended_member_echoes_nothing_when_a_batch_arrives() -> None:
+    """After its VIEW-CHANGE a member must not vote in the old view any more."""
+    core, outbox, keys = make()
+    core.on_message(keys.sign(0, Order(0, 0, (REF,))), 0.0)
+    core.suspend()
+    core.batch_available(REF, 1.0)
+    assert sent(outbox, OrderEcho) == []
+
+
+def test_a_batch_announced_again_changes_nothing() -> None:
+    core, _, keys = make()
+    core.batch_available(REF, 1.0)
+    core.batch_available(REF, 2.0)  # the same value again: it has waited since 1.0
+    assert core.oldest_pending() == 1.0
+    assert core.on_slot_proof(_proof(keys, [0, 2, 3]))
+    core.slot_delivered(0, 3.0)
+    assert core.batches_waiting() == 0 and core.available_refs() == []
+    core.batch_available(REF, 4.0)  # ordered already: it does not come back
+    assert core.batches_waiting() == 0 and core.oldest_pending() is None
+
+
+def test_a_vote_for_a_slot_not_seen_yet_is_checked() -> None:
+    core, _, keys = make()
+    assert not core.needless(keys.sign(2, OrderEcho(0, 3, bytes(32))))
+
+
+def test_a_message_of_another_protocol_is_dropped() -> None:
+    core, outbox, keys = make()
+    core.on_message(keys.sign(2, Checkpoint(4, bytes(32))), 0.0)
+    assert outbox.dropped == {"order-unexpected-kind": 1}
+
+
+def test_only_reproposals_count_as_uncommitted_reproposals() -> None:
+    core, _, keys = make()
+    core.on_message(keys.sign(0, Order(0, 0, (REF,))), 0.0)  # an ordinary proposal, open
+    assert not core.uncommitted_reproposals()
+
+
+def test_a_slot_committed_by_votes_is_recorded_as_committed() -> None:
+    core, _, keys = make()
+    order = Order(0, 0, (REF,))
+    core.on_message(keys.sign(0, order), 0.0)
+    readies = [keys.sign(m, OrderReady(0, 0, order.digest)) for m in (0, 2, 3)]
+    for ready in readies:
+        core.on_message(ready, 0.0)
+    votes = tuple(Vote(r.sender, r.signature) for r in readies)
+    assert core.committed(0) == CommittedSlot(0, 0, (REF,), votes)
+
+
+def test_a_moving_sequencer_unqueues_the_batches_of_an_adopted_slot_proof() -> None:
+    keys = Keys(N)
+    core = Ordering(member=1, quorums=Quorums.for_cluster(N), settings=SETTINGS,
+                    outbox=Outbox(), verify=keys.verifier().verify, proposer=MovingProposer)
+    core.batch_available(REF, 0.0)
+    assert core.proposer.queue[REF.origin] == {REF.counter: REF}
+    assert core.on_slot_proof(_proof(keys, [0, 2, 3]))
+    assert core.proposer.queue[REF.origin] == {}
+
+
+def test_a_grant_naming_another_value_of_a_batch_asks_for_it() -> None:
+    """UUB has no reliable broadcast: the origin may have equivocated, so the member fetches
+    the value the grant names instead of refusing it."""
+    keys = Keys(N)
+    outbox = Outbox()
+    core = Ordering(member=1, quorums=Quorums.for_cluster(N), settings=SETTINGS,
+                    outbox=outbox, verify=keys.verifier().verify, proposer=GrantingProposer)
+    core.batch_available(REF, 0.0)
+    named = BatchRef(REF.origin, REF.counter, bytes(32))
+    core.on_message(keys.sign(0, Order(0, 0, (named,))), 0.0)
+    assert outbox.wanted == [named] and sent(outbox, OrderEcho) == []
+    assert "order-batch-digest-mismatch" not in outbox.dropped
+
+
+def test_a_jump_unqueues_what_it_settled() -> None:
+    core, _, _ = make(member=0)
+    second = BatchRef(2, 1, Batch(1, (b"next",)).digest())
+    core.batch_available(second, 1.0)  # queued: (2, 0) is missing, so not proposed yet
+    assert core.proposer.queue[2] == {1: second}
+    core.jump_to(SETTINGS.checkpoint_interval, ((2, 2, ()),))  # both are ordered
+    assert core.proposer.queue[2] == {}
