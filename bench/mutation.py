@@ -74,9 +74,10 @@ class Target:
 
 # Smallest and most important first. Each selection holds the module's own tests plus the
 # ones that drive it through its callers; the tool runs, per mutant, only those of them that
-# reach the mutated function. Ordering hands time and commits to the proposer policy, which
-# only the moving and granting variants read: their tests are in its selection. tests/core/test_viewchange.py is left out of the selections:
-# it takes most of a minute, which per mutant would be too slow.
+# reach the mutated function. Ordering hands commits, views and exclusions to its proposer
+# policy, which only the moving and granting variants act on: their tests are in its
+# selection. tests/core/test_viewchange.py is left out of the selections: it takes most of a
+# minute, which per mutant would be too slow.
 MODULES: dict[str, Target] = {
     "quorum": Target("btob/core/quorum.py",
                      ("tests/core/test_quorum.py", "tests/core/test_certificates.py")),
