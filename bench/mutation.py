@@ -11,7 +11,7 @@ For each module the tool (mutmut) makes small changes ("mutants") to one module 
 ``btob/core`` and runs, against each, those tests of the module's selection (``MODULES``) that
 reach the changed function, in ONE worker process, so the machine stays usable for others. A
 mutant is *killed* when a test fails, *survives* when all pass. The report goes to
-``bench/results/mutation/<module>.md``: the counts, the score (killed / all), the date, the
+``bench/results/mutation/<module>.md``: the counts, the score (detected / all), the date, the
 machine's load, the tool's version, a history of earlier runs and every survivor as a diff.
 The report's ``## Judgements`` section is written by hand (why each survivor is harmless, or
 which test now kills it) and is kept when the report is rewritten.
