@@ -6,6 +6,7 @@ import hashlib
 
 import pytest
 
+from btob import StateDiverged
 from btob.core.checkpoint import (
     GENESIS,
     CheckpointTracker,
@@ -46,25 +47,27 @@ def _tracker(member: int = 1) -> tuple[CheckpointTracker, Outbox]:
     return tracker, outbox
 
 
-def _deliver(tracker: CheckpointTracker, upto: int) -> list[Checkpoint | None]:
-    """Deliver up to ``upto``; at each boundary sign it (with the zero state root)."""
+def _deliver(tracker: CheckpointTracker, upto: int,
+             state: bytes = bytes(32)) -> list[Checkpoint | None]:
+    """Deliver up to ``upto``; at each boundary sign it (with the state root ``state``)."""
     produced: list[Checkpoint | None] = []
     for slot in range(tracker.next_slot, upto):
         boundary = tracker.slot_delivered(slot, _refs(slot))
         produced.append(None if boundary is None
-                        else tracker.boundary_checkpoint(boundary, bytes(32)))
+                        else tracker.boundary_checkpoint(boundary, state))
     return produced
 
 
-def _signed(member: int, upto: int, digest: bytes | None = None) -> Signed:
-    return KEYS.sign(member, Checkpoint(upto, _chain(upto) if digest is None else digest))
+def _signed(member: int, upto: int, digest: bytes | None = None,
+            state: bytes = bytes(32)) -> Signed:
+    return KEYS.sign(member, Checkpoint(upto, _chain(upto) if digest is None else digest, state))
 
 
 def _cert(upto: int, voters: tuple[int, ...] = (0, 2, 3),
-          digest: bytes | None = None) -> CheckpointCert:
+          digest: bytes | None = None, state: bytes = bytes(32)) -> CheckpointCert:
     digest = _chain(upto) if digest is None else digest
     return CheckpointCert(upto, digest, tuple(
-        Vote(m, _signed(m, upto, digest).signature) for m in voters))
+        Vote(m, _signed(m, upto, digest, state).signature) for m in voters), state)
 
 
 # -- the chain ----------------------------------------------------------------------------
@@ -100,7 +103,7 @@ def test_delivering_slots_extends_the_chain_and_signs_at_every_boundary() -> Non
 
 def test_slots_are_absorbed_in_order_only() -> None:
     tracker, _ = _tracker()
-    with pytest.raises(AssertionError):
+    with pytest.raises(AssertionError, match=r"^the chain absorbs slots in order"):
         tracker.slot_delivered(1, _refs(1))
 
 
@@ -241,3 +244,67 @@ def test_old_chain_values_and_certificates_are_pruned_below_the_retained_log() -
     assert kept == [b for b in range(0, upto + 1, INTERVAL) if b >= floor]
     assert tracker.cert_at(INTERVAL) is None and tracker.cert_at(upto) is not None
     assert tracker.held() <= 3 * (RETAINED // INTERVAL + 1)  # chain values, certs, roots
+
+
+# -- the state a certificate certifies -------------------------------------------------------
+
+MINE = bytes([1]) * 32
+THEIRS = bytes([2]) * 32
+
+
+def _diverged(upto: int = INTERVAL) -> str:
+    """What StateDiverged says when member 1 holds MINE and a quorum certified THEIRS."""
+    return (f"member 1's state at slot {upto} differs from the one a quorum certified "
+            f"(root {MINE.hex()[:16]} against {THEIRS.hex()[:16]}): the application is not "
+            f"deterministic, or this member's data was altered")
+
+
+def test_a_boundary_checkpoint_signs_the_snapshot_root_and_keeps_it() -> None:
+    tracker, _ = _tracker()
+    assert tracker.held() == 1  # the genesis chain value
+    assert _deliver(tracker, INTERVAL, MINE)[-1] == Checkpoint(INTERVAL, _chain(INTERVAL), MINE)
+    assert tracker.state_at(INTERVAL) == MINE and tracker.state_at(0) is None
+    assert tracker.held() == 3  # chain values at 0 and 4, the root at 4
+
+
+def test_a_stable_certificate_carries_the_state_its_votes_signed() -> None:
+    tracker, _ = _tracker()
+    for member in (0, 2, 3):
+        cert = tracker.on_checkpoint(_signed(member, INTERVAL, state=THEIRS))
+    assert cert is not None and cert.state == THEIRS
+    assert tracker.verify_cert(cert)  # the votes sign (upto, digest, state)
+
+
+def test_a_certified_state_other_than_the_one_reached_is_a_divergence() -> None:
+    tracker, _ = _tracker()
+    _deliver(tracker, INTERVAL, MINE)
+    with pytest.raises(StateDiverged) as diverged:
+        tracker.adopt(_cert(INTERVAL, state=THEIRS))
+    assert str(diverged.value) == _diverged()
+
+
+def test_reaching_a_state_other_than_the_certified_one_is_a_divergence() -> None:
+    tracker, _ = _tracker()
+    assert tracker.adopt(_cert(INTERVAL, state=THEIRS))  # a laggard learns the certificate first
+    with pytest.raises(StateDiverged) as diverged:
+        _deliver(tracker, INTERVAL, MINE)
+    assert str(diverged.value) == _diverged()
+
+
+def test_the_certified_state_reached_is_no_divergence() -> None:
+    tracker, _ = _tracker()
+    assert tracker.adopt(_cert(INTERVAL, state=MINE))
+    assert _deliver(tracker, INTERVAL, MINE)[-1] == Checkpoint(INTERVAL, _chain(INTERVAL), MINE)
+
+
+def test_restoring_from_a_certificate_continues_the_chain_there() -> None:
+    tracker, _ = _tracker()
+    upto = 3 * INTERVAL
+    cert = _cert(upto, state=THEIRS)
+    tracker.restore(cert)
+    assert tracker.stable is cert and tracker.stable_upto == upto
+    assert (tracker.chain, tracker.next_slot) == (_chain(upto), upto)
+    assert tracker.chain_at(upto) == _chain(upto) and tracker.state_at(upto) == THEIRS
+    assert tracker.cert_at(upto) is cert
+    produced = _deliver(tracker, upto + INTERVAL)  # the chain goes on from the certified value
+    assert produced[-1] == Checkpoint(upto + INTERVAL, _chain(upto + INTERVAL))

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import pytest
+
 from btob.core.effects import Outbox
-from btob.core.ordering import Ordering
+from btob.core.ordering import CommittedSlot, Ordering
+from btob.core.proposers import GrantingProposer, MovingProposer
 from btob.core.quorum import Quorums
 from btob.core.settings import Settings
 from btob.core.wire import (
     Batch,
     BatchRef,
+    Checkpoint,
     Order,
     OrderEcho,
     OrderReady,
+    PreparedCert,
+    Reproposal,
     SlotProof,
     Vote,
     slot_digest,
@@ -191,3 +197,513 @@ def test_a_slot_equivocated_in_one_view_still_prepares_in_the_next() -> None:
     for member in (1, 2, 3):  # q ECHOs, this member's own included
         core.on_message(keys.sign(member, OrderEcho(1, 0, order.digest)), 1.0)
     assert OrderReady(1, 0, order.digest) in sent(outbox, OrderReady)
+
+
+# -- what the mutation runs found untested (bench/results/mutation/ordering.md) --------------
+
+
+def test_a_slot_proof_is_checked_in_order_and_each_refusal_is_counted() -> None:
+    core, outbox, keys = make()
+    good = _proof(keys, [0, 2, 3])
+    beyond = SlotProof(0, SETTINGS.slot_window, good.refs, good.certificate, good.batches)
+    assert not core.on_slot_proof(beyond)  # outside the window: not even looked at
+    assert outbox.dropped["order-beyond-window"] == 1
+    short = SlotProof(0, 0, good.refs, good.certificate, ())  # refs well formed, no batch
+    assert not core.on_slot_proof(short)
+    repeated = SlotProof(0, 0, (REF, REF), good.certificate, (BATCH, BATCH))
+    assert not core.on_slot_proof(repeated)
+    assert outbox.dropped["proof-malformed"] == 2
+    other = Batch(0, (b"x",))
+    assert not core.on_slot_proof(SlotProof(0, 0, good.refs, good.certificate, (other,)))
+    assert outbox.dropped["proof-batch-mismatch"] == 1
+    assert not core.on_slot_proof(_proof(keys, [0, 2]))
+    assert outbox.dropped["proof-bad-certificate"] == 1
+    assert core.committed(0) is None
+
+
+def test_an_adopted_slot_proof_commits_the_slot_as_proven() -> None:
+    core, _, keys = make()
+    proof = _proof(keys, [0, 2, 3])
+    assert core.on_slot_proof(proof)
+    assert core.committed(0) == CommittedSlot(0, 0, (REF,), proof.certificate)
+    assert core.slot_proof(0, (BATCH,)) == proof  # served on as it came
+    ready = keys.sign(2, OrderReady(0, 0, slot_digest(0, (REF,))))
+    assert core.needless(ready)  # a READY for the committed value changes nothing
+
+
+def test_a_known_slot_proof_is_answered_without_checking_its_signatures_again() -> None:
+    keys = Keys(N)
+    checked: list[int] = []
+
+    def verify(member: int, kind: str, body: bytes, signature: bytes) -> bool:
+        checked.append(member)
+        return keys.verifier().verify(member, kind, body, signature)
+
+    core = Ordering(member=1, quorums=Quorums.for_cluster(N), settings=SETTINGS,
+                    outbox=Outbox(), verify=verify)
+    assert core.on_slot_proof(_proof(keys, [0, 2, 3]))
+    assert len(checked) == 3
+    assert core.on_slot_proof(_proof(keys, [0, 2, 3]))
+    other = BatchRef(3, 0, Batch(0, (b"other",)).digest())
+    assert not core.on_slot_proof(_proof(keys, [0, 2, 3], (other,), (Batch(0, (b"other",)),)))
+    assert len(checked) == 3  # the slot is settled here: no signature is checked again
+
+
+def test_a_null_slot_proof_is_adopted() -> None:
+    core, _, keys = make()
+    assert core.on_slot_proof(_proof(keys, [0, 2, 3], refs=(), batches=()))
+    committed = core.committed(0)
+    assert committed is not None and committed.refs == ()
+
+
+def test_conflicting_votes_of_one_member_are_evidence_naming_both() -> None:
+    core, outbox, keys = make()
+    first = keys.sign(2, OrderEcho(0, 0, bytes([1]) * 32))
+    second = keys.sign(2, OrderEcho(0, 0, bytes([2]) * 32))
+    core.on_message(first, 0.0)
+    core.on_message(second, 0.0)
+    assert [(e.member, e.first, e.second) for e in outbox.evidence] == [(2, first, second)]
+
+
+def test_a_vote_against_the_proposal_held_here_is_forwarded_to_all() -> None:
+    """Even before this member echoed (its batch is missing), the proposal it holds is the
+    value it would vouch for: a vote for another one is passed on, with the ORDER to the
+    voter."""
+    core, outbox, keys = make()
+    order = keys.sign(0, Order(0, 0, (REF,)))
+    core.on_message(order, 0.0)  # REF not available: no ECHO yet
+    assert sent(outbox, OrderEcho) == []
+    against = keys.sign(3, OrderEcho(0, 0, bytes([9]) * 32))
+    core.on_message(against, 0.0)
+    assert (None, against) in outbox.sends and (3, order) in outbox.sends
+
+
+def test_a_flooding_sequencer_fills_at_most_two_values_of_a_slot() -> None:
+    core, outbox, keys = make()
+    refs = [BatchRef(3, 0, Batch(0, (b"%d" % i,)).digest()) for i in range(3)]
+    for ref in refs:
+        core.on_message(keys.sign(0, Order(0, 0, (ref,))), 0.0)
+    third = slot_digest(0, (refs[2],))
+    for member in (0, 2, 3):
+        core.on_message(keys.sign(member, OrderEcho(0, 0, third)), 0.0)
+    # q ECHOs for the third value, but it was never kept: no prepared certificate, no READY.
+    assert sent(outbox, OrderReady) == []
+
+
+def test_a_view_is_installed_once_and_only_forwards() -> None:
+    core, _, _ = make()
+    with pytest.raises(AssertionError, match=r"^a view is installed once"):
+        core.install_view(0, (), 0, 0.0)
+    core.install_view(1, (), 0, 0.0)
+    with pytest.raises(AssertionError, match=r"^a view is installed once"):
+        core.install_view(1, (), 0, 0.0)
+
+
+def test_reproposals_after_one_for_a_committed_slot_are_still_echoed() -> None:
+    core, outbox, keys = make(member=2)
+    assert core.on_slot_proof(_proof(keys, [0, 2, 3]))  # slot 0 is committed here
+    other = BatchRef(3, 0, Batch(0, (b"other",)).digest())
+    core.batch_available(other, 0.0)
+    core.suspend()
+    core.install_view(1, (Reproposal(0, (REF,)), Reproposal(1, (other,))), 2, 1.0)
+    assert OrderEcho(1, 1, slot_digest(1, (other,))) in sent(outbox, OrderEcho)
+    assert core.has_proposal(1) and not core.has_proposal(0)  # the committed slot stays so
+    assert core.uncommitted_reproposals()
+
+
+def test_slots_are_delivered_strictly_in_order() -> None:
+    core, _, keys = make()
+    assert core.on_slot_proof(_proof(keys, [0, 2, 3]))
+    with pytest.raises(AssertionError, match=r"^slots are delivered strictly in order"):
+        core.slot_delivered(1, 0.0)
+
+
+def _proof_at(keys: Keys, slot: int, batch: Batch, origin: int) -> SlotProof:
+    refs = (BatchRef(origin, 0, batch.digest()),)
+    digest = slot_digest(slot, refs)
+    votes = tuple(Vote(m, keys.sign(m, OrderReady(0, slot, digest)).signature)
+                  for m in (0, 2, 3))
+    return SlotProof(0, slot, refs, votes, (batch,))
+
+
+def _prepare(core: Ordering, keys: Keys, slot: int, ref: BatchRef) -> bytes:
+    """Propose ``ref`` in ``slot`` and give it q ECHOs: this member then sends READY."""
+    order = Order(0, slot, (ref,))
+    core.batch_available(ref, 0.0)
+    core.on_message(keys.sign(0, order), 0.0)
+    for member in (1, 2, 3):
+        core.on_message(keys.sign(member, OrderEcho(0, slot, order.digest)), 0.0)
+    return order.digest
+
+
+def test_an_order_is_bounded_in_refs_and_origins() -> None:
+    keys = Keys(N)
+    outbox = Outbox()
+    core = Ordering(member=1, quorums=Quorums.for_cluster(N), settings=Settings(
+        slot_window=8, checkpoint_interval=4, slot_refs_max=2), outbox=outbox,
+        verify=keys.verifier().verify)
+    two = (BatchRef(2, 0, bytes(32)), BatchRef(3, 0, bytes(32)))
+    core.on_message(keys.sign(0, Order(0, 0, two)), 0.0)  # exactly the maximum: taken
+    core.on_message(keys.sign(0, Order(0, 1, (*two, BatchRef(0, 0, bytes(32))))), 0.0)
+    core.on_message(keys.sign(0, Order(0, 2, (BatchRef(N, 0, bytes(32)),))), 0.0)  # no such
+    assert outbox.dropped["order-malformed"] == 2
+    assert core.has_proposal(0) and not core.has_proposal(1) and not core.has_proposal(2)
+
+
+def test_the_first_order_of_the_sequencer_stays_the_proposal() -> None:
+    """The sequencer equivocates before the batches arrive: this member echoes the first
+    value it was told, never the later one."""
+    core, outbox, keys = make()
+    other = BatchRef(3, 0, Batch(0, (b"other",)).digest())
+    first = Order(0, 0, (REF,))
+    core.on_message(keys.sign(0, first), 0.0)
+    core.on_message(keys.sign(0, Order(0, 0, (other,))), 0.0)
+    core.batch_available(other, 0.1)
+    core.batch_available(REF, 0.2)
+    assert sent(outbox, OrderEcho) == [OrderEcho(0, 0, first.digest)]
+
+
+def test_a_batch_ordered_already_is_not_proposed_again() -> None:
+    core, outbox, keys = make()
+    assert core.on_slot_proof(_proof(keys, [0, 2, 3]))
+    core.slot_delivered(0, 0.0)
+    core.on_message(keys.sign(0, Order(0, 1, (REF,))), 0.0)
+    assert outbox.dropped["order-batch-already-ordered"] == 1
+    assert not core.has_proposal(1)  # the proposal is gone, not kept half-refused
+    core.batch_available(BatchRef(3, 0, bytes(32)), 0.1)  # and is not considered again
+    assert sent(outbox, OrderEcho) == []
+
+
+def test_a_mismatching_proposal_is_gone_once_refused() -> None:
+    core, outbox, keys = make()
+    core.batch_available(REF, 0.0)
+    core.on_message(keys.sign(0, Order(0, 0, (BatchRef(2, 0, bytes(32)),))), 0.0)
+    assert outbox.dropped["order-batch-digest-mismatch"] == 1
+    assert not core.has_proposal(0)
+    core.batch_available(BatchRef(3, 0, bytes(32)), 0.1)
+    assert sent(outbox, OrderEcho) == []
+
+
+def test_a_reproposal_waits_for_its_batches_that_are_not_ordered_yet() -> None:
+    """A re-proposed value passes over a batch ordered already (delivery skips it) but still
+    needs every other batch it names."""
+    core, outbox, keys = make(member=2)
+    assert core.on_slot_proof(_proof(keys, [0, 2, 3]))
+    core.slot_delivered(0, 0.0)
+    other = BatchRef(3, 0, Batch(0, (b"other",)).digest())
+    core.suspend()
+    core.install_view(1, (Reproposal(1, (REF, other)),), 2, 1.0)
+    assert sent(outbox, OrderEcho) == []  # REF is ordered, `other` not here yet
+    core.batch_available(other, 1.5)
+    assert sent(outbox, OrderEcho) == [OrderEcho(1, 1, slot_digest(1, (REF, other)))]
+
+
+def test_own_messages_are_retransmitted_after_the_interval_only() -> None:
+    core, outbox, keys = make(member=0)  # the sequencer
+    core.batch_available(REF, 5.0)
+    (order,) = sent(outbox, Order)
+    assert isinstance(order, Order)
+    core.on_message(keys.sign(0, order), 5.0)  # its own ORDER comes back: it is kept
+    outbox.sends.clear()
+    interval = SETTINGS.retransmit_interval_s
+    core.retransmit(5.0 + interval / 2)
+    assert outbox.sends == []
+    core.retransmit(5.0 + interval)
+    assert (None, order) in outbox.sends
+
+
+def test_the_oldest_pending_work_is_an_uncommitted_proposal() -> None:
+    core, _, keys = make()
+    assert core.oldest_pending() is None
+    assert core.on_slot_proof(_proof(keys, [0, 2, 3]))
+    core.on_message(keys.sign(0, Order(0, 0, (REF,))), 1.0)  # committed: not pending
+    other = BatchRef(3, 0, Batch(0, (b"other",)).digest())
+    core.on_message(keys.sign(0, Order(0, 1, (other,))), 3.0)  # waits for its batch
+    core.on_message(keys.sign(2, OrderEcho(0, 2, bytes(32))), 0.5)  # a slot, no proposal
+    assert core.oldest_pending() == 3.0
+
+
+def test_needless_votes_are_only_the_ones_that_change_nothing() -> None:
+    core, _, keys = make()
+    early = keys.sign(0, OrderEcho(0, 0, bytes([5]) * 32))
+    core.on_message(early, 0.0)  # member 0 echoes another value first
+    digest = _prepare(core, keys, 0, REF)
+    assert core.needless(keys.sign(2, OrderEcho(0, 0, digest)))  # a repeat of a counted one
+    # Member 0 now echoes the prepared value: it contradicts its first ECHO, so it is checked.
+    assert not core.needless(keys.sign(0, OrderEcho(0, 0, digest)))
+    assert not core.needless(keys.sign(2, OrderReady(0, 0, digest)))  # not committed yet
+    assert not core.needless(keys.sign(0, Order(0, 0, (REF,))))  # an ORDER: always checked
+    assert core.on_slot_proof(_proof(keys, [0, 2, 3]))
+    core.slot_delivered(0, 0.0)
+    assert not core.needless(keys.sign(0, Order(0, 0, (REF,))))  # ... even for an old slot
+    assert core.needless(keys.sign(3, OrderEcho(0, 0, digest)))  # a vote for a delivered one
+
+
+def test_proofs_are_counted_and_forgotten_below_the_delivered_checkpoint_only() -> None:
+    core, _, keys = make()
+    assert core.on_slot_proof(_proof(keys, [0, 2, 3]))
+    assert core.on_slot_proof(_proof_at(keys, 1, Batch(0, (b"other",)), origin=3))
+    _prepare(core, keys, 2, BatchRef(0, 0, Batch(0, (b"z",)).digest()))
+    assert core.proofs_held() == 3  # two commit certificates and one prepared certificate
+    core.slot_delivered(0, 0.0)
+    core.forget_below(1)
+    assert core.committed(0) is None and core.committed(1) is not None
+    assert core.proofs_held() == 2
+
+
+# -- after a restart: own messages and prepared certificates taken back ----------------------
+
+
+def test_an_own_echo_taken_back_binds_the_member_to_its_value() -> None:
+    """After a restart the member must not echo another value for the slot, nor the same one
+    twice: it resends the ECHO it signed before."""
+    core, outbox, keys = make()
+    before = OrderEcho(0, 0, bytes([4]) * 32)
+    core.restore_own(keys.sign(1, before), 2.0)
+    core.batch_available(REF, 2.0)
+    core.on_message(keys.sign(0, Order(0, 0, (REF,))), 2.0)
+    assert sent(outbox, OrderEcho) == []  # it echoed already, before the restart
+    core.retransmit(2.0 + SETTINGS.retransmit_interval_s)
+    assert sent(outbox, OrderEcho) == [before]
+    assert outbox.dropped == {}
+
+
+def test_an_own_ready_taken_back_is_not_sent_again_when_the_slot_prepares() -> None:
+    core, outbox, keys = make()
+    digest = slot_digest(0, (REF,))
+    core.restore_own(keys.sign(1, OrderReady(0, 0, digest)), 1.0)
+    _prepare(core, keys, 0, REF)
+    assert sent(outbox, OrderReady) == []
+    core.retransmit(1.0 + SETTINGS.retransmit_interval_s)
+    assert sent(outbox, OrderReady) == [OrderReady(0, 0, digest)]
+
+
+def test_an_own_order_taken_back_is_not_proposed_again() -> None:
+    core, outbox, keys = make(member=0)  # the sequencer
+    core.restore_own(keys.sign(0, Order(0, 0, (REF,))), 1.0)
+    assert core.has_proposal(0)
+    core.batch_available(REF, 1.0)
+    assert sent(outbox, Order) == []  # slot 0 and REF were proposed before the restart
+    after = BatchRef(2, 1, Batch(1, (b"after",)).digest())
+    core.batch_available(after, 1.0)
+    assert sent(outbox, Order) == [Order(0, 1, (after,))]
+
+
+def test_only_own_messages_of_the_current_view_and_window_are_taken_back() -> None:
+    core, outbox, keys = make()
+    with pytest.raises(AssertionError):
+        core.restore_own(keys.sign(2, OrderEcho(0, 0, bytes(32))), 0.0)  # not this member's
+    core.install_view(1, (), 0, 0.0)
+    core.restore_own(keys.sign(1, OrderEcho(0, 0, bytes(32))), 0.0)  # of an earlier view
+    core.restore_own(keys.sign(1, OrderEcho(1, SETTINGS.slot_window, bytes(32))), 0.0)
+    assert core.slots_held() == 0 and outbox.dropped == {}  # left out, and no drop counted
+
+
+def _prepared(view: int, slot: int, voters: tuple[int, ...] = (0, 2, 3)) -> PreparedCert:
+    return PreparedCert(view, slot, (REF,), tuple(Vote(m, bytes(64)) for m in voters))
+
+
+def test_prepared_certificates_taken_back_keep_the_newest_view_per_slot() -> None:
+    core, _, keys = make()
+    newer = _prepared(2, 0)
+    core.restore_prepared(newer)
+    core.restore_prepared(_prepared(1, 0))  # older: kept out
+    core.restore_prepared(_prepared(2, 0, voters=(1, 2, 3)))  # not newer either
+    assert core.prepared_certificates(0) == (newer,)
+    core.restore_prepared(_prepared(3, 0))
+    assert [c.view for c in core.prepared_certificates(0)] == [3]
+    moved, _, _ = make()
+    assert moved.on_slot_proof(_proof(keys, [0, 2, 3]))
+    moved.slot_delivered(0, 0.0)
+    moved.restore_prepared(_prepared(1, 0))  # below the window: not taken
+    moved.restore_prepared(_prepared(1, 1))  # at its low end: taken
+    assert [c.slot for c in moved.prepared_certificates(0)] == [1]
+
+
+# -- settled slots and jumps ------------------------------------------------------------------
+
+
+def test_settled_slots_are_recorded_with_the_view_they_came_with() -> None:
+    core, _, keys = make()
+    other = BatchRef(3, 0, Batch(0, (b"other",)).digest())
+    core.adopt_settled(1, (REF,))  # from a checkpointed segment: this view, no certificate
+    assert core.committed(1) == CommittedSlot(0, 1, (REF,), ())
+    core.install_view(2, (), 0, 0.0)
+    proof = _proof(keys, [0, 2, 3])
+    core.adopt_settled(2, (other,), view=1, certificate=proof.certificate)  # own durable
+    assert core.committed(2) == CommittedSlot(1, 2, (other,), proof.certificate)
+    core.adopt_settled(1, (other,))  # committed already: the first word stands
+    assert core.committed(1) == CommittedSlot(0, 1, (REF,), ())
+
+
+def test_settled_slots_below_the_window_are_not_recorded() -> None:
+    core, _, keys = make()
+    assert core.on_slot_proof(_proof(keys, [0, 2, 3]))
+    core.slot_delivered(0, 0.0)
+    core.forget_below(1)
+    core.adopt_settled(0, (REF,))
+    assert core.committed(0) is None
+
+
+def test_a_jump_settles_the_slots_below_it_and_the_batches_it_names() -> None:
+    core, _, keys = make()
+    core.batch_available(REF, 1.0)  # waiting since 1.0
+    upto = SETTINGS.checkpoint_interval
+    assert core.on_slot_proof(_proof(keys, [0, 2, 3]))
+    assert core.on_slot_proof(_proof_at(keys, upto, Batch(0, (b"at",)), origin=3))
+    core.jump_to(upto, ((2, 1, ()),))  # the snapshot: REF, (2, 0), is ordered
+    assert core.low == upto and core.is_ordered(2, 0) and core.ordered_low(2) == 1
+    assert core.committed(0) is None  # settled by the snapshot
+    assert core.committed(upto) is not None  # the slot at the jump is not
+    assert core.batches_waiting() == 0 and core.oldest_pending() is None
+    with pytest.raises(AssertionError):
+        core.jump_to(upto, ())  # a jump goes forward
+
+
+def test_the_sequencer_proposes_above_a_jump_and_not_what_it_settled() -> None:
+    core, outbox, _ = make(member=0)
+    core.suspend()  # not sequencing for a moment: REF is queued, not proposed
+    core.batch_available(REF, 1.0)
+    core.install_view(4, (), 0, 1.0)  # the leader of view 4 is member 0 again
+    outbox.sends.clear()
+    upto = SETTINGS.checkpoint_interval
+    core.jump_to(upto, ((2, 1, ()),))
+    after = BatchRef(2, 1, Batch(1, (b"after",)).digest())
+    core.batch_available(after, 2.0)
+    assert sent(outbox, Order) == [Order(4, upto, (after,))]  # REF is not proposed again
+
+
+# -- second round: what the widened selection still left ------------------------------------
+
+
+def _resent_only_after_the_interval(core: Ordering, outbox: Outbox, message: object,
+                                    sent_at: float) -> None:
+    """``message`` was sent at ``sent_at``: it is retransmitted one interval later, not
+    before (each path that sends an own message must note when)."""
+    interval = SETTINGS.retransmit_interval_s
+    outbox.sends.clear()
+    core.retransmit(sent_at + interval / 2)
+    assert (None, message) not in outbox.sends
+    core.retransmit(sent_at + interval)
+    assert (None, message) in outbox.sends
+
+
+def test_each_own_message_is_retransmitted_an_interval_after_it_was_sent() -> None:
+    core, outbox, keys = make()
+    order = Order(0, 0, (REF,))
+    core.on_message(keys.sign(0, order), 1.0)
+    core.batch_available(REF, 2.0)  # the batch arrives last: ECHO sent now
+    _resent_only_after_the_interval(core, outbox, OrderEcho(0, 0, order.digest), 2.0)
+    for member in (2, 3):
+        core.on_message(keys.sign(member, OrderEcho(0, 0, order.digest)), 3.0)
+    core.on_message(keys.sign(1, OrderEcho(0, 0, order.digest)), 4.0)  # prepared: READY
+    _resent_only_after_the_interval(core, outbox, OrderReady(0, 0, order.digest), 4.0)
+
+    late, outbox, keys = make()  # the ORDER arrives after the ECHOs
+    late.batch_available(REF, 0.0)
+    for member in (1, 2, 3):
+        late.on_message(keys.sign(member, OrderEcho(0, 0, order.digest)), 1.0)
+    late.on_message(keys.sign(0, order), 5.0)
+    _resent_only_after_the_interval(late, outbox, OrderReady(0, 0, order.digest), 5.0)
+
+    sequencer, outbox, keys = make(member=0)  # its own ORDER, batch still missing
+    waiting = Order(0, 0, (BatchRef(3, 0, bytes(32)),))
+    sequencer.on_message(keys.sign(0, waiting), 6.0)
+    _resent_only_after_the_interval(sequencer, outbox, waiting, 6.0)
+
+    restarted, outbox, keys = make()  # its own ECHO taken back completes the quorum
+    restarted.on_message(keys.sign(0, order), 0.0)
+    for member in (2, 3):
+        restarted.on_message(keys.sign(member, OrderEcho(0, 0, order.digest)), 0.0)
+    restarted.restore_own(keys.sign(1, OrderEcho(0, 0, order.digest)), 7.0)
+    _resent_only_after_the_interval(restarted, outbox, OrderReady(0, 0, order.digest), 7.0)
+
+
+def test_a_reproposal_echo_is_retransmitted_an_interval_after_the_view_began() -> None:
+    core, outbox, _ = make(member=2)
+    core.batch_available(REF, 0.0)
+    core.suspend()
+    core.install_view(1, (Reproposal(0, (REF,)),), 1, 3.0)
+    _resent_only_after_the_interval(core, outbox, OrderEcho(1, 0, slot_digest(0, (REF,))), 3.0)
+
+
+def test_a_suspended_member_echoes_nothing_when_a_batch_arrives() -> None:
+    """After its VIEW-CHANGE a member must not vote in the old view any more."""
+    core, outbox, keys = make()
+    core.on_message(keys.sign(0, Order(0, 0, (REF,))), 0.0)
+    core.suspend()
+    core.batch_available(REF, 1.0)
+    assert sent(outbox, OrderEcho) == []
+
+
+def test_a_batch_announced_again_changes_nothing() -> None:
+    core, _, keys = make()
+    core.batch_available(REF, 1.0)
+    core.batch_available(REF, 2.0)  # the same value again: it has waited since 1.0
+    assert core.oldest_pending() == 1.0
+    assert core.on_slot_proof(_proof(keys, [0, 2, 3]))
+    core.slot_delivered(0, 3.0)
+    assert core.batches_waiting() == 0 and core.available_refs() == []
+    core.batch_available(REF, 4.0)  # ordered already: it does not come back
+    assert core.batches_waiting() == 0 and core.oldest_pending() is None
+
+
+def test_a_vote_for_a_slot_not_seen_yet_is_checked() -> None:
+    core, _, keys = make()
+    assert not core.needless(keys.sign(2, OrderEcho(0, 3, bytes(32))))
+
+
+def test_a_message_of_another_protocol_is_dropped() -> None:
+    core, outbox, keys = make()
+    core.on_message(keys.sign(2, Checkpoint(4, bytes(32))), 0.0)
+    assert outbox.dropped == {"order-unexpected-kind": 1}
+
+
+def test_only_reproposals_count_as_uncommitted_reproposals() -> None:
+    core, _, keys = make()
+    core.on_message(keys.sign(0, Order(0, 0, (REF,))), 0.0)  # an ordinary proposal, open
+    assert not core.uncommitted_reproposals()
+
+
+def test_a_slot_committed_by_votes_is_recorded_as_committed() -> None:
+    core, _, keys = make()
+    order = Order(0, 0, (REF,))
+    core.on_message(keys.sign(0, order), 0.0)
+    readies = [keys.sign(m, OrderReady(0, 0, order.digest)) for m in (0, 2, 3)]
+    for ready in readies:
+        core.on_message(ready, 0.0)
+    votes = tuple(Vote(r.sender, r.signature) for r in readies)
+    assert core.committed(0) == CommittedSlot(0, 0, (REF,), votes)
+
+
+def test_a_moving_sequencer_unqueues_the_batches_of_an_adopted_slot_proof() -> None:
+    keys = Keys(N)
+    core = Ordering(member=1, quorums=Quorums.for_cluster(N), settings=SETTINGS,
+                    outbox=Outbox(), verify=keys.verifier().verify, proposer=MovingProposer)
+    core.batch_available(REF, 0.0)
+    assert core.proposer.queue[REF.origin] == {REF.counter: REF}
+    assert core.on_slot_proof(_proof(keys, [0, 2, 3]))
+    assert core.proposer.queue[REF.origin] == {}
+
+
+def test_a_grant_naming_another_value_of_a_batch_asks_for_it() -> None:
+    """UUB has no reliable broadcast: the origin may have equivocated, so the member fetches
+    the value the grant names instead of refusing it."""
+    keys = Keys(N)
+    outbox = Outbox()
+    core = Ordering(member=1, quorums=Quorums.for_cluster(N), settings=SETTINGS,
+                    outbox=outbox, verify=keys.verifier().verify, proposer=GrantingProposer)
+    core.batch_available(REF, 0.0)
+    named = BatchRef(REF.origin, REF.counter, bytes(32))
+    core.on_message(keys.sign(0, Order(0, 0, (named,))), 0.0)
+    assert outbox.wanted == [named] and sent(outbox, OrderEcho) == []
+    assert "order-batch-digest-mismatch" not in outbox.dropped
+
+
+def test_a_jump_unqueues_what_it_settled() -> None:
+    core, _, _ = make(member=0)
+    second = BatchRef(2, 1, Batch(1, (b"next",)).digest())
+    core.batch_available(second, 1.0)  # queued: (2, 0) is missing, so not proposed yet
+    assert core.proposer.queue[2] == {1: second}
+    core.jump_to(SETTINGS.checkpoint_interval, ((2, 2, ()),))  # both are ordered
+    assert core.proposer.queue[2] == {}
