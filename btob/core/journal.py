@@ -36,12 +36,13 @@ from btob.core.wire import (
     decode_frame,
 )
 
-__all__ = ["ConflictKey", "SigningJournal", "conflict_key"]
+__all__ = ["SIGNED_PREFIX", "ConflictKey", "SigningJournal", "conflict_key"]
 
 ConflictKey = tuple[str, int, int]
 """``(what, a, b)``: the instance a signed message speaks about (see :func:`conflict_key`)."""
 
-_PREFIX = "sig/"
+SIGNED_PREFIX = "sig/"
+"""The prefix of the durable keys under which a member keeps what it signed."""
 
 
 def conflict_key(sender: int, message: Message) -> ConflictKey | None:
@@ -74,7 +75,7 @@ def conflict_key(sender: int, message: Message) -> ConflictKey | None:
 
 
 def _store_key(key: ConflictKey) -> str:
-    return f"{_PREFIX}{key[0]}/{key[1]}/{key[2]}"
+    return f"{SIGNED_PREFIX}{key[0]}/{key[1]}/{key[2]}"
 
 
 class SigningJournal:
@@ -133,7 +134,7 @@ class SigningJournal:
     def load(self, entries: dict[str, bytes], limits: WireLimits) -> None:
         """Take back the messages a restarted member signed before (its durable entries)."""
         for name, frame in entries.items():
-            if not name.startswith(_PREFIX):
+            if not name.startswith(SIGNED_PREFIX):
                 continue
             signed = decode_frame(frame, limits).parse(limits)
             key = conflict_key(self.member, signed.message)

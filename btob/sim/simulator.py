@@ -45,8 +45,8 @@ from btob.sim.logs import (
 )
 
 __all__ = [
-    "PHASES", "MemberFactory", "Restart", "SimConfig", "SimResult", "ViewChangeRecord", "replay_command",
-    "simulate",
+    "PHASES", "MemberFactory", "Restart", "SimConfig", "SimResult", "ViewChangeRecord",
+    "replay_command", "simulate",
 ]
 
 MemberFactory = Callable[..., Member]

@@ -1,9 +1,10 @@
 """Deliberately broken members, to prove that an adversarial suite can fail.
 
 Each break violates exactly one protocol rule, by injection through :class:`~btob.Member`'s
-``quorums``, ``verify`` and ``ordering`` arguments - the production code has no switch for
-any of them. :func:`broken` returns a member factory that :func:`btob.simulate`,
-``btob.sim.sweep.sweep`` and the test helpers accept::
+``quorums``, ``verify`` and ``ordering`` arguments, or as a subclass that persists too little
+or too late (the durability rules) - the production code has no switch for any of them.
+:func:`broken` returns a member factory that :func:`btob.simulate`, ``btob.sim.sweep.sweep``
+and the test helpers accept::
 
     result = btob.simulate(config, member_factory=broken("quorum-one-short"))
 
@@ -18,12 +19,15 @@ from typing import Any
 import attrs
 
 from btob._errors import ConfigError
+from btob.core.durable import DurableChanges
+from btob.core.journal import SIGNED_PREFIX
 from btob.core.member import Member
 from btob.core.ordering import CommittedSlot, Ordering, _quorum_digest, _Slot
 from btob.core.quorum import Quorums
 from btob.core.wire import OrderReady
 
-__all__ = ["BREAKS", "DeliverBeforeCommit", "ReadyAmplification", "broken"]
+__all__ = ["BREAKS", "DeliverBeforeCommit", "ForgetSigned", "PersistLate", "ReadyAmplification",
+           "broken"]
 
 
 class DeliverBeforeCommit(Ordering):
@@ -51,6 +55,27 @@ class ReadyAmplification(Ordering):
         super()._progress(slot, state, now)
 
 
+class ForgetSigned(Member):
+    """Persists too little: never commits the messages it signed (its journal), so after a
+    restart it may sign anew what it signed before, and it forgets its own broadcasts."""
+
+    def take_durable(self) -> DurableChanges:
+        changes = super().take_durable()
+        return attrs.evolve(changes, put=tuple((k, v) for k, v in changes.put
+                                               if not k.startswith(SIGNED_PREFIX)))
+
+
+class PersistLate(Member):
+    """Persists too late: hands out each step's durable changes one step after its frames
+    left, so a crash in between loses what it had already said or acknowledged."""
+
+    _late = DurableChanges.EMPTY
+
+    def take_durable(self) -> DurableChanges:
+        now, self._late = self._late, super().take_durable()
+        return now
+
+
 def _always_valid(member: int, kind: str, body: bytes, signature: bytes) -> bool:
     return True
 
@@ -65,6 +90,8 @@ BREAKS: dict[str, Callable[..., Member]] = {
     "skip-signature-checks": lambda **kwargs: Member(**kwargs, verify=_always_valid),
     "deliver-before-commit": lambda **kwargs: Member(**kwargs, ordering=DeliverBeforeCommit),
     "ready-amplification": lambda **kwargs: Member(**kwargs, ordering=ReadyAmplification),
+    "forget-signed": ForgetSigned,
+    "persist-late": PersistLate,
 }
 """Every deliberate break by name: a factory taking :class:`~btob.Member`'s arguments."""
 

@@ -271,3 +271,36 @@ def test_the_database_gives_back_what_a_snapshot_compacted_away(tmp_path: Path) 
     store.close()
     assert grown > 400 * 2000
     assert (tmp_path / STATE_FILE).stat().st_size < grown / 4  # the free pages went back
+
+
+@pytest.mark.parametrize("torn", [1, 512, "half"])
+def test_a_torn_last_write_leaves_the_commit_before_it(tmp_path: Path, torn: int | str) -> None:
+    """A crash amid a commit tears its write: the disk holds the previous commits whole and
+    part of the last. The store opens on exactly what was committed before the torn one
+    (the member resumes from there, as the simulator's before-commit crash does)."""
+    import shutil
+
+    store = DurableStore(tmp_path / "live", identity=_identity())
+    first = DurableChanges(put=(("a", b"1"),), slots=(_slot(0), _slot(1)))
+    store.commit(first)
+    wal = tmp_path / "live" / (STATE_FILE + "-wal")
+    before = wal.stat().st_size
+    store.commit(DurableChanges(put=(("a", b"2"), ("b", b"x" * 4096)),
+                                slots=tuple(_slot(s, 512) for s in range(2, 8))))
+    after = wal.stat().st_size
+    assert after > before  # the last commit is in the write-ahead log, not yet in the file
+    shutil.copytree(tmp_path / "live", tmp_path / "disk")  # the disk as the crash left it
+    shutil.copytree(tmp_path / "live", tmp_path / "whole")
+    store.close()
+    (tmp_path / "whole" / (STATE_FILE + "-shm")).unlink(missing_ok=True)
+    untorn = DurableStore(tmp_path / "whole", identity=_identity())
+    assert untorn.load().entries["a"] == b"2"  # copied whole, the last commit is there
+    untorn.close()
+    cut = (after - before) // 2 if torn == "half" else int(torn)
+    copy = tmp_path / "disk" / (STATE_FILE + "-wal")
+    with copy.open("r+b") as handle:
+        handle.truncate(after - cut)
+    (tmp_path / "disk" / (STATE_FILE + "-shm")).unlink(missing_ok=True)
+    reopened = DurableStore(tmp_path / "disk", identity=_identity())
+    assert reopened.load() == DurableState.EMPTY.apply(first)
+    reopened.close()

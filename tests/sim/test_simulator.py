@@ -16,7 +16,7 @@ import pytest
 from btob import ConfigError, Member, Settings, SimConfig, SimResult, simulate
 from btob.faults import FaultSpec, NetSpec, parse_fault, parse_net
 from btob.faults._spec import BEHAVIOURS
-from btob.sim.simulator import Restart
+from btob.sim.simulator import PHASES, Restart
 
 
 def _net(rng: random.Random) -> NetSpec:
@@ -172,16 +172,36 @@ def _assert_restart_kept_its_word(result: SimResult, member: int) -> None:
 
 @pytest.mark.parametrize("member", [0, 1])
 def test_a_member_crashed_at_any_step_restarts_from_its_durable_state(member: int) -> None:
-    """Every input of the sequencer (and every fourth of a follower), crashed before and
-    after its changes are committed: the restarted member never contradicts what it signed,
-    redelivers exactly what it delivered, and the run completes."""
+    """Every input of the sequencer (and every fourth of a follower), crashed at every phase
+    of the driver contract - before the commit, after it, amid and after sending the step's
+    frames: the restarted member never contradicts what it signed, redelivers exactly what
+    it delivered, and the run completes."""
     steps = simulate(SimConfig(n=4, seed=4, messages=12,
                                settings=RESTART_SETTINGS)).steps[member]
     assert steps > 100  # the run is long enough to restart across checkpoints
+    sent = 0
     for step in range(1, steps + 1, 1 if member == 0 else 4):
-        for committed in (False, True):
-            result = _restarted(Restart(member, step, 0.3, committed))
+        # the sending phases at every other step of the sequencer's: the test stays short
+        for phase in PHASES if member or step % 2 else PHASES[:2]:
+            result = _restarted(Restart(member, step, 0.3, phase=phase))
             _assert_restart_kept_its_word(result, member)
+            sent += phase == "after-send" and result.statistics[member].messages_sent > 0
+    assert sent  # frames did leave before the crashes after sending
+
+
+@pytest.mark.parametrize("name", ["forget-signed", "persist-late"])
+def test_crashing_at_every_step_catches_a_member_that_persists_too_little_or_late(
+        name: str) -> None:
+    from btob.testing.breaks import broken
+
+    def survives(step: int, phase: str) -> bool:
+        result = simulate(SimConfig(n=4, seed=4, messages=12, settings=RESTART_SETTINGS,
+                                    restarts=(Restart(0, step, 0.3, phase=phase),)),
+                          member_factory=broken(name))
+        return result.ok and result.complete and not result.redelivery_mismatches
+
+    assert not all(survives(step, phase) for step in range(1, 120, 3) for phase in PHASES), \
+        f"{name} survived a crash at every step"
 
 
 @pytest.mark.parametrize(("variant", "brb"), [("bb", "echo"), ("ub", "bracha"),
@@ -216,6 +236,15 @@ def test_a_restart_is_validated() -> None:
     with pytest.raises(ConfigError, match="honest"):
         SimConfig(restarts=(Restart(1, 5),), faults=(parse_fault("1=silent", 4),))
     assert str(Restart(2, 7, 0.5, True)) == "2@7/after-commit/0.5s"
+    for phase in PHASES:
+        restart = Restart.parse(f"1@9/{phase}/0.5s")
+        assert restart.phase == phase and str(restart) == f"1@9/{phase}/0.5s"
+        assert restart.committed == (phase != "before-commit")
+    assert Restart.parse("1@9/mid-send").frames_sent == "half"
+    with pytest.raises(ConfigError, match="mid-send"):
+        Restart.parse("1@9/mid-commit")
+    with pytest.raises(ConfigError, match="restart phase 'later'"):
+        Restart(1, 9, phase="later")
 
 
 @pytest.mark.parametrize(("member", "step"), [(1, 200), (1, 400), (0, 300), (2, 30)])
