@@ -405,11 +405,15 @@ _NUMERIC = ("view", "slot", "counter", "upto", "next_slot", "first_counter")
 
 
 class Mutate(_Recorder):
-    """Small-scope mutations of real messages, validly re-signed (ByzzFuzz)."""
+    """Small-scope mutations of real messages, validly re-signed (ByzzFuzz), in the round
+    from ``at`` lasting ``for`` seconds (to the end when 0)."""
 
     def outgoing(self, dest: int, frame: bytes, signed: Signed) -> Outgoing:
         super().outgoing(dest, frame, signed)
         rng = self.ctx.rng
+        start, lasts = self.param("at"), self.param("for")
+        if self.ctx.now < start or (lasts and self.ctx.now >= start + lasts):
+            return [(dest, frame, 0.0)]  # outside its round
         if rng.random() >= self.param("p"):
             return [(dest, frame, 0.0)]
         message = signed.message

@@ -69,8 +69,9 @@ BEHAVIOURS: Mapping[str, Behaviour] = {b.name: b for b in (
               (_K,)),
     Behaviour("garbage", True, "malformed, truncated and oversized frames", (_K,)),
     Behaviour("mutate", True, "ByzzFuzz small-scope mutation: +-1 on view, slot or counter, an "
-              "earlier payload swapped in, re-signed", (_p("p", float, 0.3, "probability per "
-                                                             "message"),)),
+              "earlier payload swapped in, re-signed; from `at`, for `for` seconds (a round)",
+              (_p("p", float, 0.3, "probability per message"), _AT,
+               _p("for", float, 0.0, "seconds it lasts (0: to the end)"))),
     Behaviour("censor", True, "as sequencer, never orders the chosen origin's batches",
               (_p("origin", int, 1, "the origin censored"),)),
     Behaviour("stall", True, "as sequencer, holds every ORDER just under the view-change timeout "

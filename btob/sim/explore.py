@@ -9,8 +9,9 @@ the sweep runs, judges and shrinks them like any mix:
 * the faulty member: each member in turn (the first sequencer is member 0, the leaders of
   later views follow it, so the place of the fault in the proposer schedule varies too);
 * its behaviour: one of :data:`BEHAVIOURS` - a twin (two honest cores with its key), an
-  equivocating sequencer or origin, conflicting votes, a ByzzFuzz small-scope mutation of
-  every message it sends, lying view changes, or a crash at the start of a round;
+  equivocating sequencer or origin, conflicting votes, ByzzFuzz small-scope mutations of
+  every message it sends in one round, lying view changes, or a crash at the start of a
+  round (the round is the first in which the network changes, or the first);
 * the network, round by round: in each of ``rounds`` rounds of ``round_s`` virtual seconds,
   no partition, one member cut off, or (n = 4) one of the three splits into two pairs.
   After the last round the network is whole.
@@ -31,10 +32,10 @@ __all__ = ["BEHAVIOURS", "EXPLORE", "explore_mixes", "partitions"]
 EXPLORE = "explore"
 """The mix source that stands for the whole enumeration (``btob sweep --explore``)."""
 
-BEHAVIOURS = ("twins", "equivocate:p=1", "vote-equivocate:p=1", "mutate:p=1",
-              "lie-viewchange", "crash:at={round}")
-"""The faulty member's behaviours; ``{round}`` is the start of a round, drawn like the
-partitions (each round in turn)."""
+BEHAVIOURS = ("twins", "equivocate:p=1", "vote-equivocate:p=1",
+              "mutate:p=1,at={round},for={round_s}", "lie-viewchange", "crash:at={round}")
+"""The faulty member's behaviours; ``{round}`` is the start of the round in which the
+network changes (see :func:`explore_mixes`), ``{round_s}`` a round's length."""
 
 
 def partitions(n: int) -> list[str]:
@@ -64,6 +65,7 @@ def explore_mixes(n: int, *, rounds: int = 2, round_s: float = 0.03) -> list[Mix
                 # A crash takes the first round whose network state differs from the last
                 # one's - each layout gives one crash time, and the family stays a product.
                 changed = next((r for r in range(1, rounds) if layout[r] != layout[r - 1]), 0)
-                fault = f"{member}={behaviour.format(round=f'{changed * round_s:g}')}"
+                fault = f"{member}=" + behaviour.format(round=f"{changed * round_s:g}",
+                                                        round_s=f"{round_s:g}")
                 mixes.append(Mix(f"explore {behaviour.split(':')[0]}", (fault,), net))
     return mixes

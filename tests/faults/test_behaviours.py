@@ -340,3 +340,17 @@ async def test_bad_transfer_on_the_runtime_is_refused_alike() -> None:
                 await trio.sleep(0.01)
             assert cluster.nodes[0].statistics().fault.frames_injected > 0  # type: ignore[union-attr]
 
+
+
+def test_mutate_acts_only_in_its_round() -> None:
+    """ByzzFuzz mutates in chosen rounds: outside ``at`` .. ``at + for`` every frame leaves
+    as the member made it."""
+    def changed(spec: str) -> int:
+        result = simulate(SimConfig(n=4, seed=3, messages=40, max_time=20,
+                                    faults=(parse_fault(spec, 4),)))
+        assert result.ok
+        return result.fault_effects[1].frames_changed
+
+    always, never = changed("1=mutate:p=1"), changed("1=mutate:p=1,at=50")
+    one_round = changed("1=mutate:p=1,at=0.01,for=0.01")
+    assert never == 0 and 0 < one_round < always
