@@ -15,9 +15,12 @@ Strategies (:data:`STRATEGIES`):
     and a half ``B`` of f+1; a quorum of ``A`` plus the faulty members is one member short.
     Every faulty member runs two honest cores with its key, one talking to ``A``, one to
     ``B`` and the other faulty members, and until ``until`` nothing passes between the
-    halves. Each half hears a consistent, different story: other payloads under the same
-    ids (as origins), other proposals (as sequencer), other votes, other view changes. A
-    quorum one short lets ``A`` decide alone; that breaks agreement.
+    halves - or, timed to a protocol step (``when``), for ``for`` seconds from the moment
+    the coalition sees an honest READY (a slot prepared), an honest VIEW-CHANGE (a view
+    change starts) or a checkpoint become stable. Each half hears a consistent, different
+    story: other payloads under the same ids (as origins), other proposals (as sequencer),
+    other votes, other view changes. A quorum one short lets ``A`` decide alone; that
+    breaks agreement.
 
 ``edge``
     A quorum at its edge, timed to one slot. The sequencer of view 0 is faulty. At the
@@ -49,12 +52,13 @@ so what the coalition did is counted in the members' fault effects like any faul
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable, Mapping
 
 import attrs
 
-from btob._errors import ConfigError
+from btob._errors import ConfigError, WireError
 from btob.core.proposers import view_leader
 from btob.core.settings import Settings
 from btob.core.wire import (
@@ -90,7 +94,11 @@ STRATEGIES: Mapping[str, Strategy] = {s.name: s for s in (
     Strategy("split", "twins across a partition: every faulty member tells each of two "
              "halves of the honest members a different, consistent story",
              (attrs.evolve(_UNTIL, default=1.5),
-              Param("sequencer", int, 1, "1: the view-0 sequencer is faulty; 0: it is not"))),
+              Param("sequencer", int, 1, "1: the view-0 sequencer is faulty; 0: it is not"),
+              Param("when", str, "start", "when the partition starts: at the start, or at a "
+                    "protocol step - prepare (an honest READY), viewchange (an honest "
+                    "VIEW-CHANGE) or checkpoint (a checkpoint becomes stable)"),
+              Param("for", float, 1.0, "seconds the partition lasts after a protocol step"))),
     Strategy("forged-split", "the sequencer proposes one value to half the honest members "
              "and another to the rest, each with votes in every honest member's name",
              (attrs.evolve(_UNTIL, default=0.0),
@@ -100,6 +108,12 @@ STRATEGIES: Mapping[str, Strategy] = {s.name: s for s in (
              (_UNTIL, Param("slot", int, 0, "the first slot that may be the target"))),
 )}
 """Every coordinated strategy ``--adversary`` accepts, by name."""
+
+WHEN = ("start", "prepare", "viewchange", "checkpoint")
+"""The protocol steps a ``split`` may wait for before it partitions the members."""
+
+_TRIGGER_KINDS = {"prepare": "ord.ready", "viewchange": "vc.viewchange",
+                  "checkpoint": "ckp.checkpoint"}
 
 
 @attrs.frozen
@@ -147,6 +161,8 @@ def parse_adversary(text: str) -> AdversarySpec:
                               f"{param.kind.__name__}") from None
         if isinstance(parsed, (int, float)) and not parsed >= 0:
             raise ConfigError(f"adversary {text!r}: {key} must be >= 0")
+        if key == "when" and parsed not in WHEN:
+            raise ConfigError(f"adversary {text!r}: when must be one of {', '.join(WHEN)}")
         params[key] = parsed
     for param in strategy.params:
         params.setdefault(param.name, param.default)  # type: ignore[arg-type]
@@ -169,6 +185,7 @@ class CoalitionMember(ProcessFault):
         return f"adversary {self.coalition.spec}"
 
     def incoming(self, source: int, frame: bytes) -> bool:
+        self.coalition.observe(source, frame, self.ctx.now)
         return True
 
     def outgoing(self, dest: int, frame: bytes, signed: Signed) -> Outgoing:
@@ -196,6 +213,9 @@ class Coalition:
     def twin_peers(self, member: int) -> frozenset[int] | None:
         """The members a twinned member's second core talks to; None: not twinned."""
         return None
+
+    def observe(self, source: int, frame: bytes, now: float) -> None:
+        """A frame from ``source`` reached one of the coalition's members at ``now``."""
 
     def fault(self, ctx: FaultContext) -> CoalitionMember:
         """The behaviour of coalition member ``ctx.member``."""
@@ -236,15 +256,43 @@ class Split(Coalition):
         rng.shuffle(honest)
         self.half_a = frozenset(honest[:f])
         self.half_b = frozenset(honest[f:])
+        self.when = str(spec.params.get("when", "start"))
+        self.lasts = spec.value("for")
+        self.started_at: float | None = 0.0 if self.when == "start" else None
+        """When the partition started (None: still waiting for its protocol step)."""
+        if self.started_at is None:
+            self.until = math.inf  # the scheduler looks at every frame until the step
+        self._checkpoints: dict[bytes, set[int]] = {}
+
+    def observe(self, source: int, frame: bytes, now: float) -> None:
+        if self.started_at is not None or source in self.members:
+            return
+        try:
+            raw = decode_frame(frame)
+        except WireError:
+            return
+        if raw.kind != _TRIGGER_KINDS[self.when]:
+            return
+        if self.when == "checkpoint":  # stable once a quorum signed the same point
+            signers = self._checkpoints.setdefault(raw.body, set())
+            signers.add(source)
+            if len(signers) < self.f + 1:  # with the coalition's own f, a quorum signed it
+                return
+        self.started_at = now
+        self.until = now + self.lasts
 
     def twin_peers(self, member: int) -> frozenset[int] | None:
         return (self.half_b | self.members) - {member}
 
     def _hold(self, source: int, dest: int, message: Message) -> bool:
+        if self.started_at is None:
+            return False
         return (source in self.half_a) != (dest in self.half_a) and dest not in self.members
 
     def describe(self) -> dict[str, object]:
-        return {**super().describe(), "a": sorted(self.half_a), "b": sorted(self.half_b)}
+        started = {} if self.when == "start" else {"partitioned_at": self.started_at}
+        return {**super().describe(), "a": sorted(self.half_a), "b": sorted(self.half_b),
+                **started}
 
 
 class Edge(Coalition):

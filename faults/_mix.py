@@ -18,7 +18,7 @@ import attrs
 
 from btob._errors import ConfigError
 from btob.faults import _spec
-from btob.faults._adversary import STRATEGIES, AdversarySpec, parse_adversary
+from btob.faults._adversary import STRATEGIES, WHEN, AdversarySpec, parse_adversary
 from btob.faults._network import NetSpec, parse_net
 from btob.faults._spec import Behaviour, FaultSpec, Param, parse_fault
 
@@ -318,7 +318,8 @@ def adversary_mix(seed: int, n: int, *,
     draw. Consecutive seeds go through all of them in a shuffled order (a new order for each
     round), so every attack comes up once in each stretch of that many seeds; what varies at
     random is its parameters and where it strikes. A strategy draws its own: ``split`` holds
-    the halves apart for 0.3-2.5 s, with the first sequencer faulty or not; ``edge`` aims at
+    the halves apart for 0.3-2.5 s, with the first sequencer faulty or not, from the start
+    or (three times in four) for 0.3-2 s from a protocol step; ``edge`` aims at
     one of the first 8 slots and holds frames for 1.5-4 s, past the first view change;
     ``forged-split`` splits every 1st to 4th slot. A
     behaviour goes to f members, the first sequencer among them one time in two, each drawn
@@ -337,8 +338,11 @@ def adversary_mix(seed: int, n: int, *,
     attack = attacks[turn]
     rng = random.Random(f"adversary/{seed}/{n}")
     if attack == "split":
-        return Mix(name, adversary=f"split:until={round(rng.uniform(0.3, 2.5), 2):g},"
-                                   f"sequencer={rng.randint(0, 1)}")
+        text = f"split:until={round(rng.uniform(0.3, 2.5), 2):g},sequencer={rng.randint(0, 1)}"
+        when = rng.choice(WHEN)
+        if when != "start":  # timed to a protocol step instead
+            text += f",when={when},for={round(rng.uniform(0.3, 2.0), 2):g}"
+        return Mix(name, adversary=text)
     if attack == "forged-split":
         return Mix(name, adversary=f"forged-split:every={rng.randint(1, 4)}")
     if attack == "edge":

@@ -53,6 +53,7 @@ def test_parse_and_print_round_trip() -> None:
     ("edge:slots=3", "bad parameter 'slots=3'; edge takes until, slot"),
     ("edge:slot=x", "slot must be a int"),
     ("split:until=-1", "until must be >= 0"),
+    ("split:when=later", "when must be one of start, prepare, viewchange, checkpoint"),
 ])
 def test_bad_adversaries_are_refused_with_the_text(text: str, match: str) -> None:
     with pytest.raises(ConfigError, match=match.replace("(", r"\(")):
@@ -151,3 +152,19 @@ def test_a_mix_with_an_adversary_and_faults_is_refused() -> None:
 def test_the_replay_names_the_adversary() -> None:
     config = SimConfig(n=4, seed=3, adversary=parse_adversary("edge:slot=2"))
     assert "--adversary edge:slot=2" in replay_command(config)
+
+
+@pytest.mark.parametrize("when", ["prepare", "checkpoint"])
+def test_a_split_timed_to_a_protocol_step_starts_there(when: str) -> None:
+    """The partition waits for the step: nothing is held before it, and it starts at the
+    moment the coalition first sees that step (an honest READY, a stable checkpoint)."""
+    result = _run(f"split:sequencer=0,when={when},for=1", 2)
+    assert result.ok and result.complete
+    started = result.adversary["partitioned_at"]
+    assert isinstance(started, float) and 0 < started < 1 and result.adversary["holds"]
+    plain = _run("split:sequencer=0", 2).adversary
+    assert "partitioned_at" not in plain
+    # a stable checkpoint comes after the first prepared slot
+    if when == "checkpoint":
+        prepared = _run("split:sequencer=0,when=prepare,for=1", 2).adversary["partitioned_at"]
+        assert isinstance(prepared, float) and prepared < started
