@@ -113,6 +113,9 @@ class Proposer:
         settings = order.settings
         limit = order.low + min(settings.slot_window, settings.slots_in_flight_max)
         while self.next_slot < limit:
+            if order.committed(self.next_slot) is not None:
+                self.next_slot += 1  # proven here by catch-up: nothing to propose there
+                continue
             refs = self.take_refs()
             if not refs:
                 return

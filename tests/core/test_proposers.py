@@ -289,3 +289,14 @@ def test_a_new_leader_grants_from_the_first_free_slot_skipping_reproposed_batche
     _request(core, 2, 1)
     assert _grants(outbox) == [(2, Order(1, 1, (_ref(2, 1),))), (1, Order(1, 1, (_ref(2, 1),)))]
     assert core.proposer.held() == 1  # type: ignore[attr-defined]
+
+
+def test_a_fixed_sequencer_proposes_no_slot_that_committed_here_by_a_proof() -> None:
+    """A lagging sequencer learns slots by catch-up: its next proposal goes above them, not
+    into a slot already committed (its batches would wait there for nothing)."""
+    leader, outbox = _core(FixedProposer, member=0, slots_in_flight_max=4)
+    _commit_by_proof(leader, 0, (_ref(1, 0),))
+    _commit_by_proof(leader, 1, (_ref(2, 0),))  # proven before this member got to it
+    leader.slot_delivered(0, 0.0)
+    leader.batch_available(_ref(3, 0), 0.0)
+    assert [o.slot for o in _orders(outbox)] == [2]
