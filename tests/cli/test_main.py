@@ -121,3 +121,17 @@ def test_console_entry_point_runs_as_a_module(tmp_path: Path) -> None:
 def test_bench_command_runs_a_benchmark(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["bench", "sim", "--messages", "40", "--repeat", "1", "--variant", "moving"]) == 0
     assert "deliveries/cpu-s" in capsys.readouterr().out
+
+
+def test_sim_with_a_coordinated_adversary_says_what_it_did(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["sim", "--adversary", "edge:slot=1", "--seed", "2", "--messages", "40"]) == 0
+    out = capsys.readouterr().out
+    line = next(x for x in out.splitlines() if x.startswith("adversary "))
+    assert line.startswith("adversary edge:slot=1: faulty [0]; witness ")
+    held = int(line.split("held back ")[1].split()[0])
+    assert held > 0 and "verdict   PASS" in out
+    assert main(["sim", "--adversary", "edge", "--fault", "1=silent"]) == 2
+    assert "does not combine with --fault" in capsys.readouterr().err
+    assert main(["sim", "--adversary", "nope"]) == 2
+    assert "unknown strategy 'nope'" in capsys.readouterr().err
