@@ -242,7 +242,8 @@ def render_report(bugs: Sequence[Bug], records: Mapping[str, Mapping[str, Any]],
         "# Planted single-rule bugs: what the adversary sweep and the tests catch (issue 13)",
         "",
         f"Last run {header['date']} at commit {header['commit']}, load average "
-        f"{header['load']} (2-core machine); this run took {header['minutes']} min. "
+        f"{header['load']} (2-core machine); that run ({header.get('ran', 'all bugs')}) took "
+        f"{header['minutes']} min; earlier verdicts of the other bugs are kept. "
         "Re-run with `python -m btob.bench.planted [--tests]` (see its docstring).",
         "",
         "Sweep per bug (200 runs, stops at the first failure):",
@@ -293,13 +294,14 @@ def _judgements(path: Path) -> str:
     return "" if at < 0 else text[at:]
 
 
-def _header(minutes: float) -> dict[str, str]:
+def _header(minutes: float, ran: str) -> dict[str, str]:
     load = os.getloadavg()
     return {
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "commit": _git("rev-parse", "--short", "HEAD").stdout.strip(),
         "load": " ".join(f"{x:.2f}" for x in load),
         "minutes": f"{minutes:.1f}",
+        "ran": ran,
     }
 
 
@@ -341,7 +343,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                         f"{'' if v.get('runs') is None else ', ' + str(v['runs']) + ' runs'}, "
                         f"{v['seconds']} s)" for k, v in record.items()), flush=True)
     all_bugs = list_patches(PLANTED)
-    header = _header((time.monotonic() - start) / 60)
+    what = "sweep" if args.no_sweep is False else ""
+    what += (" and tests" if what else "tests") if args.tests else ""
+    ran = f"{what or 'smoke'} of " + (", ".join(b.name[:2] for b in bugs) if only else "all bugs")
+    header = _header((time.monotonic() - start) / 60, ran)
     REPORT.write_text(render_report(all_bugs, records, header=header,
                                     judgements=_judgements(REPORT)))
     print(f"report: {REPORT.relative_to(ROOT)}")
