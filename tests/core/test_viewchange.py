@@ -199,6 +199,27 @@ def test_a_new_view_that_lies_or_omits_a_prepared_slot_is_rejected() -> None:
     assert plan_new_view(3, []).reproposals == ()
 
 
+@pytest.mark.parametrize("count", [1, 2, 3, 4])
+def test_a_new_view_needs_q_view_changes_however_consistent_they_are(count: int) -> None:
+    """n=7: q=5. A NEW-VIEW of f+1 to q-1 VIEW-CHANGEs (found by a planted bug that took f+1)
+    is refused even when its re-proposals are exactly what those VIEW-CHANGEs plan: fewer
+    than q may all miss the one honest member that prepared a committed slot."""
+    from btob.core.quorum import Quorums
+
+    keys = Keys(7)
+    q = Quorums.for_cluster(7)
+    frames = _cluster_view_changes(keys, {m: None for m in range(1, 6)}, view=1)
+
+    def accepted(some: list[bytes]) -> bool:
+        changes = [ViewChange(1, None, ())] * len(some)
+        message = NewView(1, tuple(some), plan_new_view(1, changes).reproposals)
+        return verify_new_view(message, 1, interval=16, quorums=q,
+                               verify=keys.verifier().verify, prepared_max=64) is not None
+
+    assert accepted(frames)  # q of them: the same plan is taken
+    assert not accepted(frames[:count])
+
+
 def test_timeouts_grow_on_consecutive_view_changes_and_reset_on_progress() -> None:
     timeouts = Timeouts(base_s=1.0, max_s=10.0)
     seen = []
