@@ -71,7 +71,7 @@ from btob.core.wire import (
     decode_frame,
 )
 from btob.faults._behaviours import FaultContext, Outgoing, ProcessFault
-from btob.faults._spec import FaultSpec, Param
+from btob.faults._spec import FaultSpec, Param, parse_params
 
 __all__ = [
     "STRATEGIES", "AdversarySpec", "Coalition", "CoalitionMember", "Strategy",
@@ -146,26 +146,10 @@ def parse_adversary(text: str) -> AdversarySpec:
     if strategy is None:
         raise ConfigError(f"adversary {text!r}: unknown strategy {name!r}; known: "
                           f"{', '.join(sorted(STRATEGIES))}")
-    known = {p.name: p for p in strategy.params}
-    params: dict[str, float | int | str] = {}
-    for item in filter(None, (a.strip() for a in args.split(","))):
-        key, eq, value = item.partition("=")
-        param = known.get(key)
-        if not eq or param is None:
-            raise ConfigError(f"adversary {text!r}: bad parameter {item!r}; {name} takes "
-                              f"{', '.join(known)}")
-        try:
-            parsed = param.kind(value)
-        except ValueError:
-            raise ConfigError(f"adversary {text!r}: {key} must be a "
-                              f"{param.kind.__name__}") from None
-        if isinstance(parsed, (int, float)) and not parsed >= 0:
-            raise ConfigError(f"adversary {text!r}: {key} must be >= 0")
-        if key == "when" and parsed not in WHEN:
-            raise ConfigError(f"adversary {text!r}: when must be one of {', '.join(WHEN)}")
-        params[key] = parsed
-    for param in strategy.params:
-        params.setdefault(param.name, param.default)  # type: ignore[arg-type]
+    where = f"adversary {text!r}"
+    params = parse_params(where, name, strategy.params, args)
+    if params.get("when", "start") not in WHEN:
+        raise ConfigError(f"{where}: when must be one of {', '.join(WHEN)}")
     return AdversarySpec(name, params)
 
 
@@ -178,11 +162,6 @@ class CoalitionMember(ProcessFault):
         super().__init__(FaultSpec(ctx.member, "adversary",
                                    {"strategy": str(coalition.spec)}), ctx)
         self.coalition = coalition
-
-    @property
-    def label(self) -> str:
-        """What the member is, for fault effects and messages."""
-        return f"adversary {self.coalition.spec}"
 
     def incoming(self, source: int, frame: bytes) -> bool:
         self.coalition.observe(source, frame, self.ctx.now)

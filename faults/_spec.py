@@ -8,7 +8,7 @@ import attrs
 
 from btob._errors import ConfigError
 
-__all__ = ["BEHAVIOURS", "Behaviour", "FaultSpec", "Param", "parse_fault"]
+__all__ = ["BEHAVIOURS", "Behaviour", "FaultSpec", "Param", "parse_fault", "parse_params"]
 
 
 @attrs.frozen
@@ -143,6 +143,35 @@ def _defaults(behaviour: str) -> dict[str, float | int | str | None]:
     return {} if known is None else {p.name: p.default for p in known.params}
 
 
+def parse_params(where: str, name: str, params: tuple[Param, ...],
+                 args: str) -> dict[str, float | int | str]:
+    """``key=value,...`` for a behaviour or strategy ``name`` taking ``params``, each value
+    of its parameter's type and >= 0, the missing ones at their defaults; a
+    :class:`ConfigError` starting with ``where`` for any mistake."""
+    known = {p.name: p for p in params}
+    parsed_params: dict[str, float | int | str] = {}
+    for item in filter(None, (a.strip() for a in args.split(","))):
+        key, eq, value = item.partition("=")
+        param = known.get(key)
+        if not eq or param is None:
+            raise ConfigError(
+                f"{where}: bad parameter {item!r}; {name} takes {', '.join(known) or 'none'}"
+            )
+        try:
+            parsed = param.kind(value)
+        except ValueError:
+            raise ConfigError(f"{where}: {key} must be a {param.kind.__name__}") from None
+        if isinstance(parsed, (int, float)) and not parsed >= 0:
+            raise ConfigError(f"{where}: {key} must be >= 0")
+        parsed_params[key] = parsed
+    for param in params:
+        if param.name not in parsed_params:
+            if param.default is None:
+                raise ConfigError(f"{where}: missing parameter {param.name}")
+            parsed_params[param.name] = param.default
+    return parsed_params
+
+
 def parse_fault(text: str, n: int) -> FaultSpec:
     """Parse ``ID=BEHAVIOUR[:key=value,...]`` for a cluster of ``n`` members.
 
@@ -160,26 +189,5 @@ def parse_fault(text: str, n: int) -> FaultSpec:
         raise ConfigError(
             f"fault {text!r}: unknown behaviour {name!r}; known: {', '.join(sorted(BEHAVIOURS))}"
         )
-    known = {p.name: p for p in behaviour.params}
-    params: dict[str, float | int | str] = {}
-    for item in filter(None, (a.strip() for a in args.split(","))):
-        key, eq, value = item.partition("=")
-        param = known.get(key)
-        if not eq or param is None:
-            raise ConfigError(
-                f"fault {text!r}: bad parameter {item!r}; {behaviour.name} takes "
-                f"{', '.join(known) or 'none'}"
-            )
-        try:
-            parsed = param.kind(value)
-        except ValueError:
-            raise ConfigError(f"fault {text!r}: {key} must be a {param.kind.__name__}") from None
-        if isinstance(parsed, (int, float)) and not parsed >= 0:
-            raise ConfigError(f"fault {text!r}: {key} must be >= 0")
-        params[key] = parsed
-    for param in behaviour.params:
-        if param.name not in params:
-            if param.default is None:
-                raise ConfigError(f"fault {text!r}: missing parameter {param.name}")
-            params[param.name] = param.default
+    params = parse_params(f"fault {text!r}", behaviour.name, behaviour.params, args)
     return FaultSpec(member, behaviour.name, params)
