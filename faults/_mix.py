@@ -247,6 +247,13 @@ def _draw(param: Param, rng: random.Random) -> str:
     return str(default)
 
 
+def _drawn_fault(member: int, behaviour: Behaviour, rng: random.Random) -> str:
+    """``member=behaviour:...`` with every parameter drawn (an empty text left out)."""
+    drawn = ((p.name, _draw(p, rng)) for p in behaviour.params)
+    args = ",".join(f"{name}={value}" for name, value in drawn if value != "")
+    return f"{member}={behaviour.name}" + (f":{args}" if args else "")
+
+
 def _swarmable(behaviour: Behaviour) -> bool:
     return bool(getattr(behaviour, "swarm", True)) and all(
         _drawable(p) for p in behaviour.params
@@ -278,9 +285,7 @@ def swarm_mix(seed: int, n: int, *, behaviours: Mapping[str, Behaviour] | None =
     faults = []
     for member in sorted(members):
         behaviour = registry[rng.choice(names)]
-        drawn = ((p.name, _draw(p, rng)) for p in behaviour.params)
-        args = ",".join(f"{name}={value}" for name, value in drawn if value != "")
-        faults.append(f"{member}={behaviour.name}" + (f":{args}" if args else ""))
+        faults.append(_drawn_fault(member, behaviour, rng))
 
     net: list[str] = []
     gst: float | None = None
@@ -353,7 +358,5 @@ def adversary_mix(seed: int, n: int, *,
     behaviour = registry[attack]
     faults = []
     for member in sorted(members):  # the f members act alike: one attack per seed
-        drawn = ((p.name, _draw(p, rng)) for p in behaviour.params)
-        args = ",".join(f"{key}={value}" for key, value in drawn if value != "")
-        faults.append(f"{member}={behaviour.name}" + (f":{args}" if args else ""))
+        faults.append(_drawn_fault(member, behaviour, rng))
     return Mix(name, tuple(faults))
