@@ -227,7 +227,7 @@ def format_summary(result: SimResult) -> str:
                          f"{transfers} state transfer(s), "
                          f"{result.lost_with_disk.get(restart.member, 0)} payload(s) lost "
                          f"with the disk")
-    for mismatch in result.redelivery_mismatches[:3]:
+    for mismatch in (*result.redelivery_mismatches[:3], *result.vote_violations[:3]):
         lines.append(f"VIOLATION {mismatch}")
     for violation in result.report.violations:
         lines.append(f"VIOLATION {violation}")
@@ -236,7 +236,9 @@ def format_summary(result: SimResult) -> str:
         if not result.complete:
             verdict += " (safety only: the run did not complete)"
     else:
-        verdict = f"verdict   FAIL ({result.report.violation_count} violations)"
+        count = (result.report.violation_count + len(result.redelivery_mismatches)
+                 + len(result.vote_violations))
+        verdict = f"verdict   FAIL ({count} violations)"
     lines.append(verdict)
     if not result.ok:
         lines.append(f"replay    {replay_command(config)}")

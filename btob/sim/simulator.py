@@ -35,6 +35,7 @@ from btob.faults import AdversarySpec, FaultSpec, NetSpec
 from btob.faults._adversary import Coalition, make_coalition
 from btob.faults._driver import FaultEffects, FaultyCore, coalition_core, faulty_core
 from btob.sim.checker import CheckReport, check
+from btob.sim.invariants import VoteMonitor
 from btob.sim.logs import (
     BroadcastRecord,
     DeliveryRecord,
@@ -249,6 +250,10 @@ class SimResult:
     """Deliveries a restarted member made again that differ from what it delivered before
     at the same index, or that skip an index (each one a broken durability promise)."""
 
+    vote_violations: tuple[str, ...] = ()
+    """Broken invariants on what honest members signed (:mod:`btob.sim.invariants`): one
+    member's two votes for one instance, or two honest READYs that disagree."""
+
     @property
     def messages_sent(self) -> int:
         """Frames sent by all members."""
@@ -271,9 +276,9 @@ class SimResult:
 
     @property
     def ok(self) -> bool:
-        """True when the checker found no violation and no restarted member delivered
-        differently the second time."""
-        return self.report.ok and not self.redelivery_mismatches
+        """True when the checker found no violation, no restarted member delivered
+        differently the second time, and honest members' votes kept their invariants."""
+        return self.report.ok and not self.redelivery_mismatches and not self.vote_violations
 
 
 def _keys(seed: int, n: int) -> list[SigningKey]:
@@ -323,6 +328,7 @@ class _Simulation:
         specs = {spec.member: spec for spec in config.faults}
         self.coalition: Coalition | None = None
         self._routed: tuple[bytes, Signed] | None = None
+        self.votes = VoteMonitor()
         if config.adversary is not None:
             self.coalition = make_coalition(config.adversary, n, config.quorums.f,
                                             seed=config.seed, settings=config.settings)
@@ -571,6 +577,8 @@ class _Simulation:
 
     def _send(self, source: int, dest: int, frame: bytes, extra: float) -> None:
         """Put one frame on the simulated network."""
+        if self.honest[source]:
+            self.votes.observe(source, frame)
         if dest in self.crashed or dest in self.down or not 0 <= dest < self.config.n:
             return
         coalition = self.coalition
@@ -637,6 +645,7 @@ class _Simulation:
             steps=tuple(self.steps), restarted=dict(self.restarted),
             transfers=dict(self.transfers), lost_with_disk=dict(self.lost_with_disk),
             redelivery_mismatches=tuple(self.mismatches),
+            vote_violations=tuple(self.votes.violations),
             adversary={} if self.coalition is None else {
                 **self.coalition.describe(), "holds": self.coalition.holds,
                 "rewrites": self.coalition.rewrites},

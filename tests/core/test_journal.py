@@ -14,6 +14,7 @@ from btob.core.wire import (
     Order,
     OrderEcho,
     OrderReady,
+    PreparedCert,
     Ready,
     Request,
     Send,
@@ -59,6 +60,32 @@ def test_a_second_message_for_an_instance_gets_the_first_one_back() -> None:
     assert journal.sign(OrderEcho(0, 5, D1)) == first  # a retransmission, not re-signed
     assert (journal.repeated, journal.refused) == (2, 1)
     assert journal.sign(OrderReady(0, 5, D2)).message.digest == D2  # another kind: its own
+
+
+@pytest.mark.parametrize(("first", "conflicting"), [
+    (Send(7, Batch(0, (b"x",))), Send(7, Batch(0, (b"y",)))),
+    (Echo(2, 7, D1), Echo(2, 7, D2)),
+    (Ready(2, 7, D1), Ready(2, 7, D2)),
+    (Request(7, D1), Request(7, D2)),
+    (Order(3, 9, ()), Order(3, 9, (), (b"carried",))),
+    (OrderEcho(3, 9, D1), OrderEcho(3, 9, D2)),
+    (OrderReady(3, 9, D1), OrderReady(3, 9, D2)),
+    (Checkpoint(16, D1), Checkpoint(16, D2)),
+    (ViewChange(4, None, ()), ViewChange(4, None, (PreparedCert(3, 9, (), ()),))),
+    (NewView(4, (), ()), NewView(4, (), (), (2,))),
+], ids=lambda m: type(m).KIND)
+def test_every_kind_that_can_contradict_is_durable_before_it_leaves(first: object,
+                                                                    conflicting: object) -> None:
+    """Whatever a member signs with a conflict key is handed out as a durable change with
+    the signature, and a restart repeats it: no kind may skip the journal."""
+    journal = _journal()
+    signed = journal.sign(first)  # type: ignore[arg-type]
+    put, _ = journal.take_changes()
+    key = conflict_key(1, first)  # type: ignore[arg-type]
+    assert key is not None and put == {f"sig/{key[0]}/{key[1]}/{key[2]}": signed.to_frame()}
+    restarted = _journal()
+    restarted.load(put, WireLimits())
+    assert restarted.sign(conflicting) == signed  # type: ignore[arg-type]
 
 
 def test_signed_messages_are_handed_out_as_changes_once_and_forgotten_as_deletes() -> None:
