@@ -15,7 +15,7 @@ without uncommitted changes to ``btob/``, ``crypto/`` or ``faults/``::
 
 For each selected patch the script ``git apply``-s it, runs a fault-free smoke simulation
 (``btob sim --n 4 --seed 1``: a bug should not break every run), then the sweep
-(:data:`SWEEP_ARGS`, 200 runs, stopping at the first failure) and, with ``--tests``,
+(:data:`SWEEP_ARGS`, 192 runs, stopping at the first failure) and, with ``--tests``,
 :data:`TESTS_ARGS`, each in a subprocess with a timeout, and always ``git apply -R``-s the
 patch afterwards. A sweep that ends in a traceback (an assertion in the core) counts as
 caught, as a crash. The verdicts are kept in ``bench/results/adversary/planted.json`` (a run
@@ -62,10 +62,11 @@ JUDGEMENTS = "## Judgements"
 GUARDED = ("btob", "crypto", "faults")
 """Directories whose uncommitted changes make the script refuse to run."""
 
-SWEEP_ARGS = ("sweep", "--seeds", "25", "--n", "4,7", "--mix", "adversary",
-              "--variant", "bb,ub,uub,moving", "--brb", "bracha", "--messages", "50",
+SWEEP_ARGS = ("sweep", "--seeds", "12", "--n", "4,7", "--mix", "adversary",
+              "--variant", "bb,ub,uub,moving", "--brb", "bracha,echo", "--messages", "50",
               "--max-time", "30")
-"""The sweep per bug: 25 seeds x 2 sizes x 4 variants = 200 runs, stopping at a failure."""
+"""The sweep per bug: 12 seeds x 2 sizes x 4 variants x 2 BRB kinds = 192 runs, stopping at a
+failure; each (variant, BRB) case draws its own stretch of attacks, 96 per size."""
 SMOKE_ARGS = ("sim", "--n", "4", "--seed", "1")
 TESTS_ARGS = ("-x", "-q", "tests/core", "tests/faults", "-p", "no:cacheprovider")
 """The fast unit-test selection run with ``--tests`` (pytest, stops at the first failure)."""
@@ -246,7 +247,7 @@ def render_report(bugs: Sequence[Bug], records: Mapping[str, Mapping[str, Any]],
         f"{header['minutes']} min; earlier verdicts of the other bugs are kept. "
         "Re-run with `python -m btob.bench.planted [--tests]` (see its docstring).",
         "",
-        "Sweep per bug (200 runs, stops at the first failure):",
+        "Sweep per bug (192 runs, stops at the first failure):",
         "",
         "```",
         "btob " + " ".join(SWEEP_ARGS),

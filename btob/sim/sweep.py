@@ -149,12 +149,17 @@ def _cases(
             else:
                 labelled = [(mix.name, mix) for mix in load_mixes(source, n)]
             for label, fixed in labelled:
-                for variant in variants:
+                stride = max(seeds, default=-1) + 1
+                for v, variant in enumerate(variants):
                     shown = label if variant == "bb" else f"{label} [{variant}]"
-                    for brb in brbs:
+                    for b, brb in enumerate(brbs):
+                        # Each (variant, BRB) case draws its own stretch of attacks, so that
+                        # a sweep tries seeds x variants x BRBs of them per size, not seeds.
+                        stagger = (v * len(brbs) + b) * stride
                         for seed in seeds:
                             mix = fixed if fixed is not None else (
-                                swarm_mix(seed, n) if label == SWARM else adversary_mix(seed, n))
+                                swarm_mix(seed, n) if label == SWARM
+                                else adversary_mix(seed + stagger, n))
                             faults, net = mix.resolve(n)
                             adversary = mix.adversary_spec()
                             config = SimConfig(
@@ -487,7 +492,8 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
                         metavar="NAME|FILE|swarm|adversary",
                         help="fault mix: a preset, a TOML file, swarm (random faults and "
                              "network per seed) or adversary (a rule-targeted behaviour or a "
-                             "coordinated strategy per seed) (repeatable; default none)")
+                             "coordinated strategy per seed; each variant and BRB kind takes "
+                             "the next stretch of seeds' attacks) (repeatable; default none)")
     parser.add_argument("--messages", type=int, default=50, help="payloads per run (default 50)")
     parser.add_argument("--max-time", type=float, default=30.0,
                         help="virtual seconds per run (default 30)")

@@ -307,6 +307,29 @@ def test_a_restart_round_trips_through_its_text_and_the_replay_command() -> None
             Restart.parse(bad)
 
 
+def test_each_variant_and_brb_draws_its_own_stretch_of_attacks(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from btob.faults import ADVERSARY, adversary_mix
+
+    seen: list[SimConfig] = []
+
+    def record(config: SimConfig, **kwargs: object) -> SimResult:
+        seen.append(config)
+        return simulate(attrs.evolve(config, faults=(), adversary=None))
+
+    monkeypatch.setattr("btob.sim.sweep.simulate", record)
+    sweep(seeds=[0, 1, 2], sizes=[4], brbs=["bracha", "echo"], mixes=[ADVERSARY], messages=4,
+          max_time=5, variants=["bb", "ub"])
+    assert len(seen) == 12
+    drawn = []
+    for k, config in enumerate(seen):
+        mix = adversary_mix(k, 4)  # case k // 3 starts at seed 3 * (k // 3)
+        assert (config.seed, config.faults, config.adversary) == \
+            (k % 3, mix.resolve(4)[0], mix.adversary_spec())
+        drawn.append((mix.adversary or str(mix.faults[0]).split("=", 1)[1]).split(":")[0])
+    assert len(set(drawn)) == 12  # twelve different attacks, not three
+
+
 def test_a_slice_of_the_adversary_sweep_passes_on_the_real_protocol() -> None:
     """CI's slice of the adversary sweep: every attack once at n=4 (each variant and BRB in
     turn), and a stretch at n=7; no violation, every run complete."""
