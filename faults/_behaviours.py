@@ -129,6 +129,10 @@ class ProcessFault:
         """Frames to inject on their own initiative at each tick."""
         return []
 
+    def react(self) -> list[tuple[int, bytes]]:
+        """Frames to inject at once, in answer to the input just taken (see :meth:`incoming`)."""
+        return []
+
 
 class Crash(ProcessFault):
     """Crash at a time, after k frames sent, or on reaching a protocol step."""
@@ -235,18 +239,76 @@ class _Split(ProcessFault):
 
 class Equivocate(_Split):
     """Different batches (as origin) or different ORDERs (as sequencer) to two halves, and
-    its own ECHO/READY votes for the lie to the half that was lied to."""
+    its own ECHO/READY votes for the lie to the half that was lied to.
+
+    Under the signed-echo BRB it also certifies each story with too few signatures: when
+    every member of a half has echoed its batch back and the half with its own ECHO is
+    still short of q, it sends that half a FINAL whose certificate is those ECHOs; its
+    real FINAL, if any, goes only to the half told the truth. A member that takes a
+    certificate of fewer than q signers delivers another batch under the same counter
+    than the rest."""
 
     def __init__(self, spec: FaultSpec, ctx: FaultContext) -> None:
         super().__init__(spec, ctx)
         self._lie_digests: dict[object, bytes] = {}
+        self._told: dict[int, tuple[tuple[Batch, frozenset[int]], ...]] = {}
+        self._echoes: dict[tuple[int, bytes], dict[int, bytes]] = {}
+        self._bracha = False  # seen once an ECHO goes to, or comes for, another member
+        self._thin: list[tuple[int, bytes]] = []
+
+    def incoming(self, source: int, frame: bytes) -> bool:
+        if self._bracha or not self._told:
+            return True
+        try:
+            raw = decode_frame(frame)
+            if raw.code != Echo.CODE or raw.sender != source:
+                return True
+            echo = raw.parse().message
+        except WireError:
+            return True
+        assert isinstance(echo, Echo)
+        if echo.origin != self.ctx.member:  # only Bracha's ECHOs go to every member
+            self._bracha = True
+            return True
+        for batch, members in self._told.get(echo.counter, ()):
+            if source not in members or echo.digest != batch.digest():
+                continue
+            votes = self._echoes.setdefault((echo.counter, echo.digest), {})
+            votes[source] = raw.signature
+            if len(self._echoes) > 4096:
+                self._echoes.pop(next(iter(self._echoes)))
+            if len(votes) == len(members) and \
+                    len(votes) + 1 < Quorums.for_cluster(self.ctx.n).quorum:
+                own = decode_frame(self.ctx.resign(echo)).signature
+                final = Final(self.ctx.member, echo.counter, batch,
+                              tuple(Vote(m, sig) for m, sig in
+                                    sorted({**votes, self.ctx.member: own}.items())))
+                thin = self.ctx.resign(final)
+                self._thin.extend((dest, thin) for dest in sorted(members))
+        return True
+
+    def react(self) -> list[tuple[int, bytes]]:
+        thin, self._thin = self._thin, []
+        return thin
 
     def outgoing(self, dest: int, frame: bytes, signed: Signed) -> Outgoing:
         message = signed.message
+        if type(message) is Echo and message.origin == self.ctx.member \
+                and dest != self.ctx.member:
+            self._bracha = True  # only Bracha's ECHOs go to every member
+        if isinstance(message, Final) and message.origin == self.ctx.member \
+                and dest in self.lied_to(("send", message.counter)):
+            return []  # the half lied to hears of the truth only from the others
         if isinstance(message, Send) and dest in self.lied_to(("send", message.counter)):
             batch = message.batch
             other = Batch(batch.first_counter, tuple(p + b"~" for p in batch.payloads))
             self._lie_digests[("send", message.counter)] = other.digest()
+            if message.counter not in self._told:
+                liars = self.lied_to(("send", message.counter))
+                self._told[message.counter] = (
+                    (batch, frozenset(self.ctx.others()) - liars), (other, liars))
+                if len(self._told) > 4096:
+                    self._told.pop(next(iter(self._told)))
             return [(dest, self.lie(frame, lambda: Send(message.counter, other)), 0.0)]
         if isinstance(message, Order) and dest in self.lied_to(("order", message.view,
                                                                  message.slot)):

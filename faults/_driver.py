@@ -192,6 +192,10 @@ class FaultyCore:
         target = self._twin if self._twin is not None and source in self.twin_peers \
             else self.core
         self._guard(lambda: target.receive(frame, now, source=source))
+        if not self.crashed:
+            for dest, reply in self.fault.react():
+                self._counters.frames_injected += 1
+                self._frames.append(Outgoing(dest, reply))
         self._collect()
 
     def tick(self, now: float) -> None:

@@ -60,8 +60,9 @@ BEHAVIOURS: Mapping[str, Behaviour] = {b.name: b for b in (
                _p("kinds", str, "", "kind prefix affected, e.g. ord or brb.send; empty: all"))),
     # -- Byzantine: validly signed lies with the member's real key --------------------------
     Behaviour("silent", True, "connected and receiving, but it never sends a message", ()),
-    Behaviour("equivocate", True, "as BRB origin, different batches to different members; as "
-              "sequencer, different ORDERs for one slot", (_P,)),
+    Behaviour("equivocate", True, "as BRB origin, different batches to different members "
+              "(under the signed-echo BRB each half also gets a FINAL of its own ECHOs, short "
+              "of q); as sequencer, different ORDERs for one slot", (_P,)),
     Behaviour("vote-equivocate", True, "conflicting ECHO/READY votes to different members", (_P,)),
     Behaviour("forge", True, "bad signatures, and messages claiming another member's identity",
               (_K,)),

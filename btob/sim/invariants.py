@@ -13,20 +13,25 @@ protocol's lemmas, so a correct member under any fault never breaks them:
   honest), and two ECHO quorums share an honest member, which echoes once: every honest
   READY of one instance names the same digest. An ordering READY needs a prepared
   certificate, and one view prepares at most one value per slot, for the same reason.
+- *Honest members reliably deliver one batch per instance.* Under the signed-echo BRB an
+  honest member passes a FINAL on to everyone as it delivers it; a FINAL needs q ECHOs, and
+  two ECHO quorums share an honest member, so all honest members pass on the same batch for
+  one (origin, counter), whoever signed it.
 
-Only a member's own frames count (a frame it forwards is someone else's signature), and only
-honest members' (a faulty member's lies are its own business; twins run under a faulty key).
+Only a member's own votes count (a vote it forwards is someone else's signature), and only
+honest members' frames (a faulty member's lies are its own business; twins run under a faulty
+key).
 Nothing here verifies signatures: honest members' own frames carry real ones.
 """
 
 from __future__ import annotations
 
 from btob._errors import WireError
-from btob.core.wire import Echo, OrderEcho, OrderReady, Ready, decode_frame
+from btob.core.wire import Echo, Final, OrderEcho, OrderReady, Ready, decode_frame
 
 __all__ = ["VoteMonitor"]
 
-_WATCHED = frozenset({Echo.CODE, Ready.CODE, OrderEcho.CODE, OrderReady.CODE})
+_VOTES = frozenset({Echo.CODE, Ready.CODE, OrderEcho.CODE, OrderReady.CODE})
 """Wire codes of the votes: small frames, cheap to parse (a SEND is not even decoded)."""
 _AGREEING = frozenset({Ready.CODE, OrderReady.CODE})
 """Codes whose honest votes must agree across members (the READYs)."""
@@ -40,6 +45,7 @@ class VoteMonitor:
         """One line per broken invariant, in the order they were seen."""
         self._signed: dict[tuple[int, int, tuple[int, int]], bytes] = {}
         self._agreed: dict[tuple[int, tuple[int, int]], tuple[int, bytes]] = {}
+        self._delivered: dict[tuple[int, int], tuple[int, bytes]] = {}
         self._last: bytes | None = None
 
     def observe(self, source: int, frame: bytes) -> None:
@@ -49,7 +55,10 @@ class VoteMonitor:
         self._last = frame
         try:
             raw = decode_frame(frame)
-            if raw.code not in _WATCHED or raw.sender != source:
+            if raw.code == Final.CODE:
+                self._final(source, raw.parse().message)
+                return
+            if raw.code not in _VOTES or raw.sender != source:
                 return
             message = raw.parse().message
         except WireError:
@@ -72,3 +81,13 @@ class VoteMonitor:
                 self.violations.append(
                     f"honest members {first} and {source} sent {kind} for {instance} with "
                     f"different digests: {digest.hex()[:12]} and {message.digest.hex()[:12]}")
+
+    def _final(self, source: int, message: object) -> None:
+        assert isinstance(message, Final)
+        instance = (message.origin, message.counter)
+        digest = message.batch.digest()
+        first, held = self._delivered.setdefault(instance, (source, digest))
+        if held != digest:
+            self.violations.append(
+                f"honest members {first} and {source} delivered different batches for "
+                f"{instance}: {held.hex()[:12]} and {digest.hex()[:12]}")

@@ -4,11 +4,12 @@ evidence equivocators leave, and what the state-transfer behaviours make of a CH
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import attrs
 import pytest
 
-from btob import Settings, SimConfig, simulate
+from btob import Member, Settings, SimConfig, simulate
 from btob.core.effects import Outbox
 from btob.core.merkle import MerkleTree, verify_chunk
 from btob.core.quorum import Quorums
@@ -44,6 +45,33 @@ def test_every_equivocating_behaviour_is_proven(behaviour: str, member: int) -> 
     honest = [s for s in result.statistics if result.logs.run.members[s.member].honest]
     convicted = {m for s in honest for m in s.evidence}
     assert convicted == {member}  # the liar, and never an honest member
+
+
+def _thin_certificates_taken(**kwargs: Any) -> Member:
+    """A member whose signed-echo BRB takes a FINAL of f+1 ECHOs (and certifies on as few)."""
+    member = Member(**kwargs)
+    brb = member._dissemination
+    brb.quorums = attrs.evolve(brb.quorums, quorum=brb.quorums.one_honest)  # type: ignore[attr-defined]
+    return member
+
+
+@pytest.mark.parametrize("n", [4, 7])
+def test_an_equivocating_origin_certifies_each_story_with_too_few_echoes(n: int) -> None:
+    """Under the signed-echo BRB, each half gets a FINAL of its own ECHOs, short of q: the
+    real members refuse every one, and a member that takes them splits from the rest."""
+    liars = [1] if n == 4 else [1, 3]
+    faults = tuple(parse_fault(f"{m}=equivocate", n) for m in liars)
+    broke = 0
+    for seed in (1, 2, 3):
+        config = SimConfig(n=n, seed=seed, messages=50, brb="echo", max_time=30, faults=faults)
+        result = simulate(config)
+        assert result.ok and result.complete
+        assert all(result.fault_effects[m].frames_injected for m in liars)
+        honest = [s for s in result.statistics if s.member not in liars]
+        assert sum(s.dropped.get("brb-bad-certificate", 0) for s in honest) > 0  # refused
+        broken = simulate(config, member_factory=_thin_certificates_taken)
+        broke += any("delivered different batches" in v for v in broken.vote_violations)
+    assert broke == 3
 
 
 def test_a_lying_new_sequencer_is_rejected_and_replaced() -> None:

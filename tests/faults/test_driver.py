@@ -7,7 +7,7 @@ import pytest
 
 from btob import Member, MemberCrashed, Settings
 from btob.core.contract import Outgoing
-from btob.core.wire import decode_frame
+from btob.core.wire import Status, decode_frame
 from btob.faults import parse_fault
 from btob.faults._driver import FaultyCore, faulty_core
 
@@ -139,3 +139,13 @@ def test_what_a_twin_says_counts_as_the_faults_effect() -> None:
     core.take_outputs()
     effects = core.effects()
     assert effects.twin_frames > 0 and effects.took_effect
+
+
+def test_frames_a_behaviour_answers_with_leave_right_after_the_input() -> None:
+    core = _faulty("1=silent")
+    answer = KEYS.sign(1, Status(0, 0)).to_frame()
+    core.fault.react = lambda: [(2, answer)]  # type: ignore[method-assign]
+    core.receive(KEYS.sign(0, Status(0, 0)).to_frame(), 0.0, source=0)
+    frames, _ = core.take_outputs()
+    assert [(out.destination, out.frame) for out in frames] == [(2, answer)]
+    assert core.effects().frames_injected == 1

@@ -1,5 +1,6 @@
-"""Invariants on honest members' votes: each rule trips on the frames that break it, the real
-protocol keeps them under attack, and they catch a rule break the delivery checker misses."""
+"""Invariants on what honest members sign and pass on: each rule trips on the frames that
+break it, the real protocol keeps them under attack, and they catch a rule break the delivery
+checker misses."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import attrs
 import pytest
 
 from btob import Member, SimConfig, simulate
-from btob.core.wire import Echo, OrderEcho, OrderReady, Ready
+from btob.core.wire import Batch, Echo, Final, OrderEcho, OrderReady, Ready
 from btob.faults import parse_fault
 from btob.sim.invariants import VoteMonitor
 from tests.helpers import Keys
@@ -52,6 +53,19 @@ def test_honest_echoes_may_differ_across_members(echo: Any) -> None:
     monitor.observe(1, _frame(1, echo(0, 5, D1)))
     monitor.observe(2, _frame(2, echo(0, 5, D2)))
     assert monitor.violations == []
+
+
+def test_honest_members_pass_on_one_batch_per_instance() -> None:
+    """A FINAL an honest member sends is one it delivers, whoever signed it."""
+    one, other = Batch(0, (b"a",)), Batch(0, (b"b",))
+    monitor = VoteMonitor()
+    monitor.observe(1, _frame(0, Final(0, 3, one, ())))
+    monitor.observe(2, _frame(0, Final(0, 3, one, ())))
+    monitor.observe(2, _frame(0, Final(0, 4, other, ())))
+    assert monitor.violations == []
+    monitor.observe(3, _frame(0, Final(0, 3, other, ())))
+    assert len(monitor.violations) == 1
+    assert "honest members 1 and 3 delivered different batches" in monitor.violations[0]
 
 
 def test_only_a_members_own_well_formed_frames_count() -> None:
