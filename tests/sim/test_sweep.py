@@ -307,8 +307,7 @@ def test_a_restart_round_trips_through_its_text_and_the_replay_command() -> None
             Restart.parse(bad)
 
 
-def test_each_variant_and_brb_draws_its_own_stretch_of_attacks(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_each_variant_draws_its_own_stretch_of_attacks(monkeypatch: pytest.MonkeyPatch) -> None:
     from btob.faults import ADVERSARY, adversary_mix
 
     seen: list[SimConfig] = []
@@ -320,14 +319,15 @@ def test_each_variant_and_brb_draws_its_own_stretch_of_attacks(
     monkeypatch.setattr("btob.sim.sweep.simulate", record)
     sweep(seeds=[0, 1, 2], sizes=[4], brbs=["bracha", "echo"], mixes=[ADVERSARY], messages=4,
           max_time=5, variants=["bb", "ub"])
-    assert len(seen) == 12
+    assert [(c.variant, c.brb, c.seed) for c in seen] == [
+        (v, b, s) for v in ("bb", "ub") for b in ("bracha", "echo") for s in (0, 1, 2)]
     drawn = []
     for k, config in enumerate(seen):
-        mix = adversary_mix(k, 4)  # case k // 3 starts at seed 3 * (k // 3)
-        assert (config.seed, config.faults, config.adversary) == \
-            (k % 3, mix.resolve(4)[0], mix.adversary_spec())
+        mix = adversary_mix(3 * (k // 6) + k % 3, 4)  # ub starts where bb's seeds end
+        assert (config.faults, config.adversary) == (mix.resolve(4)[0], mix.adversary_spec())
         drawn.append((mix.adversary or str(mix.faults[0]).split("=", 1)[1]).split(":")[0])
-    assert len(set(drawn)) == 12  # twelve different attacks, not three
+    assert drawn[:3] == drawn[3:6] and drawn[6:9] == drawn[9:]  # both BRBs meet the same
+    assert len(set(drawn)) == 6  # six different attacks, not three
 
 
 def test_a_slice_of_the_adversary_sweep_passes_on_the_real_protocol() -> None:
