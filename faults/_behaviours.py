@@ -515,6 +515,33 @@ class Censor(ProcessFault):
         return [(dest, self.ctx.resign(attrs.evolve(message, refs=refs)), 0.0)]
 
 
+class DoubleBook(ProcessFault):
+    """As sequencer, names each batch of an ORDER again in its next ORDER: the same batch in
+    two slots in flight, both of which may commit. Delivery must skip the second one - a
+    member that waits for it instead never gets past that slot."""
+
+    byzantine = True
+
+    def __init__(self, spec: FaultSpec, ctx: FaultContext) -> None:
+        super().__init__(spec, ctx)
+        self._previous: tuple[BatchRef, ...] = ()
+        self._booked: tuple[bytes, bytes] | None = None  # (the core's frame, what leaves)
+
+    def outgoing(self, dest: int, frame: bytes, signed: Signed) -> Outgoing:
+        message = signed.message
+        if not isinstance(message, Order):
+            return [(dest, frame, 0.0)]
+        if self._booked is None or self._booked[0] is not frame:  # once per ORDER
+            named = {(r.origin, r.counter) for r in message.refs}
+            again = tuple(r for r in self._previous if (r.origin, r.counter) not in named)
+            refs = (message.refs + again)[:self.ctx.settings.slot_refs_max]
+            self._previous = message.refs
+            booked = frame if refs == message.refs or self.ctx.rng.random() >= self.param("p") \
+                else self.ctx.resign(attrs.evolve(message, refs=refs))
+            self._booked = (frame, booked)
+        return [(dest, self._booked[1], 0.0)]
+
+
 class Stall(ProcessFault):
     """As sequencer, holds each ORDER just under the view-change timeout."""
 
@@ -925,7 +952,8 @@ class Twins(ProcessFault):
 _CLASSES: dict[str, type[ProcessFault]] = {
     "crash": Crash, "pause": Pause, "slow": Slow, "omission": Omission, "silent": Silent,
     "equivocate": Equivocate, "vote-equivocate": VoteEquivocate, "forge": Forge,
-    "replay": Replay, "garbage": Garbage, "mutate": Mutate, "censor": Censor, "stall": Stall,
+    "replay": Replay, "garbage": Garbage, "mutate": Mutate, "censor": Censor,
+    "double-book": DoubleBook, "stall": Stall,
     "flood": Flood, "out-of-bounds": OutOfBounds, "bad-viewchange": BadViewChange,
     "bad-catchup": BadCatchUp, "bad-transfer": BadTransfer,
     "lie-viewchange": LieViewChange,

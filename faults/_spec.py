@@ -75,6 +75,8 @@ BEHAVIOURS: Mapping[str, Behaviour] = {b.name: b for b in (
                _p("for", float, 0.0, "seconds it lasts (0: to the end)"))),
     Behaviour("censor", True, "as sequencer, never orders the chosen origin's batches",
               (_p("origin", int, 1, "the origin censored"),)),
+    Behaviour("double-book", True, "as sequencer, names each ORDER's batches again in its next "
+              "ORDER (one batch in two slots in flight)", (_P,)),
     Behaviour("stall", True, "as sequencer, holds every ORDER just under the view-change timeout "
               "(Aardvark's slow primary)",
               (_p("fraction", float, 0.9, "share of the base timeout each ORDER waits"),)),

@@ -74,6 +74,32 @@ def test_an_equivocating_origin_certifies_each_story_with_too_few_echoes(n: int)
     assert broke == 3
 
 
+class _RepeatWaited(Member):
+    """Delivery waits for a batch that an earlier slot ordered already, instead of skipping
+    it: for that one check, nothing counts as ordered."""
+
+    def _deliver_ready(self, now: float) -> bool:
+        order = self._order
+        order.is_ordered = lambda origin, counter: False  # type: ignore[method-assign]
+        try:
+            return super()._deliver_ready(now)
+        finally:
+            del order.is_ordered
+
+
+def test_a_double_booking_sequencer_needs_the_repeat_skipped() -> None:
+    """Both slots that name one batch may commit: the real members skip the second one, and
+    a member that waits for it never gets past that slot."""
+    for seed in (1, 2):
+        config = SimConfig(n=4, seed=seed, messages=50, max_time=30,
+                           faults=(parse_fault("0=double-book", 4),))
+        result = simulate(config)
+        assert result.ok and result.complete
+        assert result.fault_effects[0].frames_changed > 0  # it named batches twice
+        assert not simulate(config, member_factory=_RepeatWaited).complete
+        assert simulate(attrs.evolve(config, faults=()), member_factory=_RepeatWaited).complete
+
+
 def test_a_lying_new_sequencer_is_rejected_and_replaced() -> None:
     n = 7
     faults = (parse_fault("0=crash:at=0.1", n), parse_fault("1=lie-viewchange", n))
