@@ -45,6 +45,16 @@ Strategies (:data:`STRATEGIES`):
     honest member's name, signed with its own key. Only a member that takes a signature for
     its claimed sender without checking it commits either value.
 
+``relabel``
+    Kind confusion, for Bracha's BRB. One faulty member is an origin that tells f honest
+    members (the half ``L``) another batch than the rest, and the faulty members send their
+    ECHOs and READYs for that batch to ``L``. Whenever a member of ``L`` ECHOs it, the
+    coalition passes that ECHO on to the rest of ``L`` relabelled as a READY, with its
+    signature kept. The real READYs of the lie come from the f faulty members, one short of
+    the f+1 that make an honest member send READY; a member that takes an ECHO signature
+    for a READY (a domain tag without the message kind) gets f+1 and READYs the lie while
+    the others READY the truth.
+
 A :class:`Coalition` is built by the simulator (:func:`make_coalition`); each of its members
 is a :class:`~btob.faults._driver.FaultyCore` whose behaviour is a :class:`CoalitionMember`,
 so what the coalition did is counted in the members' fault effects like any fault's.
@@ -62,10 +72,14 @@ from btob._errors import ConfigError, WireError
 from btob.core.proposers import view_leader
 from btob.core.settings import Settings
 from btob.core.wire import (
+    Batch,
+    Echo,
     Message,
     Order,
     OrderEcho,
     OrderReady,
+    Ready,
+    Send,
     Signed,
     ViewChange,
     decode_frame,
@@ -103,6 +117,9 @@ STRATEGIES: Mapping[str, Strategy] = {s.name: s for s in (
              "and another to the rest, each with votes in every honest member's name",
              (attrs.evolve(_UNTIL, default=0.0),
               Param("every", int, 1, "split every k-th slot (1: every slot)"))),
+    Strategy("relabel", "kind confusion: an origin's lie to f honest members gets READYs "
+             "that are their own ECHOs relabelled, signatures kept",
+             (attrs.evolve(_UNTIL, default=0.0),)),
     Strategy("edge", "a quorum at its edge: one honest witness alone prepares a slot, the "
              "sequencer stops, and the view change starts without the witness",
              (_UNTIL, Param("slot", int, 0, "the first slot that may be the target"))),
@@ -170,6 +187,9 @@ class CoalitionMember(ProcessFault):
     def outgoing(self, dest: int, frame: bytes, signed: Signed) -> Outgoing:
         return self.coalition.outgoing(self.ctx, dest, frame, signed)
 
+    def react(self) -> list[tuple[int, bytes]]:
+        return self.coalition.react(self.ctx)
+
 
 class Coalition:
     """The faulty members of one run acting as one (see the module docstring).
@@ -203,6 +223,10 @@ class Coalition:
     def outgoing(self, ctx: FaultContext, dest: int, frame: bytes, signed: Signed) -> Outgoing:
         """What leaves coalition member ``ctx.member`` for ``dest`` in place of ``frame``."""
         return [(dest, frame, 0.0)]
+
+    def react(self, ctx: FaultContext) -> list[tuple[int, bytes]]:
+        """Frames coalition member ``ctx.member`` sends at once, after its latest input."""
+        return []
 
     def route(self, source: int, dest: int, signed: Signed, now: float) -> float:
         """Extra seconds an honest member's frame waits before the network takes it."""
@@ -383,8 +407,81 @@ class ForgedSplit(Coalition):
         return {**super().describe(), "a": sorted(self.half_a)}
 
 
+class Relabel(Coalition):
+    """An origin's lie made to look READY with ECHO signatures (see the module docstring)."""
+
+    def __init__(self, spec: AdversarySpec, n: int, f: int, rng: random.Random,
+                 settings: Settings) -> None:
+        super().__init__(spec, n, f, rng, settings)
+        self.members = frozenset(rng.sample(range(n), f))
+        self.origin = min(self.members)
+        honest = [m for m in range(n) if m not in self.members]
+        self.lied_to = frozenset(rng.sample(honest, f))
+        self._lies: dict[int, tuple[Batch, bytes]] = {}  # counter -> (lie, its SEND frame)
+        self._pending: dict[int, list[tuple[int, Message | bytes]]] = {}
+        self._relabelled: set[tuple[int, int]] = set()
+
+    def _lie(self, ctx: FaultContext, send: Send) -> tuple[Batch, bytes]:
+        held = self._lies.get(send.counter)
+        if held is None:
+            batch = send.batch
+            lie = Batch(batch.first_counter, tuple(p + b"~" for p in batch.payloads))
+            held = self._lies[send.counter] = (lie, ctx.resign(Send(send.counter, lie)))
+            votes = [Echo(self.origin, send.counter, lie.digest()),
+                     Ready(self.origin, send.counter, lie.digest())]
+            for member in self.members:  # every faulty member vouches for the lie to L
+                self._pending.setdefault(member, []).extend(
+                    (dest, vote) for dest in sorted(self.lied_to) for vote in votes)
+        return held
+
+    def outgoing(self, ctx: FaultContext, dest: int, frame: bytes, signed: Signed) -> Outgoing:
+        message = signed.message
+        if dest not in self.lied_to:
+            return [(dest, frame, 0.0)]
+        if isinstance(message, Send) and ctx.member == self.origin:
+            self.rewrites += 1
+            return [(dest, self._lie(ctx, message)[1], 0.0)]
+        if isinstance(message, Echo) and message.origin == self.origin \
+                and message.counter in self._lies:
+            return []  # to L, the faulty members vote for the lie only
+        return [(dest, frame, 0.0)]
+
+    def observe(self, source: int, frame: bytes, now: float) -> None:
+        if source not in self.lied_to:
+            return
+        try:
+            raw = decode_frame(frame)
+            if raw.code != Echo.CODE or raw.sender != source:
+                return
+            echo = raw.parse()
+        except WireError:
+            return
+        message = echo.message
+        assert isinstance(message, Echo)
+        lie = self._lies.get(message.counter)
+        if message.origin != self.origin or lie is None or message.digest != lie[0].digest() \
+                or (source, message.counter) in self._relabelled:
+            return
+        self._relabelled.add((source, message.counter))
+        relabelled = Signed(source, Ready(message.origin, message.counter, message.digest),
+                            echo.body, echo.signature).to_frame()
+        self._pending.setdefault(self.origin, []).extend(
+            (dest, relabelled) for dest in sorted(self.lied_to - {source}))
+
+    def react(self, ctx: FaultContext) -> list[tuple[int, bytes]]:
+        """Frames coalition member ``ctx.member`` sends at once: its votes for the lie,
+        signed now, and relabelled ECHOs."""
+        pending = self._pending.pop(ctx.member, [])
+        self.rewrites += len(pending)
+        return [(dest, item if isinstance(item, bytes) else ctx.resign(item))
+                for dest, item in pending]
+
+    def describe(self) -> dict[str, object]:
+        return {**super().describe(), "origin": self.origin, "l": sorted(self.lied_to)}
+
+
 _CLASSES: dict[str, Callable[[AdversarySpec, int, int, random.Random, Settings], Coalition]] = {
-    "split": Split, "edge": Edge, "forged-split": ForgedSplit,
+    "split": Split, "edge": Edge, "forged-split": ForgedSplit, "relabel": Relabel,
 }
 
 

@@ -5,10 +5,13 @@ mixes never found."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
 from btob import ConfigError, Member
+from btob.core.wire import Echo, Ready
+from btob.crypto import Verifier
 from btob.faults import (
     ADVERSARY,
     BEHAVIOURS,
@@ -49,7 +52,7 @@ def test_parse_and_print_round_trip() -> None:
 
 
 @pytest.mark.parametrize(("text", "match"), [
-    ("nosuch", "unknown strategy 'nosuch'; known: edge, forged-split, split"),
+    ("nosuch", "unknown strategy 'nosuch'; known: edge, forged-split, relabel, split"),
     ("edge:slots=3", "bad parameter 'slots=3'; edge takes until, slot"),
     ("edge:slot=x", "slot must be a int"),
     ("split:until=-1", "until must be >= 0"),
@@ -88,6 +91,11 @@ def test_each_strategy_takes_effect_and_the_real_protocol_survives_it(strategy: 
         elif strategy == "split":
             assert adversary["holds"]  # the halves were kept apart
             assert all(result.fault_effects[m].twin_frames for m in adversary["faulty"])  # type: ignore[attr-defined]
+        elif strategy == "relabel":
+            assert adversary["rewrites"]  # it lied to L and voted for the lie
+            if n > 4:  # L has two members: each one's ECHOs reach the other as READYs
+                honest = [s for s in result.statistics if s.member not in adversary["faulty"]]  # type: ignore[operator]
+                assert sum(s.dropped.get("bad-signature", 0) for s in honest) > 0
         else:
             assert adversary["holds"] and adversary["rewrites"]
             assert result.view_changes  # the sequencer stopped after the target: the view moved
@@ -98,6 +106,26 @@ def test_edge_makes_ready_amplification_break_agreement() -> None:
     amplifiers' READYs let it commit, and the view change runs without it."""
     assert _breaks("edge", broken("ready-amplification"), range(3))
     assert not _breaks("edge", Member, range(3))
+
+
+def _kind_blind(**kwargs: Any) -> Member:
+    """A member that takes a signature made for an ECHO as one for a READY of that body."""
+    verifier = Verifier(kwargs["registry"], cluster_id=kwargs["cluster_id"],
+                        backend=kwargs.get("backend"))
+
+    def verify(member: int, kind: str, body: bytes, signature: bytes) -> bool:
+        return verifier.verify(member, kind, body, signature) or (
+            kind == Ready.KIND and verifier.verify(member, Echo.KIND, body, signature))
+
+    return Member(**kwargs, verify=verify)
+
+
+def test_relabel_finds_a_member_whose_signatures_are_not_bound_to_their_kind() -> None:
+    for seed in range(1, 4):
+        result = _run("relabel", seed, n=7)
+        assert result.ok and result.complete
+        broken_run = _run("relabel", seed, n=7, member_factory=_kind_blind)
+        assert any("sent brb.ready" in v for v in broken_run.vote_violations)
 
 
 def test_forged_split_finds_a_member_that_skips_signature_checks() -> None:
