@@ -55,6 +55,20 @@ Strategies (:data:`STRATEGIES`):
     for a READY (a domain tag without the message kind) gets f+1 and READYs the lie while
     the others READY the truth.
 
+``short-newview``
+    A NEW-VIEW one honest VIEW-CHANGE short of a commit. The view-0 sequencer ``C`` is
+    honest and the leader of view 1 is faulty. At the first slot at or after ``slot`` that
+    names two batches or more (the target), the network keeps every frame of the target
+    from f honest members ``U`` and every READY of it from the other f (``P``): the target
+    prepares at ``C`` and ``P`` and commits at ``C`` alone (catch-up answers are held too).
+``C``'s later ORDERs are held,
+    so the view changes. The leader of view 1 then sends a NEW-VIEW built from f+1
+    VIEW-CHANGEs - its own, without the target's prepared certificate, and those of
+    ``U``, which have none - so the plan leaves the target free, and it proposes the same
+    batches in reverse order there; the faulty members vote for that. A member that takes
+    a NEW-VIEW of fewer than q VIEW-CHANGEs (which then need not meet every commit quorum)
+    commits the reversed value where ``C`` committed the first.
+
 A :class:`Coalition` is built by the simulator (:func:`make_coalition`); each of its members
 is a :class:`~btob.faults._driver.FaultyCore` whose behaviour is a :class:`CoalitionMember`,
 so what the coalition did is counted in the members' fault effects like any fault's.
@@ -71,16 +85,20 @@ import attrs
 from btob._errors import ConfigError, WireError
 from btob.core.proposers import view_leader
 from btob.core.settings import Settings
+from btob.core.viewchange import plan_new_view
 from btob.core.wire import (
     Batch,
     Echo,
+    LogSegment,
     Message,
+    NewView,
     Order,
     OrderEcho,
     OrderReady,
     Ready,
     Send,
     Signed,
+    SlotProof,
     ViewChange,
     decode_frame,
 )
@@ -120,6 +138,10 @@ STRATEGIES: Mapping[str, Strategy] = {s.name: s for s in (
     Strategy("relabel", "kind confusion: an origin's lie to f honest members gets READYs "
              "that are their own ECHOs relabelled, signatures kept",
              (attrs.evolve(_UNTIL, default=0.0),)),
+    Strategy("short-newview", "a faulty next leader's NEW-VIEW of f+1 VIEW-CHANGEs that "
+             "leave out a slot one honest member committed, and another value for it",
+             (attrs.evolve(_UNTIL, default=4.0),
+              Param("slot", int, 0, "the first slot that may be the target"))),
     Strategy("edge", "a quorum at its edge: one honest witness alone prepares a slot, the "
              "sequencer stops, and the view change starts without the witness",
              (_UNTIL, Param("slot", int, 0, "the first slot that may be the target"))),
@@ -480,8 +502,113 @@ class Relabel(Coalition):
         return {**super().describe(), "origin": self.origin, "l": sorted(self.lied_to)}
 
 
+class ShortNewView(Coalition):
+    """A NEW-VIEW of f+1 VIEW-CHANGEs around a committed slot (see the module docstring)."""
+
+    def __init__(self, spec: AdversarySpec, n: int, f: int, rng: random.Random,
+                 settings: Settings) -> None:
+        super().__init__(spec, n, f, rng, settings)
+        self.sequencer, self.leader = view_leader(0, n), view_leader(1, n)
+        others = [m for m in range(n) if m not in (self.sequencer, self.leader)]
+        self.members = frozenset([self.leader, *rng.sample(others, f - 1)])
+        honest = [m for m in others if m not in self.members]
+        rng.shuffle(honest)
+        self.unprepared = frozenset(honest[:f])
+        self.prepared = frozenset(honest[f:])
+        self.first_slot = int(spec.value("slot"))
+        self.target: Order | None = None
+        """The sequencer's proposal for the target slot, once it made it."""
+        self.value: Order | None = None
+        """What the leader of view 1 proposes there instead."""
+        self._changes: dict[int, bytes] = {}  # U's VIEW-CHANGEs for view 1, as framed
+        self._new_view: bytes | None = None
+
+    def _slot_of(self, message: Message) -> tuple[int, int] | None:
+        if isinstance(message, (Order, OrderEcho)):
+            return message.view, message.slot
+        return None
+
+    def _hold(self, source: int, dest: int, message: Message) -> bool:
+        if isinstance(message, Order) and source == self.sequencer and message.view == 0:
+            if self.target is None and message.slot >= self.first_slot and \
+                    len(message.refs) > 1:
+                self.target = message
+                self.value = attrs.evolve(message, view=1, refs=message.refs[::-1])
+            if self.target is not None and message.slot > self.target.slot:
+                return True  # the sequencer seems to stop: the view must change
+        return self._keeps_target(dest, message)
+
+    def _keeps_target(self, dest: int, message: Message) -> bool:
+        if self.target is None:
+            return False
+        if isinstance(message, (SlotProof, LogSegment)):
+            return True  # nobody learns the committed target by catch-up either
+        if self._slot_of(message) != (0, self.target.slot):
+            return False
+        return dest in self.unprepared or (
+            isinstance(message, OrderReady) and dest in self.prepared)
+
+    def observe(self, source: int, frame: bytes, now: float) -> None:
+        if source not in self.unprepared or source in self._changes:
+            return
+        try:
+            raw = decode_frame(frame)
+            if raw.kind != ViewChange.KIND:
+                return
+            change = raw.parse().message
+        except WireError:
+            return
+        assert isinstance(change, ViewChange)
+        if change.view == 1:
+            self._changes[source] = frame
+
+    def outgoing(self, ctx: FaultContext, dest: int, frame: bytes, signed: Signed) -> Outgoing:
+        message = signed.message
+        target, value = self.target, self.value
+        if target is None or value is None:
+            return [(dest, frame, 0.0)]
+        if self._keeps_target(dest, message) and ctx.now < self.until:
+            self.rewrites += 1
+            return [(dest, frame, self.until - ctx.now)]
+        if isinstance(message, ViewChange) and message.view == 1:
+            self.rewrites += 1
+            mine = attrs.evolve(message, prepared=tuple(
+                p for p in message.prepared if p.slot != target.slot))
+            return [(dest, ctx.resign(mine), 0.0)]
+        if isinstance(message, NewView) and message.view == 1:
+            self.rewrites += 1
+            if self._new_view is None:
+                if len(self._changes) < len(self.unprepared):
+                    return []  # not yet: its core sends the NEW-VIEW again
+                self._new_view = self._short_new_view(ctx)
+            # Its core committed the target in view 0 and votes for nothing there: the
+            # leader's proposal comes with its own ECHO and READY for it.
+            return [(dest, self._new_view, 0.0), (dest, ctx.resign(value), 0.0),
+                    *((dest, ctx.resign(kind(1, target.slot, value.digest)), 0.0)
+                      for kind in (OrderEcho, OrderReady))]
+        if isinstance(message, OrderEcho) and (message.view, message.slot) == (1, target.slot):
+            self.rewrites += 1  # the faulty members vote for the other value
+            return [(dest, ctx.resign(attrs.evolve(message, digest=value.digest)), 0.0)]
+        return [(dest, frame, 0.0)]
+
+    def _short_new_view(self, ctx: FaultContext) -> bytes:
+        """Its own VIEW-CHANGE without the target and U's: f+1 in all, and their plan."""
+        own = ViewChange(1, None, ())
+        frames = [ctx.resign(own), *(self._changes[m] for m in sorted(self._changes))]
+        changes = [decode_frame(f).parse() for f in frames]
+        chosen = sorted(changes, key=lambda c: c.sender)
+        messages = [c.message for c in chosen if isinstance(c.message, ViewChange)]
+        plan = plan_new_view(1, messages)
+        return ctx.resign(NewView(1, tuple(c.to_frame() for c in chosen), plan.reproposals))
+
+    def describe(self) -> dict[str, object]:
+        return {**super().describe(), "unprepared": sorted(self.unprepared),
+                "prepared": sorted(self.prepared)}
+
+
 _CLASSES: dict[str, Callable[[AdversarySpec, int, int, random.Random, Settings], Coalition]] = {
     "split": Split, "edge": Edge, "forged-split": ForgedSplit, "relabel": Relabel,
+    "short-newview": ShortNewView,
 }
 
 

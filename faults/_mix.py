@@ -326,7 +326,8 @@ def adversary_mix(seed: int, n: int, *,
     the halves apart for 0.3-2.5 s, with the first sequencer faulty or not, from the start
     or (three times in four) for 0.3-2 s from a protocol step; ``edge`` aims at
     one of the first 8 slots and holds frames for 1.5-4 s, past the first view change;
-    ``forged-split`` splits every 1st to 4th slot; ``relabel`` has no parameter. A
+    ``forged-split`` splits every 1st to 4th slot; ``relabel`` has no parameter;
+    ``short-newview`` aims at one of the first 8 slots and holds frames for 3-5 s. A
     behaviour goes to f members, the first sequencer among them one time in two, each drawn
     as :func:`swarm_mix` draws them, on a network with 1-5 ms of latency. Clusters of fewer
     than 4 members have no faulty member to draw: their mix is fault-free.
@@ -352,6 +353,9 @@ def adversary_mix(seed: int, n: int, *,
         return Mix(name, adversary=f"forged-split:every={rng.randint(1, 4)}")
     if attack == "relabel":  # nothing to draw: its roles come from the run's seed
         return Mix(name, adversary="relabel")
+    if attack == "short-newview":
+        return Mix(name, adversary=f"short-newview:until={round(rng.uniform(3.0, 5.0), 2):g},"
+                                   f"slot={rng.randint(0, 7)}")
     if attack == "edge":
         return Mix(name, adversary=f"edge:until={round(rng.uniform(1.5, 4.0), 2):g},"
                                    f"slot={rng.randint(0, 7)}")

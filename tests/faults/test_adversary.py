@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import attrs
 import pytest
 
 from btob import ConfigError, Member
@@ -52,7 +53,8 @@ def test_parse_and_print_round_trip() -> None:
 
 
 @pytest.mark.parametrize(("text", "match"), [
-    ("nosuch", "unknown strategy 'nosuch'; known: edge, forged-split, relabel, split"),
+    ("nosuch", "unknown strategy 'nosuch'; known: edge, forged-split, relabel, "
+                "short-newview, split"),
     ("edge:slots=3", "bad parameter 'slots=3'; edge takes until, slot"),
     ("edge:slot=x", "slot must be a int"),
     ("split:until=-1", "until must be >= 0"),
@@ -96,6 +98,11 @@ def test_each_strategy_takes_effect_and_the_real_protocol_survives_it(strategy: 
             if n > 4:  # L has two members: each one's ECHOs reach the other as READYs
                 honest = [s for s in result.statistics if s.member not in adversary["faulty"]]  # type: ignore[operator]
                 assert sum(s.dropped.get("bad-signature", 0) for s in honest) > 0
+        elif strategy == "short-newview":
+            assert adversary["holds"] and adversary["rewrites"]
+            honest = [s for s in result.statistics if s.member not in adversary["faulty"]]  # type: ignore[operator]
+            assert sum(s.dropped.get("newview-invalid", 0) for s in honest)  # too short
+            assert result.view_changes[-1].view >= 2  # view 1 never started: its leader lied
         else:
             assert adversary["holds"] and adversary["rewrites"]
             assert result.view_changes  # the sequencer stopped after the target: the view moved
@@ -126,6 +133,19 @@ def test_relabel_finds_a_member_whose_signatures_are_not_bound_to_their_kind() -
         assert result.ok and result.complete
         broken_run = _run("relabel", seed, n=7, member_factory=_kind_blind)
         assert any("sent brb.ready" in v for v in broken_run.vote_violations)
+
+
+def _short_new_views_taken(**kwargs: Any) -> Member:
+    """A member whose view changes count f+1 VIEW-CHANGEs as enough (a NEW-VIEW's too)."""
+    member = Member(**kwargs)
+    changer = member._view_changer
+    changer.quorums = attrs.evolve(changer.quorums, quorum=changer.quorums.one_honest)
+    return member
+
+
+def test_short_newview_finds_a_member_that_takes_a_new_view_of_too_few_view_changes() -> None:
+    assert _breaks("short-newview", _short_new_views_taken, range(1, 3))
+    assert not _breaks("short-newview", Member, range(1, 3))
 
 
 def test_forged_split_finds_a_member_that_skips_signature_checks() -> None:
