@@ -338,10 +338,19 @@ class SignedEchoBroadcast(_BrbBase):
         inst = self._instance(signed.sender, message.counter)
         if inst is None:
             return
+        repeated = inst.send is not None
         digest = self._accept_send(inst, signed)
         if digest is not None:
             echo = Echo(signed.sender, message.counter, digest)
             self._emit(inst, "echo", signed.sender, echo, now)
+        elif repeated and inst.digest is not None and inst.send is not None and \
+                inst.send.message == message:
+            # The origin repeats the SEND we echoed: it still lacks a FINAL, e.g. it restarted
+            # after its FINAL left. The FINAL we hold (and forward) is signed by the origin,
+            # which drops its own frames when they come back, so only ECHOs bring it its
+            # certificate again: answer with ours (the same signed one; it stays unsent
+            # after this, the origin's retransmissions ask again).
+            self.outbox.send(signed.sender, Echo(signed.sender, message.counter, inst.digest))
 
     def _on_echo(self, signed: Signed, message: Echo, now: float) -> None:
         if message.origin != self.member:

@@ -255,3 +255,58 @@ def test_a_conflicting_send_goes_to_each_voter_once_per_origin() -> None:
                  if dest is None and isinstance(item, Signed) and item.sender == 3]
     assert len(to_voter) == 1
     assert len(forwarded) == 10
+
+
+def test_a_repeated_send_gets_the_echo_again_after_the_final() -> None:
+    # Regression (sim replay: n=7, moving, echo BRB, an origin restarted after its FINAL
+    # left): a member that delivered the FINAL stops sending its ECHO and forwards the FINAL,
+    # which the origin, signed by itself, drops when it comes back. The restarted origin
+    # repeats its SEND (the journal holds it) and must get the ECHOs it needs for a FINAL of
+    # its own, or it never holds its batch and never echoes a slot naming it.
+    h = Harness(4, "echo", 0, byzantine=None)
+    core, outbox = h.cores[1], h.outboxes[1]
+    batch = Batch(0, (b"mine",))
+    send = h.sign(0, Send(0, batch))
+    echo = Echo(0, 0, batch.digest())
+    core.on_message(send, 0.0)
+    assert outbox.sends == [(0, echo)]
+    outbox.sends.clear()
+    votes = tuple(Vote(m, h.sign(m, echo).signature) for m in (0, 2, 3))
+    core.on_message(h.sign(0, Final(0, 0, batch, votes)), 0.1)
+    assert [d.origin for d in outbox.brb_deliveries] == [0]
+    outbox.sends.clear()
+    core.retransmit(1.0)
+    assert all(not isinstance(item, Echo) for _, item in outbox.sends)  # it stopped echoing
+    outbox.sends.clear()
+    core.on_message(send, 1.1)  # the origin, restarted, repeats its SEND
+    assert outbox.sends == [(0, echo)]
+    outbox.sends.clear()
+    other = h.sign(0, Send(0, Batch(0, (b"other",))))
+    core.on_message(other, 1.2)  # an equivocation gets no echo, only evidence
+    assert not outbox.sends and outbox.evidence
+
+
+def test_a_restarted_origin_that_drops_its_own_frames_still_gets_its_batch() -> None:
+    # The same through the network: origin 1's FINAL reached everyone, then origin 1 lost
+    # its instance (a restart) and, like a member, drops every frame signed by itself.
+    h = Harness(4, "echo", 0, byzantine=None)
+    batch = Batch(0, (b"hello",))
+    h.cores[1].broadcast(0, batch, 0.0)
+    h.flush(1)
+    h.run(until=2.0)
+    assert all(got == [(1, 0, batch.digest())] for got in h.delivered.values())
+    h.outboxes[1] = Outbox()
+    h.cores[1] = SignedEchoBroadcast(member=1, quorums=h.quorums, settings=SETTINGS,
+                                     outbox=h.outboxes[1], verify=h.verifiers[1].verify)
+    h.delivered[1] = []
+    receive = h.receive
+
+    def gate(dest: int, frame: bytes) -> None:
+        if decode_frame(frame).sender != dest:
+            receive(dest, frame)
+
+    h.receive = gate  # type: ignore[method-assign]
+    h.cores[1].broadcast(0, batch, h.now)
+    h.flush(1)
+    h.run(until=h.now + 3.0)
+    assert h.delivered[1] == [(1, 0, batch.digest())]

@@ -222,6 +222,19 @@ def test_a_sequencer_down_past_the_timeout_comes_back_in_the_new_view() -> None:
     assert result.restarted[0] > 1.0
 
 
+def test_an_origin_restarted_after_its_final_left_gets_its_batch_back() -> None:
+    """Regression (replay n=7 seed 3, moving, echo BRB, 2 and 3 silent): member 4 crashed
+    right after its FINAL left, so everyone else delivered its batch and stopped echoing; back
+    without it, member 4 never echoed a slot naming it, no quorum of five formed without it,
+    and the rotation stalled view after view."""
+    result = simulate(SimConfig(
+        n=7, seed=3, messages=50, brb="echo", variant="moving", max_time=30,
+        faults=(parse_fault("2=silent", 7), parse_fault("3=silent", 7)),
+        restarts=(Restart(member=4, step=100, phase="after-send", down_s=0.68),)))
+    _assert_restart_kept_its_word(result, 4)
+    assert [v.view for v in result.view_changes] == [1]
+
+
 def test_a_restarted_member_resumes_from_a_snapshot_not_from_the_beginning() -> None:
     result = _restarted(Restart(1, 400, 0.3, True), messages=300, rate=300.0, seed=5,
                         settings=Settings(checkpoint_interval=4))
