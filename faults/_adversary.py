@@ -5,8 +5,9 @@ faulty member acting alone. A :class:`Coalition` is all of them at once, under o
 it picks which members are faulty and what role each honest member plays in the attack, sees
 every frame sent to any of its members, rewrites what its members send, and - before its own
 GST, the ``until`` parameter - schedules the honest members' frames: it may hold any frame
-back until ``until`` (never drop it), so after that instant the network is timely again and a
-correct protocol must still finish.
+back until ``until``, or lose it (the loss before GST that ``--net loss=`` models at random,
+here chosen), so after that instant the network is timely and lossless again and a correct
+protocol must still finish.
 
 Strategies (:data:`STRATEGIES`):
 
@@ -44,6 +45,16 @@ Strategies (:data:`STRATEGIES`):
     the reverse order to the rest, each followed by ECHOs and READYs for that value in every
     honest member's name, signed with its own key. Only a member that takes a signature for
     its claimed sender without checking it commits either value.
+
+``isolate``
+    A laggard left to its helpers. An honest victim ``V`` is drawn and the faulty members
+    are the f members right after it in ring order (``V+1..V+f``), so of the f+1 members
+    after ``V`` that catch-up asks to help it, one alone is correct. Until ``until`` the
+    network loses every frame to ``V`` (the others, a quorum with the faulty members acting
+    honestly, go on without it; what they committed they never send again); after it the
+    faulty members behave honestly but never help ``V`` catch up: their NEW-VIEWs, SLOT
+    proofs, LOG SEGMENTs and state CHUNKs to ``V`` are kept back. A correct catch-up rule
+    has the one correct helper answer; one that asks only f members leaves ``V`` behind.
 
 ``relabel``
     Kind confusion, for Bracha's BRB. One faulty member is an origin that tells f honest
@@ -88,6 +99,7 @@ from btob.core.settings import Settings
 from btob.core.viewchange import plan_new_view
 from btob.core.wire import (
     Batch,
+    Chunk,
     Echo,
     LogSegment,
     Message,
@@ -121,7 +133,7 @@ class Strategy:
 
 
 _UNTIL = Param("until", float, 3.0, "virtual second until which the adversary holds honest "
-               "frames back (its GST)")
+               "frames back or loses them (its GST)")
 STRATEGIES: Mapping[str, Strategy] = {s.name: s for s in (
     Strategy("split", "twins across a partition: every faulty member tells each of two "
              "halves of the honest members a different, consistent story",
@@ -145,6 +157,10 @@ STRATEGIES: Mapping[str, Strategy] = {s.name: s for s in (
     Strategy("edge", "a quorum at its edge: one honest witness alone prepares a slot, the "
              "sequencer stops, and the view change starts without the witness",
              (_UNTIL, Param("slot", int, 0, "the first slot that may be the target"))),
+    Strategy("isolate", "a laggard left to its helpers: the network loses every frame to "
+             "an honest victim, then the f faulty members right after it in ring order "
+             "never help it catch up",
+             (attrs.evolve(_UNTIL, default=1.5),)),
 )}
 """Every coordinated strategy ``--adversary`` accepts, by name."""
 
@@ -218,7 +234,8 @@ class Coalition:
 
     ``members`` are the faulty members; ``twin_peers`` says, for a member run as twins,
     which members its second core talks to; :meth:`route` is the network scheduler's say
-    over an honest member's frame; :attr:`holds` counts the frames it held back.
+    over an honest member's frame; :attr:`holds` counts the frames it held back,
+    :attr:`losses` the frames it lost.
     """
 
     def __init__(self, spec: AdversarySpec, n: int, f: int, rng: random.Random,
@@ -228,6 +245,7 @@ class Coalition:
         self.until = spec.value("until")
         self.members: frozenset[int] = frozenset()
         self.holds = 0
+        self.losses = 0
         self.rewrites = 0
         """Frames of its members the coalition changed or kept back."""
 
@@ -250,14 +268,23 @@ class Coalition:
         """Frames coalition member ``ctx.member`` sends at once, after its latest input."""
         return []
 
-    def route(self, source: int, dest: int, signed: Signed, now: float) -> float:
-        """Extra seconds an honest member's frame waits before the network takes it."""
-        if now >= self.until or not self._hold(source, dest, signed.message):
+    def route(self, source: int, dest: int, signed: Signed, now: float) -> float | None:
+        """Extra seconds an honest member's frame waits before the network takes it; None:
+        the network loses it (only before ``until``: loss before GST)."""
+        if now >= self.until:
+            return 0.0
+        if self._lose(source, dest, signed.message):
+            self.losses += 1
+            return None
+        if not self._hold(source, dest, signed.message):
             return 0.0
         self.holds += 1
         return self.until - now
 
     def _hold(self, source: int, dest: int, message: Message) -> bool:
+        return False
+
+    def _lose(self, source: int, dest: int, message: Message) -> bool:
         return False
 
     def describe(self) -> dict[str, object]:
@@ -427,6 +454,39 @@ class ForgedSplit(Coalition):
 
     def describe(self) -> dict[str, object]:
         return {**super().describe(), "a": sorted(self.half_a)}
+
+
+class Isolate(Coalition):
+    """A laggard left to its helpers (see the module docstring)."""
+
+    _HELP = (NewView, SlotProof, LogSegment, Chunk)
+    """What a member sends a laggard to catch it up."""
+
+    def __init__(self, spec: AdversarySpec, n: int, f: int, rng: random.Random,
+                 settings: Settings) -> None:
+        super().__init__(spec, n, f, rng, settings)
+        self.victim = rng.randrange(n)
+        self.members = frozenset((self.victim + k) % n for k in range(1, f + 1))
+        self.refused = 0
+        """Frames of catch-up help the faulty members kept from the victim after ``until``."""
+
+    def outgoing(self, ctx: FaultContext, dest: int, frame: bytes, signed: Signed) -> Outgoing:
+        if dest != self.victim:
+            return [(dest, frame, 0.0)]
+        if ctx.now < self.until:
+            self.rewrites += 1
+            return []  # lost on the way, like every frame to the victim until then
+        if isinstance(signed.message, self._HELP):
+            self.rewrites += 1
+            self.refused += 1
+            return []
+        return [(dest, frame, 0.0)]
+
+    def _lose(self, source: int, dest: int, message: Message) -> bool:
+        return dest == self.victim
+
+    def describe(self) -> dict[str, object]:
+        return {**super().describe(), "victim": self.victim, "refused": self.refused}
 
 
 class Relabel(Coalition):
@@ -607,8 +667,8 @@ class ShortNewView(Coalition):
 
 
 _CLASSES: dict[str, Callable[[AdversarySpec, int, int, random.Random, Settings], Coalition]] = {
-    "split": Split, "edge": Edge, "forged-split": ForgedSplit, "relabel": Relabel,
-    "short-newview": ShortNewView,
+    "split": Split, "edge": Edge, "forged-split": ForgedSplit, "isolate": Isolate,
+    "relabel": Relabel, "short-newview": ShortNewView,
 }
 
 

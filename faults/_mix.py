@@ -326,8 +326,9 @@ def adversary_mix(seed: int, n: int, *,
     the halves apart for 0.3-2.5 s, with the first sequencer faulty or not, from the start
     or (three times in four) for 0.3-2 s from a protocol step; ``edge`` aims at
     one of the first 8 slots and holds frames for 1.5-4 s, past the first view change;
-    ``forged-split`` splits every 1st to 4th slot; ``relabel`` has no parameter;
-    ``short-newview`` aims at one of the first 8 slots and holds frames for 3-5 s. A
+    ``forged-split`` splits every 1st to 4th slot; ``isolate`` loses every frame to its
+    victim for 0.8-2.5 s; ``relabel`` has no parameter; ``short-newview`` aims at one of the
+    first 8 slots and holds frames for 3-5 s. A
     behaviour goes to f members, the first sequencer among them one time in two, each drawn
     as :func:`swarm_mix` draws them, on a network with 1-5 ms of latency. Clusters of fewer
     than 4 members have no faulty member to draw: their mix is fault-free.
@@ -359,6 +360,8 @@ def adversary_mix(seed: int, n: int, *,
     if attack == "edge":
         return Mix(name, adversary=f"edge:until={round(rng.uniform(1.5, 4.0), 2):g},"
                                    f"slot={rng.randint(0, 7)}")
+    if attack == "isolate":
+        return Mix(name, adversary=f"isolate:until={round(rng.uniform(0.8, 2.5), 2):g}")
     members = [0, *rng.sample(range(1, n), f - 1)] if rng.random() < 1 / 2 \
         else rng.sample(range(1, n), f)
     behaviour = registry[attack]

@@ -245,7 +245,8 @@ class SimResult:
     """When each restarting member came back (absent: it never crashed)."""
     adversary: Mapping[str, object] = attrs.field(factory=dict)
     """The coordinated adversary's roles and what it did (``holds``: honest frames it held
-    back; ``rewrites``: its members' frames it changed or kept); empty without one."""
+    back; ``losses``: honest frames it lost; ``rewrites``: its members' frames it changed or
+    kept); empty without one."""
     redelivery_mismatches: tuple[str, ...] = ()
     """Deliveries a restarted member made again that differ from what it delivered before
     at the same index, or that skip an index (each one a broken durability promise)."""
@@ -583,11 +584,14 @@ class _Simulation:
             return
         coalition = self.coalition
         if coalition is not None and self.honest[source] and self.now < coalition.until:
-            # The adversary schedules the network before its GST: it may hold a frame back.
-            # A member sends one frame object to everyone: decode it once.
+            # The adversary schedules the network before its GST: it may hold a frame back
+            # or lose it. A member sends one frame object to everyone: decode it once.
             if self._routed is None or self._routed[0] is not frame:
                 self._routed = (frame, decode_frame(frame).parse())
-            extra += coalition.route(source, dest, self._routed[1], self.now)
+            held = coalition.route(source, dest, self._routed[1], self.now)
+            if held is None:
+                return  # lost before GST
+            extra += held
         for delay in self.config.net.route(self.net_rng, source, dest, self.now):
             self.push(self.now + extra + delay, self._DELIVER, dest, source, frame)
 
@@ -648,6 +652,7 @@ class _Simulation:
             vote_violations=tuple(self.votes.violations),
             adversary={} if self.coalition is None else {
                 **self.coalition.describe(), "holds": self.coalition.holds,
+                "losses": self.coalition.losses,
                 "rewrites": self.coalition.rewrites},
         )
 

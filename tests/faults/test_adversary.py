@@ -53,7 +53,7 @@ def test_parse_and_print_round_trip() -> None:
 
 
 @pytest.mark.parametrize(("text", "match"), [
-    ("nosuch", "unknown strategy 'nosuch'; known: edge, forged-split, relabel, "
+    ("nosuch", "unknown strategy 'nosuch'; known: edge, forged-split, isolate, relabel, "
                 "short-newview, split"),
     ("edge:slots=3", "bad parameter 'slots=3'; edge takes until, slot"),
     ("edge:slot=x", "slot must be a int"),
@@ -90,6 +90,10 @@ def test_each_strategy_takes_effect_and_the_real_protocol_survives_it(strategy: 
             assert adversary["rewrites"]  # it split proposals
             honest = [s for s in result.statistics if s.member not in adversary["faulty"]]  # type: ignore[operator]
             assert all(s.dropped.get("bad-signature", 0) for s in honest)  # refused the votes
+        elif strategy == "isolate":
+            assert adversary["losses"] and adversary["refused"]  # lost, then left to one helper
+            victim = next(s for s in result.statistics if s.member == adversary["victim"])
+            assert victim.slots_from_proofs + victim.slots_from_segments  # caught up
         elif strategy == "split":
             assert adversary["holds"]  # the halves were kept apart
             assert all(result.fault_effects[m].twin_frames for m in adversary["faulty"])  # type: ignore[attr-defined]
@@ -150,6 +154,29 @@ def test_short_newview_finds_a_member_that_takes_a_new_view_of_too_few_view_chan
 
 def test_forged_split_finds_a_member_that_skips_signature_checks() -> None:
     assert _breaks("forged-split", broken("skip-signature-checks"), range(2))
+
+
+class FewCatchUpHelpers(Member):
+    """Catch-up asks only the f members after a laggard in ring order to help it, not f+1:
+    all of them may be faulty, and then no correct member answers the laggard."""
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        catchup = self._catchup
+        catchup.quorums = attrs.evolve(catchup.quorums, one_honest=catchup.quorums.f)
+
+
+@pytest.mark.parametrize("n", [4, 7])
+def test_isolate_leaves_a_laggard_behind_when_only_f_members_help(n: int) -> None:
+    """The victim misses what the others commit; the faulty members after it never help, so
+    only the (f+1)-th member after it can: a catch-up rule that asks f leaves it behind."""
+    for seed in range(2):
+        result = _run("isolate", seed, n=n, member_factory=FewCatchUpHelpers)
+        assert result.ok and not result.complete
+        victim = next(s for s in result.statistics if s.member == result.adversary["victim"])
+        assert victim.slots_from_proofs + victim.slots_from_segments == 0
+        fine = _run("isolate", seed, n=n)
+        assert fine.ok and fine.complete
 
 
 DURABILITY_BREAKS = frozenset({"forget-signed", "persist-late"})
