@@ -571,13 +571,15 @@ class BadViewChange(ProcessFault):
 
 class Usurp(ProcessFault):
     """Proposes slots that are not its own: validly signed ORDERs, in its own name, for
-    slots whose proposer is another member, sent to everyone ahead of that proposer - for
-    the current view above the highest slot it has seen, and, as soon as a VIEW-CHANGE shows
-    the next view coming, for that view's first free slots (members hold ordering messages
-    of a view that is not installed yet, so these are there when it starts). Each names one
-    batch of its own that will never exist (a counter far ahead, a random digest), so a
-    member that took it would wait for that slot for ever; it goes both bare and carrying
-    the batch's signed SEND, as UB's ORDERs do. In its own turns it proposes nothing."""
+    slots whose proposer is another member, sent to everyone ahead of that proposer - in the
+    current view above the highest slot it has seen, and for those slots and a few below in
+    the next two views before any view change (members hold the ordering messages of a view
+    not installed yet and consider them as soon as its NEW-VIEW installs it, before the new
+    sequencer's own ORDERs); and when a VIEW-CHANGE shows where a coming view will start, from
+    there. Each names one batch of its own that will never exist (a counter far ahead, a
+    random digest), so a member that took it would wait for that slot for ever; it goes both
+    bare and carrying the batch's signed SEND, as UB's ORDERs do. In its own turns it
+    proposes nothing."""
 
     byzantine = True
     FAR = 1 << 30
@@ -597,8 +599,6 @@ class Usurp(ProcessFault):
         self._done: set[tuple[int, int]] = set()
         self._pending: list[tuple[bytes, set[int]]] = []
         """Usurping ORDERs not yet sent to everyone, with the members they went to."""
-        self.sent_orders = 0
-        """Usurping ORDER frames sent so far (a probe for tests)."""
 
     def _ahead(self) -> int:
         return 2 * self.ctx.settings.slots_in_flight_max
@@ -638,6 +638,7 @@ class Usurp(ProcessFault):
         if isinstance(message, NewView) and message.view > self._view:
             self._view, self._excluded = message.view, message.excluded
             self._bases = {v: b for v, b in self._bases.items() if v > self._view}
+            self._proposers = {v: p for v, p in self._proposers.items() if v >= self._view}
             self._cover()
         elif isinstance(message, ViewChange) and message.view > self._view:
             base = 0 if message.checkpoint is None else message.checkpoint.upto
@@ -674,11 +675,10 @@ class Usurp(ProcessFault):
         if not self._done:
             self._cover()  # before the first sequencer's first ORDER
         out: Outgoing = [(dest, frame, 0.0)]
-        for order, reached in self._pending:  # ahead of anything else it sends them
+        for order, reached in self._pending:  # along with the next frame to dest
             if dest not in reached:
                 reached.add(dest)
                 out.append((dest, order, 0.0))
-                self.sent_orders += 1
         return out
 
     def tick(self) -> list[tuple[int, bytes]]:
@@ -686,7 +686,6 @@ class Usurp(ProcessFault):
             self._cover()
         out = [(dest, order) for order, reached in self._pending
                for dest in self.ctx.others() if dest not in reached]
-        self.sent_orders += len(out)
         self._pending = []
         return out
 
@@ -711,8 +710,6 @@ class ViewPush(ProcessFault):
         self._pushed = 0
         """The highest view pushed so far."""
         self._pending: list[tuple[bytes, set[int]]] = []
-        self.pushed = 0
-        """VIEW-CHANGEs pushed (a probe for tests)."""
 
     def _next_led(self, above: int) -> int:
         n = self.ctx.n
@@ -728,7 +725,6 @@ class ViewPush(ProcessFault):
         self._pushed = view
         frame = self.ctx.resign(ViewChange(view, self._checkpoint, ()))
         self._pending.append((frame, set()))
-        self.pushed += 1
 
     def _learn(self, sender: int, message: Message) -> None:
         if isinstance(message, NewView) and message.view > self._installed:
