@@ -658,6 +658,210 @@ class BadViewChange(ProcessFault):
         return out
 
 
+class Usurp(ProcessFault):
+    """Proposes slots that are not its own: validly signed ORDERs, in its own name, for
+    slots whose proposer is another member, sent to everyone ahead of that proposer - in the
+    current view above the highest slot it has seen, and for those slots and a few below in
+    the next two views before any view change (members hold the ordering messages of a view
+    not installed yet and consider them as soon as its NEW-VIEW installs it, before the new
+    sequencer's own ORDERs); and when a VIEW-CHANGE shows where a coming view will start, from
+    there. Each names one batch of its own that will never exist (a counter far ahead, a
+    random digest), so a member that took it would wait for that slot for ever; it goes both
+    bare and carrying the batch's signed SEND, as UB's ORDERs do. In its own turns it
+    proposes nothing."""
+
+    byzantine = True
+    FAR = 1 << 30
+    """Counter of the batches its ORDERs name: beyond any dissemination window."""
+
+    def __init__(self, spec: FaultSpec, ctx: FaultContext) -> None:
+        super().__init__(spec, ctx)
+        self._view = 0
+        self._top = -1
+        """Highest slot seen in an ordering message."""
+        self._excluded: tuple[int, ...] = ()
+        self._moving = False
+        """Seen two members propose in one view: the proposer rotates per slot."""
+        self._proposers: dict[int, set[int]] = {}
+        self._bases: dict[int, dict[int, int]] = {}
+        """Per coming view: per VIEW-CHANGE signer, the first slot it leaves unprepared."""
+        self._done: set[tuple[int, int]] = set()
+        self._pending: list[tuple[bytes, set[int]]] = []
+        """Usurping ORDERs not yet sent to everyone, with the members they went to."""
+
+    def _ahead(self) -> int:
+        return 2 * self.ctx.settings.slots_in_flight_max
+
+    def _proposer(self, view: int, slot: int) -> int:
+        if not self._moving:
+            return view % self.ctx.n
+        excluded = self._excluded if view == self._view else ()
+        rotation = [m for m in range(self.ctx.n) if m not in excluded]
+        return rotation[(view + slot) % len(rotation)]
+
+    def _usurp(self, view: int, slots: range) -> None:
+        rng = self.ctx.rng
+        for slot in slots:
+            if (view, slot) in self._done or self._proposer(view, slot) == self.ctx.member:
+                continue
+            self._done.add((view, slot))
+            batch = Batch(0, (rng.randbytes(16),))
+            counter = self.FAR + rng.randrange(self.FAR)
+            ref = BatchRef(self.ctx.member, counter, batch.digest())
+            send = self.ctx.resign(Send(counter, batch))
+            self._pending.append((self.ctx.resign(Order(view, slot, (ref,))), set()))
+            self._pending.append((self.ctx.resign(Order(view, slot, (ref,), (send,))), set()))
+        if len(self._done) > 8192:
+            self._done = {key for key in self._done if key[0] >= self._view}
+
+    def _cover(self) -> None:
+        """Usurp the slots above the highest one seen in this view, and the same slots and
+        those just below them in the next two views (where the NEW-VIEW's first free slot
+        will lie), before their proposers get to them."""
+        ahead = self._ahead()
+        self._usurp(self._view, range(self._top + 1, self._top + 1 + ahead))
+        for view in (self._view + 1, self._view + 2):
+            self._usurp(view, range(max(0, self._top + 1 - 2 * ahead), self._top + 1 + ahead))
+
+    def _learn(self, sender: int, message: Message) -> None:
+        if isinstance(message, NewView) and message.view > self._view:
+            self._view, self._excluded = message.view, message.excluded
+            self._bases = {v: b for v, b in self._bases.items() if v > self._view}
+            self._proposers = {v: p for v, p in self._proposers.items() if v >= self._view}
+            self._cover()
+        elif isinstance(message, ViewChange) and message.view > self._view:
+            base = 0 if message.checkpoint is None else message.checkpoint.upto
+            base = max([base, *(p.slot + 1 for p in message.prepared)])
+            bases = self._bases.setdefault(message.view, {})
+            bases[sender] = base
+            self._usurp(message.view, range(min(bases.values()),
+                                            max(bases.values()) + self._ahead()))
+        elif isinstance(message, (Order, OrderEcho)) and message.view >= self._view:
+            if isinstance(message, Order) and sender != self.ctx.member:
+                proposers = self._proposers.setdefault(message.view, set())
+                proposers.add(sender)
+                self._moving = self._moving or len(proposers) > 1
+            if message.view > self._view or message.slot > self._top:
+                self._view, self._top = message.view, max(self._top, message.slot)
+                self._cover()
+
+    def incoming(self, source: int, frame: bytes) -> bool:
+        try:
+            signed = decode_frame(frame).parse()
+        except WireError:
+            return True  # not ours to judge: the member's own gate counts it
+        message = signed.message
+        if isinstance(message, Order) and any(r.counter >= self.FAR for r in message.refs):
+            return True  # a usurping ORDER (ours relayed back, or a fellow usurper's)
+        self._learn(signed.sender, message)
+        return True
+
+    def outgoing(self, dest: int, frame: bytes, signed: Signed) -> Outgoing:
+        message = signed.message
+        if isinstance(message, Order) and signed.sender == self.ctx.member:
+            return []  # its own turns: nothing
+        self._learn(self.ctx.member, message)
+        if not self._done:
+            self._cover()  # before the first sequencer's first ORDER
+        out: Outgoing = [(dest, frame, 0.0)]
+        for order, reached in self._pending:  # along with the next frame to dest
+            if dest not in reached:
+                reached.add(dest)
+                out.append((dest, order, 0.0))
+        return out
+
+    def tick(self) -> list[tuple[int, bytes]]:
+        if not self._done:
+            self._cover()
+        out = [(dest, order) for order, reached in self._pending
+               for dest in self.ctx.others() if dest not in reached]
+        self._pending = []
+        return out
+
+
+class ViewPush(ProcessFault):
+    """Pushes members out of working views: VIEW-CHANGEs for views it leads itself, each
+    valid as an honest one (validly signed, with the highest stable checkpoint certificate
+    it has seen or none, and no prepared certificates), one view after another: whenever a
+    VIEW-CHANGE for a view above the installed one goes by, for the next view it leads
+    beyond it (keeping the last of the window's views for when members move on by timeout),
+    and at the start of each installed view. It never sends the NEW-VIEW of a view it leads,
+    so a member that left its view on its word alone waits there for a timeout."""
+
+    byzantine = True
+
+    def __init__(self, spec: FaultSpec, ctx: FaultContext) -> None:
+        super().__init__(spec, ctx)
+        self._installed = 0
+        self._wanted = 0
+        """The highest view a VIEW-CHANGE seen asked for."""
+        self._checkpoint: CheckpointCert | None = None
+        self._pushed = 0
+        """The highest view pushed so far."""
+        self._pending: list[tuple[bytes, set[int]]] = []
+
+    def _next_led(self, above: int) -> int:
+        n = self.ctx.n
+        return above + 1 + (self.ctx.member - above - 1) % n
+
+    def _push(self, above: int, *, reserve: bool) -> None:
+        """A VIEW-CHANGE for the first view above ``above`` it leads, within the window
+        (less one turn of the rotation while ``reserve``)."""
+        view = self._next_led(max(above, self._pushed))
+        limit = self._installed + self.ctx.settings.view_window - (self.ctx.n if reserve else 0)
+        if view > limit:
+            return
+        self._pushed = view
+        frame = self.ctx.resign(ViewChange(view, self._checkpoint, ()))
+        self._pending.append((frame, set()))
+
+    def _learn(self, sender: int, message: Message) -> None:
+        if isinstance(message, NewView) and message.view > self._installed:
+            self._installed = message.view
+            self._push(self._installed, reserve=True)
+        elif isinstance(message, ViewChange):
+            cert = message.checkpoint
+            if cert is not None and (self._checkpoint is None
+                                     or cert.upto > self._checkpoint.upto):
+                self._checkpoint = cert  # valid: a member only sends those it checked
+            if message.view > self._installed:
+                self._wanted = max(self._wanted, message.view)
+                own = message.view % self.ctx.n == self.ctx.member
+                self._push(self._wanted, reserve=own)
+        elif isinstance(message, (Order, OrderEcho)) and message.view > self._installed:
+            self._installed = message.view
+
+    def incoming(self, source: int, frame: bytes) -> bool:
+        try:
+            signed = decode_frame(frame).parse()
+        except WireError:
+            return True
+        self._learn(signed.sender, signed.message)
+        return True
+
+    def outgoing(self, dest: int, frame: bytes, signed: Signed) -> Outgoing:
+        message = signed.message
+        if isinstance(message, NewView):
+            return []  # the views it leads never start
+        self._learn(self.ctx.member, message)
+        if not self._pushed:
+            self._push(self._installed, reserve=True)
+        out: Outgoing = [(dest, frame, 0.0)]
+        for push, reached in self._pending:
+            if dest not in reached:
+                reached.add(dest)
+                out.append((dest, push, 0.0))
+        return out
+
+    def tick(self) -> list[tuple[int, bytes]]:
+        if not self._pushed:
+            self._push(self._installed, reserve=True)
+        out = [(dest, push) for push, reached in self._pending
+               for dest in self.ctx.others() if dest not in reached]
+        self._pending = []
+        return out
+
+
 class BadCatchUp(ProcessFault):
     """Validly signed catch-up answers that are wrong, for slots around those it has seen
     ordered: slot proofs that name one batch twice or carry a batch the references do not
@@ -956,7 +1160,8 @@ _CLASSES: dict[str, type[ProcessFault]] = {
     "double-book": DoubleBook, "stall": Stall,
     "flood": Flood, "out-of-bounds": OutOfBounds, "bad-viewchange": BadViewChange,
     "bad-catchup": BadCatchUp, "bad-transfer": BadTransfer,
-    "lie-viewchange": LieViewChange,
+    "lie-viewchange": LieViewChange, "usurp": Usurp,
+    "view-push": ViewPush,
     "twins": Twins,
     "drop-forwards": DropForwards, "skip-turn": SkipTurn, "double-grant": DoubleGrant,
     "hoard-grants": HoardGrants, "bad-chunks": BadChunks, "stale-snapshot": StaleSnapshot,

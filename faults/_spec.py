@@ -98,6 +98,11 @@ BEHAVIOURS: Mapping[str, Behaviour] = {b.name: b for b in (
               "miscounted", (_K,)),
     Behaviour("lie-viewchange", True, "VIEW-CHANGEs that omit its prepared certificates, "
               "NEW-VIEWs that drop prepared slots", ()),
+    Behaviour("usurp", True, "proposes slots that are other members' (ahead of them, in "
+              "the current view and the coming one), each naming a batch that never exists; "
+              "none in its own turns", ()),
+    Behaviour("view-push", True, "valid VIEW-CHANGEs, one after another, for the views it "
+              "leads (and never their NEW-VIEW), to pull members out of working views", ()),
     Behaviour("twins", True, "two instances share its key, each talking to half the members",
               (), swarm=False),
     Behaviour("drop-forwards", True, "UB sequencer: ignores the batches members hand to it",

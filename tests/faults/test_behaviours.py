@@ -4,17 +4,19 @@ evidence equivocators leave, and what the state-transfer behaviours make of a CH
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from typing import Any
 
 import attrs
 import pytest
 
-from btob import Member, Settings, SimConfig, simulate
+from btob import Member, MemberStatistics, Settings, SimConfig, simulate
 from btob.core.effects import Outbox
 from btob.core.merkle import MerkleTree, verify_chunk
+from btob.core.ordering import Ordering, _Slot
 from btob.core.quorum import Quorums
 from btob.core.transfer import ChunkServer, StateTransfer
-from btob.core.wire import Chunk, ChunkRequest, Message, Signed, Status, decode_frame
+from btob.core.wire import Chunk, ChunkRequest, Message, Order, Signed, Status, decode_frame
 from btob.faults import BEHAVIOURS, parse_fault
 from btob.faults._behaviours import FaultContext, ProcessFault, make_fault
 from btob.sim.coverage import LAGGARD_SETTINGS
@@ -264,7 +266,8 @@ def test_out_of_bounds_is_refused_by_the_check_each_message_breaks(
     counted = {reason for stats in result.statistics if stats.member != member
                for reason, count in stats.dropped.items() if count}
     assert refused <= counted, refused - counted
-    assert result.fault_effects[member].frames_injected > 0
+    effects = result.fault_effects[member]
+    assert effects.frames_changed + effects.frames_injected > 0  # sent alone or along
 
 
 @pytest.mark.parametrize(("behaviour", "refused"), [
@@ -408,3 +411,78 @@ def test_mutate_acts_only_in_its_round() -> None:
     always, never = changed("1=mutate:p=1"), changed("1=mutate:p=1,at=50")
     one_round = changed("1=mutate:p=1,at=0.01,for=0.01")
     assert never == 0 and 0 < one_round < always
+
+
+class OrderFromAnyone(Ordering):
+    """Takes an ORDER from any member: the check that only the slot's proposer proposes is
+    gone (for the message at hand, the sender is taken for the proposer)."""
+
+    def _on_order(self, signed: Signed, message: Order, state: _Slot, now: float) -> None:
+        self.proposer.proposer_of = lambda slot: signed.sender  # type: ignore[method-assign]
+        try:
+            super()._on_order(signed, message, state, now)
+        finally:
+            del self.proposer.proposer_of
+
+
+def order_from_anyone(**kwargs: Any) -> Member:
+    """A member whose ordering takes anyone's ORDER."""
+    return Member(**kwargs, ordering=OrderFromAnyone)
+
+
+class JoinOnOne(Member):
+    """Leaves its view for a higher one on a single VIEW-CHANGE, not f+1 (one honest)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._view_changer.quorums = attrs.evolve(self.quorums, one_honest=1)
+
+
+def _rule_run(spec: str, variant: str, seed: int, factory: Callable[..., Member] = Member,
+              ) -> SimResult:
+    return simulate(SimConfig(n=4, seed=seed, messages=50, variant=variant, max_time=10,
+                              faults=(parse_fault(spec, 4),)), member_factory=factory)
+
+
+def _honest(result: SimResult) -> list[MemberStatistics]:
+    return [s for s in result.statistics if result.logs.run.members[s.member].honest]
+
+
+VARIANTS = ["bb", "ub", "uub", "moving"]
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("member", [0, 1])
+def test_usurping_orders_are_refused_and_the_run_completes(variant: str, member: int) -> None:
+    result = _rule_run(f"{member}=usurp", variant, 2)
+    assert result.ok and result.complete
+    effects = result.fault_effects[member]
+    assert effects.frames_changed + effects.frames_injected > 0  # sent alone or along
+    assert all(s.dropped.get("order-not-sequencer", 0) for s in _honest(result))
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_usurp_stalls_a_member_that_takes_anyones_order(variant: str) -> None:
+    broken_run = _rule_run("1=usurp", variant, 2, order_from_anyone)
+    assert not (broken_run.ok and broken_run.complete)
+    assert not any(s.dropped.get("order-not-sequencer", 0) for s in _honest(broken_run))
+    assert _rule_run("1=usurp", variant, 2).complete  # the same run, with the check
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("member", [0, 1])
+def test_pushed_view_changes_are_kept_but_move_nobody(variant: str, member: int) -> None:
+    result = _rule_run(f"{member}=view-push", variant, 1)
+    assert result.ok and result.complete
+    assert not result.view_changes  # one member wanting a view is not enough
+    honest = _honest(result)
+    assert all(s.view_changes_held and not s.view_changes_started for s in honest)
+    assert not any(s.dropped.get("viewchange-invalid", 0) for s in honest)  # all valid
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_view_push_stalls_a_member_that_joins_on_one_view_change(variant: str) -> None:
+    broken_run = _rule_run("0=view-push", variant, 1, JoinOnOne)
+    assert not (broken_run.ok and broken_run.complete)
+    assert all(s.view_changes_started for s in _honest(broken_run))
+    assert _rule_run("0=view-push", variant, 1).complete  # the same run, intact
