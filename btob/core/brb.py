@@ -115,6 +115,21 @@ class _BrbBase(Dissemination):
             return self._done.is_done(signed.sender, message.counter)
         return False
 
+    def lost_own(self) -> bool:
+        """True while this member asks its peers for a SEND of its own it no longer holds
+        (its disk was wiped while the instance was under way): then, and only then, its own
+        SEND sent back to it is let in."""
+        return any(o == self.member and inst.send is None and "fetch" in inst.mine
+                   for (o, _), inst in self._instances.items())
+
+    def _on_fetch(self, signed: Signed, message: Fetch) -> None:
+        inst = self._instance(message.origin, message.counter)
+        if inst is None:
+            return
+        value = _value_with(inst, message.digest)
+        if value is not None:
+            self.outbox.send(signed.sender, value)
+
     def _emit(self, inst: _Instance, role: str, dest: int | None, item: Message | Signed,
               now: float) -> None:
         inst.mine[role] = (dest, item)
@@ -271,14 +286,6 @@ class BrachaBroadcast(_BrbBase):
         previous = votes.get(signed.sender)
         return previous is None or _digest_of(previous) == message.digest
 
-    def _on_fetch(self, signed: Signed, message: Fetch) -> None:
-        inst = self._instance(message.origin, message.counter)
-        if inst is None:
-            return
-        value = _value_with(inst, message.digest)
-        if value is not None:
-            self.outbox.send(signed.sender, value)
-
     def _wanted(self, inst: _Instance) -> bytes | None:
         """The digest that f+1 READYs vouch for, if any."""
         for vote in inst.readies.values():
@@ -323,12 +330,15 @@ class SignedEchoBroadcast(_BrbBase):
     """Reiter's signed echo: q signed ECHOs make a FINAL certificate that anyone forwards."""
 
     def on_message(self, signed: Signed, now: float) -> None:
-        """Handle a verified SEND, ECHO or FINAL."""
+        """Handle a verified SEND, ECHO, FINAL or FETCH (an origin that lost its own SEND
+        asks for it back)."""
         message = signed.message
         if isinstance(message, Send):
             self._on_send(signed, message, now)
         elif isinstance(message, Final):
             self._on_final(signed, message, now)
+        elif isinstance(message, Fetch):
+            self._on_fetch(signed, message)
         elif type(message) is Echo:
             self._on_echo(signed, message, now)
         else:
@@ -338,9 +348,15 @@ class SignedEchoBroadcast(_BrbBase):
         inst = self._instance(signed.sender, message.counter)
         if inst is None:
             return
+        if signed.sender == self.member and not inst.mine.keys() & {"send", "fetch"}:
+            self.outbox.drop("own-frame-returned")  # a replay of ours nobody asked for
+            return
         repeated = inst.send is not None
         digest = self._accept_send(inst, signed)
         if digest is not None:
+            if inst.mine.pop("fetch", None) is not None:
+                # Ours, fetched back: send it again as it was signed, for peers that lack it.
+                self._emit(inst, "send", None, signed, now)
             echo = Echo(signed.sender, message.counter, digest)
             self._emit(inst, "echo", signed.sender, echo, now)
         elif repeated and inst.digest is not None and inst.send is not None and \
@@ -357,7 +373,15 @@ class SignedEchoBroadcast(_BrbBase):
             self.outbox.drop("brb-echo-not-for-me")
             return
         inst = self._instance(self.member, message.counter)
-        if inst is None or inst.final is not None or inst.send is None:
+        if inst is None or inst.final is not None:
+            return
+        if inst.send is None:
+            # A peer echoes a SEND of ours we no longer hold: the disk that kept it was
+            # wiped. Only this member can certify the instance, and signing another value
+            # for it would be equivocation: ask for the SEND we signed and finish it.
+            if "fetch" not in inst.mine:
+                fetch = Fetch(self.member, message.counter, message.digest)
+                self._emit(inst, "fetch", None, fetch, now)
             return
         if message.digest != inst.digest or not self._vote(inst.echoes, signed, message.digest):
             return

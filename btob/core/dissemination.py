@@ -79,6 +79,11 @@ class Dissemination:
         signature need not be checked."""
         return False
 
+    def lost_own(self) -> bool:
+        """True while this member waits for a message of its own sent back to it (one it
+        signed before its disk was wiped); False for cores that never ask."""
+        return False
+
     def seen_from(self, origin: int) -> tuple[int, int]:
         """The next batch counter and payload counter of ``origin`` above every batch of it
         held here (0, 0 if none)."""

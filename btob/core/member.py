@@ -252,7 +252,8 @@ class Member:
         except WireError:
             self._gate_dropped["malformed-frame"] += 1
             return
-        if raw.sender == self.member:
+        if raw.sender == self.member and not (
+                raw.kind == "brb.send" and self._dissemination.lost_own()):
             self._gate_dropped["own-frame-returned"] += 1  # a forward or replay of ours
             return
         try:
@@ -669,7 +670,8 @@ class Member:
                 return
             first = self._next_payload - len(self._pending) - len(payloads)
             self._recovery.payloads_batched(first, len(payloads))
-            counter = self._next_batch
-            self._next_batch += 1
+            # Above any own SEND a peer sent back since a wiped disk (never sign one twice).
+            counter = max(self._next_batch, self._dissemination.seen_from(self.member)[0])
+            self._next_batch = counter + 1
             self._own_in_flight.add(counter)
             self._dissemination.broadcast(counter, Batch(first, tuple(payloads)), now)

@@ -18,7 +18,18 @@ from btob.core.brb import BrachaBroadcast, SignedEchoBroadcast
 from btob.core.effects import Outbox
 from btob.core.quorum import Quorums
 from btob.core.settings import Settings
-from btob.core.wire import Batch, Echo, Final, Message, Ready, Send, Signed, Vote, decode_frame
+from btob.core.wire import (
+    Batch,
+    Echo,
+    Fetch,
+    Final,
+    Message,
+    Ready,
+    Send,
+    Signed,
+    Vote,
+    decode_frame,
+)
 from btob.crypto import KeyRegistry, Signer, SigningKey, Verifier
 
 CLUSTER = b"brb-test"
@@ -310,3 +321,32 @@ def test_a_restarted_origin_that_drops_its_own_frames_still_gets_its_batch() -> 
     h.flush(1)
     h.run(until=h.now + 3.0)
     assert h.delivered[1] == [(1, 0, batch.digest())]
+@pytest.mark.parametrize("seed", range(10))
+def test_a_signed_echo_origin_whose_disk_was_wiped_finishes_the_send_its_peers_echoed(
+        seed: int) -> None:
+    # Regression (sim --brb echo --seed 2 with member 1 restarted from a wiped disk: its
+    # last batch was never delivered): only the origin can turn the ECHOs into a FINAL, so
+    # an origin back with nothing fetches the SEND it had signed, and certifies that one
+    # (signing another value for the counter would be equivocation).
+    h = Harness(4, "echo", seed, byzantine=None)
+    batch = Batch(0, (b"before the wipe",))
+    h.cores[1].broadcast(0, batch, 0.0)
+    h.flush(1)
+    h.outboxes[1] = Outbox()  # the disk is gone: a fresh core with nothing of instance 0
+    h.cores[1] = SignedEchoBroadcast(member=1, quorums=h.quorums, settings=SETTINGS,
+                                     outbox=h.outboxes[1], verify=h.verifiers[1].verify)
+    h.run()
+    for member, got in h.delivered.items():
+        assert got == [(1, 0, batch.digest())], f"member {member}"
+    assert not any(o.evidence for o in h.outboxes.values()), "the origin equivocated"
+
+
+def test_a_signed_echo_origin_lets_in_only_its_own_sends_it_asked_for() -> None:
+    h = Harness(4, "echo", 0, byzantine=None)
+    core, outbox = h.cores[1], h.outboxes[1]
+    assert not core.lost_own()
+    core.on_message(h.sign(1, Send(0, Batch(0, (b"replayed",)))), 0.0)
+    assert outbox.dropped["own-frame-returned"] == 1 and not outbox.sends
+    core.on_message(h.sign(2, Echo(1, 1, Batch(0, (b"lost",)).digest())), 0.0)
+    assert core.lost_own()
+    assert [type(item) for _, item in outbox.sends] == [Fetch]

@@ -275,6 +275,18 @@ def test_a_member_whose_disk_was_wiped_learns_its_counters_before_it_broadcasts(
     assert len(ids) > before  # it did broadcast again after learning
 
 
+def test_a_wiped_member_s_batch_under_way_is_still_delivered() -> None:
+    """Regression: member 1 crashes while its last batch (payloads 8 to 11) is under way,
+    its SEND held and echoed by every peer, and comes back with nothing. With the signed
+    echo only the origin makes the FINAL, so the batch was never delivered: it must fetch
+    the SEND it signed back from its peers and finish it, without equivocating."""
+    result = _restarted(Restart(1, 106, 0.96, False, wiped=True), messages=50, seed=2,
+                        brb="echo", max_time=30.0, settings=Settings())
+    _assert_restart_kept_its_word(result, 1)
+    delivered = {d.msg_id for d in result.logs.deliveries[0]}
+    assert {f"1:{c}" for c in range(8, 12)} <= delivered
+
+
 # -- state transfer ------------------------------------------------------------------------
 
 TRANSFER_SETTINGS = Settings(checkpoint_interval=4, log_retention_slots=8, slot_window=8,
