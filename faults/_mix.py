@@ -18,7 +18,7 @@ import attrs
 
 from btob._errors import ConfigError
 from btob.faults import _spec
-from btob.faults._adversary import STRATEGIES, WHEN, AdversarySpec, parse_adversary
+from btob.faults._adversary import SIGS, STRATEGIES, WHEN, AdversarySpec, parse_adversary
 from btob.faults._network import NetSpec, parse_net
 from btob.faults._spec import Behaviour, FaultSpec, Param, parse_fault
 
@@ -326,7 +326,8 @@ def adversary_mix(seed: int, n: int, *,
     the halves apart for 0.3-2.5 s, with the first sequencer faulty or not, from the start
     or (three times in four) for 0.3-2 s from a protocol step; ``edge`` aims at
     one of the first 8 slots and holds frames for 1.5-4 s, past the first view change;
-    ``forged-split`` splits every 1st to 4th slot. A
+    ``forged-split`` splits every 1st to 4th slot, its forged votes signed with its own key
+    or with real signatures reused from earlier votes, one time in two each. A
     behaviour goes to f members, the first sequencer among them one time in two, each drawn
     as :func:`swarm_mix` draws them, on a network with 1-5 ms of latency. Clusters of fewer
     than 4 members have no faulty member to draw: their mix is fault-free.
@@ -349,7 +350,8 @@ def adversary_mix(seed: int, n: int, *,
             text += f",when={when},for={round(rng.uniform(0.3, 2.0), 2):g}"
         return Mix(name, adversary=text)
     if attack == "forged-split":
-        return Mix(name, adversary=f"forged-split:every={rng.randint(1, 4)}")
+        every = rng.randint(1, 4)
+        return Mix(name, adversary=f"forged-split:every={every},sig={rng.choice(SIGS)}")
     if attack == "edge":
         return Mix(name, adversary=f"edge:until={round(rng.uniform(1.5, 4.0), 2):g},"
                                    f"slot={rng.randint(0, 7)}")
