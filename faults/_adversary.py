@@ -43,8 +43,16 @@ Strategies (:data:`STRATEGIES`):
     The sequencer of view 0 is faulty. Of each proposal with two batches or more (every
     ``every``-th slot), it sends one order of the batches to half the honest members and
     the reverse order to the rest, each followed by ECHOs and READYs for that value in every
-    honest member's name, signed with its own key. Only a member that takes a signature for
-    its claimed sender without checking it commits either value.
+    honest member's name. With ``sig=own`` the votes are signed with its own key: only a
+    member that takes a signature for its claimed sender without checking it commits either
+    value. With ``sig=reused`` each forged vote carries a real signature of its claimed
+    sender: one that sender made on a vote of the same kind for an earlier slot, which the
+    coalition saw arrive (every honest member broadcasts its votes) at least ``age``
+    seconds before, so the victim most likely checked - and cached - the original by then;
+    until it holds such a signature from every honest member, the sequencer proposes
+    honestly.
+    The signature is real, the body is not: only a member whose verify cache answers for a
+    (sender, kind, signature) without comparing the body commits either value.
 
 ``isolate``
     A laggard left to its helpers. An honest victim ``V`` is drawn and the faulty members
@@ -146,7 +154,12 @@ STRATEGIES: Mapping[str, Strategy] = {s.name: s for s in (
     Strategy("forged-split", "the sequencer proposes one value to half the honest members "
              "and another to the rest, each with votes in every honest member's name",
              (attrs.evolve(_UNTIL, default=0.0),
-              Param("every", int, 1, "split every k-th slot (1: every slot)"))),
+              Param("every", int, 1, "split every k-th slot (1: every slot)"),
+              Param("sig", str, "own", "what signs the forged votes: own (the faulty "
+                    "sequencer's key) or reused (the claimed sender's real signature of an "
+                    "earlier vote of the same kind)"),
+              Param("age", float, 0.005, "with sig=reused: seconds a signature must have "
+                    "been seen before it is reused"))),
     Strategy("relabel", "kind confusion: an origin's lie to f honest members gets READYs "
              "that are their own ECHOs relabelled, signatures kept",
              (attrs.evolve(_UNTIL, default=0.0),)),
@@ -166,6 +179,9 @@ STRATEGIES: Mapping[str, Strategy] = {s.name: s for s in (
 
 WHEN = ("start", "prepare", "viewchange", "checkpoint")
 """The protocol steps a ``split`` may wait for before it partitions the members."""
+
+SIGS = ("own", "reused")
+"""What signs a ``forged-split``'s forged votes (see the module docstring)."""
 
 _TRIGGER_KINDS = {"prepare": "ord.ready", "viewchange": "vc.viewchange",
                   "checkpoint": "ckp.checkpoint"}
@@ -205,6 +221,8 @@ def parse_adversary(text: str) -> AdversarySpec:
     params = parse_params(where, name, strategy.params, args)
     if params.get("when", "start") not in WHEN:
         raise ConfigError(f"{where}: when must be one of {', '.join(WHEN)}")
+    if params.get("sig", "own") not in SIGS:
+        raise ConfigError(f"{where}: sig must be one of {', '.join(SIGS)}")
     return AdversarySpec(name, params)
 
 
@@ -421,7 +439,13 @@ class Edge(Coalition):
 
 
 class ForgedSplit(Coalition):
-    """Two proposals, with votes in honest names (see the module docstring)."""
+    """Two proposals, with votes in honest names (see the module docstring).
+
+    :attr:`reused` counts the forged votes sent with a real signature of another body.
+    """
+
+    KEPT = 8
+    """With ``sig=reused``: the most recent signatures kept per (sender, kind)."""
 
     def __init__(self, spec: AdversarySpec, n: int, f: int, rng: random.Random,
                  settings: Settings) -> None:
@@ -433,27 +457,69 @@ class ForgedSplit(Coalition):
         rng.shuffle(honest)
         self.half_a = frozenset(honest[: len(honest) // 2])
         self.every = int(spec.value("every"))
-        self.split: set[int] = set()
+        self.sig = str(spec.params.get("sig", "own"))
+        self.age = spec.value("age")
+        self.reused = 0
+        self._seen: dict[tuple[int, str], dict[int, tuple[bytes, float]]] = {}
+        """(sender, kind) -> slot -> (its real signature, when the coalition first saw it)."""
+
+    def observe(self, source: int, frame: bytes, now: float) -> None:
+        if self.sig != "reused" or source in self.members:
+            return
+        try:
+            raw = decode_frame(frame)
+            if raw.kind not in (OrderEcho.KIND, OrderReady.KIND) or raw.sender != source:
+                return
+            signed = raw.parse()
+        except WireError:
+            return
+        message = signed.message
+        assert isinstance(message, OrderEcho)
+        seen = self._seen.setdefault((source, raw.kind), {})
+        seen.setdefault(message.slot, (raw.signature, now))
+        while len(seen) > self.KEPT:
+            del seen[min(seen)]
+
+    def _signatures(self, sender: int, kind: str, slot: int, now: float) -> list[bytes]:
+        """``sender``'s real signatures of ``kind`` votes for slots before ``slot``, seen
+        long enough ago that any member has most likely checked them."""
+        seen = self._seen.get((sender, kind), {})
+        return [sig for s, (sig, at) in sorted(seen.items())
+                if s < slot and at <= now - self.age]
 
     def outgoing(self, ctx: FaultContext, dest: int, frame: bytes, signed: Signed) -> Outgoing:
         message = signed.message
         if not isinstance(message, Order) or len(message.refs) < 2 or \
                 message.slot % self.every or dest in self.members:
             return [(dest, frame, 0.0)]
+        honest = [m for m in range(self.n) if m not in self.members]
+        if self.sig == "reused" and not all(
+                self._signatures(m, kind.KIND, message.slot, ctx.now)
+                for m in honest for kind in (OrderEcho, OrderReady)):
+            return [(dest, frame, 0.0)]  # no signature to reuse yet: propose honestly
         told = message if dest in self.half_a else attrs.evolve(
             message, refs=message.refs[::-1])
         self.rewrites += 1
         out = [(dest, ctx.resign(told), 0.0)]
         for kind in (OrderEcho, OrderReady):
-            vote = ctx.resign(kind(told.view, told.slot, told.digest))
-            mine = decode_frame(vote).parse()
+            vote = kind(told.view, told.slot, told.digest)
+            if self.sig == "reused":
+                # Each honest member's real signature of an earlier vote, on this vote.
+                body = vote.to_body()
+                for m in honest:
+                    for signature in self._signatures(m, kind.KIND, told.slot, ctx.now):
+                        self.reused += 1
+                        out.append((dest, Signed(m, vote, body, signature).to_frame(), 0.0))
+                continue
+            mine = decode_frame(ctx.resign(vote)).parse()
             # Every member's vote for this half's value, signed with this member's key.
             out += [(dest, Signed(m, mine.message, mine.body, mine.signature).to_frame(), 0.0)
-                    for m in range(self.n) if m not in self.members]
+                    for m in honest]
         return out
 
     def describe(self) -> dict[str, object]:
-        return {**super().describe(), "a": sorted(self.half_a)}
+        reused = {"reused": self.reused} if self.sig == "reused" else {}
+        return {**super().describe(), "a": sorted(self.half_a), **reused}
 
 
 class Isolate(Coalition):

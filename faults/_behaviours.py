@@ -497,6 +497,48 @@ class Mutate(_Recorder):
         return [(dest, self.ctx.resign(mutated), 0.0)]
 
 
+class BadCheckpoint(ProcessFault):
+    """Signs, at each real checkpoint boundary, a CHECKPOINT with a wrong chain digest, a
+    wrong state root or both (``lie``; ``any``: one of them per boundary, each within every
+    three boundaries), in place of its real one, to the members ``to`` names (the others get
+    the real one). The lie of a boundary is the same every time it is sent, so a receiver
+    holds one wrong vote from it, not two conflicting ones: it never matches the honest
+    votes, and only a member that counts votes whatever they sign forms a certificate with
+    it."""
+
+    byzantine = True
+    LIES = ("digest", "state", "both")
+    """What a lie replaces, by name."""
+
+    def __init__(self, spec: FaultSpec, ctx: FaultContext) -> None:
+        super().__init__(spec, ctx)
+        peers = self.text("to")
+        self.peers = None if peers == "all" else {int(p) for p in peers.split("+") if p}
+        self._lies: dict[Checkpoint, bytes] = {}
+        """The real CHECKPOINT -> the frame of its lie."""
+
+    def _lie(self, real: Checkpoint) -> bytes:
+        lie = self._lies.get(real)
+        if lie is None:
+            what = self.text("lie")
+            if what == "any":
+                what = self.LIES[self.draw(len(self.LIES))]
+            rng = self.ctx.rng
+            digest = rng.randbytes(len(real.digest)) if what != "state" else real.digest
+            state = rng.randbytes(len(real.state)) if what != "digest" else real.state
+            lie = self._lies[real] = self.ctx.resign(Checkpoint(real.upto, digest, state))
+            while len(self._lies) > 64:
+                self._lies.pop(next(iter(self._lies)))
+        return lie
+
+    def outgoing(self, dest: int, frame: bytes, signed: Signed) -> Outgoing:
+        message = signed.message
+        if not isinstance(message, Checkpoint) or (
+                self.peers is not None and dest not in self.peers):
+            return [(dest, frame, 0.0)]
+        return [(dest, self._lie(message), 0.0)]
+
+
 class Censor(ProcessFault):
     """As sequencer, removes one origin's batches from every ORDER."""
 
@@ -1159,7 +1201,7 @@ _CLASSES: dict[str, type[ProcessFault]] = {
     "replay": Replay, "garbage": Garbage, "mutate": Mutate, "censor": Censor,
     "double-book": DoubleBook, "stall": Stall,
     "flood": Flood, "out-of-bounds": OutOfBounds, "bad-viewchange": BadViewChange,
-    "bad-catchup": BadCatchUp, "bad-transfer": BadTransfer,
+    "bad-catchup": BadCatchUp, "bad-transfer": BadTransfer, "bad-checkpoint": BadCheckpoint,
     "lie-viewchange": LieViewChange, "usurp": Usurp,
     "view-push": ViewPush,
     "twins": Twins,

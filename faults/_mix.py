@@ -18,7 +18,7 @@ import attrs
 
 from btob._errors import ConfigError
 from btob.faults import _spec
-from btob.faults._adversary import STRATEGIES, WHEN, AdversarySpec, parse_adversary
+from btob.faults._adversary import SIGS, STRATEGIES, WHEN, AdversarySpec, parse_adversary
 from btob.faults._network import NetSpec, parse_net
 from btob.faults._spec import Behaviour, FaultSpec, Param, parse_fault
 
@@ -326,9 +326,10 @@ def adversary_mix(seed: int, n: int, *,
     the halves apart for 0.3-2.5 s, with the first sequencer faulty or not, from the start
     or (three times in four) for 0.3-2 s from a protocol step; ``edge`` aims at
     one of the first 8 slots and holds frames for 1.5-4 s, past the first view change;
-    ``forged-split`` splits every 1st to 4th slot; ``isolate`` loses every frame to its
-    victim for 0.8-2.5 s; ``relabel`` has no parameter; ``short-newview`` aims at one of the
-    first 8 slots and holds frames for 3-5 s. A
+    ``forged-split`` splits every 1st to 4th slot, its forged votes signed with its own key
+    or with real signatures reused from earlier votes, one time in two each; ``isolate``
+    loses every frame to its victim for 0.8-2.5 s; ``relabel`` has no parameter;
+    ``short-newview`` aims at one of the first 8 slots and holds frames for 3-5 s. A
     behaviour goes to f members, the first sequencer among them one time in two, each drawn
     as :func:`swarm_mix` draws them, on a network with 1-5 ms of latency. Clusters of fewer
     than 4 members have no faulty member to draw: their mix is fault-free.
@@ -351,7 +352,8 @@ def adversary_mix(seed: int, n: int, *,
             text += f",when={when},for={round(rng.uniform(0.3, 2.0), 2):g}"
         return Mix(name, adversary=text)
     if attack == "forged-split":
-        return Mix(name, adversary=f"forged-split:every={rng.randint(1, 4)}")
+        every = rng.randint(1, 4)
+        return Mix(name, adversary=f"forged-split:every={every},sig={rng.choice(SIGS)}")
     if attack == "relabel":  # nothing to draw: its roles come from the run's seed
         return Mix(name, adversary="relabel")
     if attack == "short-newview":

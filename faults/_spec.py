@@ -96,6 +96,12 @@ BEHAVIOURS: Mapping[str, Behaviour] = {b.name: b for b in (
               "chunks nobody asked for, requests for snapshots not held or beyond the serving "
               "budget, offers nobody needs or under a junk certificate, chunks sent twice or "
               "miscounted", (_K,)),
+    Behaviour("bad-checkpoint", True, "validly signed CHECKPOINTs at the real boundaries "
+              "with a wrong chain digest and/or state root, in place of its real ones",
+              (_p("lie", str, "any", "digest, state, both, or any (one of them per "
+                  "boundary)"),
+               _p("to", str, "all", "peers lied to, e.g. 1+2, or all (the others get the "
+                  "real vote)"))),
     Behaviour("lie-viewchange", True, "VIEW-CHANGEs that omit its prepared certificates, "
               "NEW-VIEWs that drop prepared slots", ()),
     Behaviour("usurp", True, "proposes slots that are other members' (ahead of them, in "

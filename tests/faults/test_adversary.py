@@ -56,6 +56,7 @@ def test_parse_and_print_round_trip() -> None:
     ("nosuch", "unknown strategy 'nosuch'; known: edge, forged-split, isolate, relabel, "
                 "short-newview, split"),
     ("edge:slots=3", "bad parameter 'slots=3'; edge takes until, slot"),
+    ("forged-split:sig=theirs", "sig must be one of own, reused"),
     ("edge:slot=x", "slot must be a int"),
     ("split:until=-1", "until must be >= 0"),
     ("split:when=later", "when must be one of start, prepare, viewchange, checkpoint"),
@@ -177,6 +178,40 @@ def test_isolate_leaves_a_laggard_behind_when_only_f_members_help(n: int) -> Non
         assert victim.slots_from_proofs + victim.slots_from_segments == 0
         fine = _run("isolate", seed, n=n)
         assert fine.ok and fine.complete
+def _body_blind_cache(**kwargs: Any) -> Member:
+    """A member whose verify cache answers for a (member, kind, signature) it checked once,
+    whatever body comes with it (a cache hit must be for the same signed body)."""
+    verifier = Verifier(kwargs["registry"], cluster_id=kwargs["cluster_id"],
+                        backend=kwargs.get("backend"))
+    checked: set[tuple[int, str, bytes]] = set()
+
+    def verify(member: int, kind: str, body: bytes, signature: bytes) -> bool:
+        if (member, kind, signature) in checked:
+            return True
+        ok = verifier.verify(member, kind, body, signature)
+        if ok:
+            checked.add((member, kind, signature))
+        return ok
+
+    return Member(**kwargs, verify=verify)
+
+
+@pytest.mark.parametrize("n", [4, 7])
+def test_forged_split_reuses_real_signatures_and_the_real_protocol_drops_them(n: int) -> None:
+    for seed in range(3):
+        result = _run("forged-split:sig=reused", seed, n=n)
+        assert result.ok and result.complete, (seed, [str(v) for v in result.report.violations])
+        adversary = result.adversary
+        assert adversary["rewrites"] and adversary["reused"]  # real signatures, other bodies
+        honest = [s for s in result.statistics if s.member not in adversary["faulty"]]  # type: ignore[operator]
+        assert all(s.dropped.get("bad-signature", 0) for s in honest)  # refused the votes
+
+
+def test_forged_split_with_reused_signatures_finds_a_verify_cache_blind_to_the_body() -> None:
+    assert _breaks("forged-split:sig=reused", _body_blind_cache, range(3))
+    assert not _breaks("forged-split:sig=reused", Member, range(3))
+    # Signed with its own key, the forged votes miss any cache: that mode cannot find it.
+    assert not _breaks("forged-split", _body_blind_cache, range(3))
 
 
 DURABILITY_BREAKS = frozenset({"forget-signed", "persist-late"})

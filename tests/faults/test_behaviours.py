@@ -10,13 +10,25 @@ from typing import Any
 import attrs
 import pytest
 
-from btob import Member, MemberStatistics, Settings, SimConfig, simulate
+from btob import Member, MemberStatistics, Settings, SimConfig, StateDiverged, simulate
+from btob.core.checkpoint import CheckpointTracker
 from btob.core.effects import Outbox
 from btob.core.merkle import MerkleTree, verify_chunk
 from btob.core.ordering import Ordering, _Slot
 from btob.core.quorum import Quorums
 from btob.core.transfer import ChunkServer, StateTransfer
-from btob.core.wire import Chunk, ChunkRequest, Message, Order, Signed, Status, decode_frame
+from btob.core.wire import (
+    Checkpoint,
+    CheckpointCert,
+    Chunk,
+    ChunkRequest,
+    Message,
+    Order,
+    Signed,
+    Status,
+    Vote,
+    decode_frame,
+)
 from btob.faults import BEHAVIOURS, parse_fault
 from btob.faults._behaviours import FaultContext, ProcessFault, make_fault
 from btob.sim.coverage import LAGGARD_SETTINGS
@@ -486,3 +498,85 @@ def test_view_push_stalls_a_member_that_joins_on_one_view_change(variant: str) -
     assert not (broken_run.ok and broken_run.complete)
     assert all(s.view_changes_started for s in _honest(broken_run))
     assert _rule_run("0=view-push", variant, 1).complete  # the same run, intact
+class _AnyDigestTracker(CheckpointTracker):
+    """Counts a boundary's CHECKPOINT votes whatever they sign (a stable checkpoint needs q
+    matching signatures on one (upto, digest, state)): the certificate takes the body of
+    the vote that completed the count."""
+
+    def on_checkpoint(self, signed: Signed) -> CheckpointCert | None:
+        message = signed.message
+        assert isinstance(message, Checkpoint)
+        if message.upto % self.interval or message.upto <= self.stable_upto:
+            return None
+        votes = self._votes.setdefault(message.upto, {})
+        if signed.sender in votes:
+            return None
+        votes[signed.sender] = signed
+        if len(votes) < self.quorums.quorum:
+            return None
+        cert = CheckpointCert(message.upto, message.digest, tuple(
+            Vote(s.sender, s.signature) for s in sorted(votes.values(), key=lambda s: s.sender)
+        )[: self.quorums.quorum], message.state)
+        self.adopt(cert)
+        return cert
+
+
+class _AnyDigestMember(Member):
+    """A member whose checkpoint tracker is :class:`_AnyDigestTracker`."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._checkpoints.__class__ = _AnyDigestTracker
+
+
+def _bad_checkpoint(seed: int, n: int, factory: Callable[..., Member] = Member) -> SimResult:
+    members = [1] if n == 4 else [1, 4]
+    faults = tuple(parse_fault(f"{m}=bad-checkpoint", n) for m in members)
+    return simulate(SimConfig(n=n, seed=seed, messages=150, max_time=30, faults=faults),
+                    member_factory=factory)
+
+
+@pytest.mark.parametrize("n", [4, 7])
+def test_bad_checkpoints_are_signed_lies_that_never_count(n: int) -> None:
+    for seed in (1, 2):
+        result = _bad_checkpoint(seed, n)
+        assert result.ok and result.complete
+        liars = [m for m, info in result.logs.run.members.items() if not info.honest]
+        assert all(result.fault_effects[m].frames_changed for m in liars)  # it lied
+        honest = [s for s in result.statistics if s.member not in liars]
+        assert all(s.stable_checkpoint >= 16 for s in honest)  # and q honest votes did it
+
+
+def test_bad_checkpoint_lies_at_real_boundaries_with_a_wrong_digest_or_state() -> None:
+    real = Checkpoint(16, bytes([1]) * 32, bytes([2]) * 32)
+    signed = KEYS.sign(1, real)
+    fault = _behaviour("1=bad-checkpoint")
+    lies = [_through(fault, signed, dest)[0] for dest in (0, 2, 3, 2)]
+    assert [dest for dest, _ in lies] == [0, 2, 3, 2]
+    assert len({lie.message for _, lie in lies}) == 1  # one lie per boundary, validly signed
+    lie = lies[0][1].message
+    assert isinstance(lie, Checkpoint) and lie.upto == 16 and lie != real
+    changed = set()
+    for what in ("digest", "state", "both"):
+        [(_, told)] = _through(_behaviour(f"1=bad-checkpoint:lie={what}"), signed)
+        message = told.message
+        assert isinstance(message, Checkpoint) and message.upto == real.upto
+        changed.add((message.digest != real.digest, message.state != real.state))
+    assert changed == {(True, False), (False, True), (True, True)}
+    only = _behaviour("1=bad-checkpoint:to=2")
+    assert only.outgoing(0, signed.to_frame(), signed) == [(0, signed.to_frame(), 0.0)]
+
+
+def test_bad_checkpoint_finds_a_tracker_that_counts_votes_whatever_they_sign() -> None:
+    def breaks(factory: Callable[..., Member]) -> bool:
+        for seed in (1, 2, 3):
+            try:
+                result = _bad_checkpoint(seed, 4, factory)
+            except (AssertionError, StateDiverged):  # its own chain contradicts the cert
+                return True
+            if not result.ok or not result.complete:
+                return True
+        return False
+
+    assert breaks(_AnyDigestMember)
+    assert not breaks(Member)
