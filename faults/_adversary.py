@@ -122,7 +122,7 @@ from btob.core.wire import (
     ViewChange,
     decode_frame,
 )
-from btob.faults._behaviours import FaultContext, Outgoing, ProcessFault
+from btob.faults._behaviours import FaultContext, Outgoing, ProcessFault, own_frame
 from btob.faults._spec import FaultSpec, Param, parse_params
 
 __all__ = [
@@ -466,14 +466,10 @@ class ForgedSplit(Coalition):
     def observe(self, source: int, frame: bytes, now: float) -> None:
         if self.sig != "reused" or source in self.members:
             return
-        try:
-            raw = decode_frame(frame)
-            if raw.kind not in (OrderEcho.KIND, OrderReady.KIND) or raw.sender != source:
-                return
-            signed = raw.parse()
-        except WireError:
+        raw = own_frame(source, frame, (OrderEcho, OrderReady))
+        if raw is None:
             return
-        message = signed.message
+        message = raw.message
         assert isinstance(message, OrderEcho)
         seen = self._seen.setdefault((source, raw.kind), {})
         seen.setdefault(message.slot, (raw.signature, now))
@@ -597,12 +593,8 @@ class Relabel(Coalition):
     def observe(self, source: int, frame: bytes, now: float) -> None:
         if source not in self.lied_to:
             return
-        try:
-            raw = decode_frame(frame)
-            if raw.code != Echo.CODE or raw.sender != source:
-                return
-            echo = raw.parse()
-        except WireError:
+        echo = own_frame(source, frame, (Echo,))
+        if echo is None:
             return
         message = echo.message
         assert isinstance(message, Echo)

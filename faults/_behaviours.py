@@ -44,7 +44,7 @@ from btob.core.wire import (
 )
 from btob.faults._spec import BEHAVIOURS, FaultSpec
 
-__all__ = ["FaultContext", "ProcessFault", "make_fault"]
+__all__ = ["FaultContext", "ProcessFault", "make_fault", "own_frame"]
 
 Outgoing = list[tuple[int, bytes, float]]
 """(destination, frame, extra delay in seconds) triples."""
@@ -67,6 +67,18 @@ class FaultContext:
     def others(self) -> list[int]:
         """Every member but this one."""
         return [m for m in range(self.n) if m != self.member]
+
+
+def own_frame(source: int, frame: bytes, kinds: tuple[type[Message], ...]) -> Signed | None:
+    """``frame`` decoded, if it is one of ``kinds`` (exactly) that ``source`` signed itself;
+    None otherwise, or if it does not decode (the receiver's own gate counts that)."""
+    try:
+        raw = decode_frame(frame)
+        if raw.sender != source or all(raw.code != kind.CODE for kind in kinds):
+            return None
+        return raw.parse()
+    except WireError:
+        return None
 
 
 class ProcessFault:
@@ -259,13 +271,10 @@ class Equivocate(_Split):
     def incoming(self, source: int, frame: bytes) -> bool:
         if self._bracha or not self._told:
             return True
-        try:
-            raw = decode_frame(frame)
-            if raw.code != Echo.CODE or raw.sender != source:
-                return True
-            echo = raw.parse().message
-        except WireError:
+        raw = own_frame(source, frame, (Echo,))
+        if raw is None:
             return True
+        echo = raw.message
         assert isinstance(echo, Echo)
         if echo.origin != self.ctx.member:  # only Bracha's ECHOs go to every member
             self._bracha = True
