@@ -469,6 +469,8 @@ async def _history(plan: Plan, root: Path) -> dict[str, Any]:
                                 delivered=sent)
                     await _until(functools.partial(_delivered_all, nodes, goal))
                     sampling.cancel_scope.cancel()
+                # the stretch's last instant counts too, however fast the stretch went
+                _take_peaks(nodes, peaks)
                 sent = goal
                 # Idle first, so that every restart resumes from a settled cluster (what
                 # lies above the snapshot - the window - is what a restart replays).
@@ -484,6 +486,7 @@ async def _history(plan: Plan, root: Path) -> dict[str, Any]:
                             "member": node.id, "round": round_, "payloads": goal,
                             "store_bytes": stats.store_bytes,
                             "peak_store_bytes": max(peaks[node.id], stats.store_bytes),
+                            "sampled_store_bytes": peaks[node.id],
                             "commits": stats.commits,
                             "stable_checkpoint": stats.member.stable_checkpoint,
                             "slots_delivered": stats.member.slots_delivered,
@@ -516,9 +519,14 @@ async def _sample_peaks(nodes: Sequence[Node], peaks: dict[int, int], after: int
     bound must hold at their largest."""
     while True:
         if min(node.delivered for node in nodes) >= after:
-            for node in nodes:
-                peaks[node.id] = max(peaks[node.id], node.statistics().store_bytes)
+            _take_peaks(nodes, peaks)
         await trio.sleep(period_s)
+
+
+def _take_peaks(nodes: Sequence[Node], peaks: dict[int, int]) -> None:
+    """Raise each node's entry in ``peaks`` to its ``store_bytes`` now."""
+    for node in nodes:
+        peaks[node.id] = max(peaks[node.id], node.statistics().store_bytes)
 
 
 def run_history(plan: Plan, parent: Path) -> dict[str, Any]:
