@@ -88,6 +88,34 @@ Strategies (:data:`STRATEGIES`):
     a NEW-VIEW of fewer than q VIEW-CHANGEs (which then need not meet every commit quorum)
     commits the reversed value where ``C`` committed the first.
 
+``stale-votes``
+    Votes of one view counted in the next. The view-0 sequencer ``C`` is honest, the
+    leader of view 1 faulty. At the first slot at or after ``slot`` naming two batches or
+    more (the target), the target's ECHOs reach only f honest members ``P`` (``C`` among
+    them), so only they prepare it, and its READYs reach nobody; ``C``'s later ORDERs are
+    held, so the view changes. The leader of view 1 sends a NEW-VIEW of q VIEW-CHANGEs
+    without the target (its own and the other faulty members', rewritten, and those of the
+    f+1 others ``U``), and proposes the target again: the same value to a victim in ``U``,
+    the batches reversed to everyone else. The victim's ECHOs of it and the others' are
+    kept apart, so nobody forwards the leader's contradicting ORDER as evidence. Once the
+    victim votes in view 1 the coalition passes it the honest members' view-0 ECHOs and
+    READYs of the target, signatures intact. A member that counts votes of an older view
+    commits the first value while the others commit the reversed one.
+
+``prepared-twice``
+    One slot prepared with different values in two views, and a view change that must
+    choose. The view-0 sequencer is faulty: it proposes the target (as above) with its
+    batches reversed, and only a witness ``W`` gets the target's ECHOs, so ``W`` alone
+    prepares it; then it stops. ``W``'s VIEW-CHANGE for view 1 is held: the honest leader
+    of view 1 finds the slot free and proposes the batches in their order, a value that
+    prepares everywhere but at ``W`` and commits at that leader alone (other READYs of it,
+    and catch-up answers, are held from everyone, faulty members included). Its later
+    ORDERs are held, so the view changes again, and until ``until`` the leader of view 2
+    hears only the VIEW-CHANGEs of a quorum with ``W`` and the leader of view 1 in it
+    (:attr:`PreparedTwice.counted`). Its NEW-VIEW then holds a certificate of the target
+    from view 0 and one from view 1: re-proposing the highest view's keeps what
+    committed; re-proposing the lowest's gives the slot another value elsewhere.
+
 A :class:`Coalition` is built by the simulator (:func:`make_coalition`); each of its members
 is a :class:`~btob.faults._driver.FaultyCore` whose behaviour is a :class:`CoalitionMember`,
 so what the coalition did is counted in the members' fault effects like any fault's.
@@ -166,6 +194,16 @@ STRATEGIES: Mapping[str, Strategy] = {s.name: s for s in (
     Strategy("short-newview", "a faulty next leader's NEW-VIEW of f+1 VIEW-CHANGEs that "
              "leave out a slot one honest member committed, and another value for it",
              (attrs.evolve(_UNTIL, default=4.0),
+              Param("slot", int, 0, "the first slot that may be the target"))),
+    Strategy("stale-votes", "honest votes of view 0 for a slot, kept from a victim, "
+             "passed on to it once it is in view 1, where a faulty leader proposes the "
+             "same slot again, to it alone with the old value",
+             (attrs.evolve(_UNTIL, default=4.0),
+              Param("slot", int, 0, "the first slot that may be the target"))),
+    Strategy("prepared-twice", "one slot prepared with one value in view 0 (by a witness "
+             "alone) and another in view 1 (committed at one member), then a view change "
+             "whose NEW-VIEW holds both",
+             (attrs.evolve(_UNTIL, default=6.0),
               Param("slot", int, 0, "the first slot that may be the target"))),
     Strategy("edge", "a quorum at its edge: one honest witness alone prepares a slot, the "
              "sequencer stops, and the view change starts without the witness",
@@ -667,17 +705,8 @@ class ShortNewView(Coalition):
             isinstance(message, OrderReady) and dest in self.prepared)
 
     def observe(self, source: int, frame: bytes, now: float) -> None:
-        if source not in self.unprepared or source in self._changes:
-            return
-        try:
-            raw = decode_frame(frame)
-            if raw.kind != ViewChange.KIND:
-                return
-            change = raw.parse().message
-        except WireError:
-            return
-        assert isinstance(change, ViewChange)
-        if change.view == 1:
+        if source in self.unprepared and source not in self._changes \
+                and _view_change_of(source, frame, 1):
             self._changes[source] = frame
 
     def outgoing(self, ctx: FaultContext, dest: int, frame: bytes, signed: Signed) -> Outgoing:
@@ -712,21 +741,253 @@ class ShortNewView(Coalition):
     def _short_new_view(self, ctx: FaultContext) -> bytes:
         """Its own VIEW-CHANGE without the target and U's: f+1 in all, and their plan."""
         own = ViewChange(1, None, ())
-        frames = [ctx.resign(own), *(self._changes[m] for m in sorted(self._changes))]
-        changes = [decode_frame(f).parse() for f in frames]
-        chosen = sorted(changes, key=lambda c: c.sender)
-        messages = [c.message for c in chosen if isinstance(c.message, ViewChange)]
-        plan = plan_new_view(1, messages)
-        return ctx.resign(NewView(1, tuple(c.to_frame() for c in chosen), plan.reproposals))
+        return _new_view(ctx, 1, [ctx.resign(own), *self._changes.values()])
 
     def describe(self) -> dict[str, object]:
         return {**super().describe(), "unprepared": sorted(self.unprepared),
                 "prepared": sorted(self.prepared)}
 
 
+class StaleVotes(Coalition):
+    """Votes of an old view replayed into the next one (see the module docstring)."""
+
+    def __init__(self, spec: AdversarySpec, n: int, f: int, rng: random.Random,
+                 settings: Settings) -> None:
+        super().__init__(spec, n, f, rng, settings)
+        self.sequencer, self.leader = view_leader(0, n), view_leader(1, n)
+        others = [m for m in range(n) if m not in (self.sequencer, self.leader)]
+        self.members = frozenset([self.leader, *rng.sample(others, f - 1)])
+        honest = [m for m in others if m not in self.members]
+        rng.shuffle(honest)
+        self.prepared = frozenset([self.sequencer, *honest[:f - 1]])
+        self.unprepared = frozenset(honest[f - 1:])
+        self.victim = min(self.unprepared)
+        self.quorum = n - f
+        self.first_slot = int(spec.value("slot"))
+        self.target: Order | None = None
+        """The sequencer's view-0 proposal for the target slot, once it made it."""
+        self._changes: dict[int, bytes] = {}  # VIEW-CHANGEs for view 1 without the target
+        self._old_votes: dict[tuple[int, str], bytes] = {}  # honest view-0 votes for it
+        self._new_view: bytes | None = None
+        self._pending: list[tuple[int, bytes]] = []
+        self.replayed = 0
+        """Votes of view 0 the coalition passed on to the victim in view 1."""
+
+    def _at_target(self, message: Message, view: int) -> bool:
+        return self.target is not None and isinstance(message, (Order, OrderEcho)) \
+            and (message.view, message.slot) == (view, self.target.slot)
+
+    def _told(self, dest: int) -> Order:
+        """What the leader of view 1 proposes for the target to ``dest``: the sequencer's
+        value to the victim, the same batches reversed to everyone else."""
+        assert self.target is not None
+        refs = self.target.refs if dest == self.victim else self.target.refs[::-1]
+        return Order(1, self.target.slot, refs)
+
+    def _hold(self, source: int, dest: int, message: Message) -> bool:
+        if dest in self.members:
+            return False
+        if isinstance(message, Order) and source == self.sequencer and message.view == 0:
+            if self.target is None and message.slot >= self.first_slot and \
+                    len(message.refs) > 1:
+                self.target = message
+            if self.target is not None and message.slot > self.target.slot:
+                return True  # the sequencer seems to stop: the view must change
+        if self.target is None:
+            return False
+        if isinstance(message, (SlotProof, LogSegment)):
+            return dest == self.victim  # the victim is to learn the slot from old votes
+        if self._at_target(message, 1):
+            # The victim and the rest never compare their votes, so neither passes the
+            # other the leader's contradicting ORDER as evidence.
+            return isinstance(message, OrderEcho) and (dest == self.victim) != (
+                source == self.victim)
+        if isinstance(message, Order) or not self._at_target(message, 0):
+            return False
+        # ECHOs reach the prepared members only, READYs nobody: nothing commits in view 0
+        return isinstance(message, OrderReady) or dest in self.unprepared
+
+    def observe(self, source: int, frame: bytes, now: float) -> None:
+        if source in self.members:
+            return
+        if source in self.unprepared and _view_change_of(source, frame, 1):
+            self._changes.setdefault(source, frame)
+            return
+        vote = own_frame(source, frame, (OrderEcho, OrderReady))
+        if vote is None:
+            return
+        if source != self.victim and self._at_target(vote.message, 0):
+            self._old_votes.setdefault((source, vote.message.KIND), frame)
+        elif source == self.victim and self._at_target(vote.message, 1) \
+                and not self.replayed:
+            # The victim is in view 1 and voted there: now its view-0 votes may count.
+            self._pending = [(self.victim, old) for old in self._old_votes.values()]
+            self.replayed = len(self._pending)
+
+    def react(self, ctx: FaultContext) -> list[tuple[int, bytes]]:
+        """The honest members' view-0 votes for the target, passed on as they were signed."""
+        pending, self._pending = self._pending, []
+        return pending
+
+    def outgoing(self, ctx: FaultContext, dest: int, frame: bytes, signed: Signed) -> Outgoing:
+        message = signed.message
+        if self.target is None:
+            return [(dest, frame, 0.0)]
+        slot = self.target.slot
+        if self._at_target(message, 0) and dest not in self.members and ctx.now < self.until:
+            self.rewrites += 1  # its own view-0 votes for the target wait too
+            return [(dest, frame, self.until - ctx.now)]
+        if isinstance(message, ViewChange) and message.view == 1:
+            self.rewrites += 1
+            mine = ctx.resign(attrs.evolve(message, prepared=tuple(
+                p for p in message.prepared if p.slot != slot)))
+            self._changes[ctx.member] = mine
+            return [(dest, mine, 0.0)]
+        if isinstance(message, NewView) and message.view == 1:
+            self.rewrites += 1
+            if self._new_view is None:
+                if self.leader not in self._changes or len(self._changes) < self.quorum:
+                    return []  # not yet: its core sends the NEW-VIEW again
+                rest = [self._changes[m] for m in sorted(self._changes) if m != self.leader]
+                chosen = [self._changes[self.leader], *rest[:self.quorum - 1]]
+                self._new_view = _new_view(ctx, 1, chosen)
+            told = self._told(dest)
+            return [(dest, self._new_view, 0.0), (dest, ctx.resign(told), 0.0),
+                    *((dest, ctx.resign(kind(1, slot, told.digest)), 0.0)
+                      for kind in (OrderEcho, OrderReady))]
+        if self._at_target(message, 1):
+            self.rewrites += 1  # one value to the victim, the other to the rest
+            told = self._told(dest)
+            if isinstance(message, OrderEcho):
+                return [(dest, ctx.resign(attrs.evolve(message, digest=told.digest)), 0.0)]
+            return [(dest, ctx.resign(told), 0.0)]
+        return [(dest, frame, 0.0)]
+
+    def describe(self) -> dict[str, object]:
+        return {**super().describe(), "victim": self.victim,
+                "prepared": sorted(self.prepared), "unprepared": sorted(self.unprepared),
+                "replayed": self.replayed}
+
+
+class PreparedTwice(Coalition):
+    """One slot prepared with two values in two views (see the module docstring)."""
+
+    def __init__(self, spec: AdversarySpec, n: int, f: int, rng: random.Random,
+                 settings: Settings) -> None:
+        super().__init__(spec, n, f, rng, settings)
+        self.sequencer = view_leader(0, n)
+        self.committer, self.collector = view_leader(1, n), view_leader(2, n)
+        rest = [m for m in range(n) if m not in (self.sequencer, self.committer,
+                                                 self.collector)]
+        self.members = frozenset([self.sequencer, *rng.sample(rest, f - 1)])
+        self.witness = rng.choice([m for m in rest if m not in self.members])
+        quorum = n - f
+        order = [self.collector, self.witness, self.committer, *sorted(self.members),
+                 *sorted(set(rest) - self.members - {self.witness})]
+        self.counted = frozenset(order[:quorum])
+        """Whose VIEW-CHANGEs for view 2 reach its leader before ``until``."""
+        self.first_slot = int(spec.value("slot"))
+        self.slot: int | None = None
+        """The target slot, once the faulty sequencer proposed there."""
+        self.first: Order | None = None
+        """What the witness alone prepares there in view 0."""
+        self.second: Order | None = None
+        """What the leader of view 1 proposes there."""
+
+    def _at(self, message: Message, view: int) -> bool:
+        return isinstance(message, (Order, OrderEcho)) and self.slot is not None \
+            and (message.view, message.slot) == (view, self.slot)
+
+    def _held(self, source: int, dest: int, message: Message) -> bool:
+        """Frames to honest ``dest`` the network keeps back until ``until`` (from whomever)."""
+        if self.slot is None:
+            return False
+        if isinstance(message, (SlotProof, LogSegment)):
+            return True  # nobody learns the slot committed in view 1 by catch-up
+        if isinstance(message, ViewChange):
+            return (message.view == 1 and source == self.witness) or (
+                message.view == 2 and dest == self.collector and source not in self.counted)
+        if not isinstance(message, OrderEcho):
+            return False
+        if self._at(message, 0):  # the witness alone prepares, nobody commits
+            return isinstance(message, OrderReady) or dest != self.witness
+        if self._at(message, 1):
+            # the view-1 value prepares everywhere but at the witness, commits at one
+            return dest == self.witness if not isinstance(message, OrderReady) \
+                else dest != self.committer
+        return False
+
+    def _hold(self, source: int, dest: int, message: Message) -> bool:
+        if dest in self.members:
+            # Its own cores must not commit the view-1 value either, or they would not vote
+            # in view 2 for what its NEW-VIEW re-proposes.
+            return self.slot is not None and (
+                isinstance(message, (SlotProof, LogSegment))
+                or (isinstance(message, OrderReady) and self._at(message, 1)))
+        if isinstance(message, Order) and source == self.committer and message.view == 1 \
+                and self.slot is not None:
+            if message.slot == self.slot and self.second is None:
+                self.second = message
+            if message.slot > self.slot:
+                return True  # the leader of view 1 seems to stop: the view changes again
+        return self._held(source, dest, message)
+
+    def outgoing(self, ctx: FaultContext, dest: int, frame: bytes, signed: Signed) -> Outgoing:
+        message = signed.message
+        if isinstance(message, Order) and message.view == 0:
+            if self.slot is None and message.slot >= self.first_slot and \
+                    len(message.refs) > 1:
+                # The leader of view 1 will propose the batches in their order, so the
+                # witness's value, the same batches reversed, differs from it.
+                self.slot = message.slot
+                self.first = attrs.evolve(message, refs=message.refs[::-1])
+            if self.slot is not None and message.slot > self.slot:
+                self.rewrites += 1
+                return []  # proposes nothing more: the view must change
+        if self.slot is None or self.first is None:
+            return [(dest, frame, 0.0)]
+        if isinstance(message, ViewChange) and message.view == 1:
+            self.rewrites += 1
+            return [(dest, ctx.resign(attrs.evolve(message, prepared=tuple(
+                p for p in message.prepared if p.slot != self.slot))), 0.0)]
+        if self._at(message, 0):
+            self.rewrites += 1
+            told: Message = self.first
+            if isinstance(message, OrderEcho):
+                told = attrs.evolve(message, digest=self.first.digest)
+            frame = ctx.resign(told)
+        if dest not in self.members and ctx.now < self.until and \
+                self._held(ctx.member, dest, message):
+            self.rewrites += 1
+            return [(dest, frame, self.until - ctx.now)]
+        return [(dest, frame, 0.0)]
+
+    def describe(self) -> dict[str, object]:
+        return {**super().describe(), "witness": self.witness, "committer": self.committer,
+                "collector": self.collector, "counted": sorted(self.counted),
+                "second": self.second is not None}
+
+
+def _new_view(ctx: FaultContext, view: int, frames: list[bytes]) -> bytes:
+    """A NEW-VIEW for ``view`` signed by ``ctx.member``, made of the VIEW-CHANGE ``frames``
+    the coalition chose, with the plan they imply."""
+    chosen = sorted((decode_frame(f).parse() for f in frames), key=lambda c: c.sender)
+    messages = [c.message for c in chosen if isinstance(c.message, ViewChange)]
+    plan = plan_new_view(view, messages)
+    return ctx.resign(NewView(view, tuple(c.to_frame() for c in chosen), plan.reproposals))
+
+
+def _view_change_of(source: int, frame: bytes, view: int) -> bool:
+    """True if ``frame`` is a VIEW-CHANGE for ``view`` that ``source`` signed itself."""
+    signed = own_frame(source, frame, (ViewChange,))
+    return signed is not None and isinstance(signed.message, ViewChange) \
+        and signed.message.view == view
+
+
 _CLASSES: dict[str, Callable[[AdversarySpec, int, int, random.Random, Settings], Coalition]] = {
     "split": Split, "edge": Edge, "forged-split": ForgedSplit, "isolate": Isolate,
-    "relabel": Relabel, "short-newview": ShortNewView,
+    "relabel": Relabel, "short-newview": ShortNewView, "stale-votes": StaleVotes,
+    "prepared-twice": PreparedTwice,
 }
 
 

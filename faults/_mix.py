@@ -329,7 +329,8 @@ def adversary_mix(seed: int, n: int, *,
     ``forged-split`` splits every 1st to 4th slot, its forged votes signed with its own key
     or with real signatures reused from earlier votes, one time in two each; ``isolate``
     loses every frame to its victim for 0.8-2.5 s; ``relabel`` has no parameter;
-    ``short-newview`` aims at one of the first 8 slots and holds frames for 3-5 s. A
+    ``short-newview`` and ``stale-votes`` aim at one of the first 8 slots and hold frames
+    for 3-5 s; ``prepared-twice`` too, for 5.5-8 s (two view changes). A
     behaviour goes to f members, the first sequencer among them one time in two, each drawn
     as :func:`swarm_mix` draws them, on a network with 1-5 ms of latency. Clusters of fewer
     than 4 members have no faulty member to draw: their mix is fault-free.
@@ -356,8 +357,11 @@ def adversary_mix(seed: int, n: int, *,
         return Mix(name, adversary=f"forged-split:every={every},sig={rng.choice(SIGS)}")
     if attack == "relabel":  # nothing to draw: its roles come from the run's seed
         return Mix(name, adversary="relabel")
-    if attack == "short-newview":
-        return Mix(name, adversary=f"short-newview:until={round(rng.uniform(3.0, 5.0), 2):g},"
+    if attack in ("short-newview", "stale-votes"):
+        return Mix(name, adversary=f"{attack}:until={round(rng.uniform(3.0, 5.0), 2):g},"
+                                   f"slot={rng.randint(0, 7)}")
+    if attack == "prepared-twice":
+        return Mix(name, adversary=f"{attack}:until={round(rng.uniform(5.5, 8.0), 2):g},"
                                    f"slot={rng.randint(0, 7)}")
     if attack == "edge":
         return Mix(name, adversary=f"edge:until={round(rng.uniform(1.5, 4.0), 2):g},"

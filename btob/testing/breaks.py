@@ -24,10 +24,10 @@ from btob.core.journal import SIGNED_PREFIX
 from btob.core.member import Member
 from btob.core.ordering import CommittedSlot, Ordering, _quorum_digest, _Slot
 from btob.core.quorum import Quorums
-from btob.core.wire import OrderReady
+from btob.core.wire import OrderEcho, OrderReady, Signed
 
-__all__ = ["BREAKS", "DeliverBeforeCommit", "ForgetSigned", "PersistLate", "ReadyAmplification",
-           "broken"]
+__all__ = ["BREAKS", "DeliverBeforeCommit", "ForgetSigned", "OldViewVotes", "PersistLate",
+           "ReadyAmplification", "broken"]
 
 
 class DeliverBeforeCommit(Ordering):
@@ -53,6 +53,17 @@ class ReadyAmplification(Ordering):
                 state.ready_sent = True
                 self.outbox.send(None, OrderReady(self.view, slot, amplified))
         super()._progress(slot, state, now)
+
+
+class OldViewVotes(Ordering):
+    """Counts ORDERs and votes of an older view as if they were of the current one (votes
+    count only in their own view: an old quorum proves nothing about the new proposal)."""
+
+    def on_message(self, signed: Signed, now: float) -> None:
+        message = signed.message
+        if isinstance(message, OrderEcho) and message.view < self.view:
+            signed = attrs.evolve(signed, message=attrs.evolve(message, view=self.view))
+        super().on_message(signed, now)
 
 
 class ForgetSigned(Member):
@@ -90,6 +101,7 @@ BREAKS: dict[str, Callable[..., Member]] = {
     "skip-signature-checks": lambda **kwargs: Member(**kwargs, verify=_always_valid),
     "deliver-before-commit": lambda **kwargs: Member(**kwargs, ordering=DeliverBeforeCommit),
     "ready-amplification": lambda **kwargs: Member(**kwargs, ordering=ReadyAmplification),
+    "old-view-votes": lambda **kwargs: Member(**kwargs, ordering=OldViewVotes),
     "forget-signed": ForgetSigned,
     "persist-late": PersistLate,
 }

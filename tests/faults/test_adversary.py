@@ -4,14 +4,15 @@ mixes never found."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import attrs
 import pytest
 
 from btob import ConfigError, Member
-from btob.core.wire import Echo, Ready
+from btob.core import viewchange
+from btob.core.wire import Echo, Ready, ViewChange
 from btob.crypto import Verifier
 from btob.faults import (
     ADVERSARY,
@@ -53,8 +54,8 @@ def test_parse_and_print_round_trip() -> None:
 
 
 @pytest.mark.parametrize(("text", "match"), [
-    ("nosuch", "unknown strategy 'nosuch'; known: edge, forged-split, isolate, relabel, "
-                "short-newview, split"),
+    ("nosuch", "unknown strategy 'nosuch'; known: edge, forged-split, isolate, prepared-twice, "
+                "relabel, short-newview, split, stale-votes"),
     ("edge:slots=3", "bad parameter 'slots=3'; edge takes until, slot"),
     ("forged-split:sig=theirs", "sig must be one of own, reused"),
     ("edge:slot=x", "slot must be a int"),
@@ -108,6 +109,15 @@ def test_each_strategy_takes_effect_and_the_real_protocol_survives_it(strategy: 
             honest = [s for s in result.statistics if s.member not in adversary["faulty"]]  # type: ignore[operator]
             assert sum(s.dropped.get("newview-invalid", 0) for s in honest)  # too short
             assert result.view_changes[-1].view >= 2  # view 1 never started: its leader lied
+        elif strategy == "stale-votes":
+            assert adversary["holds"] and adversary["rewrites"]
+            assert adversary["replayed"]  # old votes passed on, once the victim was in view 1
+            victim = next(s for s in result.statistics if s.member == adversary["victim"])
+            assert victim.dropped.get("order-other-view", 0) >= adversary["replayed"]  # type: ignore[operator]
+        elif strategy == "prepared-twice":
+            assert adversary["holds"] and adversary["rewrites"]
+            assert adversary["second"]  # view 1 proposed the slot again
+            assert {1, 2} <= {v.view for v in result.view_changes}  # and the view moved twice
         else:
             assert adversary["holds"] and adversary["rewrites"]
             assert result.view_changes  # the sequencer stopped after the target: the view moved
@@ -151,6 +161,35 @@ def _short_new_views_taken(**kwargs: Any) -> Member:
 def test_short_newview_finds_a_member_that_takes_a_new_view_of_too_few_view_changes() -> None:
     assert _breaks("short-newview", _short_new_views_taken, range(1, 3))
     assert not _breaks("short-newview", Member, range(1, 3))
+
+
+def test_stale_votes_find_a_member_that_counts_votes_of_an_older_view() -> None:
+    assert _breaks("stale-votes", broken("old-view-votes"), range(2))
+    assert not _breaks("stale-votes", Member, range(2))
+
+
+def _lowest_view_plan(changes: Sequence[ViewChange]) -> list[ViewChange]:
+    """``changes`` with each slot's prepared certificates cut to the lowest view's."""
+    lowest: dict[int, int] = {}
+    for change in changes:
+        for cert in change.prepared:
+            lowest[cert.slot] = min(lowest.get(cert.slot, cert.view), cert.view)
+    return [attrs.evolve(c, prepared=tuple(p for p in c.prepared if p.view == lowest[p.slot]))
+            for c in changes]
+
+
+@pytest.mark.parametrize("n", [4, 7])
+def test_prepared_twice_finds_a_plan_that_reproposes_the_lowest_view(
+        n: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both certificates of the slot reach the NEW-VIEW of view 2: only the plan's choice of
+    the highest view keeps the value that committed in view 1."""
+    plan = viewchange.plan_new_view
+    for seed in range(2):
+        assert _run("prepared-twice", seed, n=n).ok
+    monkeypatch.setattr(viewchange, "plan_new_view",
+                        lambda view, changes: plan(view, _lowest_view_plan(changes)))
+    for seed in range(2):
+        assert not _run("prepared-twice", seed, n=n).ok
 
 
 def test_forged_split_finds_a_member_that_skips_signature_checks() -> None:
