@@ -89,6 +89,9 @@ MODULES: dict[str, Target] = {
                        ("tests/core/test_ordering.py", "tests/core/test_scripts.py",
                         "tests/core/test_catchup.py", "tests/core/test_recovery.py",
                         "tests/core/test_proposers.py")),
+    "viewchange": Target("btob/core/viewchange.py",
+                         ("tests/core/test_viewchange.py", "tests/core/test_scripts.py",
+                          "tests/core/test_bounds.py")),
 }
 
 # Statuses the tool reports; a mutant counts as detected when its tests failed, ran out of

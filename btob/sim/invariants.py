@@ -18,29 +18,67 @@ protocol's lemmas, so a correct member under any fault never breaks them:
   two ECHO quorums share an honest member, so all honest members pass on the same batch for
   one (origin, counter), whoever signed it.
 
+- *Honest members pass on only certificates that hold.* Every certificate in an honest
+  member's frame - the FINAL it sends or forwards, the stable checkpoint and prepared
+  certificates in its VIEW-CHANGE (and in those its NEW-VIEW carries), the commit
+  certificate of its SLOT proof, the checkpoint certificate of its LOG SEGMENT - has q
+  distinct signers, each signature valid for exactly that certificate's body and kind. An
+  honest member builds certificates from votes it verified and takes others' only after
+  verifying them, so this fails only when one of its rules (a threshold, the verify cache,
+  what a vote is counted for) let a bad vote in - even when nothing wrong is delivered.
+
 Only a member's own votes count (a vote it forwards is someone else's signature), and only
 honest members' frames (a faulty member's lies are its own business; twins run under a faulty
-key).
-Nothing here verifies signatures: honest members' own frames carry real ones.
+key). Votes need no signature check: honest members' own frames carry real ones.
+Certificates are checked on their own terms, by q computed here and a verifier without a
+cache, not by the members' code under test; each distinct frame is checked once.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+
 from btob._errors import WireError
-from btob.core.wire import Echo, Final, OrderEcho, OrderReady, Ready, decode_frame
+from btob.core.wire import (
+    Checkpoint,
+    CheckpointCert,
+    Echo,
+    Final,
+    LogSegment,
+    NewView,
+    OrderEcho,
+    OrderReady,
+    PreparedCert,
+    Ready,
+    SlotProof,
+    ViewChange,
+    Vote,
+    decode_frame,
+    slot_digest,
+)
 
 __all__ = ["VoteMonitor"]
+
+Verify = Callable[[int, str, bytes, bytes], bool]
+"""(member, kind, body, signature) -> valid: the monitor's own signature check."""
 
 _VOTES = frozenset({Echo.CODE, Ready.CODE, OrderEcho.CODE, OrderReady.CODE})
 """Wire codes of the votes: small frames, cheap to parse (a SEND is not even decoded)."""
 _AGREEING = frozenset({Ready.CODE, OrderReady.CODE})
 """Codes whose honest votes must agree across members (the READYs)."""
+_CERTIFIED = frozenset({Final.CODE, ViewChange.CODE, NewView.CODE, SlotProof.CODE,
+                        LogSegment.CODE})
+"""Codes of the frames that carry certificates."""
 
 
 class VoteMonitor:
     """Watches honest members' own votes as they leave and lists each broken invariant."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, n: int = 0, quorum: int = 0, verify: Verify | None = None) -> None:
+        """With ``verify`` (and the cluster's ``n`` and ``quorum``), certificates in honest
+        frames are checked too; without it only votes are."""
+        self.n, self.quorum, self.verify = n, quorum, verify
+        self._checked: set[bytes] = set()
         self.violations: list[str] = []
         """One line per broken invariant, in the order they were seen."""
         self._signed: dict[tuple[int, int, tuple[int, int]], bytes] = {}
@@ -55,8 +93,16 @@ class VoteMonitor:
         self._last = frame
         try:
             raw = decode_frame(frame)
-            if raw.code == Final.CODE:
-                self._final(source, raw.parse().message)
+            if raw.code in _CERTIFIED:
+                fresh = self.verify is not None and frame not in self._checked
+                if not fresh and raw.code != Final.CODE:
+                    return
+                message = raw.parse().message
+                if fresh:
+                    self._checked.add(frame)
+                    self._certificates(source, message)
+                if raw.code == Final.CODE:
+                    self._final(source, message)
                 return
             if raw.code not in _VOTES or raw.sender != source:
                 return
@@ -91,3 +137,80 @@ class VoteMonitor:
             self.violations.append(
                 f"honest members {first} and {source} delivered different batches for "
                 f"{instance}: {held.hex()[:12]} and {digest.hex()[:12]}")
+
+    # -- certificates ---------------------------------------------------------------------
+
+    def _certificates(self, source: int, message: object) -> None:
+        """Check every certificate ``message`` (from honest ``source``) carries."""
+        if isinstance(message, Final):
+            body = Echo(message.origin, message.counter, message.batch.digest()).to_body()
+            self._cert(source, f"FINAL ({message.origin}, {message.counter})",
+                       message.certificate, Echo.KIND, body)
+        elif isinstance(message, SlotProof):
+            body = OrderReady(message.view, message.slot,
+                              slot_digest(message.slot, message.refs)).to_body()
+            self._cert(source, f"SLOT proof of {message.slot}", message.certificate,
+                       OrderReady.KIND, body)
+        elif isinstance(message, LogSegment):
+            self._checkpoint(source, "LOG SEGMENT", message.cert)
+        elif isinstance(message, ViewChange):
+            self._view_change(source, "VIEW-CHANGE", message)
+        elif isinstance(message, NewView):
+            signers = set()
+            for frame in message.view_changes:
+                try:
+                    signed = decode_frame(frame).parse()
+                except WireError:
+                    self._broken(source, f"NEW-VIEW {message.view}", "a frame that does not "
+                                 "decode")
+                    continue
+                change = signed.message
+                if not isinstance(change, ViewChange) or change.view != message.view or \
+                        not self._valid(signed.sender, ViewChange.KIND, signed.body,
+                                        signed.signature):
+                    self._broken(source, f"NEW-VIEW {message.view}",
+                                 f"a bad VIEW-CHANGE of member {signed.sender}")
+                    continue
+                signers.add(signed.sender)
+                self._view_change(source, f"NEW-VIEW {message.view}", change)
+            if len(signers) < self.quorum:
+                self._broken(source, f"NEW-VIEW {message.view}",
+                             f"{len(signers)} VIEW-CHANGEs, fewer than q={self.quorum}")
+
+    def _view_change(self, source: int, where: str, change: ViewChange) -> None:
+        if change.checkpoint is not None:
+            self._checkpoint(source, where, change.checkpoint)
+        for cert in change.prepared:
+            self._prepared(source, where, cert)
+
+    def _checkpoint(self, source: int, where: str, cert: CheckpointCert) -> None:
+        body = Checkpoint(cert.upto, cert.digest, cert.state).to_body()
+        self._cert(source, f"{where}: checkpoint at {cert.upto}", cert.votes,
+                   Checkpoint.KIND, body)
+
+    def _prepared(self, source: int, where: str, cert: PreparedCert) -> None:
+        body = OrderEcho(cert.view, cert.slot, slot_digest(cert.slot, cert.refs)).to_body()
+        self._cert(source, f"{where}: prepared ({cert.view}, {cert.slot})", cert.votes,
+                   OrderEcho.KIND, body)
+
+    def _cert(self, source: int, what: str, votes: Iterable[Vote], kind: str,
+              body: bytes) -> None:
+        signers: set[int] = set()
+        for vote in votes:
+            if vote.member in signers or not 0 <= vote.member < self.n:
+                self._broken(source, what, f"a repeated or foreign signer {vote.member}")
+                return
+            if not self._valid(vote.member, kind, body, vote.signature):
+                self._broken(source, what, f"member {vote.member}'s signature is not for it")
+                return
+            signers.add(vote.member)
+        if len(signers) < self.quorum:
+            self._broken(source, what, f"{len(signers)} signers, fewer than q={self.quorum}")
+
+    def _valid(self, member: int, kind: str, body: bytes, signature: bytes) -> bool:
+        assert self.verify is not None
+        return self.verify(member, kind, body, signature)
+
+    def _broken(self, source: int, what: str, why: str) -> None:
+        self.violations.append(f"honest member {source} passed on a certificate that does not "
+                               f"hold: {what}: {why}")

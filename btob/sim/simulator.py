@@ -30,7 +30,7 @@ from btob.core.quorum import Quorums
 from btob.core.settings import Settings
 from btob.core.variants import VARIANTS
 from btob.core.wire import Signed, decode_frame
-from btob.crypto import KeyRegistry, SigningKey, get_backend
+from btob.crypto import KeyRegistry, SigningKey, Verifier, get_backend
 from btob.faults import AdversarySpec, FaultSpec, NetSpec
 from btob.faults._adversary import Coalition, make_coalition
 from btob.faults._driver import FaultEffects, FaultyCore, coalition_core, faulty_core
@@ -329,7 +329,11 @@ class _Simulation:
         specs = {spec.member: spec for spec in config.faults}
         self.coalition: Coalition | None = None
         self._routed: tuple[bytes, Signed] | None = None
-        self.votes = VoteMonitor()
+        # The monitor's own verifier: no cache, so no cache rule of the members' is trusted.
+        checker = Verifier(registry, cluster_id=cluster_id, backend=backend,
+                           cache_entries_max=0)
+        self.votes = VoteMonitor(n=n, quorum=(n + config.quorums.f) // 2 + 1,
+                                 verify=checker.verify)
         if config.adversary is not None:
             self.coalition = make_coalition(config.adversary, n, config.quorums.f,
                                             seed=config.seed, settings=config.settings)
