@@ -66,8 +66,8 @@ SWEEP_ARGS = ("sweep", "--seeds", "12", "--n", "4,7", "--mix", "adversary",
               "--variant", "bb,ub,uub,moving", "--brb", "bracha,echo", "--messages", "50",
               "--max-time", "30")
 """The sweep per bug: 12 seeds x 2 sizes x 4 variants x 2 BRB kinds = 192 runs, stopping at a
-failure; each variant draws its own stretch of attacks (48 per size, every attack of the
-catalogue at least once), and both BRB kinds meet them."""
+failure; each variant and BRB kind draws its own stretch of attacks (96 per size, every
+attack of the catalogue at least twice)."""
 SMOKE_ARGS = ("sim", "--n", "4", "--seed", "1")
 TESTS_ARGS = ("-x", "-q", "tests/core", "tests/faults", "-p", "no:cacheprovider")
 """The fast unit-test selection run with ``--tests`` (pytest, stops at the first failure)."""

@@ -384,15 +384,64 @@ class _Recorder(ProcessFault):
 class Forge(_Recorder):
     """Frames with broken signatures and frames claiming another member's identity: replays
     of its own messages under other names, and a whole forged commit - an ORDER in the
-    sequencer's name and READYs in everyone's - for another value, sent to one member."""
+    sequencer's name and READYs in everyone's - for another value, sent to one member the
+    moment it echoes the real ORDER (while the slot is open there). The forged ORDER carries
+    the sequencer's real signature of its real ORDER for that slot, which every member
+    verified: only the body differs, as only a verifier that trusts a signature it saw
+    before without comparing the body would miss."""
 
     def __init__(self, spec: FaultSpec, ctx: FaultContext) -> None:
         super().__init__(spec, ctx)
         self._forged: set[tuple[int, int]] = set()
+        self._orders: deque[Order] = deque(maxlen=16)
+        self._latest: tuple[int, bytes] | None = None
+        self._planned: dict[tuple[int, int], tuple[int, list[bytes]]] = {}
+        """(view, slot) -> the target and the forged frames, sent once it echoes the slot."""
+
+    def incoming(self, source: int, frame: bytes) -> bool:
+        self._latest = (source, frame)
+        return super().incoming(source, frame)
+
+    def react(self) -> list[tuple[int, bytes]]:
+        latest, self._latest = self._latest, None
+        signed = None if latest is None else own_frame(*latest, (Order, OrderEcho))
+        if signed is None:
+            return []
+        message = signed.message
+        if isinstance(message, Order):
+            self._on_order(signed, message)
+            return []
+        # The target's ECHO of the real ORDER: it has verified that signature by now.
+        assert isinstance(message, OrderEcho)
+        planned = self._planned.get((message.view, message.slot))
+        if planned is None or planned[0] != signed.sender:
+            return []
+        del self._planned[(message.view, message.slot)]
+        return [(planned[0], frame) for frame in planned[1]]
+
+    def _on_order(self, real: Signed, order: Order) -> None:
+        """Plan the forged commit of another value for ``order``'s slot."""
+        earlier = [o for o in self._orders if o.refs != order.refs]
+        self._orders.append(order)
+        if not earlier or (order.view, order.slot) in self._forged:
+            return
+        self._forged.add((order.view, order.slot))
+        rng = self.ctx.rng
+        # Another slot's batches under this slot's number: a value the target can deliver.
+        fake = Order(order.view, order.slot, rng.choice(earlier).refs)
+        sequencer = real.sender
+        target = rng.choice([m for m in self.ctx.others() if m != sequencer])
+        forged = [Signed(sequencer, fake, fake.to_body(), real.signature)]
+        ready = OrderReady(order.view, order.slot, fake.digest)
+        mine = decode_frame(self.ctx.resign(ready)).parse()
+        forged += [Signed(m, ready, mine.body, mine.signature) for m in range(self.ctx.n)]
+        self._planned[(order.view, order.slot)] = (target, [f.to_frame() for f in forged])
+        while len(self._planned) > 16:  # bounded: the oldest plans lapse
+            del self._planned[next(iter(self._planned))]
 
     def tick(self) -> list[tuple[int, bytes]]:
         own = [s for _, s in self.seen if s is not None]
-        out: list[tuple[int, bytes]] = self._forged_commit()
+        out: list[tuple[int, bytes]] = []
         rng = self.ctx.rng
         for _ in range(self._count() if own else 0):
             signed = rng.choice(own)
@@ -406,33 +455,6 @@ class Forge(_Recorder):
                 forged = Signed(victim, signed.message, signed.body, signed.signature)
             out.append((dest, forged.to_frame()))
         return out
-
-
-    def _forged_commit(self) -> list[tuple[int, bytes]]:
-        rng = self.ctx.rng
-        orders: list[tuple[int, Order]] = []
-        for frame, _ in self.seen:
-            try:
-                signed = decode_frame(frame).parse()
-            except WireError:
-                continue
-            if isinstance(signed.message, Order):
-                orders.append((signed.sender, signed.message))
-        if len(orders) < 2:
-            return []
-        (sequencer, order), (_, other) = rng.sample(orders, 2)
-        if other.refs == order.refs or (order.view, order.slot) in self._forged:
-            return []
-        self._forged.add((order.view, order.slot))
-        # Another slot's batches under this slot's number: a value the target can deliver.
-        fake = Order(order.view, order.slot, other.refs)
-        target = rng.choice([m for m in self.ctx.others() if m != sequencer])
-        own = decode_frame(self.ctx.resign(fake)).parse()
-        forged = [Signed(sequencer, fake, own.body, own.signature)]
-        ready = OrderReady(order.view, order.slot, fake.digest)
-        mine = decode_frame(self.ctx.resign(ready)).parse()
-        forged += [Signed(m, ready, mine.body, mine.signature) for m in range(self.ctx.n)]
-        return [(target, f.to_frame()) for f in forged]
 
 
 class Replay(_Recorder):

@@ -17,6 +17,7 @@ from types import MappingProxyType
 import attrs
 
 from btob._errors import ConfigError
+from btob.core.settings import Settings, settings_with
 from btob.faults import _spec
 from btob.faults._adversary import SIGS, STRATEGIES, WHEN, AdversarySpec, parse_adversary
 from btob.faults._network import NetSpec, parse_net
@@ -45,6 +46,17 @@ class Mix:
     net: str = ""
     adversary: str = ""
     """A coordinated strategy as ``--adversary`` takes it, or ``""`` for none."""
+    setting: tuple[str, ...] = attrs.field(default=(), converter=_strings)
+    """``NAME=VALUE`` Settings overrides for every member, as ``btob sim --setting`` takes
+    them (an attack on checkpoints wants short checkpoint intervals, say)."""
+
+    def settings(self, base: Settings) -> Settings:
+        """``base`` with this mix's overrides; :class:`ConfigError`, naming the mix, if one
+        is not a Settings field or value."""
+        try:
+            return settings_with(base, self.setting)
+        except ConfigError as exc:
+            raise ConfigError(f"mix {self.name!r}: {exc}") from None
 
     def resolve(self, n: int) -> tuple[tuple[FaultSpec, ...], NetSpec]:
         """The parsed faults and network for a cluster of ``n`` members.
@@ -66,6 +78,7 @@ class Mix:
                 raise ConfigError(
                     f"{byzantine} Byzantine members exceed f={(n - 1) // 3} for n={n}"
                 )
+            settings_with(Settings(), self.setting)
             if self.adversary:
                 parse_adversary(self.adversary)
                 if specs:
@@ -83,7 +96,8 @@ class Mix:
         if self.adversary:
             faults = f"adversary {self.adversary}"
         net = self.net or "default network"
-        return f"{self.name}: {faults}; {net}"
+        settings = "".join(f"; {text}" for text in self.setting)
+        return f"{self.name}: {faults}; {net}{settings}"
 
     def adversary_spec(self) -> AdversarySpec | None:
         """The coordinated strategy, parsed; None if the mix has none."""
@@ -126,7 +140,7 @@ PRESETS: Mapping[str, Mix] = MappingProxyType({
 # ---------------------------------------------------------------------------------------------
 # TOML files
 
-_KEYS = ("name", "faults", "net", "adversary")
+_KEYS = ("name", "faults", "net", "adversary", "settings")
 
 
 def _mix_from_table(table: object, path: Path, label: str) -> Mix:
@@ -153,7 +167,11 @@ def _mix_from_table(table: object, path: Path, label: str) -> Mix:
     adversary = table.get("adversary", "")
     if not isinstance(adversary, str):
         raise ConfigError(f"{where}: adversary must be a string like \"split:until=1\"")
-    return Mix(name, tuple(faults), net, adversary)
+    setting = table.get("settings", [])
+    if not isinstance(setting, list) or not all(isinstance(x, str) for x in setting):
+        raise ConfigError(f"{where}: settings must be a list of strings like "
+                          f"\"checkpoint_interval=4\"")
+    return Mix(name, tuple(faults), net, adversary, tuple(setting))
 
 
 def _load_file(path: Path, n: int) -> list[Mix]:
@@ -195,8 +213,9 @@ def load_mixes(source: str, n: int) -> list[Mix]:
 
     ``source`` is a preset name (presets win over a file of the same name) or the path of a
     TOML file holding either one mix as top-level ``name``, ``faults`` (a list of
-    ``--fault`` strings) and ``net`` (a ``--net`` string) keys, or several as ``[[mix]]``
-    tables with those keys. ``faults`` and ``net`` are optional; ``name`` is required.
+    ``--fault`` strings), ``net`` (a ``--net`` string), ``adversary`` (an ``--adversary``
+    string) and ``settings`` (a list of ``NAME=VALUE`` Settings overrides) keys, or several
+    as ``[[mix]]`` tables with those keys. Only ``name`` is required.
 
     Raises :class:`ConfigError` for ``"swarm"`` (a swarm mix needs a seed: use
     :func:`swarm_mix`), for an unknown preset that is not a file, and for a file that is
@@ -314,6 +333,13 @@ ADVERSARY = "adversary"
 :func:`adversary_mix`."""
 
 
+CHECKPOINT_ATTACKS = frozenset({"bad-checkpoint", "bad-catchup", "bad-transfer", "bad-chunks",
+                                "stale-snapshot", "silent-transfer"})
+"""The behaviours that attack checkpoints, log segments and state transfer: an adversary mix
+gives them a checkpoint interval of 4 or 8 slots, so that even a short run passes several
+boundaries for them to lie about."""
+
+
 def adversary_mix(seed: int, n: int, *,
                   behaviours: Mapping[str, Behaviour] | None = None) -> Mix:
     """A random adversary, the same for the same ``(seed, n)``, named ``adversary-<seed>``.
@@ -332,8 +358,9 @@ def adversary_mix(seed: int, n: int, *,
     ``short-newview`` and ``stale-votes`` aim at one of the first 8 slots and hold frames
     for 3-5 s; ``prepared-twice`` too, for 5.5-8 s (two view changes). A
     behaviour goes to f members, the first sequencer among them one time in two, each drawn
-    as :func:`swarm_mix` draws them, on a network with 1-5 ms of latency. Clusters of fewer
-    than 4 members have no faulty member to draw: their mix is fault-free.
+    as :func:`swarm_mix` draws them, on a network with 1-5 ms of latency; one of
+    :data:`CHECKPOINT_ATTACKS` also gets a checkpoint interval of 4 or 8 slots. Clusters of
+    fewer than 4 members have no faulty member to draw: their mix is fault-free.
     """
     registry = _spec.BEHAVIOURS if behaviours is None else behaviours
     f = max(n - 1, 0) // 3
@@ -374,4 +401,8 @@ def adversary_mix(seed: int, n: int, *,
     faults = []
     for member in sorted(members):  # the f members act alike: one attack per seed
         faults.append(_drawn_fault(member, behaviour, rng))
-    return Mix(name, tuple(faults))
+    setting: tuple[str, ...] = ()
+    if attack in CHECKPOINT_ATTACKS:
+        interval = random.Random(f"adversary-checkpoints/{seed}/{n}").choice((4, 8))
+        setting = (f"checkpoint_interval={interval}",)
+    return Mix(name, tuple(faults), setting=setting)

@@ -11,6 +11,7 @@ from btob._errors import BtobError, ConfigError
 from btob.cli.node import add_keygen_arguments, add_node_arguments, run_keygen, run_node
 from btob.core.dissemination import BRB_KINDS
 from btob.core.proposers import view_leader
+from btob.core.settings import Settings, settings_with
 from btob.core.variants import VARIANTS
 from btob.faults import (
     BEHAVIOURS,
@@ -97,6 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "left, its deliveries did not reach the application); it restarts "
                           "from its durable state DOWN seconds later (default 0.2), or from "
                           "an empty one with /wiped (repeatable)")
+    sim.add_argument("--setting", action="append", default=[], metavar="NAME=VALUE",
+                     help="a Settings field for every member, e.g. checkpoint_interval=4 "
+                          "(repeatable)")
     sim.add_argument("--adversary", metavar="STRATEGY[:k=v,...]",
                      help="a coordinated adversary: f members act as one under STRATEGY, "
                           "with the network on their side until its `until` (`btob faults` "
@@ -141,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _sim_config(args: argparse.Namespace) -> SimConfig:
+    settings = settings_with(Settings(), args.setting)
     fault_texts = list(args.fault)
     net_text = args.net
     adversary_text: str = args.adversary or ""
@@ -151,6 +156,7 @@ def _sim_config(args: argparse.Namespace) -> SimConfig:
         fault_texts += list(mixes[0].faults)
         net_text = ",".join(t for t in (mixes[0].net, net_text) if t)
         adversary_text = adversary_text or mixes[0].adversary
+        settings = mixes[0].settings(settings)
     net = parse_net(net_text, args.n) if net_text else NetSpec()
     faults = tuple(parse_fault(text, args.n) for text in fault_texts)
     return SimConfig(
@@ -159,6 +165,7 @@ def _sim_config(args: argparse.Namespace) -> SimConfig:
         faults=faults, net=net, max_time=args.max_time, crypto_backend=args.crypto,
         restarts=tuple(Restart.parse(text) for text in args.restart),
         adversary=parse_adversary(adversary_text) if adversary_text else None,
+        settings=settings,
     )
 
 

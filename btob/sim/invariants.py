@@ -21,11 +21,17 @@ protocol's lemmas, so a correct member under any fault never breaks them:
 - *Honest members pass on only certificates that hold.* Every certificate in an honest
   member's frame - the FINAL it sends or forwards, the stable checkpoint and prepared
   certificates in its VIEW-CHANGE (and in those its NEW-VIEW carries), the commit
-  certificate of its SLOT proof, the checkpoint certificate of its LOG SEGMENT - has q
+  certificate of its SLOT proof, the checkpoint certificate of its LOG SEGMENT, and those it
+  commits to its disk (its snapshot's stable checkpoint, its delivered slots') - has q
   distinct signers, each signature valid for exactly that certificate's body and kind. An
   honest member builds certificates from votes it verified and takes others' only after
   verifying them, so this fails only when one of its rules (a threshold, the verify cache,
   what a vote is counted for) let a bad vote in - even when nothing wrong is delivered.
+
+- *No honest member is convicted.* Evidence is two conflicting messages validly signed by
+  one member, and an honest member never signs two (unless it restarted from an empty
+  disk, which forgot them): evidence against an honest member that another honest member
+  holds at the end of a run means a forgery passed for a signature.
 
 Only a member's own votes count (a vote it forwards is someone else's signature), and only
 honest members' frames (a faulty member's lies are its own business; twins run under a faulty
@@ -39,6 +45,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from btob._errors import WireError
+from btob.core.durable import DurableChanges
 from btob.core.wire import (
     Checkpoint,
     CheckpointCert,
@@ -138,7 +145,30 @@ class VoteMonitor:
                 f"honest members {first} and {source} delivered different batches for "
                 f"{instance}: {held.hex()[:12]} and {digest.hex()[:12]}")
 
+    def convicted(self, holder: int, members: Iterable[int]) -> None:
+        """Honest ``holder`` ended the run holding evidence against honest ``members``:
+        each is a broken invariant (a verifier, or a rule of what conflicts, let a forgery
+        or a non-conflict pass as proof)."""
+        for member in members:
+            self.violations.append(f"honest member {holder} holds evidence against honest "
+                                   f"member {member}")
+
     # -- certificates ---------------------------------------------------------------------
+
+    def observe_durable(self, member: int, changes: DurableChanges) -> None:
+        """Look at what honest ``member`` commits to its disk: the stable checkpoint of its
+        snapshot and the commit certificates of its delivered slots must hold too (a slot
+        settled by a verified checkpoint keeps no certificate of its own)."""
+        if self.verify is None:
+            return
+        if changes.snapshot is not None:
+            self._checkpoint(member, "snapshot", changes.snapshot.cert, kept=True)
+        for record in changes.slots:
+            if record.certificate:
+                body = OrderReady(record.view, record.slot,
+                                  slot_digest(record.slot, record.refs)).to_body()
+                self._cert(member, f"delivered slot {record.slot}", record.certificate,
+                           OrderReady.KIND, body, kept=True)
 
     def _certificates(self, source: int, message: object) -> None:
         """Check every certificate ``message`` (from honest ``source``) carries."""
@@ -183,10 +213,11 @@ class VoteMonitor:
         for cert in change.prepared:
             self._prepared(source, where, cert)
 
-    def _checkpoint(self, source: int, where: str, cert: CheckpointCert) -> None:
+    def _checkpoint(self, source: int, where: str, cert: CheckpointCert, *,
+                    kept: bool = False) -> None:
         body = Checkpoint(cert.upto, cert.digest, cert.state).to_body()
         self._cert(source, f"{where}: checkpoint at {cert.upto}", cert.votes,
-                   Checkpoint.KIND, body)
+                   Checkpoint.KIND, body, kept=kept)
 
     def _prepared(self, source: int, where: str, cert: PreparedCert) -> None:
         body = OrderEcho(cert.view, cert.slot, slot_digest(cert.slot, cert.refs)).to_body()
@@ -194,23 +225,27 @@ class VoteMonitor:
                    OrderEcho.KIND, body)
 
     def _cert(self, source: int, what: str, votes: Iterable[Vote], kind: str,
-              body: bytes) -> None:
+              body: bytes, *, kept: bool = False) -> None:
         signers: set[int] = set()
         for vote in votes:
             if vote.member in signers or not 0 <= vote.member < self.n:
-                self._broken(source, what, f"a repeated or foreign signer {vote.member}")
+                self._broken(source, what, f"a repeated or foreign signer {vote.member}",
+                             kept=kept)
                 return
             if not self._valid(vote.member, kind, body, vote.signature):
-                self._broken(source, what, f"member {vote.member}'s signature is not for it")
+                self._broken(source, what, f"member {vote.member}'s signature is not for it",
+                             kept=kept)
                 return
             signers.add(vote.member)
         if len(signers) < self.quorum:
-            self._broken(source, what, f"{len(signers)} signers, fewer than q={self.quorum}")
+            self._broken(source, what, f"{len(signers)} signers, fewer than q={self.quorum}",
+                         kept=kept)
 
     def _valid(self, member: int, kind: str, body: bytes, signature: bytes) -> bool:
         assert self.verify is not None
         return self.verify(member, kind, body, signature)
 
-    def _broken(self, source: int, what: str, why: str) -> None:
-        self.violations.append(f"honest member {source} passed on a certificate that does not "
+    def _broken(self, source: int, what: str, why: str, *, kept: bool = False) -> None:
+        verb = "kept on its disk" if kept else "passed on"
+        self.violations.append(f"honest member {source} {verb} a certificate that does not "
                                f"hold: {what}: {why}")

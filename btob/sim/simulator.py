@@ -505,6 +505,8 @@ class _Simulation:
         """Commit what a member must keep, then send what it produced and record its
         deliveries (the driver contract); or crash it there, if a restart is due."""
         changes = core.take_durable()
+        if self.honest[member]:
+            self.votes.observe_durable(member, changes)
         plan = self.restart_plan.get(member)
         if plan is not None and plan.step == self.steps[member] and member not in self.restarted:
             if plan.committed:
@@ -642,9 +644,17 @@ class _Simulation:
             broadcasts={i: tuple(self.broadcasts[i]) for i in range(config.n)},
             deliveries={i: tuple(self.deliveries[i]) for i in range(config.n)},
         )
+        statistics = tuple(c.statistics() for c in self.cores)
+        wiped = {r.member for r in config.restarts if r.wiped}
+        for holder in statistics:
+            if self.honest[holder.member]:
+                # Evidence is two conflicting messages validly signed by one member; an
+                # honest member signs none (one that lost its disk forgot what it signed).
+                self.votes.convicted(holder.member, [
+                    m for m in holder.evidence if self.honest[m] and m not in wiped])
         return SimResult(
             config=config, logs=logs, report=check(logs), complete=complete,
-            virtual_time=self.now, statistics=tuple(c.statistics() for c in self.cores),
+            virtual_time=self.now, statistics=statistics,
             crashed=tuple(sorted(self.crashed)), events=self.events,
             view_changes=self._view_change_records(), peak_state=dict(self.peak_state),
             latencies=tuple(self.latencies),
@@ -698,6 +708,12 @@ def replay_command(config: SimConfig) -> str:
         parts += ["--restart", str(restart)]
     if config.adversary is not None:
         parts += ["--adversary", str(config.adversary)]
+    default = Settings()
+    for field in attrs.fields(Settings):
+        value = getattr(config.settings, field.name)
+        if value != getattr(default, field.name):
+            parts += ["--setting", f"{field.name}={value:g}" if isinstance(value, float)
+                      else f"{field.name}={value}"]
     return shlex.join(parts)
 
 

@@ -152,11 +152,10 @@ def _cases(
                 stride = max(seeds, default=-1) + 1
                 for v, variant in enumerate(variants):
                     shown = label if variant == "bb" else f"{label} [{variant}]"
-                    for brb in brbs:
-                        # Each variant draws its own stretch of attacks, so that a sweep
-                        # tries seeds x variants of them per size, not seeds; both BRB kinds
-                        # meet the same attacks, since an origin's lies act through either.
-                        stagger = v * stride
+                    for b, brb in enumerate(brbs):
+                        # Each variant and BRB kind draws its own stretch of attacks, so that
+                        # a sweep tries as many attacks per size as it makes runs.
+                        stagger = (v * len(brbs) + b) * stride
                         for seed in seeds:
                             mix = fixed if fixed is not None else (
                                 swarm_mix(seed, n) if label == SWARM
@@ -165,7 +164,7 @@ def _cases(
                             adversary = mix.adversary_spec()
                             config = SimConfig(
                                 n=n, seed=seed, messages=messages, brb=brb, faults=faults,
-                                net=net, max_time=max_time, settings=settings,
+                                net=net, max_time=max_time, settings=mix.settings(settings),
                                 variant=variant, adversary=adversary,
                                 restarts=(_restart_for(seed, n, faults, messages)
                                           if restarts and adversary is None else ()),
@@ -493,8 +492,8 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
                         metavar="NAME|FILE|swarm|adversary",
                         help="fault mix: a preset, a TOML file, swarm (random faults and "
                              "network per seed) or adversary (a rule-targeted behaviour or a "
-                             "coordinated strategy per seed; each variant takes the next "
-                             "stretch of seeds' attacks) (repeatable; default none)")
+                             "coordinated strategy per seed; each variant and BRB kind takes "
+                             "the next stretch of seeds' attacks) (repeatable; default none)")
     parser.add_argument("--messages", type=int, default=50, help="payloads per run (default 50)")
     parser.add_argument("--max-time", type=float, default=30.0,
                         help="virtual seconds per run (default 30)")

@@ -317,3 +317,21 @@ def test_a_split_timed_to_a_protocol_step_starts_there(when: str) -> None:
     if when == "checkpoint":
         prepared = _run("split:sequencer=0,when=prepare,for=1", 2).adversary["partitioned_at"]
         assert isinstance(prepared, float) and prepared < started
+
+
+def test_forge_reuses_the_sequencers_real_signature_and_a_body_blind_cache_convicts_it() -> None:
+    """The forged ORDER carries the sequencer's real signature of its real ORDER for the
+    slot: refused by a correct verifier; a cache that answers for a signature it saw, whatever
+    the body, takes it, and the honest sequencer ends up "proven" Byzantine."""
+    from btob.faults import parse_fault
+
+    for seed in range(2):
+        config = SimConfig(n=4, seed=seed, messages=50, max_time=30,
+                           faults=(parse_fault("1=forge", 4),))
+        fine = simulate(config)
+        assert fine.ok and fine.complete and fine.vote_violations == ()
+        assert sum(s.dropped.get("bad-signature", 0) for s in fine.statistics if s.member > 1)
+        blind = simulate(config, member_factory=_body_blind_cache)
+        assert any("holds evidence against honest member 0" in v
+                   for v in blind.vote_violations)
+        assert not blind.ok

@@ -11,8 +11,9 @@ import attrs
 import pytest
 
 from btob import ConfigError
+from btob.core.settings import Settings
 from btob.faults import BEHAVIOURS, Behaviour, NetSpec, Param, parse_net
-from btob.faults._mix import PRESETS, Mix, load_mixes, swarm_mix
+from btob.faults._mix import CHECKPOINT_ATTACKS, PRESETS, Mix, adversary_mix, load_mixes, swarm_mix
 
 
 @pytest.mark.parametrize("n", [4, 7])
@@ -69,6 +70,28 @@ def test_toml_single_mix(tmp_path: Path) -> None:
     assert [f.member for f in faults] == [1, 2] and net.dup == 0.1
 
 
+def test_a_mix_may_set_settings_for_every_member(tmp_path: Path) -> None:
+    path = tmp_path / "short.toml"
+    path.write_text('name = "short"\nsettings = ["checkpoint_interval=4", "slot_window=32"]\n')
+    [mix] = load_mixes(str(path), 4)
+    assert mix.setting == ("checkpoint_interval=4", "slot_window=32")
+    settings = mix.settings(Settings())
+    assert (settings.checkpoint_interval, settings.slot_window) == (4, 32)
+    assert mix.describe().endswith("; checkpoint_interval=4; slot_window=32")
+    assert Mix("plain").settings(Settings()) == Settings()
+
+
+def test_the_adversary_gives_attacks_on_checkpoints_short_intervals() -> None:
+    intervals: dict[str, set[int]] = {}
+    for seed in range(3 * 40):
+        mix = adversary_mix(seed, 4)
+        attack = (mix.adversary or mix.faults[0].split("=", 1)[1]).split(":")[0]
+        intervals.setdefault(attack, set()).add(mix.settings(Settings()).checkpoint_interval)
+    assert set(intervals) >= CHECKPOINT_ATTACKS
+    for attack, seen in intervals.items():
+        assert seen <= ({4, 8} if attack in CHECKPOINT_ATTACKS else {16}), attack
+
+
 def test_toml_array_of_mixes(tmp_path: Path) -> None:
     path = tmp_path / "many.toml"
     path.write_text(
@@ -101,6 +124,9 @@ def test_toml_array_of_mixes(tmp_path: Path) -> None:
         ('[[mix]]\nname = "a"\n[[mix]]\nname = "a"\n', "'a' is defined twice"),
         ('name = "top"\n[[mix]]\nname = "a"\n', "beside"),
         ('mix = "a"\n', "array of tables"),
+        ('name = "x"\nsettings = "checkpoint_interval=4"\n', "mix 'x': settings must be a list"),
+        ('name = "x"\nsettings = ["colour=4"]\n', "mix 'x'.*Settings has no field 'colour'"),
+        ('name = "x"\nsettings = ["checkpoint_interval=0"]\n', "mix 'x'.*checkpoint_interval"),
     ],
 )
 def test_bad_toml_names_the_file(tmp_path: Path, text: str, message: str) -> None:

@@ -10,7 +10,24 @@ import attrs
 import pytest
 
 from btob import Member, SimConfig, simulate
-from btob.core.wire import Batch, Echo, Final, OrderEcho, OrderReady, Ready
+from btob.core.wire import (
+    Batch,
+    BatchRef,
+    Checkpoint,
+    CheckpointCert,
+    Echo,
+    Final,
+    LogSegment,
+    NewView,
+    OrderEcho,
+    OrderReady,
+    PreparedCert,
+    Ready,
+    SlotProof,
+    ViewChange,
+    Vote,
+    slot_digest,
+)
 from btob.faults import parse_fault
 from btob.sim.invariants import VoteMonitor
 from tests.helpers import Keys
@@ -99,3 +116,89 @@ def test_honest_readies_for_two_values_are_found_before_any_delivery_disagrees()
         found.append(any("different digests" in v for v in result.vote_violations)
                      and not result.ok)
     assert all(found)  # and so the runs fail: SimResult.ok counts the invariants
+
+
+def _certifying_monitor() -> VoteMonitor:
+    return VoteMonitor(n=4, quorum=3, verify=KEYS.verifier().verify)
+
+
+def _votes(message: Any, members: Any) -> tuple[Vote, ...]:
+    return tuple(Vote(m, KEYS.sign(m, message).signature) for m in members)
+
+
+def test_a_final_is_checked_by_its_own_certificate() -> None:
+    batch = Batch(0, (b"a",))
+    echo = Echo(0, 3, batch.digest())
+    monitor = _certifying_monitor()
+    monitor.observe(1, _frame(0, Final(0, 3, batch, _votes(echo, (0, 1, 2)))))
+    assert monitor.violations == []
+    for certificate, why in [
+        (_votes(echo, (0, 1)), "2 signers, fewer than q=3"),
+        (_votes(echo, (0, 1, 1)), "a repeated or foreign signer 1"),
+        ((*_votes(echo, (0, 1)), Vote(9, bytes(64))), "a repeated or foreign signer 9"),
+        (_votes(Ready(0, 3, batch.digest()), (0, 1, 2)), "member 0's signature is not for it"),
+        (_votes(Echo(0, 4, batch.digest()), (0, 1, 2)), "member 0's signature is not for it"),
+    ]:
+        monitor = _certifying_monitor()
+        monitor.observe(1, _frame(0, Final(0, 3, batch, certificate)))
+        assert monitor.violations == [
+            "honest member 1 passed on a certificate that does not hold: FINAL (0, 3): " + why]
+
+
+def test_view_changes_new_views_slot_proofs_and_segments_carry_certificates_that_hold() -> None:
+    refs = (BatchRef(0, 1, D1),)
+    digest = slot_digest(7, refs)
+    good_checkpoint = CheckpointCert(16, D1, _votes(Checkpoint(16, D1), (0, 1, 2)))
+    # one CHECKPOINT vote signed another chain digest (a lie counted whatever it signs)
+    mixed_checkpoint = attrs.evolve(good_checkpoint, votes=(
+        *good_checkpoint.votes[:2], *_votes(Checkpoint(16, D2), (3,))))
+    good_prepared = PreparedCert(2, 7, refs, _votes(OrderEcho(2, 7, digest), (0, 1, 2)))
+    short_prepared = attrs.evolve(good_prepared, votes=good_prepared.votes[:2])
+    good_change = ViewChange(3, good_checkpoint, (good_prepared,))
+    proof = SlotProof(2, 7, refs, _votes(OrderReady(2, 7, digest), (1, 2, 3)), ())
+    changes = tuple(_frame(m, good_change) for m in (0, 1, 2))
+    cases: list[tuple[Any, str | None]] = [
+        (good_change, None),
+        (NewView(3, changes, ()), None),
+        (proof, None),
+        (LogSegment(good_checkpoint, 0, ()), None),
+        (ViewChange(3, mixed_checkpoint, ()),
+         "VIEW-CHANGE: checkpoint at 16: member 3's signature is not for it"),
+        (ViewChange(3, None, (short_prepared,)),
+         "VIEW-CHANGE: prepared (2, 7): 2 signers, fewer than q=3"),
+        (NewView(3, changes[:2], ()), "NEW-VIEW 3: 2 VIEW-CHANGEs, fewer than q=3"),
+        (NewView(3, (*changes[:2], _frame(2, ViewChange(3, None, (short_prepared,)))), ()),
+         "NEW-VIEW 3: prepared (2, 7): 2 signers, fewer than q=3"),
+        (attrs.evolve(proof, refs=(BatchRef(0, 2, D1),)),
+         "SLOT proof of 7: member 1's signature is not for it"),
+        (LogSegment(mixed_checkpoint, 0, ()),
+         "LOG SEGMENT: checkpoint at 16: member 3's signature is not for it"),
+    ]
+    for message, why in cases:
+        monitor = _certifying_monitor()
+        monitor.observe(1, _frame(1, message))
+        expected = [] if why is None else [
+            f"honest member 1 passed on a certificate that does not hold: {why}"]
+        assert monitor.violations == expected, message
+
+
+def test_certificates_are_checked_only_with_a_verifier_and_once_per_frame() -> None:
+    batch = Batch(0, (b"a",))
+    bad = _frame(0, Final(0, 3, batch, ()))
+    plain = VoteMonitor()
+    plain.observe(1, bad)
+    assert plain.violations == []
+    monitor = _certifying_monitor()
+    monitor.observe(1, bad)
+    monitor.observe(2, _frame(0, Final(0, 3, batch, ())))  # the same frame, forwarded
+    assert len(monitor.violations) == 1
+
+
+
+def test_evidence_against_an_honest_member_is_a_violation() -> None:
+    monitor = VoteMonitor()
+    monitor.convicted(2, [])
+    assert monitor.violations == []
+    monitor.convicted(2, [0, 3])
+    assert monitor.violations == ["honest member 2 holds evidence against honest member 0",
+                                  "honest member 2 holds evidence against honest member 3"]

@@ -294,6 +294,22 @@ def test_a_sweep_with_restarts_restarts_a_member_in_its_runs_and_passes() -> Non
     assert outcome.ok
 
 
+def test_settings_other_than_the_defaults_are_in_the_replay_command() -> None:
+    """A sweep case with a mix's settings replays with them: same config, same run."""
+    from btob import SimConfig
+    from btob.cli.main import _sim_config, build_parser
+    from btob.core.settings import Settings
+    from btob.sim.simulator import replay_command
+
+    config = SimConfig(seed=3, settings=Settings(checkpoint_interval=4,
+                                                 view_change_timeout_s=0.5))
+    command = replay_command(config)
+    assert command.endswith("--setting checkpoint_interval=4 --setting view_change_timeout_s=0.5")
+    assert "--setting" not in replay_command(SimConfig(seed=3))
+    args = build_parser().parse_args(command.split()[1:])
+    assert _sim_config(args) == config
+
+
 def test_a_restart_round_trips_through_its_text_and_the_replay_command() -> None:
     from btob import ConfigError, SimConfig
     from btob.sim.simulator import Restart, replay_command
@@ -307,7 +323,9 @@ def test_a_restart_round_trips_through_its_text_and_the_replay_command() -> None
             Restart.parse(bad)
 
 
-def test_each_variant_draws_its_own_stretch_of_attacks(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_each_variant_and_brb_draws_its_own_stretch_of_attacks(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from btob.core.settings import Settings
     from btob.faults import ADVERSARY, adversary_mix
 
     seen: list[SimConfig] = []
@@ -323,11 +341,11 @@ def test_each_variant_draws_its_own_stretch_of_attacks(monkeypatch: pytest.Monke
         (v, b, s) for v in ("bb", "ub") for b in ("bracha", "echo") for s in (0, 1, 2)]
     drawn = []
     for k, config in enumerate(seen):
-        mix = adversary_mix(3 * (k // 6) + k % 3, 4)  # ub starts where bb's seeds end
+        mix = adversary_mix(k, 4)  # each (variant, BRB) starts where the one before ends
         assert (config.faults, config.adversary) == (mix.resolve(4)[0], mix.adversary_spec())
+        assert config.settings == mix.settings(Settings())
         drawn.append((mix.adversary or str(mix.faults[0]).split("=", 1)[1]).split(":")[0])
-    assert drawn[:3] == drawn[3:6] and drawn[6:9] == drawn[9:]  # both BRBs meet the same
-    assert len(set(drawn)) == 6  # six different attacks, not three
+    assert len(set(drawn)) == 12  # twelve different attacks, not three or six
 
 
 def test_a_slice_of_the_adversary_sweep_passes_on_the_real_protocol() -> None:
