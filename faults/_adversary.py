@@ -37,7 +37,9 @@ Strategies (:data:`STRATEGIES`):
     after ``until``. A correct member of ``R`` sends no READY without a prepared
     certificate, so ``P`` never commits the target and the view change may drop it
     safely. One that sends READY on f+1 READYs (Bracha's amplification, wrong in
-    ordering) lets ``P`` commit a slot the new view gives to another proposal.
+    ordering) lets ``P`` commit a slot the new view gives to another proposal. The honest
+    ECHOs of the target also reach ``P`` relabelled as READYs, signatures kept: a member
+    whose signatures are not bound to their kind commits the target on them, alone.
 
 ``forged-split``
     The sequencer of view 0 is faulty. Of each proposal with two batches or more (every
@@ -423,6 +425,9 @@ class Edge(Coalition):
         """(view, slot) of the attacked proposal, once the sequencer made it."""
         self.value: Order | None = None
         """The proposal the coalition tells for the target."""
+        self._relabelled: set[int] = set()
+        self._readied: set[int] = set()
+        self._pending: list[tuple[int, bytes]] = []
 
     def _is_target(self, message: Message) -> bool:
         return isinstance(message, (Order, OrderEcho)) and self.target == (
@@ -459,6 +464,34 @@ class Edge(Coalition):
     def _keep(self) -> Outgoing:
         self.rewrites += 1
         return []
+
+    def observe(self, source: int, frame: bytes, now: float) -> None:
+        if source in self.members or source == self.witness or self.target is None:
+            return
+        echo = own_frame(source, frame, (OrderEcho,))
+        if echo is None or not self._is_target(echo.message) or source in self._relabelled:
+            return
+        message = echo.message
+        assert isinstance(message, OrderEcho)
+        # The same signature, now claiming to be a READY: only a member whose signatures
+        # are not bound to their kind counts it, and then commits what it alone prepared.
+        self._relabelled.add(source)
+        self._pending.append((self.witness, Signed(
+            source, OrderReady(message.view, message.slot, message.digest), echo.body,
+            echo.signature).to_frame()))
+
+    def react(self, ctx: FaultContext) -> list[tuple[int, bytes]]:
+        """Honest ECHOs of the target, relabelled as READYs, for the witness, with this
+        member's own READY for the target (its core, which proposed the other order of the
+        batches, never prepares it)."""
+        pending, self._pending = self._pending, []
+        if pending and ctx.member not in self._readied and self.target is not None and \
+                self.value is not None:
+            self._readied.add(ctx.member)
+            pending.append((self.witness, ctx.resign(OrderReady(*self.target,
+                                                                self.value.digest))))
+        self.rewrites += len(pending)
+        return pending
 
     def _hold(self, source: int, dest: int, message: Message) -> bool:
         if dest in self.members or self.target is None:

@@ -26,7 +26,9 @@ protocol's lemmas, so a correct member under any fault never breaks them:
   distinct signers, each signature valid for exactly that certificate's body and kind. An
   honest member builds certificates from votes it verified and takes others' only after
   verifying them, so this fails only when one of its rules (a threshold, the verify cache,
-  what a vote is counted for) let a bad vote in - even when nothing wrong is delivered.
+  what a vote is counted for) let a bad vote in - even when nothing wrong is delivered. Nor
+  may a signature in them pass for the kind whose body has the same layout (an ECHO's for
+  a READY's): the domain tag binds each signature to its kind.
 
 - *No honest member is convicted.* Evidence is two conflicting messages validly signed by
   one member, and an honest member never signs two (unless it restarted from an empty
@@ -73,6 +75,10 @@ _VOTES = frozenset({Echo.CODE, Ready.CODE, OrderEcho.CODE, OrderReady.CODE})
 """Wire codes of the votes: small frames, cheap to parse (a SEND is not even decoded)."""
 _AGREEING = frozenset({Ready.CODE, OrderReady.CODE})
 """Codes whose honest votes must agree across members (the READYs)."""
+_SIBLING_KINDS = {Echo.KIND: Ready.KIND, Ready.KIND: Echo.KIND,
+                  OrderEcho.KIND: OrderReady.KIND, OrderReady.KIND: OrderEcho.KIND}
+"""Kinds whose bodies have the same layout: a signature for one must never pass for the
+other (the domain tag names the kind)."""
 _CERTIFIED = frozenset({Final.CODE, ViewChange.CODE, NewView.CODE, SlotProof.CODE,
                         LogSegment.CODE})
 """Codes of the frames that carry certificates."""
@@ -234,6 +240,12 @@ class VoteMonitor:
                 return
             if not self._valid(vote.member, kind, body, vote.signature):
                 self._broken(source, what, f"member {vote.member}'s signature is not for it",
+                             kept=kept)
+                return
+            sibling = _SIBLING_KINDS.get(kind)
+            if sibling is not None and self._valid(vote.member, sibling, body, vote.signature):
+                self._broken(source, what, f"member {vote.member}'s signature is valid as a "
+                             f"{sibling} too: signatures are not bound to their kind",
                              kept=kept)
                 return
             signers.add(vote.member)

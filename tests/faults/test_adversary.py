@@ -121,6 +121,8 @@ def test_each_strategy_takes_effect_and_the_real_protocol_survives_it(strategy: 
         else:
             assert adversary["holds"] and adversary["rewrites"]
             assert result.view_changes  # the sequencer stopped after the target: the view moved
+            witness = next(s for s in result.statistics if s.member == adversary["witness"])
+            assert witness.dropped.get("bad-signature", 0)  # ECHOs relabelled as READYs
 
 
 def test_edge_makes_ready_amplification_break_agreement() -> None:

@@ -202,3 +202,25 @@ def test_evidence_against_an_honest_member_is_a_violation() -> None:
     monitor.convicted(2, [0, 3])
     assert monitor.violations == ["honest member 2 holds evidence against honest member 0",
                                   "honest member 2 holds evidence against honest member 3"]
+
+
+def test_a_certificate_signature_that_also_passes_for_the_sibling_kind_is_a_violation() -> None:
+    """With a domain tag that left out the kind, an ECHO signature would verify as a READY
+    one: the monitor's verifier here is made that blind, and every certificate shows it."""
+    real = KEYS.verifier().verify
+    siblings = {"brb.echo": "brb.ready", "brb.ready": "brb.echo"}
+
+    def kind_blind(member: int, kind: str, body: bytes, signature: bytes) -> bool:
+        return real(member, kind, body, signature) or real(member, siblings.get(kind, kind),
+                                                           body, signature)
+
+    batch = Batch(0, (b"a",))
+    final = _frame(0, Final(0, 3, batch, _votes(Echo(0, 3, batch.digest()), (0, 1, 2))))
+    monitor = _certifying_monitor()
+    monitor.observe(1, final)
+    assert monitor.violations == []
+    blind = VoteMonitor(n=4, quorum=3, verify=kind_blind)
+    blind.observe(1, final)
+    assert blind.violations == [
+        "honest member 1 passed on a certificate that does not hold: FINAL (0, 3): member 0's "
+        "signature is valid as a brb.ready too: signatures are not bound to their kind"]
