@@ -3,18 +3,29 @@ a committed slot that only some members saw, lying NEW-VIEWs, and the timeouts."
 
 from __future__ import annotations
 
+import attrs
 import pytest
 
 from btob import SimConfig, simulate
-from btob.core.viewchange import Timeouts, plan_new_view, verify_new_view
+from btob.core.viewchange import (
+    NewViewPlan,
+    Timeouts,
+    plan_new_view,
+    valid_prepared_cert,
+    valid_view_change,
+    verify_new_view,
+)
 from btob.core.wire import (
     Batch,
     BatchRef,
+    Checkpoint,
+    CheckpointCert,
     NewView,
     OrderEcho,
     OrderReady,
     PreparedCert,
     Reproposal,
+    Signed,
     ViewChange,
     Vote,
     slot_digest,
@@ -276,3 +287,84 @@ def test_a_laggard_many_rounds_behind_asks_again_as_soon_as_help_arrives(seed: i
     laggard = result.statistics[3]
     assert laggard.slots_from_proofs + laggard.slots_from_segments > 500
     assert result.virtual_time < 30.0
+
+
+# -- the pure rules, one by one (cases found by mutation testing) -----------------------------
+
+
+def _checkpoint_cert(keys: Keys, upto: int, signers: tuple[int, ...] = (0, 1, 2)) -> CheckpointCert:
+    digest, state = bytes([upto]) * 32, bytes([upto + 1]) * 32
+    votes = tuple(Vote(m, keys.sign(m, Checkpoint(upto, digest, state)).signature)
+                  for m in signers)
+    return CheckpointCert(upto, digest, votes, state)
+
+
+def test_the_plan_starts_at_the_highest_checkpoint_and_keeps_the_highest_view_per_slot() -> None:
+    keys = Keys(4)
+    a, b, c = (BatchRef(m, 0, bytes([m]) * 32) for m in (1, 2, 3))
+    low, high = _checkpoint_cert(keys, 16), _checkpoint_cert(keys, 32)
+    changes = [
+        # below the highest checkpoint first: skipped, and the later ones still count
+        ViewChange(5, low, (_prepared(keys, 1, 20, (a,)), _prepared(keys, 4, 34, (b,)))),
+        ViewChange(5, high, (_prepared(keys, 2, 34, (c,)),)),  # a lower view of slot 34
+        ViewChange(5, None, ()),
+    ]
+    plan = plan_new_view(5, changes)
+    assert plan.checkpoint == high
+    assert plan.reproposals == (Reproposal(32, ()), Reproposal(33, ()), Reproposal(34, (b,)))
+    assert plan.first_free_slot == 35
+    assert plan_new_view(5, changes[::-1]).reproposals == plan.reproposals  # order-free
+    bare = plan_new_view(5, [ViewChange(5, high, ()), ViewChange(5, low, ())])
+    assert bare == NewViewPlan(5, high, ()) and bare.first_free_slot == 32
+    assert plan_new_view(5, [ViewChange(5, None, ())]).first_free_slot == 0
+
+
+def test_a_prepared_certificate_names_distinct_batches_of_known_origins() -> None:
+    from btob.core.quorum import Quorums
+
+    keys = Keys(4)
+    q, verify = Quorums.for_cluster(4), keys.verifier().verify
+    ref = BatchRef(3, 0, b"\x07" * 32)
+    assert valid_prepared_cert(_prepared(keys, 1, 2, (ref,)), quorums=q, verify=verify)
+    assert not valid_prepared_cert(_prepared(keys, 1, 2, (ref, ref)), quorums=q, verify=verify)
+    foreign = BatchRef(4, 0, b"\x07" * 32)  # origin n: no such member
+    assert not valid_prepared_cert(_prepared(keys, 1, 2, (foreign,)), quorums=q, verify=verify)
+
+
+def test_a_view_change_is_checked_part_by_part() -> None:
+    from btob.core.quorum import Quorums
+
+    keys = Keys(4)
+    q, verify = Quorums.for_cluster(4), keys.verifier().verify
+    ref = BatchRef(3, 0, b"\x07" * 32)
+
+    def valid(change: ViewChange, prepared_max: int = 2) -> bool:
+        return valid_view_change(change, interval=16, quorums=q, verify=verify,
+                                 prepared_max=prepared_max)
+
+    good = ViewChange(3, _checkpoint_cert(keys, 16), (_prepared(keys, 2, 16, (ref,)),
+                                                       _prepared(keys, 1, 17, (ref,))))
+    assert valid(good)
+    assert not valid(good, prepared_max=1)  # more certificates than a window holds
+    assert not valid(attrs.evolve(good, checkpoint=_checkpoint_cert(keys, 16, (0, 1))))
+    assert not valid(attrs.evolve(good, prepared=(good.prepared[0], good.prepared[0])))
+    assert not valid(attrs.evolve(good, prepared=(_prepared(keys, 3, 17, (ref,)),)))  # its view
+    assert not valid(attrs.evolve(good, prepared=(_prepared(keys, 2, 15, (ref,)),)))  # floor
+
+
+def test_a_new_view_with_a_badly_signed_view_change_is_refused() -> None:
+    from btob.core.quorum import Quorums
+
+    keys = Keys(4)
+    q = Quorums.for_cluster(4)
+    frames = _cluster_view_changes(keys, {m: None for m in (0, 1, 2)}, view=1)
+    signed = keys.sign(2, ViewChange(1, None, ()))
+    broken = Signed(2, signed.message, signed.body, bytes(64)).to_frame()
+
+    def accepted(some: list[bytes]) -> bool:
+        message = NewView(1, tuple(some), ())
+        return verify_new_view(message, 1, interval=16, quorums=q,
+                               verify=keys.verifier().verify, prepared_max=64) is not None
+
+    assert accepted(frames)
+    assert not accepted([*frames[:2], broken])
