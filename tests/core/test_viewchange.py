@@ -6,7 +6,7 @@ from __future__ import annotations
 import attrs
 import pytest
 
-from btob import SimConfig, simulate
+from btob import Member, SimConfig, simulate
 from btob.core.viewchange import (
     NewViewPlan,
     Timeouts,
@@ -28,6 +28,7 @@ from btob.core.wire import (
     Signed,
     ViewChange,
     Vote,
+    decode_frame,
     slot_digest,
 )
 from btob.faults import FaultSpec, parse_net
@@ -368,3 +369,60 @@ def test_a_new_view_with_a_badly_signed_view_change_is_refused() -> None:
 
     assert accepted(frames)
     assert not accepted([*frames[:2], broken])
+
+
+# -- a member's view changer, frame by frame (cases found by mutation testing) ---------------
+
+
+def _member(keys: Keys, member: int = 1) -> Member:
+    return Member(member=member, registry=keys.registry, signing_key=keys.keys[member],
+                  cluster_id=keys.cluster_id)
+
+
+def _feed(keys: Keys, node: Member, sender: int, message: object, now: float = 0.0) -> None:
+    node.receive(keys.sign(sender, message).to_frame(), now)  # type: ignore[arg-type]
+
+
+def _views_sent(node: Member) -> list[int]:
+    """The views of the VIEW-CHANGEs ``node`` sent since the last call."""
+    frames, _ = node.take_outputs()
+    sent = [decode_frame(out.frame).parse().message for out in frames]
+    return sorted({m.view for m in sent if isinstance(m, ViewChange)})
+
+
+def test_another_members_view_change_counts_only_if_it_is_valid() -> None:
+    keys = Keys(4)
+    node = _member(keys)
+    ref = BatchRef(3, 0, b"\x07" * 32)
+    weak = PreparedCert(0, 0, (ref,), _prepared(keys, 0, 0, (ref,)).votes[:2])
+    _feed(keys, node, 3, ViewChange(2, None, (weak,)))
+    _feed(keys, node, 2, ViewChange(2, None, ()))
+    assert node.statistics().dropped.get("viewchange-invalid") == 1
+    assert _views_sent(node) == []  # one valid VIEW-CHANGE is not f+1
+    _feed(keys, node, 3, ViewChange(2, None, ()))
+    assert _views_sent(node) == [2]
+
+
+def test_an_older_view_change_does_not_replace_a_newer_one() -> None:
+    keys = Keys(4)
+    node = _member(keys)
+    _feed(keys, node, 2, ViewChange(3, None, ()))
+    _feed(keys, node, 2, ViewChange(1, None, ()))  # ignored: member 2 wants view 3
+    _feed(keys, node, 3, ViewChange(3, None, ()))
+    assert _views_sent(node) == [3]  # f+1 want view 3 (not view 1)
+
+
+def test_a_member_moves_past_a_silent_next_leader_only_with_a_quorum_waiting() -> None:
+    """n=7 (f=2, q=5). Three VIEW-CHANGEs for view 1 make a member join; at its deadline it
+    moves on to view 2 only if q members (itself among them) wait for view 1, and to view 2,
+    not further."""
+    keys = Keys(7)
+    node = _member(keys, 3)  # not a leader of view 1 or 2
+    for sender in (0, 4, 5):
+        _feed(keys, node, sender, ViewChange(1, None, ()))
+    assert _views_sent(node) == [1]
+    node.tick(100.0)
+    assert _views_sent(node) == [1]  # four wait for view 1: it keeps waiting (and resends)
+    _feed(keys, node, 6, ViewChange(1, None, ()), now=100.0)
+    node.tick(101.0)
+    assert _views_sent(node) == [2]
