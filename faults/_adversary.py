@@ -691,6 +691,18 @@ class Relabel(Coalition):
         return {**super().describe(), "origin": self.origin, "l": sorted(self.lied_to)}
 
 
+def _faulty_next_leader(n: int, f: int,
+                        rng: random.Random) -> tuple[frozenset[int], list[int]]:
+    """Roles with an honest view-0 sequencer and a faulty view-1 leader: the faulty members
+    (that leader and f-1 others drawn) and the other honest members, shuffled."""
+    sequencer, leader = view_leader(0, n), view_leader(1, n)
+    others = [m for m in range(n) if m not in (sequencer, leader)]
+    members = frozenset([leader, *rng.sample(others, f - 1)])
+    honest = [m for m in others if m not in members]
+    rng.shuffle(honest)
+    return members, honest
+
+
 class ShortNewView(Coalition):
     """A NEW-VIEW of f+1 VIEW-CHANGEs around a committed slot (see the module docstring)."""
 
@@ -698,10 +710,7 @@ class ShortNewView(Coalition):
                  settings: Settings) -> None:
         super().__init__(spec, n, f, rng, settings)
         self.sequencer, self.leader = view_leader(0, n), view_leader(1, n)
-        others = [m for m in range(n) if m not in (self.sequencer, self.leader)]
-        self.members = frozenset([self.leader, *rng.sample(others, f - 1)])
-        honest = [m for m in others if m not in self.members]
-        rng.shuffle(honest)
+        self.members, honest = _faulty_next_leader(n, f, rng)
         self.unprepared = frozenset(honest[:f])
         self.prepared = frozenset(honest[f:])
         self.first_slot = int(spec.value("slot"))
@@ -788,10 +797,7 @@ class StaleVotes(Coalition):
                  settings: Settings) -> None:
         super().__init__(spec, n, f, rng, settings)
         self.sequencer, self.leader = view_leader(0, n), view_leader(1, n)
-        others = [m for m in range(n) if m not in (self.sequencer, self.leader)]
-        self.members = frozenset([self.leader, *rng.sample(others, f - 1)])
-        honest = [m for m in others if m not in self.members]
-        rng.shuffle(honest)
+        self.members, honest = _faulty_next_leader(n, f, rng)
         self.prepared = frozenset([self.sequencer, *honest[:f - 1]])
         self.unprepared = frozenset(honest[f - 1:])
         self.victim = min(self.unprepared)
@@ -944,11 +950,12 @@ class PreparedTwice(Coalition):
             return False
         if self._at(message, 0):  # the witness alone prepares, nobody commits
             return isinstance(message, OrderReady) or dest != self.witness
-        if self._at(message, 1):
-            # the view-1 value prepares everywhere but at the witness, commits at one
-            return dest == self.witness if not isinstance(message, OrderReady) \
-                else dest != self.committer
-        return False
+        if not self._at(message, 1):
+            return False
+        # the view-1 value prepares everywhere but at the witness, commits at one member
+        if isinstance(message, OrderReady):
+            return dest != self.committer
+        return dest == self.witness
 
     def _hold(self, source: int, dest: int, message: Message) -> bool:
         if dest in self.members:

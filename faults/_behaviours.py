@@ -731,6 +731,34 @@ class BadViewChange(ProcessFault):
         return out
 
 
+class _Pending:
+    """Frames a behaviour wants every peer to get once: each goes out along with the next
+    frame to a peer that lacks it, and at the next tick to those that still do."""
+
+    def __init__(self) -> None:
+        self._frames: list[tuple[bytes, set[int]]] = []
+
+    def add(self, frame: bytes) -> None:
+        """Send ``frame`` to every peer once."""
+        self._frames.append((frame, set()))
+
+    def along_with(self, dest: int, frame: bytes) -> Outgoing:
+        """``frame`` to ``dest``, followed by every pending frame ``dest`` lacks."""
+        out: Outgoing = [(dest, frame, 0.0)]
+        for extra, reached in self._frames:
+            if dest not in reached:
+                reached.add(dest)
+                out.append((dest, extra, 0.0))
+        return out
+
+    def flush(self, peers: list[int]) -> list[tuple[int, bytes]]:
+        """Every pending frame to each of ``peers`` that lacks it; nothing is pending after."""
+        out = [(dest, extra) for extra, reached in self._frames
+               for dest in peers if dest not in reached]
+        self._frames = []
+        return out
+
+
 class Usurp(ProcessFault):
     """Proposes slots that are not its own: validly signed ORDERs, in its own name, for
     slots whose proposer is another member, sent to everyone ahead of that proposer - in the
@@ -759,7 +787,7 @@ class Usurp(ProcessFault):
         self._bases: dict[int, dict[int, int]] = {}
         """Per coming view: per VIEW-CHANGE signer, the first slot it leaves unprepared."""
         self._done: set[tuple[int, int]] = set()
-        self._pending: list[tuple[bytes, set[int]]] = []
+        self._pending = _Pending()
         """Usurping ORDERs not yet sent to everyone, with the members they went to."""
 
     def _ahead(self) -> int:
@@ -782,8 +810,8 @@ class Usurp(ProcessFault):
             counter = self.FAR + rng.randrange(self.FAR)
             ref = BatchRef(self.ctx.member, counter, batch.digest())
             send = self.ctx.resign(Send(counter, batch))
-            self._pending.append((self.ctx.resign(Order(view, slot, (ref,))), set()))
-            self._pending.append((self.ctx.resign(Order(view, slot, (ref,), (send,))), set()))
+            self._pending.add(self.ctx.resign(Order(view, slot, (ref,))))
+            self._pending.add(self.ctx.resign(Order(view, slot, (ref,), (send,))))
         if len(self._done) > 8192:
             self._done = {key for key in self._done if key[0] >= self._view}
 
@@ -836,20 +864,12 @@ class Usurp(ProcessFault):
         self._learn(self.ctx.member, message)
         if not self._done:
             self._cover()  # before the first sequencer's first ORDER
-        out: Outgoing = [(dest, frame, 0.0)]
-        for order, reached in self._pending:  # along with the next frame to dest
-            if dest not in reached:
-                reached.add(dest)
-                out.append((dest, order, 0.0))
-        return out
+        return self._pending.along_with(dest, frame)
 
     def tick(self) -> list[tuple[int, bytes]]:
         if not self._done:
             self._cover()
-        out = [(dest, order) for order, reached in self._pending
-               for dest in self.ctx.others() if dest not in reached]
-        self._pending = []
-        return out
+        return self._pending.flush(self.ctx.others())
 
 
 class ViewPush(ProcessFault):
@@ -871,7 +891,7 @@ class ViewPush(ProcessFault):
         self._checkpoint: CheckpointCert | None = None
         self._pushed = 0
         """The highest view pushed so far."""
-        self._pending: list[tuple[bytes, set[int]]] = []
+        self._pending = _Pending()
 
     def _next_led(self, above: int) -> int:
         n = self.ctx.n
@@ -886,7 +906,7 @@ class ViewPush(ProcessFault):
             return
         self._pushed = view
         frame = self.ctx.resign(ViewChange(view, self._checkpoint, ()))
-        self._pending.append((frame, set()))
+        self._pending.add(frame)
 
     def _learn(self, sender: int, message: Message) -> None:
         if isinstance(message, NewView) and message.view > self._installed:
@@ -919,20 +939,12 @@ class ViewPush(ProcessFault):
         self._learn(self.ctx.member, message)
         if not self._pushed:
             self._push(self._installed, reserve=True)
-        out: Outgoing = [(dest, frame, 0.0)]
-        for push, reached in self._pending:
-            if dest not in reached:
-                reached.add(dest)
-                out.append((dest, push, 0.0))
-        return out
+        return self._pending.along_with(dest, frame)
 
     def tick(self) -> list[tuple[int, bytes]]:
         if not self._pushed:
             self._push(self._installed, reserve=True)
-        out = [(dest, push) for push, reached in self._pending
-               for dest in self.ctx.others() if dest not in reached]
-        self._pending = []
-        return out
+        return self._pending.flush(self.ctx.others())
 
 
 class BadCatchUp(ProcessFault):

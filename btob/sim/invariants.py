@@ -44,6 +44,7 @@ cache, not by the members' code under test; each distinct frame is checked once.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable
 
 from btob._errors import WireError
@@ -91,7 +92,8 @@ class VoteMonitor:
         """With ``verify`` (and the cluster's ``n`` and ``quorum``), certificates in honest
         frames are checked too; without it only votes are."""
         self.n, self.quorum, self.verify = n, quorum, verify
-        self._checked: set[bytes] = set()
+        self._checked: set[bytes] = set()  # digests of the certificate frames checked
+        self._verified: dict[tuple[int, str, bytes, bytes], bool] = {}
         self.violations: list[str] = []
         """One line per broken invariant, in the order they were seen."""
         self._signed: dict[tuple[int, int, tuple[int, int]], bytes] = {}
@@ -107,12 +109,13 @@ class VoteMonitor:
         try:
             raw = decode_frame(frame)
             if raw.code in _CERTIFIED:
-                fresh = self.verify is not None and frame not in self._checked
+                key = hashlib.blake2b(frame, digest_size=16).digest()
+                fresh = self.verify is not None and key not in self._checked
                 if not fresh and raw.code != Final.CODE:
                     return
                 message = raw.parse().message
                 if fresh:
-                    self._checked.add(frame)
+                    self._checked.add(key)
                     self._certificates(source, message)
                 if raw.code == Final.CODE:
                     self._final(source, message)
@@ -254,8 +257,15 @@ class VoteMonitor:
                          kept=kept)
 
     def _valid(self, member: int, kind: str, body: bytes, signature: bytes) -> bool:
+        """The monitor's own check, remembered either way: one commit certificate reaches
+        every member's disk and many frames (the key holds the body, so an answer is for
+        exactly these bytes)."""
         assert self.verify is not None
-        return self.verify(member, kind, body, signature)
+        key = (member, kind, body, signature)
+        valid = self._verified.get(key)
+        if valid is None:
+            valid = self._verified[key] = self.verify(member, kind, body, signature)
+        return valid
 
     def _broken(self, source: int, what: str, why: str, *, kept: bool = False) -> None:
         verb = "kept on its disk" if kept else "passed on"
