@@ -131,17 +131,19 @@ class CrashOnlySequencer:
             # own_batches_in_flight_max leave between two inputs from outside (a frame or a
             # tick). Cutting one per submitted payload instead overflowed the send queues.
             while self._own_budget > 0:
-                payloads = self._pending.cut(now)
-                if payloads is None:
+                cut = self._pending.cut(now)
+                if cut is None:
                     return
+                payloads = cut[0]  # the baseline takes no client requests
                 self._own_budget -= 1
                 first = self._next_payload - len(self._pending) - len(payloads)
                 self._sequence(self.member, first, payloads)
             return
         while self._in_flight < self.settings.own_batches_in_flight_max:
-            payloads = self._pending.cut(now)
-            if payloads is None:
+            cut = self._pending.cut(now)
+            if cut is None:
                 return
+            payloads = cut[0]
             first = self._next_payload - len(self._pending) - len(payloads)
             self._in_flight += 1
             self._send(SEQUENCER, [_REQUEST, self.member, first, payloads])

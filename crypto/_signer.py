@@ -180,6 +180,30 @@ class Verifier:
                 self._cache.popitem(last=False)
         return True
 
+    def verify_key(self, public_key: bytes, kind: str, body: bytes, signature: bytes) -> bool:
+        """True iff ``signature`` is the signature of ``body`` as a ``kind`` message by the
+        holder of ``public_key`` (any 32-byte Ed25519 key, registered or not: a client's).
+
+        Never raises; never cached (a client key is not a member whose slot a cache keys on).
+        """
+        if (type(public_key) is not bytes or len(public_key) != 32
+                or type(signature) is not bytes or len(signature) != SIGNATURE_BYTES
+                or type(body) is not bytes):
+            self.failures += 1
+            return False
+        tag = self._tag(kind)
+        if tag is None:
+            self.failures += 1
+            return False
+        self.verifications += 1
+        try:
+            ok = self.backend.verify(public_key, tag + body, signature) is True
+        except Exception:  # the Backend contract says verify never raises; enforce it here
+            ok = False
+        if not ok:
+            self.failures += 1
+        return ok
+
     def statistics(self) -> VerifierStatistics:
         """A frozen snapshot of the counters and the current cache size."""
         return VerifierStatistics(

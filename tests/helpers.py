@@ -9,7 +9,7 @@ import socket
 import sys
 from collections.abc import Callable
 
-from btob import Member, Node
+from btob import Delivery, Member, Node
 from btob.core.wire import Message, Signed
 from btob.crypto import KeyRegistry, Signer, SigningKey, Verifier
 
@@ -57,6 +57,8 @@ class Router:
             for i in range(n)
         ]
         self.delivered: list[list[tuple[str, bytes]]] = [[] for _ in range(n)]
+        self.deliveries: list[list[Delivery]] = [[] for _ in range(n)]
+        """Each member's deliveries, whole (``delivered`` holds their ids and payloads)."""
         self.stopped: set[int] = set()
         self.now = 0.0
         self.allow: Callable[[int, int, Message], bool] = lambda src, dst, message: True
@@ -73,6 +75,7 @@ class Router:
                 if i in self.stopped:
                     continue
                 self.delivered[i] += [(str(d.msg_id), d.payload) for d in deliveries]
+                self.deliveries[i] += deliveries
                 for out in frames:
                     if out.destination in self.stopped:
                         continue

@@ -4,44 +4,68 @@ Every honest member feeds the same committed slots in the same order, so every h
 produces the same deliveries: the prefix-order guarantee rests on this module being a pure
 function of the committed log. It suppresses duplicates (a message id is delivered once) and
 releases each origin's payloads in counter order (FIFO), holding back - boundedly - those that
-arrive before an earlier one of the same origin.
+arrive before an earlier one of the same origin. A batch's client requests follow its payloads,
+each delivered or not as :class:`~btob.core.clients.ClientLog` decides.
 """
 
 from __future__ import annotations
 
 import attrs
 
+from btob.core.clients import ClientLog
 from btob.core.wire import Batch, BatchRef
 
-__all__ = ["Delivery", "DeliveryLog", "MsgId"]
+__all__ = ["CLIENT_ORIGIN", "Delivery", "DeliveryLog", "MsgId"]
+
+
+CLIENT_ORIGIN = -1
+"""The ``origin`` of a client's payload (no member's counter numbers it)."""
 
 
 @attrs.frozen(order=True)
 class MsgId:
-    """Identifies a payload: its origin member and the origin's payload counter."""
+    """Identifies a payload: its origin member and the origin's payload counter; for a
+    client's request, origin :data:`CLIENT_ORIGIN`, the request's ``seq`` as the counter and
+    the client's key and session."""
 
     origin: int
     counter: int
+    client: bytes = b""
+    session: int = 0
 
     def __str__(self) -> str:
+        if self.client:
+            return f"c{self.client.hex()}.{self.session}:{self.counter}"
         return f"{self.origin}:{self.counter}"
 
 
 @attrs.frozen
 class Delivery:
-    """One TO-delivery: position ``index`` in the member's total order."""
+    """One TO-delivery: position ``index`` in the member's total order.
+
+    A client's request has ``origin`` :data:`CLIENT_ORIGIN`; ``client`` is then the client's
+    public key (``b""`` for a member's payload) and ``relay`` the member whose batch carried
+    it. ``slot`` is the slot that delivered it.
+    """
 
     index: int
     msg_id: MsgId
     origin: int
     payload: bytes
+    client: bytes = b""
+    relay: int = -1
+    slot: int = -1
 
 
 class DeliveryLog:
     """Turns committed slots into deliveries: gap-free, duplicate-free, FIFO per origin."""
 
-    def __init__(self, *, early_payloads_max_per_origin: int) -> None:
+    def __init__(self, *, early_payloads_max_per_origin: int,
+                 clients: ClientLog | None = None) -> None:
         self._early_max = early_payloads_max_per_origin
+        self.clients = clients
+        self._slot = -1
+        """The client requests' rules (None: a batch's requests are never delivered)."""
         self._next_counter: dict[int, int] = {}
         self._early: dict[int, dict[int, bytes]] = {}
         self.next_index = 0
@@ -50,14 +74,26 @@ class DeliveryLog:
         """Payloads discarded because their origin's early buffer was full (Byzantine origins)."""
 
     def deliver_slot(
-        self, refs: tuple[BatchRef, ...], batches: tuple[Batch, ...]
+        self, refs: tuple[BatchRef, ...], batches: tuple[Batch, ...], slot: int = -1
     ) -> list[Delivery]:
         """Deliveries released by one committed slot, in order."""
         out: list[Delivery] = []
+        clients = self.clients
+        self._slot = slot
         for ref, batch in zip(refs, batches, strict=True):
             origin = ref.origin
             for offset, payload in enumerate(batch.payloads):
                 self._offer(origin, batch.first_counter + offset, payload, out)
+            if clients is None:
+                continue
+            for frame in batch.requests:
+                for request in clients.offer(frame):
+                    out.append(Delivery(
+                        self.next_index,
+                        MsgId(CLIENT_ORIGIN, request.seq, request.client, request.session),
+                        CLIENT_ORIGIN, request.payload, client=request.client, relay=origin,
+                        slot=slot))
+                    self.next_index += 1
         return out
 
     def _offer(self, origin: int, counter: int, payload: bytes, out: list[Delivery]) -> None:
@@ -84,7 +120,8 @@ class DeliveryLog:
             del self._early[origin]
 
     def _emit(self, origin: int, counter: int, payload: bytes, out: list[Delivery]) -> None:
-        out.append(Delivery(self.next_index, MsgId(origin, counter), origin, payload))
+        out.append(Delivery(self.next_index, MsgId(origin, counter), origin, payload,
+                            slot=self._slot))
         self.next_index += 1
         self._next_counter[origin] = counter + 1
 

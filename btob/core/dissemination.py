@@ -34,9 +34,12 @@ BRB_KINDS = ("bracha", "echo")
 
 def batch_fits(batch: Batch, settings: Settings) -> bool:
     """True if ``batch`` respects the cluster's batch and payload bounds."""
-    if not batch.payloads or len(batch.payloads) > settings.batch_payloads_max:
+    count = len(batch.payloads) + len(batch.requests)
+    if not count or count > settings.batch_payloads_max:
         return False
     if any(len(p) > settings.payload_bytes_max for p in batch.payloads):
+        return False
+    if any(len(r) > settings.request_bytes_max for r in batch.requests):
         return False
     return batch.size_bytes <= settings.batch_bytes_max
 

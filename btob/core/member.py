@@ -29,11 +29,14 @@ from btob.core.application import StateMachine
 from btob.core.batching import PendingPayloads
 from btob.core.catchup import CatchUp
 from btob.core.checkpoint import CheckpointTracker
+from btob.core.clients import ClientAdmission, ClientLog
+from btob.core.clientwire import Notice, Receipt, decode_request
 from btob.core.contract import MemberStatistics, Outgoing
 from btob.core.delivery import Delivery, DeliveryLog, MsgId
 from btob.core.durable import DurableChanges, DurableState, SlotRecord, Snapshot
 from btob.core.effects import Evidence, Outbox, VerifyFn
 from btob.core.journal import SigningJournal
+from btob.core.merkle import merkle_proofs
 from btob.core.ordering import Ordering
 from btob.core.quorum import Quorums
 from btob.core.recovery import EncodedState, Recovery, StateWork
@@ -54,14 +57,15 @@ from btob.core.wire import (
     Signed,
     SlotProof,
     Status,
+    Vote,
     WireLimits,
     decode_frame,
 )
 from btob.crypto import Backend, KeyRegistry, Signer, SigningKey, Verifier
 
 __all__ = [
-    "VARIANTS", "BacklogFull", "CountersUnknown", "Member", "MemberStatistics", "Outgoing",
-    "PayloadTooLarge", "ViewInstalled",
+    "VARIANTS", "BacklogFull", "ClientOutput", "CountersUnknown", "Member", "MemberStatistics",
+    "Outgoing", "PayloadTooLarge", "RequestRefused", "ViewInstalled",
 ]
 
 Handler = Callable[[Signed, float], None]
@@ -78,6 +82,15 @@ class BacklogFull(BtobError):
 class CountersUnknown(BacklogFull):
     """The member restarted with nothing on disk and has not yet learned from its peers
     where its own counters stand (a new payload could reuse an id); retry later."""
+
+
+class RequestRefused(BtobError):
+    """A client request was not taken (malformed, not admitted, a bad signature, too large,
+    already delivered, or the member's backlog is full); the message says which."""
+
+
+ClientOutput = tuple[bytes, bytes]
+"""``(client key, frame)``: a RECEIPT or NOTICE frame for the client holding that key."""
 
 
 class Member:
@@ -113,6 +126,7 @@ class Member:
         verify: VerifyFn | None = None,
         ordering: type[Ordering] = Ordering,
         app: StateMachine | None = None,
+        clients: ClientAdmission | None = None,
     ) -> None:
         n = registry.n
         if not 0 <= member < n:
@@ -162,8 +176,18 @@ class Member:
                                        settings=self.settings, outbox=self._outbox)
         self._chunk_server = ChunkServer(settings=self.settings, outbox=self._outbox)
         self._log = DeliveryLog(
-            early_payloads_max_per_origin=self.settings.early_payloads_max_per_origin
+            early_payloads_max_per_origin=self.settings.early_payloads_max_per_origin,
+            clients=ClientLog(admission=clients or ClientAdmission(),
+                              window=self.settings.client_window,
+                              tracked_max=self.settings.clients_tracked_max,
+                              frame_bytes_max=self.settings.request_bytes_max,
+                              verify=self._verifier.verify_key),
         )
+        self._admission = clients or ClientAdmission()
+        # Requests a client asked this member to order, by (client, session, seq): whoever
+        # relays them, this member sends the client a receipt when one is delivered.
+        self._awaited: dict[tuple[bytes, int, int], None] = {}
+        self._client_outputs: list[ClientOutput] = []
         self._batches: dict[tuple[int, int], tuple[bytes, Batch]] = {}
         self._pending = PendingPayloads(self.settings)
         self._next_payload = 0
@@ -236,6 +260,50 @@ class Member:
         self._flush_batches(now)
         self._pump(now)
         return msg_id
+
+    def submit_request(self, frame: bytes, now: float) -> None:
+        """Take a client's signed REQUEST ``frame`` for ordering; its receipt (or a NOTICE)
+        comes out of :meth:`take_client_outputs`, addressed to the client's key.
+
+        Raises :class:`RequestRefused` naming the reason; nothing is queued then.
+        """
+        settings = self.settings
+        bound = min(settings.request_bytes_max, settings.batch_bytes_max)
+        if len(frame) > bound:
+            raise RequestRefused(f"request of {len(frame)} bytes exceeds {bound}")
+        try:
+            request, body, signature = decode_request(
+                frame, frame_bytes_max=settings.request_bytes_max)
+        except WireError as exc:
+            raise RequestRefused(f"malformed request: {exc}") from None
+        if not self._admission.admits(request.client):
+            raise RequestRefused("the client key is not admitted by this cluster")
+        if not self._verifier.verify_key(request.client, "client.request", body, signature):
+            raise RequestRefused("the request's signature does not verify")
+        if len(request.payload) > settings.payload_bytes_max:
+            raise RequestRefused(f"payload of {len(request.payload)} bytes exceeds "
+                                 f"{settings.payload_bytes_max}")
+        clients = self._log.clients
+        assert clients is not None
+        known = clients.next_seq(request.client)
+        if known is not None and (request.session, request.seq) < known:
+            raise RequestRefused(f"request {request.session}.{request.seq} was delivered "
+                                 f"already or its session is over")
+        key = (request.client, request.session, request.seq)
+        if key in self._awaited:
+            return  # a retransmission: it is in a batch already, its receipt will come
+        if (self._pending.requests >= settings.pending_requests_max
+                or len(self._awaited) >= 2 * settings.pending_requests_max):
+            raise RequestRefused(f"{self._pending.requests} requests already wait")
+        self._awaited[key] = None
+        self._pending.add_request(frame, now)
+        self._flush_batches(now)
+        self._pump(now)
+
+    def take_client_outputs(self) -> list[ClientOutput]:
+        """RECEIPT and NOTICE frames for clients since the last call."""
+        outputs, self._client_outputs = self._client_outputs, []
+        return outputs
 
     def receive(self, frame: bytes, now: float, *, source: int | None = None) -> None:
         """Handle a frame from the network; bad frames are dropped and counted.
@@ -640,7 +708,10 @@ class Member:
                 return False  # still on its way through dissemination or a catch-up proof
             batches.append(held[1])
             fresh.append(ref)
-        deliveries = self._log.deliver_slot(tuple(fresh), tuple(batches))
+        deliveries = self._log.deliver_slot(tuple(fresh), tuple(batches), slot)
+        if self._awaited:
+            self._receipts(committed.view, slot, committed.refs, committed.certificate,
+                           fresh, batches, deliveries)
         if self._app is not None:
             for delivery in deliveries:
                 self._app.apply(delivery)
@@ -661,17 +732,63 @@ class Member:
         self._flush_batches(now)
         return True
 
+    def _receipts(self, view: int, slot: int, refs: tuple[BatchRef, ...],
+                  certificate: tuple[Vote, ...], fresh: list[BatchRef], batches: list[Batch],
+                  deliveries: list[Delivery]) -> None:
+        """Receipts for the awaited requests among ``deliveries`` (one slot's)."""
+        wanted = {}
+        for d in deliveries:
+            if d.client:
+                key = (d.client, d.msg_id.session, d.msg_id.counter)
+                if key in self._awaited:
+                    del self._awaited[key]
+                    wanted[key] = d
+        if not wanted:
+            return
+        if not certificate:
+            # Adopted from a checkpointed segment: no per-slot certificate to prove it with.
+            for (client, session, number), _ in wanted.items():
+                self._client_outputs.append((client, Notice(
+                    session, number, "delivered, but this member holds no certificate "
+                    "for its slot").to_frame()))
+            return
+        position = {(r.origin, r.counter): i for i, r in enumerate(refs)}
+        for ref, batch in zip(fresh, batches, strict=True):
+            places = []
+            for j, frame in enumerate(batch.requests):
+                try:
+                    request, _, _ = decode_request(frame,
+                                                   frame_bytes_max=self.settings.request_bytes_max)
+                except WireError:
+                    continue
+                key = (request.client, request.session, request.seq)
+                if key in wanted:
+                    places.append((len(batch.payloads) + j, frame, wanted.pop(key)))
+            if not places:
+                continue
+            entries = batch.entries
+            paths = merkle_proofs(entries, [entry for entry, _, _ in places])
+            for (entry, frame, delivery), path in zip(places, paths, strict=True):
+                receipt = Receipt(frame, view, slot, refs, certificate,
+                                  position[(ref.origin, ref.counter)], batch.first_counter,
+                                  len(batch.payloads), len(entries), entry, path,
+                                  delivery.index)
+                self._client_outputs.append((delivery.client, receipt.to_frame()))
+
     def _flush_batches(self, now: float) -> None:
         """Cut pending payloads into batches while fewer than the limit are in flight."""
         settings = self.settings
         while len(self._own_in_flight) < settings.own_batches_in_flight_max:
-            payloads = self._pending.cut(now)
-            if payloads is None:
+            cut = self._pending.cut(now)
+            if cut is None:
                 return
+            payloads, requests = cut
             first = self._next_payload - len(self._pending) - len(payloads)
-            self._recovery.payloads_batched(first, len(payloads))
+            if payloads:
+                self._recovery.payloads_batched(first, len(payloads))
             # Above any own SEND a peer sent back since a wiped disk (never sign one twice).
             counter = max(self._next_batch, self._dissemination.seen_from(self.member)[0])
             self._next_batch = counter + 1
             self._own_in_flight.add(counter)
-            self._dissemination.broadcast(counter, Batch(first, tuple(payloads)), now)
+            self._dissemination.broadcast(counter, Batch(first, tuple(payloads), tuple(requests)),
+                                          now)

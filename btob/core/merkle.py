@@ -11,8 +11,8 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 
-__all__ = ["MerkleTree", "chunk_count", "chunks_of", "merkle_proof", "merkle_root",
-           "verify_chunk"]
+__all__ = ["MerkleTree", "chunk_count", "chunks_of", "merkle_proof", "merkle_proofs",
+           "merkle_root", "root_from_path", "verify_chunk"]
 
 _LEAF, _NODE, _ROOT = b"\x00", b"\x01", b"\x02"
 
@@ -74,11 +74,12 @@ def merkle_proof(chunks: Sequence[bytes], index: int) -> tuple[bytes, ...]:
     return _path(_levels([_leaf(i, c) for i, c in enumerate(chunks)]), index)
 
 
-def verify_chunk(root: bytes, count: int, index: int, chunk: bytes,
-                 proof: Sequence[bytes]) -> bool:
-    """True iff ``chunk`` is chunk ``index`` of the ``count`` chunks whose root is ``root``."""
+def root_from_path(count: int, index: int, chunk: bytes,
+                   proof: Sequence[bytes]) -> bytes | None:
+    """The root that ``chunk`` at ``index`` of ``count`` chunks with audit path ``proof``
+    leads to, or None if the path has the wrong length for that place."""
     if not 0 <= index < count or count < 1:
-        return False
+        return None
     digest = _leaf(index, chunk)
     position, width = index, count
     steps = iter(proof)
@@ -87,13 +88,25 @@ def verify_chunk(root: bytes, count: int, index: int, chunk: bytes,
         if sibling < width:
             step = next(steps, None)
             if step is None:
-                return False
+                return None
             digest = _node(step, digest) if position & 1 else _node(digest, step)
         position //= 2
         width = (width + 1) // 2
     if next(steps, None) is not None:
-        return False
-    return _seal(count, digest) == root
+        return None
+    return _seal(count, digest)
+
+
+def merkle_proofs(chunks: Sequence[bytes], indices: Sequence[int]) -> list[tuple[bytes, ...]]:
+    """The audit paths of several chunks, building the tree once."""
+    levels = _levels([_leaf(i, c) for i, c in enumerate(chunks)])
+    return [_path(levels, index) for index in indices]
+
+
+def verify_chunk(root: bytes, count: int, index: int, chunk: bytes,
+                 proof: Sequence[bytes]) -> bool:
+    """True iff ``chunk`` is chunk ``index`` of the ``count`` chunks whose root is ``root``."""
+    return root_from_path(count, index, chunk, proof) == root
 
 
 class MerkleTree:

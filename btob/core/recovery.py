@@ -292,6 +292,8 @@ class Recovery:
         self._own_in_flight.difference_update(
             [c for c in self._own_in_flight if order.is_ordered(self._member, c)])
         self._log.restore(state.next_index, state.counter_pairs, state.early_triples)
+        if self._log.clients is not None:
+            self._log.clients.restore(state.client_rows)
         self._checkpoints.restore(snapshot.cert)
         if self._app is not None:
             self._app.restore(state.app)
@@ -349,6 +351,7 @@ class Recovery:
             upto=upto, chain=self._checkpoints.chain, next_index=self._log.next_index,
             counters=counters, early=early, ordered=self._order.ordered_windows(),
             app=b"" if self._app is None else self._app.snapshot(),
+            clients=() if self._log.clients is None else self._log.clients.export(),
         ), self._settings.chunk_bytes)
         if self.defer_state_work:
             self.state_work.append(work)

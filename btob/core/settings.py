@@ -20,6 +20,9 @@ from btob._errors import ConfigError
 __all__ = ["CLUSTER_SETTINGS", "Settings", "settings_with"]
 
 _CLUSTER = {"scope": "cluster"}
+# A REQUEST frame's bytes besides its payload: key, session, seq, signature and msgpack
+# headers take 120; the rest is slack so that no format detail decides what fits.
+_REQUEST_ENVELOPE_BYTES = 256
 
 
 def _integral(attribute: attrs.Attribute[Any]) -> bool:
@@ -64,6 +67,16 @@ class Settings:
     """Own batches disseminated but not yet ordered; further payloads wait and batch up."""
     pending_payloads_max: int = attrs.field(default=100_000, validator=_positive)
     """Submitted payloads waiting for a batch; :meth:`submit` refuses more (backpressure)."""
+    pending_requests_max: int = attrs.field(default=10_000, validator=_positive)
+    """Client requests this member accepted and has not yet put in a batch; past it the
+    member refuses requests (the client tries another member)."""
+    client_window: int = attrs.field(default=64, validator=_positive, metadata=_CLUSTER)
+    """Requests of one client session that may be committed ahead of its next undelivered
+    one (held back for FIFO order); a client keeps at most this many in flight."""
+    clients_tracked_max: int = attrs.field(default=100_000, validator=_positive,
+                                           metadata=_CLUSTER)
+    """Client keys the delivery log keeps state for (their session and next seq, forever, so
+    no replay is delivered twice); requests of further keys are not delivered."""
     brb_window: int = attrs.field(default=64, validator=_positive, metadata=_CLUSTER)
     """BRB instances accepted per origin beyond its lowest unordered one."""
     slot_window: int = attrs.field(default=128, validator=_positive, metadata=_CLUSTER)
@@ -152,6 +165,11 @@ class Settings:
         """The snapshot chunk size in use: ``snapshot_chunk_bytes``, but small enough that a
         chunk with its proof fits a frame."""
         return min(self.snapshot_chunk_bytes, self.frame_bytes_max // 4)
+
+    @property
+    def request_bytes_max(self) -> int:
+        """Largest client REQUEST frame: a largest payload and the request's envelope."""
+        return self.payload_bytes_max + _REQUEST_ENVELOPE_BYTES
 
     def cluster_wide(self) -> dict[str, int | float]:
         """The fields every member must agree on, by name."""

@@ -18,7 +18,7 @@ from btob._errors import WireError
 from btob.core.codec import BYTES, DIGEST, INT, Wired, pack, record, seq, unpack, wired
 from btob.core.merkle import MerkleTree
 
-__all__ = ["EarlyPayload", "MemberState", "OriginWindow"]
+__all__ = ["ClientSession", "EarlyPayload", "MemberState", "OriginWindow"]
 
 
 @wired("origin window")
@@ -53,13 +53,26 @@ class OriginCounter(Wired):
     next: int
 
 
+@wired("client session")
+@attrs.frozen
+class ClientSession(Wired):
+    """The delivery log's state for one client key: its session, the next seq it delivers,
+    and the REQUEST frames held back until their predecessors arrive."""
+
+    WIRE: ClassVar = (BYTES, INT, INT, seq(BYTES))
+    client: bytes
+    session: int
+    next_seq: int
+    held: tuple[bytes, ...]
+
+
 @wired("member state")
 @attrs.frozen
 class MemberState(Wired):
     """What a member needs to continue from slot ``upto`` on, without the log below it."""
 
     WIRE: ClassVar = (INT, DIGEST, INT, seq(record(OriginCounter)), seq(record(EarlyPayload)),
-                      seq(record(OriginWindow)), BYTES)
+                      seq(record(OriginWindow)), BYTES, seq(record(ClientSession)))
     upto: int
     chain: bytes
     next_index: int
@@ -69,22 +82,31 @@ class MemberState(Wired):
     ordered: tuple[OriginWindow, ...]
     app: bytes
     """The application's snapshot (``b""`` without an application)."""
+    clients: tuple[ClientSession, ...] = ()
+    """The client requests' delivery state, per client key."""
 
     Windows = tuple[tuple[int, int, tuple[int, ...]], ...]
 
     @classmethod
     def of(cls, *, upto: int, chain: bytes, next_index: int,
            counters: tuple[tuple[int, int], ...], early: tuple[tuple[int, int, bytes], ...],
-           ordered: Windows, app: bytes) -> MemberState:
+           ordered: Windows, app: bytes,
+           clients: tuple[tuple[bytes, int, int, tuple[bytes, ...]], ...] = ()) -> MemberState:
         """The state from what the cores export (plain tuples)."""
         return cls(upto, chain, next_index, tuple(OriginCounter(o, c) for o, c in counters),
                    tuple(EarlyPayload(o, c, p) for o, c, p in early),
-                   tuple(OriginWindow(o, low, above) for o, low, above in ordered), app)
+                   tuple(OriginWindow(o, low, above) for o, low, above in ordered), app,
+                   tuple(ClientSession(*row) for row in clients))
 
     @property
     def windows(self) -> Windows:
         """The ordered batches per origin, as the cores take them."""
         return tuple((w.origin, w.low, w.above) for w in self.ordered)
+
+    @property
+    def client_rows(self) -> tuple[tuple[bytes, int, int, tuple[bytes, ...]], ...]:
+        """The client sessions, as :meth:`btob.core.clients.ClientLog.restore` takes them."""
+        return tuple((c.client, c.session, c.next_seq, c.held) for c in self.clients)
 
     @property
     def counter_pairs(self) -> tuple[tuple[int, int], ...]:

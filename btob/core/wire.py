@@ -37,6 +37,7 @@ from btob.core.codec import (
     unpack,
     wired,
 )
+from btob.core.merkle import merkle_root
 from btob.core.settings import Settings
 
 __all__ = [
@@ -71,12 +72,13 @@ __all__ = [
     "ViewChange",
     "Vote",
     "WireLimits",
+    "batch_digest",
     "decode_frame",
     "encode_frame",
     "slot_digest",
 ]
 
-WIRE_VERSION = 2
+WIRE_VERSION = 3
 
 
 @attrs.frozen(kw_only=True)
@@ -101,21 +103,41 @@ DEFAULT_LIMITS = WireLimits()
 class Batch(Wired):
     """Payloads one origin disseminates together; ``first_counter`` numbers the first one.
 
-    The payloads are the origin's messages ``first_counter``, ``first_counter + 1``, ...
+    The payloads are the origin's messages ``first_counter``, ``first_counter + 1``, ...;
+    ``requests`` are signed client REQUEST frames the origin relays
+    (:mod:`btob.core.clientwire`), which take no counter of the origin's.
     """
 
-    WIRE: ClassVar = (INT, seq(BYTES))
+    WIRE: ClassVar = (INT, seq(BYTES), seq(BYTES))
     first_counter: int
     payloads: tuple[bytes, ...]
+    requests: tuple[bytes, ...] = ()
 
     def digest(self) -> bytes:
-        """SHA-256 over the canonical encoding."""
-        return hashlib.sha256(pack(self.to_wire())).digest()
+        """The batch's Merkle digest (:func:`batch_digest`): it commits to every payload and
+        request, and a receipt proves one request's place with a short audit path."""
+        return batch_digest(self.first_counter, len(self.payloads),
+                            merkle_root(self.payloads + self.requests or (b"",)))
 
     @property
     def size_bytes(self) -> int:
-        """Total payload bytes."""
-        return sum(len(p) for p in self.payloads)
+        """Total payload and request bytes."""
+        return sum(len(p) for p in self.payloads) + sum(len(r) for r in self.requests)
+
+    @property
+    def entries(self) -> tuple[bytes, ...]:
+        """The Merkle tree's leaves: the payloads, then the requests."""
+        return self.payloads + self.requests
+
+
+_BATCH_TAG = b"btob.batch"
+
+
+def batch_digest(first_counter: int, payload_count: int, root: bytes) -> bytes:
+    """A batch's digest from its first counter, its number of payloads (the leaves before
+    them are payloads, the rest requests) and the Merkle root over its entries."""
+    return hashlib.sha256(_BATCH_TAG + first_counter.to_bytes(8, "big")
+                          + payload_count.to_bytes(8, "big") + root).digest()
 
 
 @wired("batch ref")

@@ -52,9 +52,9 @@ def test_without_a_delay_a_batch_is_cut_at_once_in_submission_order() -> None:
     for k in range(7):
         pending.add(b"p%d" % k, 0.0)
     assert len(pending) == 7
-    assert pending.cut(0.0) == [b"p0", b"p1", b"p2"]  # the count bound
-    assert pending.cut(0.0) == [b"p3", b"p4", b"p5"]
-    assert pending.cut(0.0) == [b"p6"]  # a lone payload does not wait
+    assert pending.cut(0.0) == ([b"p0", b"p1", b"p2"], [])  # the count bound
+    assert pending.cut(0.0) == ([b"p3", b"p4", b"p5"], [])
+    assert pending.cut(0.0) == ([b"p6"], [])  # a lone payload does not wait
     assert pending.cut(0.0) is None and len(pending) == 0
 
 
@@ -62,8 +62,8 @@ def test_the_byte_bound_ends_a_batch_before_a_payload_that_would_not_fit() -> No
     pending = _pending(batch_bytes_max=10, payload_bytes_max=10)
     for payload in (b"aaaa", b"bbbbbb", b"cccc", b"d"):
         pending.add(payload, 0.0)
-    assert pending.cut(0.0) == [b"aaaa", b"bbbbbb"]  # exactly 10 bytes fit
-    assert pending.cut(0.0) == [b"cccc", b"d"]
+    assert pending.cut(0.0) == ([b"aaaa", b"bbbbbb"], [])  # exactly 10 bytes fit
+    assert pending.cut(0.0) == ([b"cccc", b"d"], [])
     assert pending.cut(0.0) is None
 
 
@@ -73,7 +73,7 @@ def test_with_a_delay_a_batch_waits_for_its_oldest_payload_to_have_waited_it() -
     pending.add(b"b", 1.04)
     assert pending.cut(1.0) is None
     assert pending.cut(1.0499) is None
-    assert pending.cut(1.05) == [b"a", b"b"]  # the oldest waited the delay: both leave
+    assert pending.cut(1.05) == ([b"a", b"b"], [])  # the oldest waited the delay: both leave
     pending.add(b"c", 2.0)
     assert pending.cut(2.01) is None  # the clock starts again at the next oldest
 
@@ -84,7 +84,7 @@ def test_with_a_delay_a_full_batch_by_count_leaves_at_once() -> None:
     pending.add(b"b", 0.0)
     assert pending.cut(0.0) is None
     pending.add(b"c", 0.0)
-    assert pending.cut(0.0) == [b"a", b"b", b"c"]
+    assert pending.cut(0.0) == ([b"a", b"b", b"c"], [])
 
 
 def test_with_a_delay_a_full_batch_by_bytes_leaves_at_once_and_the_rest_waits() -> None:
@@ -93,7 +93,21 @@ def test_with_a_delay_a_full_batch_by_bytes_leaves_at_once_and_the_rest_waits() 
     pending.add(b"y" * 4, 0.0)
     assert pending.cut(0.0) is None  # 8 bytes: room left
     pending.add(b"z" * 4, 1.0)
-    assert pending.cut(1.0) == [b"x" * 4, b"y" * 4]  # 12 bytes pending: a full batch is due
+    assert pending.cut(1.0) == ([b"x" * 4, b"y" * 4], [])  # 12 bytes pending: a full batch is due
     assert len(pending) == 1
     assert pending.cut(1.0) is None  # 4 bytes left, submitted at 1.0: waits for the delay
-    assert pending.cut(11.0) == [b"z" * 4]
+    assert pending.cut(11.0) == ([b"z" * 4], [])
+
+
+def test_requests_share_the_batch_bounds_and_keep_their_place_apart_from_payloads() -> None:
+    pending = PendingPayloads(Settings(batch_payloads_max=3, batch_bytes_max=100,
+                                       payload_bytes_max=10))
+    pending.add(b"p0", 0.0)
+    pending.add_request(b"r0", 0.0)
+    pending.add(b"p1", 0.0)
+    pending.add_request(b"r1", 0.0)
+    assert len(pending) == 2 and pending.requests == 2  # len counts payloads only
+    assert pending.cut(0.0) == ([b"p0", b"p1"], [b"r0"])  # three entries: the count bound
+    assert len(pending) == 0 and pending.requests == 1
+    assert pending.cut(0.0) == ([], [b"r1"])
+    assert pending.cut(0.0) is None and pending.requests == 0

@@ -193,14 +193,14 @@ def test_unpack_gives_tuples_and_bytes() -> None:
 def test_the_generated_encoders_match_msgpack_written_by_hand() -> None:
     # fixarray 0x90+n, positive fixint, uint16 0xcd, bin8 0xc4 LEN
     assert pack(BatchRef(1, 2, D).to_wire()) == b"\x93\x01\x02\xc4\x20" + D
-    assert pack(Batch(5, (b"ab", b"")).to_wire()) == b"\x92\x05\x92\xc4\x02ab\xc4\x00"
+    assert pack(Batch(5, (b"ab", b"")).to_wire()) == b"\x93\x05\x92\xc4\x02ab\xc4\x00\x90"
     assert Status(7, 300).to_body() == b"\x93\x07\xcd\x01\x2c\x90"
     assert Echo(1, 2, D).to_body() == b"\x93\x01\x02\xc4\x20" + D
     assert Request(3, D).to_body() == b"\x92\x03\xc4\x20" + D
     assert ViewChange(3, None, ()).to_body() == b"\x93\x03\x90\x90"  # None: an empty array
     assert Order(1, 2, (BatchRef(0, 4, D),), (b"xy",)).to_body() == (
         b"\x94\x01\x02\x91\x93\x00\x04\xc4\x20" + D + b"\x91\xc4\x02xy")
-    assert Send(9, Batch(9, (b"p",))).to_body() == b"\x92\x09\x92\x09\x91\xc4\x01p"
+    assert Send(9, Batch(9, (b"p",))).to_body() == b"\x92\x09\x93\x09\x91\xc4\x01p\x90"
     assert NewView(2, (), (Reproposal(6, ()),)).to_body() == b"\x94\x02\x90\x91\x92\x06\x90\x90"
     assert ChunkRequest(3, 300).to_body() == b"\x92\x03\xcd\x01\x2c"
     assert Chunk(1, D, 2, 0, b"ab", (D,)).to_body() == (
@@ -238,23 +238,23 @@ def _samples() -> list[Message]:
 # is a change of the wire format (or of the signed domain), which old members cannot read.
 # Bump WIRE_VERSION (or PROTOCOL_VERSION) with it and update these digests deliberately.
 GOLDEN = {
-    "brb.send": "d8005c2168a2f8c21dd9927f458d3be215d588cd42fa72766ac7b7208a0e7c13",
-    "brb.echo": "84cbfc97b50dc36458b94ad0626a771a4d08121026a0049770ba15c9e4923462",
-    "brb.ready": "af30a0cde826662d1005159c99c65c4de4c02f92d91549ac1cb63fb2d4b3848b",
-    "brb.fetch": "de8cb0e4865205f918a5703d4548173abcc86c50b0adf316bc7a1ce7a03cb690",
-    "brb.final": "fc9c708bdce275e740e648eafeaf322b7726bd2761c369c49c62c11c28732c82",
-    "uub.request": "0d4a5c3a367cc28599bfc33079e02fc5ffc182952ea62bc3d023297d5563c7ba",
-    "ord.order": "adc0949119ad61375963d018854478a9a1f0716a8d9942f21004f0330c76b690",
-    "ord.echo": "139d7ab62c54f455679308acfa3108b61bf1eea75d88c091c9babee017ac85dc",
-    "ord.ready": "cb1dc3de56db627c7b787c0b56463bc87286bccb59766bda383986a733c2bc24",
-    "ctl.status": "07f1d35828745cb08fa88ef5a5331594d79c04871b0886a075677c1ab73165e3",
-    "ctl.slot": "1ee1d0a68ea5edfd1f60eac94dc341fb6fd9bb0da75967d1e46eff6c476c7262",
-    "ctl.segment": "48bfee5dd219cf3ef31708c221c4c943f59e713366d42b7412a1a7b35ee177b9",
-    "ckp.checkpoint": "cc55e39f0c30068b812049660e3057da5a51039dfa5a931354d8355b677b9e7b",
-    "vc.viewchange": "63b4d824780c5778b8eb933502fd4a062a69e4977e7f736470385e74a87a7a27",
-    "vc.newview": "271fd06af945d7e1c893f923b66363217c7ba5b35868f4fa9b46c9fd5c2ca472",
-    "ctl.chunkreq": "9ef9f03f6376bac2b9c351bfd61dcf3df8c57113139a3cbf0c8fb1c983167cfd",
-    "ctl.chunk": "95b60976ca2e9336a73cc6ac8b8b24a1aa0ba093f3be75395c6d21b88ffd7512",
+    "brb.send": "c2250f6bcfafacbb926847fb22cabaa5e3fc8194fdae5536d49b3dbd76da7094",
+    "brb.echo": "4f0658ea79d7ed245779c0ba7e7ecb9c8d11729853a5bde86d405d4502cd7bb6",
+    "brb.ready": "2bf77f52e504bb85323106396b94dea7d05b5888669fc84a5b14880410b5b798",
+    "brb.fetch": "2568f2051ab552046a50875b1bf773cb3374a9af70bf9ccb6907ed83929dc5eb",
+    "brb.final": "f4ad9cd4037ab24bdb64718ac043a82064472ec7a0a1f8080aaaa83fbfb015ab",
+    "uub.request": "a59349fc1c381c8203f87a9d32b16139110ff9aa75acbddcb3557c29ed6e7969",
+    "ord.order": "0b77c9607562d7d20da2aaae34730e39d0f9f0b516b15993e54692cf9734d8d2",
+    "ord.echo": "7ad5aa735d05dfa52637350eeaccb155166979eb3fcecd4a8fdd46746df05e22",
+    "ord.ready": "9e9b34686589ac52428ca8389a1d343b522bbb145758e6dd7b11258b1a0700e4",
+    "ctl.status": "9f8d5d7b5513e2212d4e1438d62b3fbfd90f6df6d0522b21b50ebf51687253e9",
+    "ctl.slot": "d87d8fbe046cf726f63cdd90df15f2be56858e3ebd1b0c188998b0fd49828067",
+    "ctl.segment": "df686329f2338f247179c30b6e00cd8ea6a2be85eafbc3d367fe35b966496044",
+    "ckp.checkpoint": "e14039b4dc53beb5276994679e32b417aad9ec7e89915d1e3b3427191db99914",
+    "vc.viewchange": "7afb64a91dec8de6a5149c37bedb8921f9e90293e61e797c6af9f3ea9c7ec7c1",
+    "vc.newview": "dd3b8532ac7435be4bb3f4bd4a27e7703bec36dec5429009d983a16846143279",
+    "ctl.chunkreq": "ffe0fc3347e9a9bf7a01ccdf115f55ab1f2b494ef3ae739e959375adc6861e36",
+    "ctl.chunk": "b0e6d78bf82812eb8a30515f811f0f92a9677eed56326477a35af14764f05d37",
 }
 
 
