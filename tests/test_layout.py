@@ -23,6 +23,8 @@ LAYERS: dict[str, set[str]] = {
     "btob.sim": {"btob._errors", "btob.crypto", "btob.core", "btob.faults", "btob.sim"},
     "btob.runtime": {"btob._errors", "btob.crypto", "btob.core", "btob.faults",
                      "btob.runtime"},
+    "btob.apps": {"btob._errors", "btob.core", "btob.apps"},
+    "btob.client": {"btob._errors", "btob.crypto", "btob.core", "btob.runtime", "btob.client"},
     "btob.testing": {"btob._errors", "btob._util", "btob.crypto", "btob.core", "btob.faults",
                      "btob.runtime", "btob.sim", "btob.testing"},
 }

@@ -20,8 +20,11 @@ class StateMachine(Protocol):
     snapshot give the same snapshot bytes at every member, or the member whose state differs
     from a stable checkpoint stops with :class:`~btob.StateDiverged`."""
 
-    def apply(self, delivery: Delivery) -> None:
-        """Apply the next delivery of the total order."""
+    def apply(self, delivery: Delivery) -> bytes | None:
+        """Apply the next delivery of the total order; for a client's request
+        (``delivery.client``) a returned result goes back to the client as this member's
+        signed REPLY (the same at every honest member, since the application is
+        deterministic). Return None for no reply."""
 
     def snapshot(self) -> bytes:
         """The whole state as bytes (canonical: equal states give equal bytes)."""

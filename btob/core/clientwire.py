@@ -18,9 +18,15 @@ Merkle audit path of the request inside one of the slot's batches, whose digest 
 names (:func:`btob.core.wire.batch_digest`). Its ``index`` (the delivery index) is what the
 member that built it reports; the certificate covers slot and position, not the index.
 
-Frames: ``[version, code, body, signature]`` for a REQUEST (the key is in the body) and
-``[version, code, fields...]`` for the unsigned RECEIPT and NOTICE, which need no signature
-of their own (a receipt carries its proof; a notice is only a hint to try another member).
+A *reply* is an application's answer to a delivered request (BFT-SMaRt's ordered
+invocation): a member signs ``REPLY(client, session, seq, index, result)`` under kind
+``"client.reply"``; a client accepts a result once f+1 members sent matching replies, so at
+least one honest member vouches for it.
+
+Frames: ``[version, code, body, signature]`` for a REQUEST (the key is in the body),
+``[version, code, member, body, signature]`` for a REPLY, and ``[version, code, fields...]``
+for the unsigned RECEIPT and NOTICE, which need no signature of their own (a receipt carries
+its proof; a notice is only a hint to try another member).
 """
 
 from __future__ import annotations
@@ -58,10 +64,13 @@ from btob.core.wire import (
 
 __all__ = [
     "CLIENT_KEY_BYTES",
+    "REPLY_KIND",
     "REQUEST_KIND",
     "ClientRequest",
     "Notice",
     "Receipt",
+    "Reply",
+    "SignedReply",
     "decode_client_frame",
     "decode_request",
     "receipt_problem",
@@ -70,11 +79,14 @@ __all__ = [
 
 REQUEST_KIND = "client.request"
 """The signature kind of a client REQUEST (bound to the cluster id by the domain tag)."""
+REPLY_KIND = "client.reply"
+"""The signature kind of a member's REPLY to a client."""
 
 CLIENT_KEY_BYTES = 32
 _REQUEST_CODE = 50
 _RECEIPT_CODE = 51
 _NOTICE_CODE = 52
+_REPLY_CODE = 53
 _CLIENT_KEY = BYTES  # checked for length in ClientRequest's decoder
 _REASON_BYTES_MAX = 200
 
@@ -164,8 +176,49 @@ class Notice:
                      self.reason.encode()[:_REASON_BYTES_MAX]))
 
 
-def decode_client_frame(frame: bytes, *, frame_bytes_max: int) -> Receipt | Notice:
-    """A RECEIPT or NOTICE frame a member sent; raises :class:`WireError` otherwise."""
+@wired("reply")
+@attrs.frozen
+class Reply(Wired):
+    """A member's application answered request ``seq`` of the client's ``session``,
+    delivered at ``index``, with ``result``."""
+
+    WIRE: ClassVar = (_CLIENT_KEY, INT, INT, INT, BYTES)
+    client: bytes
+    session: int
+    seq: int
+    index: int
+    result: bytes
+
+    def to_body(self) -> bytes:
+        """The signed body bytes."""
+        return pack(self.to_wire())
+
+
+@attrs.frozen
+class SignedReply:
+    """A REPLY as received: the reply, its signer and the signature (unverified)."""
+
+    member: int
+    reply: Reply
+    body: bytes
+    signature: bytes
+
+    def to_frame(self) -> bytes:
+        """The REPLY frame."""
+        return pack((WIRE_VERSION, _REPLY_CODE, self.member, self.body, self.signature))
+
+    @classmethod
+    def create(cls, member: int, reply: Reply,
+               sign: Callable[[str, bytes], bytes]) -> SignedReply:
+        """``reply`` signed by ``member`` with ``sign(kind, body)``."""
+        body = reply.to_body()
+        return cls(member, reply, body, sign(REPLY_KIND, body))
+
+
+def decode_client_frame(frame: bytes, *,
+                        frame_bytes_max: int) -> Receipt | Notice | SignedReply:
+    """A RECEIPT, NOTICE or REPLY frame a member sent (a reply's signature unchecked);
+    raises :class:`WireError` otherwise."""
     fields = array(unpack(frame, frame_bytes_max=frame_bytes_max, items_max=65_536), "frame")
     if len(fields) < 2 or type(fields[0]) is not int or fields[0] != WIRE_VERSION:
         raise WireError("unsupported or malformed client frame")
@@ -179,6 +232,12 @@ def decode_client_frame(frame: bytes, *, frame_bytes_max: int) -> Receipt | Noti
             raise WireError("notice reason too long")
         return Notice(INT.decode(session, "notice session"), INT.decode(number, "notice seq"),
                       text.decode(errors="replace"))
+    if code == _REPLY_CODE:
+        member, body, signature = array(rest, "reply", 3)
+        body = BYTES.decode(body, "reply body")
+        reply = Reply.from_wire(unpack(body, frame_bytes_max=frame_bytes_max, items_max=8))
+        return SignedReply(INT.decode(member, "reply member"), reply, body,
+                           SIGNATURE.decode(signature, "reply signature"))
     raise WireError(f"unknown client frame code {code!r}")
 
 

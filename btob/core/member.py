@@ -30,7 +30,7 @@ from btob.core.batching import PendingPayloads
 from btob.core.catchup import CatchUp
 from btob.core.checkpoint import CheckpointTracker
 from btob.core.clients import ClientAdmission, ClientLog
-from btob.core.clientwire import Notice, Receipt, decode_request
+from btob.core.clientwire import Notice, Receipt, Reply, SignedReply, decode_request
 from btob.core.contract import MemberStatistics, Outgoing
 from btob.core.delivery import Delivery, DeliveryLog, MsgId
 from btob.core.durable import DurableChanges, DurableState, SlotRecord, Snapshot
@@ -188,6 +188,7 @@ class Member:
         # relays them, this member sends the client a receipt when one is delivered.
         self._awaited: dict[tuple[bytes, int, int], None] = {}
         self._client_outputs: list[ClientOutput] = []
+        self._replies: dict[tuple[bytes, int, int], bytes] = {}  # oldest first
         self._batches: dict[tuple[int, int], tuple[bytes, Batch]] = {}
         self._pending = PendingPayloads(self.settings)
         self._next_payload = 0
@@ -287,6 +288,10 @@ class Member:
         assert clients is not None
         known = clients.next_seq(request.client)
         if known is not None and (request.session, request.seq) < known:
+            cached = self._replies.get((request.client, request.session, request.seq))
+            if cached is not None:  # delivered already: the client lost the reply
+                self._client_outputs.append((request.client, cached))
+                return
             raise RequestRefused(f"request {request.session}.{request.seq} was delivered "
                                  f"already or its session is over")
         key = (request.client, request.session, request.seq)
@@ -300,8 +305,23 @@ class Member:
         self._flush_batches(now)
         self._pump(now)
 
+    def reply(self, delivery: Delivery, result: bytes) -> None:
+        """Send the client whose request ``delivery`` is the application's ``result``, as
+        this member's signed REPLY (out of :meth:`take_client_outputs`)."""
+        if not delivery.client:
+            raise ValueError("only a client's request can be replied to")
+        reply = Reply(delivery.client, delivery.msg_id.session, delivery.msg_id.counter,
+                      delivery.index, bytes(result))
+        frame = SignedReply.create(self.member, reply, self._signer.sign).to_frame()
+        self._client_outputs.append((delivery.client, frame))
+        # Kept for a while: a client that was not connected when its request was delivered
+        # asks again, and gets the reply instead of "delivered already".
+        self._replies[(reply.client, reply.session, reply.seq)] = frame
+        while len(self._replies) > self.settings.pending_requests_max:
+            del self._replies[next(iter(self._replies))]
+
     def take_client_outputs(self) -> list[ClientOutput]:
-        """RECEIPT and NOTICE frames for clients since the last call."""
+        """RECEIPT, NOTICE and REPLY frames for clients since the last call."""
         outputs, self._client_outputs = self._client_outputs, []
         return outputs
 
@@ -714,7 +734,9 @@ class Member:
                            fresh, batches, deliveries)
         if self._app is not None:
             for delivery in deliveries:
-                self._app.apply(delivery)
+                result = self._app.apply(delivery)
+                if result is not None and delivery.client:
+                    self.reply(delivery, result)
         self._deliveries.extend(deliveries)
         self._recovery.slot_delivered(SlotRecord(committed.view, slot, committed.refs,
                                                  committed.certificate, tuple(batches)))

@@ -1,0 +1,1 @@
+"""Applications a member can run on the total order (``btob node --app NAME``)."""

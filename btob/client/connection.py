@@ -1,0 +1,125 @@
+"""One authenticated TCP connection from a client to one member's client port.
+
+Handshake (the member side is :mod:`btob.runtime.clientport`): the client sends ``HELLO =
+b"btcl" | version | client public key (32) | nonce (32)``; the member answers ``b"btcm" |
+version | member id (2 bytes) | nonce (32) | signature``, its signature under kind
+``"client.handshake.member"`` of ``client nonce | member nonce | client key``, which the client
+checks against the member's key in ``cluster.toml``; then the client sends its own signature,
+under kind ``"client.handshake"``, of ``member nonce | client nonce | member id``. Fresh nonces
+on both sides make every proof good for one connection only; the domain tags bind them to the
+cluster and the protocol version.
+
+After it, frames are a 4-byte big-endian length and that many bytes; a zero length is a
+keepalive. The client sends REQUEST frames; the member sends RECEIPT and NOTICE frames.
+"""
+
+from __future__ import annotations
+
+import secrets
+import struct
+
+import trio
+
+from btob._errors import BtobError
+from btob.crypto import Signer, Verifier
+
+__all__ = ["CLIENT_PROOF_KIND", "MEMBER_PROOF_KIND", "MemberConnection", "connect_member"]
+
+CLIENT_PROOF_KIND = "client.handshake"
+"""The signature kind of a client's handshake proof."""
+MEMBER_PROOF_KIND = "client.handshake.member"
+"""The signature kind of a member's handshake proof toward a client."""
+
+_VERSION = 1
+_NONCE_BYTES = 32
+_CLIENT_HELLO = struct.Struct(">4sB32s32s")
+_MEMBER_HELLO = struct.Struct(">4sBH32s64s")
+_PREFIX = struct.Struct(">I")
+
+
+class HandshakeFailed(BtobError):
+    """The member at an address did not prove it is the member ``cluster.toml`` names."""
+
+
+class MemberConnection:
+    """A handshaken connection to one member: send frames, receive frames."""
+
+    def __init__(self, stream: trio.SocketStream, member: int, frame_bytes_max: int) -> None:
+        self.member = member
+        """The member at the other end (proven by its handshake signature)."""
+        self._stream = stream
+        self._frame_bytes_max = frame_bytes_max
+        self._buffer = bytearray()
+        self._send_lock = trio.Lock()
+
+    async def send(self, frame: bytes) -> None:
+        """Send one frame (raises ``trio.BrokenResourceError`` or ``OSError`` if it broke)."""
+        async with self._send_lock:
+            await self._stream.send_all(_PREFIX.pack(len(frame)) + frame)
+
+    async def _fill(self, size: int) -> bool:
+        while len(self._buffer) < size:
+            data = await self._stream.receive_some(65536)
+            if not data:
+                return False
+            self._buffer += data
+        return True
+
+    async def receive(self) -> bytes | None:
+        """The next frame (keepalives skipped), or None at the end of the stream or after a
+        malformed length."""
+        while True:
+            if not await self._fill(4):
+                return None
+            (size,) = _PREFIX.unpack_from(self._buffer)
+            if size > self._frame_bytes_max:
+                return None
+            if not await self._fill(4 + size):
+                return None
+            frame = bytes(self._buffer[4:4 + size])
+            del self._buffer[:4 + size]
+            if size:
+                return frame
+
+    async def aclose(self) -> None:
+        """Close the connection."""
+        await self._stream.aclose()
+
+
+async def _read_exactly(stream: trio.SocketStream, size: int) -> bytes:
+    data = bytearray()
+    while len(data) < size:
+        chunk = await stream.receive_some(size - len(data))
+        if not chunk:
+            raise HandshakeFailed("the member closed the connection during the handshake")
+        data += chunk
+    return bytes(data)
+
+
+async def connect_member(host: str, port: int, member: int, *, signer: Signer,
+                         verifier: Verifier, frame_bytes_max: int,
+                         timeout_s: float) -> MemberConnection:
+    """Connect to ``member`` at ``host:port`` and run the handshake within ``timeout_s``.
+
+    Raises :class:`HandshakeFailed`, ``OSError`` or ``trio.TooSlowError``.
+    """
+    with trio.fail_after(timeout_s):
+        stream = await trio.open_tcp_stream(host, port)
+        try:
+            nonce = secrets.token_bytes(_NONCE_BYTES)
+            await stream.send_all(_CLIENT_HELLO.pack(b"btcl", _VERSION, signer.public_key,
+                                                     nonce))
+            magic, version, claimed, member_nonce, proof = _MEMBER_HELLO.unpack(
+                await _read_exactly(stream, _MEMBER_HELLO.size))
+            if magic != b"btcm" or version != _VERSION or claimed != member:
+                raise HandshakeFailed(f"the peer at {host}:{port} is not member {member}")
+            if not verifier.verify(member, MEMBER_PROOF_KIND,
+                                   nonce + member_nonce + signer.public_key, proof):
+                raise HandshakeFailed(f"member {member} at {host}:{port} failed to prove "
+                                      f"its key")
+            body = member_nonce + nonce + member.to_bytes(2, "big")
+            await stream.send_all(signer.sign(CLIENT_PROOF_KIND, body))
+        except BaseException:
+            await stream.aclose()
+            raise
+    return MemberConnection(stream, member, frame_bytes_max)
