@@ -2,7 +2,9 @@
 
 The public surface lives here; implementation modules are private. The layers are sub-packages:
 ``btob.core`` (the sans-IO protocol cores, :class:`Member`), ``btob.runtime`` (the Trio node,
-:func:`open_node`, its store and transports), ``btob.sim`` (the deterministic simulator
+:func:`open_node`, its store and transports), ``btob.client`` (:func:`open_client`: ordering
+payloads from outside the cluster, with receipts), ``btob.apps`` (replicated applications:
+:class:`KVStore`), ``btob.sim`` (the deterministic simulator
 :func:`simulate`, delivery logs and the property checker :func:`check`), ``btob.testing`` (the
 in-memory cluster and broken members for test suites) and ``btob.cli``; ``btob.crypto`` and
 ``btob.faults`` are the layers below and beside them. docs/ in the repository explains the
@@ -17,7 +19,16 @@ from btob._errors import MemberCrashed as MemberCrashed
 from btob._errors import StateDiverged as StateDiverged
 from btob._errors import WireError as WireError
 from btob._util import fixup_module_metadata
+from btob.apps.kv import KVStore as KVStore
+from btob.client.client import Client as Client
+from btob.client.client import ClientSettings as ClientSettings
+from btob.client.client import ClientStatistics as ClientStatistics
+from btob.client.client import RequestFailed as RequestFailed
+from btob.client.client import open_client as open_client
 from btob.core.application import StateMachine as StateMachine
+from btob.core.clients import ClientAdmission as ClientAdmission
+from btob.core.clientwire import Receipt as Receipt
+from btob.core.clientwire import receipt_problem as receipt_problem
 from btob.core.contract import Core as Core
 from btob.core.contract import MemberStatistics as MemberStatistics
 from btob.core.contract import Outgoing as Outgoing
@@ -31,6 +42,7 @@ from btob.core.member import BacklogFull as BacklogFull
 from btob.core.member import CountersUnknown as CountersUnknown
 from btob.core.member import Member as Member
 from btob.core.member import PayloadTooLarge as PayloadTooLarge
+from btob.core.member import RequestRefused as RequestRefused
 from btob.core.quorum import Quorums as Quorums
 from btob.core.settings import Settings as Settings
 from btob.runtime.config import ClusterConfig as ClusterConfig
@@ -62,6 +74,16 @@ from btob.sim.simulator import ViewChangeRecord as ViewChangeRecord
 from btob.sim.simulator import simulate as simulate
 
 __all__ = [
+    "RequestRefused",
+    "receipt_problem",
+    "Receipt",
+    "ClientAdmission",
+    "open_client",
+    "RequestFailed",
+    "ClientStatistics",
+    "ClientSettings",
+    "Client",
+    "KVStore",
     "BRB_KINDS",
     "BacklogFull",
     "BroadcastRecord",

@@ -220,7 +220,7 @@ def wired(name: str) -> Callable[[type[W]], type[W]]:
         names = [a.name for a in attrs.fields(cls)]  # type: ignore[arg-type]
         codecs = list(cls.WIRE)
         assert len(names) == len(codecs), f"{cls.__name__}: one codec per field"
-        scope: dict[str, Any] = {"array": array, "cls": cls}
+        scope: dict[str, Any] = {"array": array, "cls": cls, "__name__": cls.__module__}
         encoded, decoded = [], []
         for i, (field, codec) in enumerate(zip(names, codecs, strict=True)):
             scope[f"e{i}"], scope[f"d{i}"] = codec.encode, codec.decode
@@ -236,8 +236,8 @@ def wired(name: str) -> Callable[[type[W]], type[W]]:
         exec(compile(source, f"<wire codec of {cls.__name__}>", "exec"), scope)
         scope["to_wire"].__doc__ = Wired.to_wire.__doc__
         cls.to_wire = scope["to_wire"]  # type: ignore[method-assign]
+        scope["from_wire"].__doc__ = "Parse the msgpack form; raises :class:`WireError`."
         cls.from_wire = staticmethod(scope["from_wire"])  # type: ignore[method-assign]
-        cls.from_wire.__doc__ = "Parse the msgpack form; raises :class:`WireError`."
         return cls
 
     return decorate
