@@ -92,6 +92,10 @@ MODULES: dict[str, Target] = {
     "viewchange": Target("btob/core/viewchange.py",
                          ("tests/core/test_viewchange.py", "tests/core/test_scripts.py",
                           "tests/core/test_bounds.py")),
+    "clients": Target("btob/core/clients.py",
+                      ("tests/core/test_clients.py", "tests/core/test_clientwire.py")),
+    "clientwire": Target("btob/core/clientwire.py",
+                         ("tests/core/test_clientwire.py", "tests/core/test_clients.py")),
 }
 
 # Statuses the tool reports; a mutant counts as detected when its tests failed, ran out of

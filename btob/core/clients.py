@@ -46,7 +46,7 @@ class ClientAdmission:
 class _Client:
     session: int
     next_seq: int = 0
-    early: dict[int, bytes] = attrs.field(factory=dict)
+    early: dict[int, tuple[bytes, ClientRequest]] = attrs.field(factory=dict)
 
 
 class ClientLog:
@@ -108,14 +108,12 @@ class ClientLog:
             self._drop("beyond-window")
             return []
         if request.seq > state.next_seq:
-            state.early[request.seq] = frame
+            state.early[request.seq] = (frame, request)  # checked once, here
             return []
         out = [request]
         state.next_seq += 1
         while state.next_seq in state.early:
-            held = self.parse(state.early.pop(state.next_seq))
-            assert held is not None, "a held request was checked when it was held"
-            out.append(held)
+            out.append(state.early.pop(state.next_seq)[1])
             state.next_seq += 1
         return out
 
@@ -131,7 +129,7 @@ class ClientLog:
     def export(self) -> tuple[tuple[bytes, int, int, tuple[bytes, ...]], ...]:
         """``(client, session, next seq, held frames)`` per client, sorted by key: the state
         a snapshot holds."""
-        return tuple((key, c.session, c.next_seq, tuple(c.early[s] for s in sorted(c.early)))
+        return tuple((key, c.session, c.next_seq, tuple(c.early[s][0] for s in sorted(c.early)))
                      for key, c in sorted(self._clients.items()))
 
     def restore(self, rows: tuple[tuple[bytes, int, int, tuple[bytes, ...]], ...]) -> None:
@@ -142,4 +140,4 @@ class ClientLog:
             for frame in held:
                 request = self.parse(frame)
                 if request is not None:
-                    state.early[request.seq] = frame
+                    state.early[request.seq] = (frame, request)

@@ -133,27 +133,39 @@ def test_every_tampering_with_a_receipt_is_caught() -> None:
     for seq in range(5):  # several requests in one batch: audit paths of some length
         router.members[0].submit_request(request_frame(keys, seq), router.now)
     router.advance(1.0)
-    receipt = receipts(router.members[0])[-1]
-    assert problem(keys, receipt) is None and receipt.path
+    # one whose request has a sibling request in its batch (the same audit path length)
+    receipt = next(r for r in receipts(router.members[0])
+                   if r.path and r.payloads <= r.entry ^ 1 < r.entries)
+    assert problem(keys, receipt) is None
     other = request_frame(keys, 9)
     flipped = bytes([receipt.path[0][0] ^ 1]) + receipt.path[0][1:]
     votes = receipt.certificate
     bad_vote = Vote(votes[0].member, bytes(64))
     tampered = {
-        "another request": attrs.evolve(receipt, request=other),
-        "a path step": attrs.evolve(receipt, path=(flipped, *receipt.path[1:])),
-        "a short path": attrs.evolve(receipt, path=receipt.path[1:]),
-        "another place": attrs.evolve(receipt, entry=receipt.payloads),
-        "a payload's place": attrs.evolve(receipt, entry=0, payloads=0),
-        "another batch": attrs.evolve(receipt, batch=len(receipt.refs)),
-        "another slot": attrs.evolve(receipt, slot=receipt.slot + 1),
-        "another view": attrs.evolve(receipt, view=receipt.view + 1),
-        "too few votes": attrs.evolve(receipt, certificate=votes[:2]),
-        "a repeated vote": attrs.evolve(receipt, certificate=(votes[0], votes[0], votes[1])),
-        "a bad vote": attrs.evolve(receipt, certificate=(bad_vote, *votes[1:])),
+        "another request": (attrs.evolve(receipt, request=other), "does not lead"),
+        "a forged request": (attrs.evolve(receipt, request=other[:-1] + b"\0"),
+                             "signature does not verify under its client key"),
+        "a malformed request": (attrs.evolve(receipt, request=b"\x90"), "request is malformed"),
+        "a path step": (attrs.evolve(receipt, path=(flipped, *receipt.path[1:])),
+                        "does not lead to the batch digest"),
+        "a short path": (attrs.evolve(receipt, path=receipt.path[1:]), "wrong length"),
+        "another place": (attrs.evolve(receipt, entry=receipt.entry ^ 1), "does not lead"),
+        "a payload's place": (attrs.evolve(receipt, entry=0, payloads=1), "not among"),
+        "past the last entry": (attrs.evolve(receipt, entry=receipt.entries), "not among"),
+        "another batch": (attrs.evolve(receipt, batch=len(receipt.refs)), "not one of"),
+        "another slot": (attrs.evolve(receipt, slot=receipt.slot + 1), "does not verify"),
+        "another view": (attrs.evolve(receipt, view=receipt.view + 1), "does not verify"),
+        "too few votes": (attrs.evolve(receipt, certificate=votes[:2]), "has 2 votes"),
+        "a repeated vote": (attrs.evolve(receipt, certificate=(votes[0], votes[0], votes[1])),
+                            "repeats"),
+        "an unknown member": (attrs.evolve(receipt, certificate=(Vote(4, votes[0].signature),
+                                                                 *votes)), "unknown member"),
+        "a bad vote": (attrs.evolve(receipt, certificate=(bad_vote, *votes[1:])),
+                       f"member {bad_vote.member}'s commit vote does not verify"),
     }
-    for what, bad in tampered.items():
-        assert problem(keys, bad) is not None, what
+    for what, (bad, reason) in tampered.items():
+        found = problem(keys, bad)
+        assert found is not None and reason in found, (what, found)
     # a receipt of another cluster (same keys, other cluster id) does not verify here
     assert problem(Keys(4, cluster_id=b"another-cluster"), receipt) is not None
 
@@ -183,3 +195,56 @@ def test_a_snapshot_holds_the_client_sessions() -> None:
     state = MemberState.decode(snapshot.state, bytes_max=1 << 24)
     assert [(c.session, c.next_seq) for c in state.clients] == [(1, state.clients[0].next_seq)]
     assert state.clients[0].next_seq > 0
+
+
+def test_a_request_frame_is_decoded_strictly() -> None:
+    from btob.core.codec import pack
+
+    keys = Keys(4)
+    frame = request_frame(keys, 3, b"x")
+    request, body, signature = decode_request(frame, frame_bytes_max=1024)
+    assert (request.seq, request.payload, len(signature)) == (3, b"x", 64)
+    version, code = 3, 50
+    bad = {
+        "an extra field": pack((version, code, body, signature, b"")),
+        "a float version": pack((3.0, code, body, signature)),
+        "an old version": pack((2, code, body, signature)),
+        "another code": pack((version, 51, body, signature)),
+        "a short signature": pack((version, code, body, signature[:63])),
+        "a body not bytes": pack((version, code, 7, signature)),
+        "a short key": pack((version, code, pack((b"k" * 31, 1, 3, b"x")), signature)),
+    }
+    for what, data in bad.items():
+        with pytest.raises(WireError):
+            decode_request(data, frame_bytes_max=1024)
+        assert what
+
+
+def test_replies_are_signed_by_their_member_and_their_frames_round_trip() -> None:
+    from btob.core.clientwire import REPLY_KIND, Reply, SignedReply
+
+    keys = Keys(4)
+    reply = Reply(b"c" * 32, 5, 7, 42, b"result")
+    signed = SignedReply.create(2, reply, keys.signers[2].sign)
+    verifier = keys.verifier()
+    assert verifier.verify(2, REPLY_KIND, signed.body, signed.signature)
+    assert not verifier.verify(1, REPLY_KIND, signed.body, signed.signature)
+    assert signed.body == reply.to_body()
+    decoded = decode_client_frame(signed.to_frame(), frame_bytes_max=1024)
+    assert decoded == signed
+    for garbage in (signed.to_frame()[:-2], b"\x95\x03\x35\x02\xc4\x01x\xc4\x01y"):
+        with pytest.raises(WireError):
+            decode_client_frame(garbage, frame_bytes_max=1024)
+
+
+def test_notice_frames_are_bounded_and_checked() -> None:
+    from btob.core.codec import pack
+
+    long = Notice(1, 2, "x" * 500)
+    decoded = decode_client_frame(long.to_frame(), frame_bytes_max=1024)
+    assert isinstance(decoded, Notice) and decoded.reason == "x" * 200  # cut, not refused
+    for data in (pack((3, 52, 1, 2, b"x" * 201)), pack((3, 52, 1, 2)), pack((3, 52, -1, 2, b"")),
+                 pack((3, 52, 1, 2, "text")), pack((2, 52, 1, 2, b"")), pack((3, 99, 1)),
+                 pack((3,))):
+        with pytest.raises(WireError):
+            decode_client_frame(data, frame_bytes_max=1024)
