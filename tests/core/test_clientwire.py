@@ -232,7 +232,8 @@ def test_replies_are_signed_by_their_member_and_their_frames_round_trip() -> Non
     assert signed.body == reply.to_body()
     decoded = decode_client_frame(signed.to_frame(), frame_bytes_max=1024)
     assert decoded == signed
-    for garbage in (signed.to_frame()[:-2], b"\x95\x03\x35\x02\xc4\x01x\xc4\x01y"):
+    for garbage in (signed.to_frame()[:-2], b"\x95\x03\x35\x02\xc4\x01x\xc4\x01y",
+                    b"\x94\x03\x35\x02\xc4\x01x"):
         with pytest.raises(WireError):
             decode_client_frame(garbage, frame_bytes_max=1024)
 
@@ -243,6 +244,8 @@ def test_notice_frames_are_bounded_and_checked() -> None:
     long = Notice(1, 2, "x" * 500)
     decoded = decode_client_frame(long.to_frame(), frame_bytes_max=1024)
     assert isinstance(decoded, Notice) and decoded.reason == "x" * 200  # cut, not refused
+    cut = decode_client_frame(Notice(1, 2, "a" + "\u00e9" * 150).to_frame(), frame_bytes_max=1024)
+    assert isinstance(cut, Notice) and cut.reason == "a" + "\u00e9" * 99 + "\ufffd"
     for data in (pack((3, 52, 1, 2, b"x" * 201)), pack((3, 52, 1, 2)), pack((3, 52, -1, 2, b"")),
                  pack((3, 52, 1, 2, "text")), pack((2, 52, 1, 2, b"")), pack((3, 99, 1)),
                  pack((3,))):
