@@ -1,5 +1,5 @@
-"""The TCP transport over loopback: topology, handshake, admission of strangers, framing,
-bounds, reconnects, liveness.
+"""The TCP transport over loopback: topology, handshake, admission of strangers under a flood,
+framing, bounds, reconnects, liveness.
 
 Raw-socket peers below speak the wire format from the module docstring of ``btob.runtime.tcp``
 independently of its code, so they also pin that format down.
@@ -8,8 +8,10 @@ independently of its code, so they also pin that format down.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import random
+import resource
 import socket
 import struct
 from collections.abc import Callable, Iterator
@@ -685,3 +687,98 @@ async def test_the_proving_pool_is_fair_by_claimed_id_and_the_real_member_wins(
             assert (stats.evictions_proof, stats.handshakes_failed) == (2, 4)
         nursery.cancel_scope.cancel()
 
+
+# -- a flood of keyless connections -----------------------------------------------------------
+
+FLOOD_CONNECTIONS = 500
+RESTARTS = 8
+RESTART_BOUND_S = 5.0
+# The defaults of the defence, and of the handshake timeout: a dialer waits that long for the
+# acceptor's HELLO, and a flooded acceptor (sharing this process with the flood) accepts late.
+FLOOD_SETTINGS = attrs.evolve(FAST, handshake_timeout_s=TcpSettings().handshake_timeout_s)
+
+
+@attrs.define
+class Flood:
+    """Keyless connections to ``port``, each reconnecting as soon as it is closed, from
+    ``sources`` in turn; each sends ``first`` (nothing, or a HELLO) and then nothing more."""
+
+    port: int
+    first: bytes
+    sources: tuple[str, ...]
+    connects: int = 0
+    up: int = 0
+    all_up: trio.Event = attrs.field(factory=trio.Event)
+
+    async def connection(self, index: int, size: int) -> None:
+        source = self.sources[index % len(self.sources)]
+        counted = False
+        while True:
+            try:
+                stream = await open_raw(self.port, source, self.first)
+            except OSError:  # e.g. out of local ports for a moment: just go again
+                await trio.lowlevel.checkpoint()
+                continue
+            self.connects += 1
+            if not counted:
+                counted = True
+                self.up += 1
+                if self.up == size:
+                    self.all_up.set()
+            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                await closed_by_acceptor(stream, timeout_s=math.inf)
+
+
+def allow_files(count: int) -> int:
+    """Raise the open-files limit towards ``count`` if allowed; how many flood connections
+    fit (each takes a descriptor on both ends), at most FLOOD_CONNECTIONS."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < count:
+        soft = count if hard == resource.RLIM_INFINITY else min(count, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    return FLOOD_CONNECTIONS if soft == resource.RLIM_INFINITY else min(
+        FLOOD_CONNECTIONS, (soft - 256) // 2)
+
+
+@pytest.mark.parametrize("attack", ["silent", "hello-for-the-member", "many-sources"])
+async def test_a_keyless_flood_cannot_keep_a_restarting_member_out(
+    attack: str, make_cluster: MakeCluster
+) -> None:
+    """Hundreds of connections without a key, reconnecting at once when closed, all from the
+    member's own address (or from a hundred others): each of eight restarts of member 0 gets
+    its connection to member 1 within a few seconds. (Before admission by eviction, with a
+    refusing pool of 64, two restarts in eight got through the silent flood.)"""
+    size = allow_files(2 * FLOOD_CONNECTIONS + 512)
+    assert size >= 300, "too few file descriptors for a flood of several hundred"
+    cluster = make_cluster(2, FLOOD_SETTINGS)
+    first = hello(0) if attack == "hello-for-the-member" else b""
+    sources = tuple(f"127.0.0.{2 + k}" for k in range(100)) if attack == "many-sources" else (
+        HOST,)
+    async with trio.open_nursery() as nursery:
+        t1, _ = await cluster.start(nursery, 1)
+        flood = Flood(cluster.port(1), first, sources)
+        async with trio.open_nursery() as attackers:
+            for k in range(size):
+                attackers.start_soon(flood.connection, k, size)
+            with trio.fail_after(10):
+                await flood.all_up.wait()
+            durations = []
+            for _ in range(RESTARTS):
+                connects = flood.connects
+                start = trio.current_time()
+                t0, scope = await cluster.start(nursery, 0)
+                await eventually(lambda t0=t0: t0.connected() == {1} and 0 in t1.connected(),
+                                 timeout_s=RESTART_BOUND_S)
+                durations.append(trio.current_time() - start)
+                assert flood.connects > connects  # the flood went on meanwhile
+                scope.cancel()
+                await eventually(lambda: 0 not in t1.connected())
+            attackers.cancel_scope.cancel()
+        print(f"{attack}: {size} connections, restarts took "
+              + ", ".join(f"{d:.2f}" for d in durations) + " s")
+        stats = t1.statistics()
+        assert stats.reconnects == RESTARTS - 1
+        fired = {"silent": stats.evictions_source, "hello-for-the-member": stats.evictions_proof,
+                 "many-sources": stats.evictions_hello}[attack]
+        assert fired > 0 and stats.handshakes_failed >= fired
+        nursery.cancel_scope.cancel()
