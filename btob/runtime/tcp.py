@@ -15,11 +15,14 @@ connection and is counted; peer bytes can never raise out of ``serve``.
 Handshake. Right after the TCP connect both sides send ``HELLO = b"btcp" | version (1 byte) |
 member id (2 bytes, big-endian) | nonce (32 random bytes)``. Each side checks the claimed id
 (in range, not itself, the dialed member on a dialed connection, a smaller id on an accepted
-one), then sends ``PROOF``: its 64-byte signature, under kind ``"tcp.handshake"``, of::
+one) before any signature work, and closes at once on a wrong one. Then each sends ``PROOF``:
+its 64-byte signature, under kind ``"tcp.handshake"``, of::
 
     peer_nonce | own_nonce | dialer id (2 bytes) | acceptor id (2 bytes)
 
 and verifies the peer's proof over the mirrored body with the peer's registered key. The
+dialer sends its proof as soon as it has the acceptor's HELLO; the acceptor sends its own only
+after the dialer's has verified, so a stranger who connects never makes a member sign. The
 signer's domain tag binds the proof to the protocol version and the cluster id, so a member of
 another cluster fails here. Fresh nonces on both sides stop replay of an old proof; the nonce
 order says which role signed and the ids say who talked to whom, so a proof made for one
@@ -27,14 +30,41 @@ connection is useless on any other. The transport authenticates only *who is at 
 of the socket*: it neither encrypts nor MACs the frames that follow; frames carry their own
 signatures, checked by the layer above.
 
+Admission. Anyone can open TCP connections to a member, so the accepted connections that have
+not authenticated are bounded, and the bound must not become a way to keep honest members
+out: a pool that refuses newcomers once full is held by whoever reconnects fastest, and a
+stranger can reconnect in a loop. So a full pool never refuses; it evicts, and chooses whom so
+that a flood evicts its own connections first. An accepted connection first waits for its
+HELLO, at most ``hello_timeout_s``: an honest dialer sent its HELLO right after connecting, so
+it needs next to no time here, whatever the round trip, while a silent stranger is gone
+quickly. At most ``hellos_pending_per_source_max`` of these come from one source (an IPv4
+address or an IPv6 /64: one holder of a /64 has all of it), and at most
+``hellos_pending_max`` in all; a newcomer beyond the first bound evicts its own source's
+oldest, beyond the second the oldest of the source holding the most. A valid HELLO moves the
+connection to the second pool, proving, bounded by ``handshakes_concurrent_max``, where it
+stays about one round trip (the dialer needs the acceptor's nonce to sign). Anyone can claim
+any id in a HELLO but only the real member can prove it, so this pool is fair by claimed id:
+a newcomer evicts the oldest connection claiming the id claimed most often (then from the
+source claiming it most often). Strangers claiming other ids thus never evict a member's
+handshake; strangers claiming the member's own id must bring, within its one round trip,
+more new connections than this pool holds, and since the source comes first in the first
+pool and second in this one, an honest member at its own address loses only to a stranger
+with more addresses than a pool has slots. A small fixed number of slots per claimed id
+would instead let such a stranger evict the member after that many connections. Evicting
+costs the same as refusing (one accept, one close), and no signature is ever made or checked
+for a connection before its HELLO passed, nor made before its PROOF did. What remains is
+bandwidth and CPU for accepts and for checking the proofs strangers send; that bounds how
+fast they can churn, not whether an honest member gets in.
+
 Queues and memory. Each peer has one bounded outgoing queue that outlives its connections, so
 frames queued while a peer is down are sent once it is back (up to the bound; beyond it
 ``send_nowait`` drops and counts). Delivery is at most once: frames a writer had taken from the
 queue when its connection broke are lost, and the protocol above retransmits. Received frames
 go through one bounded channel; when it is full the reader of that connection stops reading,
 so TCP flow control pushes back on that peer only. A reader's buffer is bounded by
-``frame_bytes_max`` plus one receive chunk; unauthenticated connections are bounded by
-``handshakes_concurrent_max`` and ``handshake_timeout_s``.
+``frame_bytes_max`` plus one receive chunk; unauthenticated connections are bounded as
+described under Admission, each by ``handshake_timeout_s`` in time and by a handshake message
+(at most 64 bytes) plus one receive chunk in memory.
 
 Liveness. A writer sends a keepalive after ``keepalive_interval_s`` without sending; a reader
 closes its connection after ``idle_timeout_s`` without receiving a byte, and a writer closes it
@@ -44,12 +74,14 @@ forever and never blocks the other peers.
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import ipaddress
 import math
 import secrets
 import struct
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import attrs
 import trio
@@ -70,12 +102,13 @@ _HELLO_VERSION = 1
 _NONCE_BYTES = 32
 _HELLO = struct.Struct(">4sBH32s")
 _SIGNATURE_BYTES = 64
-_HANDSHAKE_BYTES_MAX = 256
 _MEMBER_ID_MAX = 0xFFFF
 # Bytes asked of the socket per receive: also what a reader buffers beyond one frame.
 _RECEIVE_CHUNK_BYTES = 64 * 1024
 # A writer joins queued frames into one write while the write stays below this size.
 _WRITE_BATCH_BYTES = 256 * 1024
+
+_K = TypeVar("_K")
 
 # What a broken or closed socket raises; each ends one connection, never the transport.
 _SOCKET_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
@@ -86,12 +119,17 @@ def _positive(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> Non
         raise ConfigError(f"setting {attribute.name} must be a positive number, got {value!r}")
 
 
+def _positive_int(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ConfigError(f"setting {attribute.name} must be a positive integer, got {value!r}")
+
+
 @attrs.frozen(kw_only=True)
 class TcpSettings:
     """Bounds and timings of a :class:`TcpTransport`.
 
-    Every field must be positive, the backoff maximum at least its initial value, the
-    keepalive interval below the idle timeout;
+    Every field must be positive (the four bounds on counts whole numbers), the backoff
+    maximum at least its initial value, the keepalive interval below the idle timeout;
     :class:`ConfigError` otherwise.
     """
 
@@ -108,8 +146,20 @@ class TcpSettings:
     is closed."""
     handshake_timeout_s: float = attrs.field(default=3.0, validator=_positive)
     """Time allowed for a TCP connect, and separately for a whole handshake."""
-    handshakes_concurrent_max: int = attrs.field(default=64, validator=_positive)
-    """Accepted connections allowed to be handshaking at once; more are closed at once."""
+    hello_timeout_s: float = attrs.field(default=0.5, validator=_positive)
+    """Time an accepted connection has, from its accept, to deliver its whole HELLO (capped
+    by ``handshake_timeout_s``). A dialer sends its HELLO right after connecting, so an
+    honest one needs next to no time here, whatever the round trip."""
+    hellos_pending_max: int = attrs.field(default=64, validator=_positive_int)
+    """Accepted connections allowed to be waiting for their HELLO at once. A newcomer beyond
+    it evicts the oldest of those from the source holding the most of them."""
+    hellos_pending_per_source_max: int = attrs.field(default=8, validator=_positive_int)
+    """Accepted connections from one source (an IPv4 address, an IPv6 /64) allowed to be
+    waiting for their HELLO at once; a newcomer beyond it evicts that source's oldest."""
+    handshakes_concurrent_max: int = attrs.field(default=64, validator=_positive_int)
+    """Accepted connections allowed to be past a valid HELLO and proving their identity at
+    once. A newcomer beyond it evicts the oldest of those claiming the member id claimed
+    most often (then from the source claiming it most often)."""
 
     def __attrs_post_init__(self) -> None:
         if self.connect_backoff_max_s < self.connect_backoff_initial_s:
@@ -138,7 +188,23 @@ class TransportStatistics:
     """TCP connections dialed or accepted (authenticated or not)."""
     connections_closed: int
     handshakes_failed: int
-    """Connections closed before authenticating: bad or late proof, wrong id, malformed."""
+    """Connections closed before authenticating: bad or late proof, wrong id, malformed,
+    evicted (each of the counters below is also counted here)."""
+    hello_timeouts: int
+    """Accepted connections closed because their HELLO was not complete within
+    ``hello_timeout_s``."""
+    hellos_refused: int
+    """Accepted connections closed on a well-formed HELLO claiming an id this member never
+    accepts (out of range, itself, not below it), before any signature work."""
+    evictions_source: int
+    """Accepted connections waiting for their HELLO, closed because a newer one came from the
+    same source while it had ``hellos_pending_per_source_max`` of them."""
+    evictions_hello: int
+    """Accepted connections waiting for their HELLO, closed to make room for a newer one while
+    ``hellos_pending_max`` were waiting."""
+    evictions_proof: int
+    """Accepted connections past their HELLO, closed to make room for a newer one while
+    ``handshakes_concurrent_max`` were proving."""
     bad_frames: int
     """Connections closed for malformed bytes: bad length, end inside a frame, bad HELLO."""
     idle_timeouts: int
@@ -158,6 +224,11 @@ class _Counters:
     connections_opened: int = 0
     connections_closed: int = 0
     handshakes_failed: int = 0
+    hello_timeouts: int = 0
+    hellos_refused: int = 0
+    evictions_source: int = 0
+    evictions_hello: int = 0
+    evictions_proof: int = 0
     bad_frames: int = 0
     idle_timeouts: int = 0
     reconnects: int = 0
@@ -165,6 +236,101 @@ class _Counters:
 
 class _HandshakeRefused(Exception):
     """A well-formed handshake that does not authenticate (wrong id, bad proof, early EOF)."""
+
+
+class _HelloRefused(_HandshakeRefused):
+    """A well-formed HELLO claiming an id this side never talks to on this connection."""
+
+
+@attrs.define(eq=False)
+class _Pending:
+    """An accepted connection that has not authenticated yet: where it came from, the id its
+    HELLO claimed (None before the HELLO), and the scope that evicts it."""
+
+    source: str
+    claimed: int | None = None
+    cancel_scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
+
+
+class _Admission:
+    """The accepted connections that have not authenticated, in two bounded pools.
+
+    Waiting for a HELLO (keyed by source), then proving an identity (keyed by claimed id),
+    each in arrival order, so the first entry of a group is its oldest. A newcomer to a full
+    pool is never refused: it evicts the oldest entry of the largest group, so whoever floods
+    a pool evicts its own connections first (see the module docstring).
+    """
+
+    def __init__(self, settings: TcpSettings, counters: _Counters) -> None:
+        self._settings = settings
+        self._counters = counters
+        self._hello: list[_Pending] = []
+        self._proof: list[_Pending] = []
+        self._per_source: collections.Counter[str] = collections.Counter()
+        self._per_claim: collections.Counter[int] = collections.Counter()
+        self._per_claim_source: collections.Counter[tuple[int, str]] = collections.Counter()
+
+    def admit(self, source: str) -> _Pending:
+        """A newly accepted connection from ``source``, now waiting for its HELLO."""
+        settings = self._settings
+        if self._per_source[source] >= settings.hellos_pending_per_source_max:
+            victim = next(p for p in self._hello if p.source == source)
+            self._evict(victim)
+            self._counters.evictions_source += 1
+        elif len(self._hello) >= settings.hellos_pending_max:
+            # max() keeps the first of equals: the oldest of the largest source.
+            victim = max(self._hello, key=lambda p: self._per_source[p.source])
+            self._evict(victim)
+            self._counters.evictions_hello += 1
+        pending = _Pending(source)
+        self._hello.append(pending)
+        self._per_source[source] += 1
+        return pending
+
+    def proving(self, pending: _Pending, claimed: int) -> None:
+        """``pending`` sent a valid HELLO claiming ``claimed``: it now waits for its PROOF."""
+        self.release(pending)
+        if len(self._proof) >= self._settings.handshakes_concurrent_max:
+            per_claim, per_claim_source = self._per_claim, self._per_claim_source
+            per_claim[claimed] += 1  # the newcomer counts when choosing, but is never chosen
+            per_claim_source[claimed, pending.source] += 1
+
+            def weight(p: _Pending) -> tuple[int, int]:
+                claim = cast(int, p.claimed)  # every entry of this pool has claimed an id
+                return per_claim[claim], per_claim_source[claim, p.source]
+
+            victim = max(self._proof, key=weight)  # the first of equals is the oldest
+            _decrement(per_claim, claimed)
+            _decrement(per_claim_source, (claimed, pending.source))
+            self._evict(victim)
+            self._counters.evictions_proof += 1
+        pending.claimed = claimed
+        self._proof.append(pending)
+        self._per_claim[claimed] += 1
+        self._per_claim_source[claimed, pending.source] += 1
+
+    def release(self, pending: _Pending) -> None:
+        """``pending`` leaves its pool (authenticated, failed or evicted); idempotent."""
+        if pending.claimed is None:
+            if pending in self._hello:
+                self._hello.remove(pending)
+                _decrement(self._per_source, pending.source)
+        elif pending in self._proof:
+            self._proof.remove(pending)
+            _decrement(self._per_claim, pending.claimed)
+            _decrement(self._per_claim_source, (pending.claimed, pending.source))
+
+    def _evict(self, victim: _Pending) -> None:
+        self.release(victim)
+        victim.cancel_scope.cancel()
+        self._counters.handshakes_failed += 1
+
+
+def _decrement(counter: collections.Counter[_K], key: _K) -> None:
+    """One less ``key``, forgetting it at zero: strangers come from ever new sources."""
+    counter[key] -= 1
+    if counter[key] <= 0:
+        del counter[key]
 
 
 @attrs.define(eq=False)
@@ -233,6 +399,21 @@ def _framed(payload: bytes) -> bytes:
     return _PREFIX.pack(len(payload)) + payload
 
 
+def _source_of(stream: trio.SocketStream) -> str:
+    """Who an accepted connection counts as: its IPv4 address, or its IPv6 /64 (one holder of
+    a /64 has all of its addresses). Raises `OSError` if the socket is already gone."""
+    host = str(stream.socket.getpeername()[0])
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((int(address), 64), strict=False))
+    return str(address)
+
+
 def _proof_body(*, signer_nonce: bytes, other_nonce: bytes, dialer: int, acceptor: int) -> bytes:
     """What one side signs: the other's nonce, its own nonce, then dialer and acceptor ids."""
     return b"".join(
@@ -285,7 +466,7 @@ class TcpTransport:
         self.port: int | None = None
         self._counters = _Counters()
         self._serving = False
-        self._handshaking = 0
+        self._admission = _Admission(self._settings, self._counters)
         self._peers: dict[int, _Peer] = {}
         for peer in range(config.n):
             if peer != member:
@@ -376,6 +557,11 @@ class TcpTransport:
             connections_opened=c.connections_opened,
             connections_closed=c.connections_closed,
             handshakes_failed=c.handshakes_failed,
+            hello_timeouts=c.hello_timeouts,
+            hellos_refused=c.hellos_refused,
+            evictions_source=c.evictions_source,
+            evictions_hello=c.evictions_hello,
+            evictions_proof=c.evictions_proof,
             bad_frames=c.bad_frames,
             idle_timeouts=c.idle_timeouts,
             reconnects=c.reconnects,
@@ -413,62 +599,73 @@ class TcpTransport:
         self._counters.connections_opened += 1
         try:
             async with stream:
-                if self._handshaking >= self._settings.handshakes_concurrent_max:
+                try:
+                    source = _source_of(stream)
+                except OSError:  # gone before we looked
                     self._counters.handshakes_failed += 1
                     return
+                pending = self._admission.admit(source)
                 reader = _FrameReader(stream)
-                self._handshaking += 1
+                peer = None
                 try:
-                    peer = await self._handshake(stream, reader, expected=None)
+                    with pending.cancel_scope:  # cancelled (and counted) by an eviction
+                        peer = await self._handshake(stream, reader, expected=None,
+                                                     pending=pending)
                 finally:
-                    self._handshaking -= 1
+                    self._admission.release(pending)
                 if peer is not None:
                     await self._run_connection(peer, stream, reader)
         finally:
             self._counters.connections_closed += 1
 
     async def _handshake(
-        self, stream: trio.SocketStream, reader: _FrameReader, *, expected: int | None
+        self, stream: trio.SocketStream, reader: _FrameReader, *, expected: int | None,
+        pending: _Pending | None = None,
     ) -> int | None:
         """The authenticated peer id, or None (counted) if the handshake failed.
 
-        ``expected`` is the dialed peer, or None on an accepted connection.
+        ``expected`` is the dialed peer, or None on an accepted connection, which then has
+        its ``pending`` entry in the admission pools. The dialer proves first; the acceptor
+        signs only once the dialer's proof checked out, so a stranger gets no signature.
         """
+        settings = self._settings
         own_nonce = secrets.token_bytes(_NONCE_BYTES)
         hello = _HELLO.pack(_HELLO_MAGIC, _HELLO_VERSION, self._member, own_nonce)
+        start = trio.current_time()
+        deadline = start + settings.handshake_timeout_s
+        # Only a stranger is slow with its first bytes: an honest dialer sends its HELLO right
+        # after connecting. (A dialer waits longer: a busy acceptor may accept late.)
+        hello_deadline = deadline if pending is None else min(
+            deadline, start + settings.hello_timeout_s)
         try:
-            with trio.fail_after(self._settings.handshake_timeout_s):
-                await stream.send_all(_framed(hello))
-                message = await reader.read_frame(_HANDSHAKE_BYTES_MAX)
-                if message is None:
-                    raise _HandshakeRefused("end of stream before HELLO")
-                if len(message) != _HELLO.size:
-                    raise WireError(f"HELLO of {len(message)} bytes")
-                magic, version, peer, peer_nonce = _HELLO.unpack(message)
-                if magic != _HELLO_MAGIC or version != _HELLO_VERSION:
-                    raise WireError("HELLO with a bad magic or version")
-                if not self._acceptable_peer(peer, expected):
-                    raise _HandshakeRefused(f"peer claims id {peer}")
-                if peer_nonce == own_nonce:
-                    raise _HandshakeRefused("peer echoed our nonce")
-                dialer, acceptor = (
-                    (self._member, peer) if expected is not None else (peer, self._member)
-                )
-                proof = self._signer.sign(
-                    HANDSHAKE_KIND,
-                    _proof_body(signer_nonce=own_nonce, other_nonce=peer_nonce,
-                                dialer=dialer, acceptor=acceptor),
-                )
-                await stream.send_all(_framed(proof))
-                message = await reader.read_frame(_HANDSHAKE_BYTES_MAX)
-                if message is None:
-                    raise _HandshakeRefused("end of stream before PROOF")
-                if len(message) != _SIGNATURE_BYTES:
-                    raise WireError(f"PROOF of {len(message)} bytes")
-                body = _proof_body(signer_nonce=peer_nonce, other_nonce=own_nonce,
-                                   dialer=dialer, acceptor=acceptor)
-                if not self._verifier.verify(peer, HANDSHAKE_KIND, body, message):
-                    raise _HandshakeRefused(f"bad proof from claimed member {peer}")
+            try:
+                with trio.fail_at(hello_deadline):
+                    await stream.send_all(_framed(hello))
+                    message = await reader.read_frame(_HELLO.size)
+            except trio.TooSlowError:
+                if pending is not None:
+                    self._counters.hello_timeouts += 1
+                raise
+            peer, peer_nonce = self._parse_hello(message, expected, own_nonce)
+            dialer, acceptor = (self._member, peer) if pending is None else (peer, self._member)
+            proof = _proof_body(signer_nonce=own_nonce, other_nonce=peer_nonce,
+                                dialer=dialer, acceptor=acceptor)
+            peer_proof = _proof_body(signer_nonce=peer_nonce, other_nonce=own_nonce,
+                                     dialer=dialer, acceptor=acceptor)
+            with trio.fail_at(deadline):
+                if pending is None:
+                    await stream.send_all(_framed(self._signer.sign(HANDSHAKE_KIND, proof)))
+                    await self._check_proof(reader, peer, peer_proof)
+                else:
+                    self._admission.proving(pending, peer)
+                    await self._check_proof(reader, peer, peer_proof)
+                    self._admission.release(pending)  # authenticated: no longer evictable
+                    await stream.send_all(_framed(self._signer.sign(HANDSHAKE_KIND, proof)))
+        except _HelloRefused:
+            if pending is not None:
+                self._counters.hellos_refused += 1
+            self._counters.handshakes_failed += 1
+            return None
         except WireError:
             self._counters.bad_frames += 1
             self._counters.handshakes_failed += 1
@@ -476,7 +673,38 @@ class TcpTransport:
         except (_HandshakeRefused, trio.TooSlowError, *_SOCKET_ERRORS):
             self._counters.handshakes_failed += 1
             return None
-        return int(peer)
+        return peer
+
+    def _parse_hello(
+        self, message: bytes | None, expected: int | None, own_nonce: bytes
+    ) -> tuple[int, bytes]:
+        """The peer's claimed id and nonce from its HELLO, checked before any signature work.
+
+        Raises `WireError` if malformed, `_HelloRefused` for an id we never accept here and
+        `_HandshakeRefused` at end of stream or for an echo of our own nonce.
+        """
+        if message is None:
+            raise _HandshakeRefused("end of stream before HELLO")
+        if len(message) != _HELLO.size:
+            raise WireError(f"HELLO of {len(message)} bytes")
+        magic, version, peer, peer_nonce = _HELLO.unpack(message)
+        if magic != _HELLO_MAGIC or version != _HELLO_VERSION:
+            raise WireError("HELLO with a bad magic or version")
+        if not self._acceptable_peer(peer, expected):
+            raise _HelloRefused(f"peer claims id {peer}")
+        if peer_nonce == own_nonce:
+            raise _HandshakeRefused("peer echoed our nonce")
+        return int(peer), bytes(peer_nonce)
+
+    async def _check_proof(self, reader: _FrameReader, peer: int, body: bytes) -> None:
+        """Read the peer's PROOF and verify it over ``body``; raises if it does not hold."""
+        message = await reader.read_frame(_SIGNATURE_BYTES)
+        if message is None:
+            raise _HandshakeRefused("end of stream before PROOF")
+        if len(message) != _SIGNATURE_BYTES:
+            raise WireError(f"PROOF of {len(message)} bytes")
+        if not self._verifier.verify(peer, HANDSHAKE_KIND, body, message):
+            raise _HandshakeRefused(f"bad proof from claimed member {peer}")
 
     def _acceptable_peer(self, peer: int, expected: int | None) -> bool:
         if expected is not None:

@@ -1,4 +1,5 @@
-"""The TCP transport over loopback: topology, handshake, framing, bounds, reconnects, liveness.
+"""The TCP transport over loopback: topology, handshake, admission of strangers under a flood,
+framing, bounds, reconnects, liveness.
 
 Raw-socket peers below speak the wire format from the module docstring of ``btob.runtime.tcp``
 independently of its code, so they also pin that format down.
@@ -7,8 +8,10 @@ independently of its code, so they also pin that format down.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import random
+import resource
 import socket
 import struct
 from collections.abc import Callable, Iterator
@@ -162,6 +165,32 @@ async def wait_for_eof(stream: trio.SocketStream, timeout_s: float = 3.0) -> Non
                 pass
         except trio.BrokenResourceError:  # a reset counts as closed too
             pass
+
+
+def hello(claimed: int) -> bytes:
+    """A well-formed, framed HELLO claiming ``claimed``, with a fresh nonce."""
+    return framed(struct.pack(">4sBH32s", b"btcp", 1, claimed, os.urandom(32)))
+
+
+async def open_raw(port: int, source: str = HOST, first: bytes = b"") -> trio.SocketStream:
+    """A raw connection from ``source`` that sends ``first`` and then nothing."""
+    stream = await trio.open_tcp_stream(HOST, port, local_address=source)
+    if first:
+        await stream.send_all(first)
+    return stream
+
+
+async def closed_by_acceptor(stream: trio.SocketStream, timeout_s: float = 3.0) -> bytes:
+    """Everything the acceptor sent until it closed ``stream`` (then closed here too)."""
+    data = b""
+    async with stream:
+        with trio.fail_after(timeout_s):
+            try:
+                while chunk := await stream.receive_some(65536):
+                    data += chunk
+            except trio.BrokenResourceError:  # a reset counts as closed too
+                pass
+    return data
 
 
 async def raw_handshake(
@@ -398,12 +427,13 @@ async def test_idle_but_healthy_connections_stay_up_and_silent_ones_are_closed(
             stats = t.statistics()
             assert stats.connections_closed == stats.idle_timeouts == stats.reconnects == 0
 
-        # A socket that never completes a handshake is closed after the handshake timeout.
+        # A socket that never sends its HELLO is closed after the HELLO timeout, here capped
+        # by the handshake timeout.
         async with await trio.open_tcp_stream(HOST, cluster.port(1)) as stream:
             start = trio.current_time()
             await wait_for_eof(stream)
             assert trio.current_time() - start >= 0.25
-        assert t1.statistics().handshakes_failed == 1
+        assert t1.statistics().handshakes_failed == t1.statistics().hello_timeouts == 1
 
         # An authenticated peer that goes silent is closed after the idle timeout.
         stream = await raw_handshake(cluster.port(1), claimed=0, acceptor=1,
@@ -509,3 +539,246 @@ def test_inconsistent_construction_is_a_config_error() -> None:
         TcpSettings(connect_backoff_initial_s=3.0, connect_backoff_max_s=1.0)
     with pytest.raises(ConfigError):
         TcpSettings(keepalive_interval_s=2.0, idle_timeout_s=1.0)
+    for name in ("hellos_pending_max", "hellos_pending_per_source_max",
+                 "handshakes_concurrent_max"):
+        for value in (0, 2.5, True):
+            with pytest.raises(ConfigError, match=name):
+                TcpSettings(**{name: value})
+    with pytest.raises(ConfigError, match="hello_timeout_s"):
+        TcpSettings(hello_timeout_s=0)
+
+
+# -- admission of unauthenticated connections -------------------------------------------------
+
+HELLO_BYTES = 4 + 39
+
+
+def acceptor(cluster: Cluster, member: int) -> tuple[TcpTransport, Signer, Verifier]:
+    """A transport for ``member`` with a signer and verifier of its own, to count their work."""
+    signer = Signer(cluster.keys.keys[member], cluster_id=CLUSTER)
+    verifier = cluster.keys.verifier()
+    transport = TcpTransport(config=cluster.config, member=member, signer=signer,
+                             verifier=verifier, settings=cluster.settings)
+    return transport, signer, verifier
+
+
+async def test_a_stranger_gets_a_hello_and_no_signature_and_a_silent_one_goes_quickly(
+    make_cluster: MakeCluster,
+) -> None:
+    cluster = make_cluster(3, attrs.evolve(FAST, hello_timeout_s=0.4, handshake_timeout_s=1.0))
+    t1, signer, verifier = acceptor(cluster, 1)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(serve_scoped, t1)
+        start = trio.current_time()
+        assert len(await closed_by_acceptor(await open_raw(cluster.port(1)))) == HELLO_BYTES
+        assert 0.35 <= trio.current_time() - start < 0.9  # the HELLO timeout, not the whole
+        assert t1.statistics().hello_timeouts == 1
+
+        # Ids member 1 never accepts: itself, a larger one, out of range. Closed at once.
+        for claimed in (1, 2, 3, 0xFFFF):
+            stream = await open_raw(cluster.port(1), first=hello(claimed))
+            assert len(await closed_by_acceptor(stream, timeout_s=0.3)) == HELLO_BYTES
+        assert t1.statistics().hellos_refused == 4
+
+        # A valid HELLO for a real member, then nothing: kept until the handshake timeout,
+        # with no PROOF from member 1, whose proof follows a valid one only.
+        start = trio.current_time()
+        stream = await open_raw(cluster.port(1), first=hello(0))
+        assert len(await closed_by_acceptor(stream)) == HELLO_BYTES
+        assert trio.current_time() - start >= 0.9
+        # ... and a PROOF that does not verify gets none either.
+        stream = await open_raw(cluster.port(1), first=hello(0))
+        await receive_framed(stream)
+        await stream.send_all(framed(bytes(64)))
+        assert await closed_by_acceptor(stream) == b""
+        stats = t1.statistics()
+        assert stats.handshakes_failed == 7 and stats.hello_timeouts == 1
+        assert signer.signatures_made == 0
+        assert verifier.statistics().verifications == 1  # the bad PROOF only
+
+        # The real member 0 still gets in, and is the first to be signed for.
+        stream = await raw_handshake(cluster.port(1), claimed=0, acceptor=1,
+                                     signer=cluster.keys.signers[0], keys=cluster.keys)
+        async with stream:
+            await eventually(lambda: t1.connected() == {0})
+        assert signer.signatures_made == 1
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_source_with_too_many_connections_waiting_for_hello_loses_its_oldest(
+    make_cluster: MakeCluster,
+) -> None:
+    cluster = make_cluster(2, attrs.evolve(
+        FAST, hello_timeout_s=1.0, hellos_pending_per_source_max=2))
+    async with trio.open_nursery() as nursery:
+        t1, _ = await cluster.start(nursery, 1)
+        first = await open_raw(cluster.port(1))
+        second = await open_raw(cluster.port(1))
+        other = await open_raw(cluster.port(1), source="127.0.0.2")
+        await eventually_equal(lambda: t1.statistics().connections_opened, 3)
+        third = await open_raw(cluster.port(1))
+        start = trio.current_time()
+        assert len(await closed_by_acceptor(first)) == HELLO_BYTES
+        assert trio.current_time() - start < 0.5  # evicted, not timed out
+        await eventually_equal(lambda: t1.statistics().connections_closed, 1)
+        stats = t1.statistics()
+        assert (stats.evictions_source, stats.evictions_hello, stats.hello_timeouts) == (1, 0, 0)
+        # The member itself, from the crowded source, is let in all the same.
+        stream = await raw_handshake(cluster.port(1), claimed=0, acceptor=1,
+                                     signer=cluster.keys.signers[0], keys=cluster.keys)
+        async with stream, second, other, third:
+            await eventually(lambda: t1.connected() == {0})
+            assert t1.statistics().evictions_source == 2  # second made room for it
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_full_hello_pool_evicts_the_oldest_of_the_largest_source(
+    make_cluster: MakeCluster,
+) -> None:
+    cluster = make_cluster(2, attrs.evolve(
+        FAST, hello_timeout_s=1.0, hellos_pending_max=3, hellos_pending_per_source_max=3))
+    async with trio.open_nursery() as nursery:
+        t1, _ = await cluster.start(nursery, 1)
+        streams: dict[str, trio.SocketStream] = {}
+        for name, source in (("a1", "127.0.0.2"), ("b1", "127.0.0.3"), ("a2", "127.0.0.2")):
+            streams[name] = await open_raw(cluster.port(1), source=source)
+            await eventually_equal(lambda: t1.statistics().connections_opened, len(streams))
+        # A newcomer from a third source evicts a1: source .2 holds two, .3 one.
+        streams["c1"] = await open_raw(cluster.port(1), source="127.0.0.4")
+        assert len(await closed_by_acceptor(streams.pop("a1"), timeout_s=0.5)) == HELLO_BYTES
+        await eventually_equal(lambda: t1.statistics().evictions_hello, 1)
+        # Now each source holds one: the oldest of them, b1, goes.
+        streams["d1"] = await open_raw(cluster.port(1), source="127.0.0.5")
+        assert len(await closed_by_acceptor(streams.pop("b1"), timeout_s=0.5)) == HELLO_BYTES
+        await eventually_equal(lambda: t1.statistics().evictions_hello, 2)
+        assert t1.statistics().connections_closed == 2
+        for stream in streams.values():
+            await stream.aclose()
+        nursery.cancel_scope.cancel()
+
+
+async def test_the_proving_pool_is_fair_by_claimed_id_and_the_real_member_wins(
+    make_cluster: MakeCluster,
+) -> None:
+    cluster = make_cluster(4, attrs.evolve(FAST, handshakes_concurrent_max=3))
+    async with trio.open_nursery() as nursery:
+        t3, _ = await cluster.start(nursery, 3)
+        streams: dict[str, trio.SocketStream] = {}
+        for name, claimed in (("x1", 0), ("x2", 0), ("y", 1)):
+            # Waiting for member 3's HELLO before sending ours orders the arrivals.
+            streams[name] = stream = await open_raw(cluster.port(3))
+            await receive_framed(stream)
+            await stream.send_all(hello(claimed))
+        # A claim of id 2 evicts the oldest claim of 0, the id claimed most often.
+        streams["z"] = stream = await open_raw(cluster.port(3))
+        await receive_framed(stream)
+        await stream.send_all(hello(2))
+        assert await closed_by_acceptor(streams.pop("x1"), timeout_s=0.5) == b""
+        assert t3.statistics().evictions_proof == 1
+        # With one claim per id, the real member 0's claim evicts the other claim of 0.
+        real = await raw_handshake(cluster.port(3), claimed=0, acceptor=3,
+                                   signer=cluster.keys.signers[0], keys=cluster.keys)
+        async with real:
+            await eventually(lambda: t3.connected() == {0})
+            assert await closed_by_acceptor(streams.pop("x2"), timeout_s=0.5) == b""
+            for stream in streams.values():  # y and z wait out their handshake timeout
+                assert await closed_by_acceptor(stream) == b""
+            stats = t3.statistics()
+            assert (stats.evictions_proof, stats.handshakes_failed) == (2, 4)
+        nursery.cancel_scope.cancel()
+
+
+# -- a flood of keyless connections -----------------------------------------------------------
+
+FLOOD_CONNECTIONS = 500
+RESTARTS = 8
+RESTART_BOUND_S = 5.0
+# The defaults of the defence, and of the handshake timeout: a dialer waits that long for the
+# acceptor's HELLO, and a flooded acceptor (sharing this process with the flood) accepts late.
+FLOOD_SETTINGS = attrs.evolve(FAST, handshake_timeout_s=TcpSettings().handshake_timeout_s)
+
+
+@attrs.define
+class Flood:
+    """Keyless connections to ``port``, each reconnecting as soon as it is closed, from
+    ``sources`` in turn; each sends ``first`` (nothing, or a HELLO) and then nothing more."""
+
+    port: int
+    first: bytes
+    sources: tuple[str, ...]
+    connects: int = 0
+    up: int = 0
+    all_up: trio.Event = attrs.field(factory=trio.Event)
+
+    async def connection(self, index: int, size: int) -> None:
+        source = self.sources[index % len(self.sources)]
+        counted = False
+        while True:
+            try:
+                stream = await open_raw(self.port, source, self.first)
+            except OSError:  # e.g. out of local ports for a moment: just go again
+                await trio.lowlevel.checkpoint()
+                continue
+            self.connects += 1
+            if not counted:
+                counted = True
+                self.up += 1
+                if self.up == size:
+                    self.all_up.set()
+            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                await closed_by_acceptor(stream, timeout_s=math.inf)
+
+
+def allow_files(count: int) -> int:
+    """Raise the open-files limit towards ``count`` if allowed; how many flood connections
+    fit (each takes a descriptor on both ends), at most FLOOD_CONNECTIONS."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < count:
+        soft = count if hard == resource.RLIM_INFINITY else min(count, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    return FLOOD_CONNECTIONS if soft == resource.RLIM_INFINITY else min(
+        FLOOD_CONNECTIONS, (soft - 256) // 2)
+
+
+@pytest.mark.parametrize("attack", ["silent", "hello-for-the-member", "many-sources"])
+async def test_a_keyless_flood_cannot_keep_a_restarting_member_out(
+    attack: str, make_cluster: MakeCluster
+) -> None:
+    """Hundreds of connections without a key, reconnecting at once when closed, all from the
+    member's own address (or from a hundred others): each of eight restarts of member 0 gets
+    its connection to member 1 within a few seconds. (Before admission by eviction, with a
+    refusing pool of 64, two restarts in eight got through the silent flood.)"""
+    size = allow_files(2 * FLOOD_CONNECTIONS + 512)
+    assert size >= 300, "too few file descriptors for a flood of several hundred"
+    cluster = make_cluster(2, FLOOD_SETTINGS)
+    first = hello(0) if attack == "hello-for-the-member" else b""
+    sources = tuple(f"127.0.0.{2 + k}" for k in range(100)) if attack == "many-sources" else (
+        HOST,)
+    async with trio.open_nursery() as nursery:
+        t1, _ = await cluster.start(nursery, 1)
+        flood = Flood(cluster.port(1), first, sources)
+        async with trio.open_nursery() as attackers:
+            for k in range(size):
+                attackers.start_soon(flood.connection, k, size)
+            with trio.fail_after(10):
+                await flood.all_up.wait()
+            durations = []
+            for _ in range(RESTARTS):
+                connects = flood.connects
+                start = trio.current_time()
+                t0, scope = await cluster.start(nursery, 0)
+                await eventually(lambda t0=t0: t0.connected() == {1} and 0 in t1.connected(),
+                                 timeout_s=RESTART_BOUND_S)
+                durations.append(trio.current_time() - start)
+                assert flood.connects > connects  # the flood went on meanwhile
+                scope.cancel()
+                await eventually(lambda: 0 not in t1.connected())
+            attackers.cancel_scope.cancel()
+        print(f"{attack}: {size} connections, restarts took "
+              + ", ".join(f"{d:.2f}" for d in durations) + " s")
+        stats = t1.statistics()
+        assert stats.reconnects == RESTARTS - 1
+        fired = {"silent": stats.evictions_source, "hello-for-the-member": stats.evictions_proof,
+                 "many-sources": stats.evictions_hello}[attack]
+        assert fired > 0 and stats.handshakes_failed >= fired
+        nursery.cancel_scope.cancel()
