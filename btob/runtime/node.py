@@ -1,16 +1,17 @@
 """The Trio runtime: one :class:`~btob.Member` driven for real, as an embeddable node.
 
 One driver task owns the member. Inputs - frames from the transport, ticks from a timer task,
-payloads from :meth:`Node.broadcast` - reach it through one bounded channel; it applies a batch
-of them and takes what the batch produced: frames, deliveries, and the changes to the member's
-durable state (:mod:`btob.core.durable`). Without a data directory it sends the frames,
-answers the batch's broadcasts and publishes the deliveries at once. With one, the step waits
-for a committer task: it merges the changes of every step that queued up while its previous
-commit ran (a group commit), commits them to the :class:`~btob.runtime.store.DurableStore` in
-a worker thread - fsync never blocks the event loop, and the driver goes on applying inputs -
-and only then releases those steps, in order: persist, send, acknowledge, deliver. Steps
-waiting for a commit are bounded (count and bytes); past the bound the driver waits for the
-committer. Everything runs in the caller's nursery; cancelling it leaves nothing half-sent,
+payloads from :meth:`Node.broadcast`, client REQUESTs from the client port - reach it through
+one bounded channel; it applies a batch of them and takes what the batch produced: frames,
+deliveries, receipts for clients, and the changes to the member's durable state
+(:mod:`btob.core.durable`). Without a data directory it sends the frames, answers the batch's
+broadcasts and publishes the deliveries at once. With one, the step waits for a committer
+task: it merges the changes of every step that queued up while its previous commit ran (a
+group commit), commits them to the :class:`~btob.runtime.store.DurableStore` in a worker
+thread - fsync never blocks the event loop, and the driver goes on applying inputs - and only
+then releases those steps, in order: persist, send, acknowledge, deliver, answer clients.
+Steps waiting for a commit are bounded (count and bytes); past the bound the driver waits for
+the committer. Everything runs in the caller's nursery; cancelling it leaves nothing half-sent,
 because a frame leaves only after the changes that came with it are durable.
 
 A member with an injected fault is driven through the same
