@@ -146,12 +146,14 @@ class _Step:
     client_frames: list[ClientOutput] = attrs.field(factory=list)
     """RECEIPTs and NOTICEs for clients, each with the key of the client it is for."""
     held_bytes: int = attrs.field(init=False)
-    """What the step holds in memory until it is released: frames and delivered payloads."""
+    """What the step holds in memory until it is released: frames, delivered payloads and
+    client frames."""
 
     @held_bytes.default
     def _held_bytes(self) -> int:
         return (sum(len(out.frame) for out in self.frames)
-                + sum(len(d.payload) for d in self.deliveries))
+                + sum(len(d.payload) for d in self.deliveries)
+                + sum(len(frame) for _, frame in self.client_frames))
 
 
 _TICK = object()

@@ -263,7 +263,9 @@ async def test_checkpoint_states_are_encoded_and_hashed_off_the_event_loop(
 # -- clients over TCP -------------------------------------------------------------------------
 
 
-async def test_clients_are_served_over_tcp_and_their_receipts_verify() -> None:
+@pytest.mark.parametrize("durable", [False, True])
+async def test_clients_are_served_over_tcp_and_their_receipts_verify(durable: bool,
+                                                                     tmp_path: Path) -> None:
     import hashlib
     from contextlib import AsyncExitStack
 
@@ -288,8 +290,9 @@ async def test_clients_are_served_over_tcp_and_their_receipts_verify() -> None:
     bound = 1 << 22
     with trio.fail_after(30):
         async with AsyncExitStack() as stack:
-            nodes = [await stack.enter_async_context(open_node(config, i, keys[i]))
-                     for i in range(4)]
+            nodes = [await stack.enter_async_context(open_node(
+                config, i, keys[i], data_dir=tmp_path / f"node-{i}" if durable else None))
+                for i in range(4)]
             port = nodes[1].client_port
             assert port is not None and port.port is not None
             client = await RawClient.connect(port.port, alice, cluster_id=config.cluster_id,
