@@ -45,6 +45,9 @@ from btob.core.member import PayloadTooLarge as PayloadTooLarge
 from btob.core.member import RequestRefused as RequestRefused
 from btob.core.quorum import Quorums as Quorums
 from btob.core.settings import Settings as Settings
+from btob.runtime.clientport import ClientPort as ClientPort
+from btob.runtime.clientport import ClientPortSettings as ClientPortSettings
+from btob.runtime.clientport import ClientPortStatistics as ClientPortStatistics
 from btob.runtime.config import ClusterConfig as ClusterConfig
 from btob.runtime.config import MemberAddress as MemberAddress
 from btob.runtime.config import load_cluster_config as load_cluster_config
@@ -89,6 +92,9 @@ __all__ = [
     "BroadcastRecord",
     "BtobError",
     "CheckReport",
+    "ClientPort",
+    "ClientPortSettings",
+    "ClientPortStatistics",
     "ClusterConfig",
     "ConfigError",
     "CountersUnknown",

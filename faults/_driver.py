@@ -34,6 +34,7 @@ from btob._errors import MemberCrashed
 from btob.core.contract import Core, MemberStatistics, Outgoing
 from btob.core.delivery import Delivery, MsgId
 from btob.core.durable import DurableChanges, DurableState
+from btob.core.member import RequestRefused
 from btob.core.recovery import EncodedState, StateWork
 from btob.core.settings import Settings
 from btob.core.viewchange import ViewInstalled
@@ -197,6 +198,23 @@ class FaultyCore:
                 self._counters.frames_injected += 1
                 self._frames.append(Outgoing(dest, reply))
         self._collect()
+
+    def submit_request(self, frame: bytes, now: float) -> None:
+        """A client's REQUEST for the wrapped member; :class:`RequestRefused` once crashed
+        (or if the core takes none)."""
+        submit = getattr(self.core, "submit_request", None)
+        if self._begin(now):
+            raise RequestRefused(f"member {self.member} crashed ({self.fault.spec})")
+        if submit is None:
+            raise RequestRefused("this member takes no client requests")
+        self._guard(lambda: submit(frame, now))
+        self._collect()
+
+    def take_client_outputs(self) -> list[tuple[bytes, bytes]]:
+        """The wrapped member's receipts and notices for clients; none once crashed."""
+        take = getattr(self.core, "take_client_outputs", None)
+        outputs: list[tuple[bytes, bytes]] = [] if take is None else list(take())
+        return [] if self.crashed else outputs
 
     def tick(self, now: float) -> None:
         """Let time pass for the core(s), and inject the behaviour's own frames."""

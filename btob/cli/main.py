@@ -9,6 +9,7 @@ from pathlib import Path
 
 from btob._errors import BtobError, ConfigError
 from btob.cli.node import add_keygen_arguments, add_node_arguments, run_keygen, run_node
+from btob.cli.receipt import add_receipt_arguments, run_receipt
 from btob.core.dissemination import BRB_KINDS
 from btob.core.proposers import view_leader
 from btob.core.settings import Settings, settings_with
@@ -131,6 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_keygen_arguments(keygen)
     node = sub.add_parser("node", help="run one member over TCP")
     add_node_arguments(node)
+    receipt = sub.add_parser("receipt", help="verify a client's receipt offline")
+    add_receipt_arguments(receipt)
 
     bench = sub.add_parser(
         "bench", add_help=False,
@@ -370,6 +373,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_keygen(args)
         if args.command == "node":
             return run_node(args)
+        if args.command == "receipt":
+            return run_receipt(args)
         from btob.cli.demo import run_demo
 
         _writable_log_dir(args.log_dir)

@@ -45,8 +45,8 @@ def add_keygen_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``btob keygen``."""
     parser.add_argument("--n", type=int, required=True, help="members of the cluster (>= 1)")
     parser.add_argument("--out", type=Path, required=True, metavar="DIR",
-                        help="directory to write cluster.toml and node-<i>.key into (created "
-                             "if missing; existing files are never overwritten)")
+                        help="directory to write cluster.toml, node-<i>.key and client-<j>.key "
+                             "into (created if missing; existing files are never overwritten)")
     parser.add_argument("--host", default="127.0.0.1",
                         help="host every member listens on, written to cluster.toml "
                              "(default %(default)s; edit the file for one host per member)")
@@ -67,14 +67,40 @@ def add_keygen_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--setting", action="append", default=[], metavar="NAME=VALUE",
                         help="a cluster-wide Settings field for cluster.toml, e.g. "
                              "checkpoint_interval=32 (repeatable; every member then uses it)")
+    clients = parser.add_mutually_exclusive_group()
+    clients.add_argument("--clients", type=int, default=0, metavar="K",
+                         help="also write K client keys, client-<j>.key (mode 0600), and "
+                              "admit exactly them in cluster.toml (default 0)")
+    clients.add_argument("--open-clients", action="store_true",
+                         help='admit any client key (clients = "open" in cluster.toml)')
+    parser.add_argument("--client-base-port", type=int, default=None, metavar="PORT",
+                        help="with --clients or --open-clients: member i serves clients on "
+                             "PORT+i (default: right after the members' ports, "
+                             "--base-port + n); without either, no member serves clients")
 
 
 def run_keygen(args: argparse.Namespace) -> int:
-    """Write ``OUT/cluster.toml`` and ``OUT/node-<i>.key`` (mode 0600)."""
+    """Write ``OUT/cluster.toml``, ``OUT/node-<i>.key`` and ``OUT/client-<j>.key`` (mode
+    0600)."""
     if args.n < 1 or not 0 < args.base_port < 65536 - args.n:
         raise ConfigError("--n must be >= 1 and the ports must fit below 65536")
+    if args.clients < 0:
+        raise ConfigError(f"--clients {args.clients}: must be 0 or more")
+    serving = args.clients > 0 or args.open_clients
+    if args.client_base_port is not None and not serving:
+        raise ConfigError("--client-base-port needs --clients or --open-clients")
+    client_base = args.base_port + args.n if args.client_base_port is None \
+        else args.client_base_port
+    if serving and not 0 < client_base < 65536 - args.n:
+        raise ConfigError(f"--client-base-port {client_base}: the client ports must fit "
+                          f"below 65536")
+    if serving and client_base < args.base_port + args.n and \
+            args.base_port < client_base + args.n:
+        raise ConfigError(f"--client-base-port {client_base}: the client ports overlap the "
+                          f"members' ports {args.base_port}..{args.base_port + args.n - 1}")
     out: Path = args.out
     targets = [out / f"node-{i}.key" for i in range(args.n)] + [out / "cluster.toml"]
+    targets += [out / f"client-{j}.key" for j in range(args.clients)]
     # Checked before writing anything, so a refused run leaves no half-made cluster behind.
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is a file, not a directory")
@@ -93,19 +119,28 @@ def run_keygen(args: argparse.Namespace) -> int:
         raise ConfigError(f"--setting {local[0]}: a member's own setting, not the cluster's; "
                           f"give it to btob node --setting")
     keys = [SigningKey.generate() for _ in range(args.n)]
+    client_keys = [SigningKey.generate() for _ in range(args.clients)]
     cluster_id = (args.cluster_id or os.urandom(8).hex()).encode()
     config = ClusterConfig(
         cluster_id, KeyRegistry(tuple(k.public_key() for k in keys)),
         tuple(MemberAddress(args.host, args.base_port + i) for i in range(args.n)), args.f,
         brb=args.brb, variant=args.variant, settings=settings,
+        client_keys=tuple(k.public_key() for k in client_keys),
+        clients_open=args.open_clients,
+        client_addresses=tuple(MemberAddress(args.host, client_base + i)
+                               for i in range(args.n)) if serving else (),
     )
     for i, key in enumerate(keys):
         save_signing_key(key, out / f"node-{i}.key")  # KeyFileError naming the file
+    for j, key in enumerate(client_keys):
+        save_signing_key(key, out / f"client-{j}.key")
     try:
         write_cluster_config(out / "cluster.toml", config)
     except OSError as exc:
         raise ConfigError(f"cannot write {out / 'cluster.toml'}: {exc.strerror or exc}") from None
-    print(f"wrote {out / 'cluster.toml'} and {args.n} key files (mode 0600) in {out}")
+    clients = f" and {args.clients} client key files" if args.clients else ""
+    print(f"wrote {out / 'cluster.toml'}, {args.n} member key files{clients} (mode 0600) "
+          f"in {out}")
     return 0
 
 

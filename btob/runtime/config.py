@@ -15,6 +15,16 @@ Format::
     public_key = "<64 hex chars>"
     host = "127.0.0.1"
     port = 7000
+    client_port = 8000             # optional: where it serves clients (same host)
+
+    [[client]]                     # optional, repeated: the client keys admitted,
+    id = 0                         # ids 0..K-1 (or, instead, clients = "open" at the top:
+    public_key = "<64 hex chars>"  # any key is admitted)
+
+A member without ``client_port`` serves no clients: clients are opt-in per member, so a
+file written before clients existed loads, and runs, as it did. Admission (``[[client]]`` or
+``clients = "open"``) is cluster-wide - every member must apply the same rule to committed
+requests - while a member serves clients only on its own ``client_port``.
 
 A member's own tuning (timeouts, pipelining, retention) is not part of the cluster's
 agreement: it is given to :func:`btob.open_node` (or ``btob node --setting``) per member.
@@ -30,6 +40,7 @@ from typing import TypeGuard
 import attrs
 
 from btob._errors import ConfigError
+from btob.core.clients import ClientAdmission
 from btob.core.quorum import Quorums
 from btob.core.settings import CLUSTER_SETTINGS, Settings
 from btob.core.variants import check_brb, variant
@@ -60,12 +71,30 @@ class ClusterConfig:
     settings: Settings = attrs.field(factory=Settings)
     """Its cluster-wide fields bind every member; the others are defaults for members that
     bring no tuning of their own."""
+    client_keys: tuple[bytes, ...] = ()
+    """The admitted client keys (32 bytes each), client ``j`` at index ``j``."""
+    clients_open: bool = False
+    """Any client key is admitted (then ``client_keys`` must be empty)."""
+    client_addresses: tuple[MemberAddress | None, ...] = ()
+    """Where each member serves clients (None: it serves none); ``()`` when no member does."""
 
     def __attrs_post_init__(self) -> None:
         if not 1 <= len(self.cluster_id) <= 64:
             raise ConfigError("cluster_id must be 1 to 64 bytes")
         if len(self.addresses) != self.registry.n:
             raise ConfigError("one address per member is needed")
+        if self.client_addresses and len(self.client_addresses) != self.registry.n:
+            raise ConfigError("client addresses must be given for every member or none")
+        if all(a is None for a in self.client_addresses):
+            # One spelling of "no member serves clients", so equal configs compare equal.
+            object.__setattr__(self, "client_addresses", ())
+        if self.clients_open and self.client_keys:
+            raise ConfigError("clients are either open or listed, not both")
+        for j, key in enumerate(self.client_keys):
+            if type(key) is not bytes or len(key) != 32:
+                raise ConfigError(f"client {j}'s public key must be 32 bytes")
+        if len(set(self.client_keys)) != len(self.client_keys):
+            raise ConfigError("a client public key is listed twice")
         Quorums.for_cluster(self.registry.n, self.f)
         check_brb(self.brb)
         variant(self.variant)
@@ -93,6 +122,14 @@ class ClusterConfig:
             raise ConfigError(f"{name} {value!r} disagrees with the cluster's {name} {ours!r} "
                               f"(set it in cluster.toml)")
         return ours
+
+    def client_address(self, member: int) -> MemberAddress | None:
+        """Where ``member`` serves clients, or None if it serves none."""
+        return self.client_addresses[member] if self.client_addresses else None
+
+    def client_admission(self) -> ClientAdmission:
+        """The client keys the cluster admits, as the members apply it."""
+        return ClientAdmission(keys=frozenset(self.client_keys), open=self.clients_open)
 
     @property
     def n(self) -> int:
@@ -138,7 +175,8 @@ def _integer(value: object) -> TypeGuard[int]:
 
 
 def _parse(data: dict[str, object]) -> ClusterConfig:
-    unknown = set(data) - {"cluster_id", "f", "member", "brb", "variant", "settings"}
+    unknown = set(data) - {"cluster_id", "f", "member", "brb", "variant", "settings",
+                           "client", "clients"}
     if unknown:
         raise _Malformed(f"unknown keys {sorted(unknown)}")
     for key in ("brb", "variant"):
@@ -157,24 +195,27 @@ def _parse(data: dict[str, object]) -> ClusterConfig:
     if f is not None and not _integer(f):
         raise _Malformed("f must be an integer")
     fields = ("id", "public_key", "host", "port")
+    optional = ("client_port",)
     for position, m in enumerate(members):
         if not isinstance(m, dict):
             raise _Malformed(f"member entry {position} is not a table")
         where = f"member {m['id']}" if _integer(m.get("id")) else f"member entry {position}"
         missing = [k for k in fields if k not in m]
-        extra = sorted(set(m) - set(fields))
+        extra = sorted(set(m) - set(fields) - set(optional))
         if missing or extra:
             wrong = ", ".join([*(f"{k} is missing" for k in missing),
                                *(f"unknown key {k}" for k in extra)])
-            raise _Malformed(f"{where}: {wrong} (needs exactly {', '.join(fields)})")
+            raise _Malformed(f"{where}: {wrong} (needs exactly {', '.join(fields)}; "
+                             f"may have {', '.join(optional)})")
         if not _integer(m["id"]):
             raise _Malformed(f"{where}: id must be an integer")
         if not isinstance(m["host"], str):
             raise _Malformed(f"{where}: host must be a string")
-        if not _integer(m["port"]):
-            raise _Malformed(f"{where}: port must be an integer")
-        if not 0 < m["port"] < 65536:
-            raise _Malformed(f"{where}: port {m['port']} is out of range (1 to 65535)")
+        for name in ("port", *(k for k in optional if k in m)):
+            if not _integer(m[name]):
+                raise _Malformed(f"{where}: {name} must be an integer")
+            if not 0 < m[name] < 65536:
+                raise _Malformed(f"{where}: {name} {m[name]} is out of range (1 to 65535)")
         key = m["public_key"]
         if not isinstance(key, str) or len(key) != 64 or not _is_hex(key):
             raise _Malformed(f"{where}: public_key must be 64 hex characters")
@@ -183,9 +224,58 @@ def _parse(data: dict[str, object]) -> ClusterConfig:
         raise _Malformed("member ids must be 0..n-1, each once")
     keys = tuple(bytes.fromhex(m["public_key"]) for m in rows)
     addresses = tuple(MemberAddress(m["host"], m["port"]) for m in rows)
+    client_addresses = tuple(
+        MemberAddress(m["host"], m["client_port"]) if "client_port" in m else None
+        for m in rows)
+    taken = {(a.host, a.port): f"member {i}'s port" for i, a in enumerate(addresses)}
+    for i, served in enumerate(client_addresses):
+        if served is not None:
+            other = taken.setdefault((served.host, served.port), "")
+            if other:
+                raise _Malformed(f"member {i}: client_port {served.port} is also {other}")
+            taken[(served.host, served.port)] = f"member {i}'s client_port"
+    client_keys, clients_open = _clients(data)
     return ClusterConfig(cluster_id.encode(), KeyRegistry(keys), addresses,
                          f if _integer(f) else None, brb=str(data.get("brb", "bracha")),
-                         variant=str(data.get("variant", "bb")), settings=settings)
+                         variant=str(data.get("variant", "bb")), settings=settings,
+                         client_keys=client_keys, clients_open=clients_open,
+                         client_addresses=client_addresses)
+
+
+def _clients(data: dict[str, object]) -> tuple[tuple[bytes, ...], bool]:
+    """The ``[[client]]`` keys, or ``clients = "open"``: ``(keys, open)``."""
+    if "clients" in data:
+        if data["clients"] != "open":
+            raise _Malformed('clients must be "open" (or list the keys as [[client]] tables)')
+        if "client" in data:
+            raise _Malformed('clients = "open" and [[client]] tables exclude each other')
+        return (), True
+    clients = data.get("client", [])
+    if not isinstance(clients, list):
+        raise _Malformed("client must be an array of tables ([[client]])")
+    fields = ("id", "public_key")
+    for position, c in enumerate(clients):
+        if not isinstance(c, dict):
+            raise _Malformed(f"client entry {position} is not a table")
+        where = f"client {c['id']}" if _integer(c.get("id")) else f"client entry {position}"
+        missing = [k for k in fields if k not in c]
+        extra = sorted(set(c) - set(fields))
+        if missing or extra:
+            wrong = ", ".join([*(f"{k} is missing" for k in missing),
+                               *(f"unknown key {k}" for k in extra)])
+            raise _Malformed(f"{where}: {wrong} (needs exactly {', '.join(fields)})")
+        if not _integer(c["id"]):
+            raise _Malformed(f"{where}: id must be an integer")
+        key = c["public_key"]
+        if not isinstance(key, str) or len(key) != 64 or not _is_hex(key):
+            raise _Malformed(f"{where}: public_key must be 64 hex characters")
+    rows = sorted(clients, key=lambda c: c["id"])
+    if [c["id"] for c in rows] != list(range(len(rows))):
+        raise _Malformed("client ids must be 0..K-1, each once")
+    keys = tuple(bytes.fromhex(c["public_key"]) for c in rows)
+    if len(set(keys)) != len(keys):
+        raise _Malformed("a client public key is listed twice")
+    return keys, False
 
 
 def _settings(table: object) -> Settings:
@@ -219,8 +309,18 @@ def write_cluster_config(path: str | os.PathLike[str], config: ClusterConfig) ->
         lines.append(f"f = {config.f}")
     lines += [f'brb = "{config.brb}"', f'variant = "{config.variant}"', "", "[settings]"]
     lines += [f"{name} = {value!r}" for name, value in config.settings.cluster_wide().items()]
+    if config.clients_open:
+        lines.insert(lines.index("[settings]") - 1, 'clients = "open"')
     for i, (key, address) in enumerate(zip(config.registry.public_keys, config.addresses,
                                            strict=True)):
         lines += ["", "[[member]]", f"id = {i}", f'public_key = "{key.hex()}"',
                   f'host = "{address.host}"', f"port = {address.port}"]
+        served = config.client_address(i)
+        if served is not None:
+            if served.host != address.host:
+                raise ConfigError(f"member {i} serves clients on host {served.host}, not its "
+                                  f"own {address.host}: cluster.toml cannot say that")
+            lines.append(f"client_port = {served.port}")
+    for j, key in enumerate(config.client_keys):
+        lines += ["", "[[client]]", f"id = {j}", f'public_key = "{key.hex()}"']
     Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")

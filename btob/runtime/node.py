@@ -1,16 +1,17 @@
 """The Trio runtime: one :class:`~btob.Member` driven for real, as an embeddable node.
 
 One driver task owns the member. Inputs - frames from the transport, ticks from a timer task,
-payloads from :meth:`Node.broadcast` - reach it through one bounded channel; it applies a batch
-of them and takes what the batch produced: frames, deliveries, and the changes to the member's
-durable state (:mod:`btob.core.durable`). Without a data directory it sends the frames,
-answers the batch's broadcasts and publishes the deliveries at once. With one, the step waits
-for a committer task: it merges the changes of every step that queued up while its previous
-commit ran (a group commit), commits them to the :class:`~btob.runtime.store.DurableStore` in
-a worker thread - fsync never blocks the event loop, and the driver goes on applying inputs -
-and only then releases those steps, in order: persist, send, acknowledge, deliver. Steps
-waiting for a commit are bounded (count and bytes); past the bound the driver waits for the
-committer. Everything runs in the caller's nursery; cancelling it leaves nothing half-sent,
+payloads from :meth:`Node.broadcast`, client REQUESTs from the client port - reach it through
+one bounded channel; it applies a batch of them and takes what the batch produced: frames,
+deliveries, receipts for clients, and the changes to the member's durable state
+(:mod:`btob.core.durable`). Without a data directory it sends the frames, answers the batch's
+broadcasts and publishes the deliveries at once. With one, the step waits for a committer
+task: it merges the changes of every step that queued up while its previous commit ran (a
+group commit), commits them to the :class:`~btob.runtime.store.DurableStore` in a worker
+thread - fsync never blocks the event loop, and the driver goes on applying inputs - and only
+then releases those steps, in order: persist, send, acknowledge, deliver, answer clients.
+Steps waiting for a commit are bounded (count and bytes); past the bound the driver waits for
+the committer. Everything runs in the caller's nursery; cancelling it leaves nothing half-sent,
 because a frame leaves only after the changes that came with it are durable.
 
 A member with an injected fault is driven through the same
@@ -33,15 +34,17 @@ import trio
 
 from btob._errors import BtobError, ConfigError, DeliveryNotRetained
 from btob.core.application import StateMachine
+from btob.core.clientwire import Notice, decode_request
 from btob.core.contract import Core, MemberStatistics, Outgoing
 from btob.core.delivery import Delivery, MsgId
 from btob.core.durable import DurableChanges
-from btob.core.member import BacklogFull, Member, PayloadTooLarge
+from btob.core.member import BacklogFull, ClientOutput, Member, PayloadTooLarge, RequestRefused
 from btob.core.recovery import EncodedState, StateWork
 from btob.core.settings import Settings
 from btob.crypto import SigningKey
 from btob.faults._driver import FaultEffects, FaultyCore, faulty_core
 from btob.faults._spec import FaultSpec, parse_fault
+from btob.runtime.clientport import ClientPort, ClientPortSettings
 from btob.runtime.config import ClusterConfig
 from btob.runtime.delayline import DelayLine
 from btob.runtime.nursery import open_background_nursery
@@ -110,6 +113,14 @@ class _Submit:
 
 
 @attrs.frozen
+class _ClientRequest:
+    """A REQUEST frame from the client holding key ``client``, through the client port."""
+
+    client: bytes
+    frame: bytes
+
+
+@attrs.frozen
 class _StateDone:
     """A checkpoint boundary's state, encoded and hashed in a worker thread."""
 
@@ -132,13 +143,17 @@ class _Step:
     answered: list[_Submit]
     made_at: float
     """Trio time the step was taken: a fault's frame delay counts from here."""
+    client_frames: list[ClientOutput] = attrs.field(factory=list)
+    """RECEIPTs and NOTICEs for clients, each with the key of the client it is for."""
     held_bytes: int = attrs.field(init=False)
-    """What the step holds in memory until it is released: frames and delivered payloads."""
+    """What the step holds in memory until it is released: frames, delivered payloads and
+    client frames."""
 
     @held_bytes.default
     def _held_bytes(self) -> int:
         return (sum(len(out.frame) for out in self.frames)
-                + sum(len(d.payload) for d in self.deliveries))
+                + sum(len(d.payload) for d in self.deliveries)
+                + sum(len(frame) for _, frame in self.client_frames))
 
 
 _TICK = object()
@@ -168,9 +183,13 @@ class Node:
     """A running member. Obtain one from :func:`open_node`; do not construct it directly."""
 
     def __init__(self, member: Core, transport: Transport, store: DurableStore | None, *,
-                 inbox_max: int) -> None:
+                 inbox_max: int, client_port: ClientPort | None = None) -> None:
         self.id = member.member
         self._member = member
+        self.client_port = client_port
+        """Where this node serves clients (None: it serves none)."""
+        # Notices for refused requests, released with the next step like its receipts.
+        self._notices: list[ClientOutput] = []
         self._faulty = member if isinstance(member, FaultyCore) else None
         self._transport = transport
         self._store = store
@@ -354,7 +373,8 @@ class Node:
         self._member.restore(state, self._now())
         self._slots_restored = len(state.slots)
         frames, deliveries = self._member.take_outputs()
-        step = _Step(self._member.take_durable(), frames, deliveries, [], trio.current_time())
+        step = _Step(self._member.take_durable(), frames, deliveries, [], trio.current_time(),
+                     self._client_outputs())
         self._take_state_work()
         if step.changes:
             await self._commit([step])
@@ -398,6 +418,8 @@ class Node:
                     member.tick(now)
                 elif isinstance(item, _StateDone):
                     member.state_done(item.done, now)  # type: ignore[attr-defined]
+                elif isinstance(item, _ClientRequest):
+                    self._take_request(item, now)
                 elif isinstance(item, _Submit):
                     for payload in item.payloads:
                         try:
@@ -412,12 +434,35 @@ class Node:
                     member.receive(frame, now, source=source)
             await self._step(answered)
 
+    def _take_request(self, item: _ClientRequest, now: float) -> None:
+        """Hand a client's REQUEST to the member; a refusal becomes a NOTICE for the client."""
+        submit = getattr(self._member, "submit_request", None)
+        try:
+            if submit is None:  # a core without clients (an injected fault's wrapper)
+                raise RequestRefused("this member takes no client requests")
+            submit(item.frame, now)
+        except RequestRefused as exc:
+            session = number = 0
+            try:
+                request = decode_request(item.frame, frame_bytes_max=len(item.frame))[0]
+                session, number = request.session, request.seq
+            except BtobError:
+                pass  # the notice still says why; the client matches it as best it can
+            self._notices.append((item.client, Notice(session, number, str(exc)).to_frame()))
+
+    def _client_outputs(self) -> list[ClientOutput]:
+        """The member's RECEIPTs and NOTICEs since the last step, and the node's notices."""
+        take = getattr(self._member, "take_client_outputs", None)
+        outputs = self._notices + ([] if take is None else list(take()))
+        self._notices = []
+        return outputs
+
     async def _step(self, answered: list[_Submit]) -> None:
         """Take what the inputs applied since the last step produced, and release it - at
         once if nothing must be committed first, else once the committer has committed it."""
         frames, deliveries = self._member.take_outputs()
         step = _Step(self._member.take_durable(), frames, deliveries, answered,
-                     trio.current_time())
+                     trio.current_time(), self._client_outputs())
         self._take_state_work()
         while self._state_pending > _STATE_WORK_MAX:
             await self._state_progress.wait()
@@ -514,6 +559,9 @@ class Node:
                 request.done.set()
             if step.deliveries:
                 self._retain(step.deliveries)
+            if self.client_port is not None:
+                for client, frame in step.client_frames:
+                    self.client_port.send_nowait(client, frame)  # dropped ones are counted
         self._notify()
 
     def _send_later(self, dest: int, frame: bytes) -> None:
@@ -530,6 +578,11 @@ class Node:
                 self._inbox_send.send_nowait(item)  # no extra trip through the scheduler
             except trio.WouldBlock:
                 await self._inbox_send.send(item)
+
+    async def _client_loop(self, port: ClientPort) -> None:
+        while True:
+            client, frame = await port.receive()
+            await self._inbox_send.send(_ClientRequest(client, frame))
 
     async def _tick_loop(self, interval: float) -> None:
         while True:
@@ -563,6 +616,8 @@ async def open_node(
     tick_interval_s: float = 0.05,
     transport_wrapper: Callable[[Transport], Transport] | None = None,
     app: StateMachine | None = None,
+    serve_clients: bool = True,
+    client_settings: ClientPortSettings | None = None,
 ) -> AsyncIterator[Node]:
     """Run member ``node_id`` of ``config`` for the duration of the ``async with`` block.
 
@@ -584,7 +639,14 @@ async def open_node(
     :mod:`btob.runtime.store`); the directory records the configuration it was created with,
     and another one is refused.
 
-    Raises :class:`ConfigError` for a bad key, id, fault, configuration or data directory. An
+    The member admits the client keys ``config`` admits. With ``serve_clients`` (the
+    default) and a client address for this member in ``config``, it serves clients there
+    (:class:`~btob.runtime.clientport.ClientPort`, tuned by ``client_settings``; the node's
+    ``client_port``): their REQUESTs go to the member between its other inputs, and its
+    RECEIPTs, and NOTICEs for refused requests, go back to the client's connection.
+
+    Raises :class:`ConfigError` for a bad key, id, fault, configuration or data directory (or
+    a listening address in use). An
     exception raised in the ``async with`` block propagates as itself; failures of the node's
     own tasks (its transport, its driver) propagate as an ``ExceptionGroup``.
     """
@@ -595,7 +657,7 @@ async def open_node(
     def make_member() -> Member:
         return Member(member=node_id, registry=config.registry, signing_key=signing_key,
                       cluster_id=config.cluster_id, f=config.f, brb=brb, variant=variant,
-                      settings=effective, app=app)
+                      settings=effective, app=app, clients=config.client_admission())
 
     core: Core = make_member()
     if fault is not None:
@@ -609,7 +671,9 @@ async def open_node(
     async with open_core_node(core, config, signing_key, transport=transport,
                               data_dir=data_dir, identity=identity,
                               tick_interval_s=tick_interval_s,
-                              transport_wrapper=transport_wrapper) as node:
+                              transport_wrapper=transport_wrapper,
+                              serve_clients=serve_clients,
+                              client_settings=client_settings) as node:
         yield node
 
 
@@ -624,10 +688,13 @@ async def open_core_node(
     identity: dict[str, object] | None = None,
     tick_interval_s: float = 0.05,
     transport_wrapper: Callable[[Transport], Transport] | None = None,
+    serve_clients: bool = True,
+    client_settings: ClientPortSettings | None = None,
 ) -> AsyncIterator[Node]:
     """Like :func:`open_node`, but drive a ready-made ``core`` (member ``core.member``).
 
-    ``signing_key`` authenticates the TCP handshake of the default transport. ``identity``
+    ``signing_key`` authenticates the TCP handshake of the default transport, and the client
+    port's (see ``serve_clients`` in :func:`open_node`). ``identity``
     is what a data directory must belong to (default: the cluster, the member and its key).
     The driver ticks at least as often as ``core.settings.batch_delay_s`` so delayed batches
     leave on time.
@@ -660,7 +727,16 @@ async def open_core_node(
             run = getattr(transport, "run", None)
             if run is not None:  # a wrapper with work of its own (delayed frames)
                 nursery.start_soon(run)
-            node = Node(core, transport, store, inbox_max=1024)
+            client_port = None
+            if serve_clients and config.client_address(node_id) is not None:
+                from btob.crypto import Signer
+
+                client_port = ClientPort(
+                    config=config, member=node_id,
+                    signer=Signer(signing_key, cluster_id=config.cluster_id),
+                    settings=client_settings)
+                await nursery.start(client_port.serve)
+            node = Node(core, transport, store, inbox_max=1024, client_port=client_port)
             await node.restore()
             node.started()
             if store is not None:
@@ -670,6 +746,8 @@ async def open_core_node(
             nursery.start_soon(node._send_delayed)
             nursery.start_soon(node._receive_loop)
             nursery.start_soon(node._tick_loop, tick_interval_s)
+            if client_port is not None:
+                nursery.start_soon(node._client_loop, client_port)
             yield node
             nursery.cancel_scope.cancel()
     finally:

@@ -14,7 +14,7 @@ from btob import ConfigError, check
 from btob.cli.main import main
 from btob.cli.node import workload_payload
 from btob.crypto import load_signing_key
-from btob.runtime.config import load_cluster_config
+from btob.runtime.config import MemberAddress, load_cluster_config
 from btob.sim.logs import read_log_dir
 
 from ..helpers import free_base_port
@@ -66,6 +66,74 @@ def test_keygen_refuses_a_cluster_whose_ports_do_not_fit(argv: list[str], tmp_pa
                                                          ) -> None:
     assert main(["keygen", *argv, "--out", str(tmp_path / "c")]) == 2
     assert "--n must be >= 1" in capsys.readouterr().err
+
+
+def test_keygen_writes_client_keys_and_admits_exactly_them(tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str],
+                                                         ) -> None:
+    import os
+    import stat
+
+    out = tmp_path / "cluster"
+    assert main(["keygen", "--n", "4", "--clients", "3", "--out", str(out),
+                 "--base-port", "9000"]) == 0
+    assert "3 client key files" in capsys.readouterr().out
+    config = load_cluster_config(out / "cluster.toml")
+    keys = [load_signing_key(out / f"client-{j}.key") for j in range(3)]
+    assert config.client_keys == tuple(k.public_key() for k in keys)
+    assert not config.clients_open and len(set(config.client_keys)) == 3
+    assert not set(config.client_keys) & set(config.registry.public_keys)
+    for j in range(3):
+        assert stat.S_IMODE(os.stat(out / f"client-{j}.key").st_mode) == 0o600
+    # member i serves clients right after the members' ports
+    assert [config.client_address(i) for i in range(4)] == [
+        MemberAddress("127.0.0.1", 9004 + i) for i in range(4)]
+    assert not (out / "client-3.key").exists()
+
+
+def test_keygen_with_open_clients_admits_any_key(tmp_path: Path) -> None:
+    out = tmp_path / "cluster"
+    assert main(["keygen", "--n", "4", "--open-clients", "--out", str(out),
+                 "--client-base-port", "9100"]) == 0
+    config = load_cluster_config(out / "cluster.toml")
+    assert config.clients_open and config.client_keys == ()
+    assert 'clients = "open"' in (out / "cluster.toml").read_text()
+    assert config.client_address(2) == MemberAddress("127.0.0.1", 9102)
+    assert not list(out.glob("client-*.key"))
+
+
+def test_keygen_without_clients_serves_none(tmp_path: Path) -> None:
+    out = tmp_path / "cluster"
+    assert main(["keygen", "--n", "4", "--out", str(out)]) == 0
+    config = load_cluster_config(out / "cluster.toml")
+    assert (config.client_keys, config.clients_open, config.client_addresses) == ((), False, ())
+    text = (out / "cluster.toml").read_text()
+    assert "[[client]]" not in text and "client_port" not in text and "clients =" not in text
+
+
+@pytest.mark.parametrize(("argv", "named"), [
+    (["--clients", "-1"], "--clients -1"),
+    (["--client-base-port", "9100"], "needs --clients or --open-clients"),
+    (["--clients", "1", "--client-base-port", "65534"], "must fit below 65536"),
+    (["--clients", "1", "--base-port", "9000", "--client-base-port", "9002"],
+     "overlap the members' ports 9000..9003"),
+])
+def test_keygen_refuses_bad_client_options_and_writes_nothing(
+        argv: list[str], named: str, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "c"
+    assert main(["keygen", "--n", "4", *argv, "--out", str(out)]) == 2
+    assert named in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_keygen_clients_and_open_clients_exclude_each_other(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["keygen", "--n", "4", "--clients", "2", "--open-clients",
+              "--out", str(tmp_path / "c")])
+    assert exited.value.code == 2
+    assert "not allowed with argument" in capsys.readouterr().err
 
 
 @pytest.fixture

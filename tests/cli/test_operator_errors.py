@@ -103,6 +103,24 @@ async def test_open_node_on_a_port_in_use_raises_config_error_itself(
             pass
 
 
+def test_node_on_a_client_port_in_use(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from btob import load_cluster_config
+
+    out = tmp_path / "cluster"
+    base = free_base_port(8)
+    assert main(["keygen", "--n", "4", "--clients", "1", "--out", str(out),
+                 "--base-port", str(base)]) == 0
+    served = load_cluster_config(out / "cluster.toml").client_address(0)
+    assert served is not None and served.port == base + 4
+    with socket.socket() as holder:
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        holder.bind(("127.0.0.1", served.port))
+        holder.listen()
+        status, err = _main(_node(out), capsys)
+    line = _assert_one_line_error(status, err, f"127.0.0.1:{served.port}", "member 0")
+    assert "cannot serve clients" in line and "in use" in line
+
+
 # -- btob keygen --out ------------------------------------------------------------------------
 
 

@@ -385,3 +385,54 @@ def test_four_hosts_in_network_namespaces_survive_a_sigkill(tmp_path: Path) -> N
         _sigkill_run(tmp_path, prefixes={i: ["ip", "netns", "exec", NETNS[i]] for i in range(4)})
     finally:
         _teardown_namespaces()
+
+
+async def test_a_node_process_serves_a_client_whose_receipt_verifies_offline(
+        tmp_path: Path) -> None:
+    import trio
+
+    from btob.core.clientwire import Receipt, decode_client_frame
+    from btob.crypto import load_signing_key
+    from btob.runtime.config import load_cluster_config
+
+    from ..runtime.clientkit import RawClient
+
+    await trio.run_process([*BTOB, "keygen", "--n", "1", "--clients", "1", "--out",
+                            str(tmp_path), "--base-port", str(free_base_port(2))],
+                           capture_stdout=True)
+    config = load_cluster_config(tmp_path / "cluster.toml")
+    served = config.client_address(0)
+    assert served is not None
+    key = load_signing_key(tmp_path / "client-0.key")
+    node = await trio.lowlevel.open_process(
+        [*BTOB, "node", "--config", str(tmp_path / "cluster.toml"), "--id", "0", "--key",
+         str(tmp_path / "node-0.key")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        with trio.fail_after(30):
+            while True:  # until the node listens
+                try:
+                    client = await RawClient.connect(served.port, key,
+                                                     cluster_id=config.cluster_id,
+                                                     registry=config.registry, member=0)
+                    break
+                except OSError:
+                    await trio.sleep(0.1)
+            await client.send(client.request(b"from a client"))
+            frame = await client.frame()
+        assert frame is not None
+        assert isinstance(decode_client_frame(frame, frame_bytes_max=1 << 22), Receipt)
+    finally:
+        node.terminate()
+        await node.wait()
+    (tmp_path / "receipt.bin").write_bytes(frame)
+    verdict = await trio.run_process(
+        [*BTOB, "receipt", "verify", "--config", str(tmp_path / "cluster.toml"),
+         str(tmp_path / "receipt.bin")], capture_stdout=True, check=False)
+    assert verdict.returncode == 0, verdict
+    assert verdict.stdout.decode().startswith("valid: slot 0, index 0, ")
+    at = frame.index(b"from a client")  # the request's payload, which its signature covers
+    (tmp_path / "receipt.bin").write_bytes(frame[:at] + b"FROM" + frame[at + 4:])
+    tampered = await trio.run_process(
+        [*BTOB, "receipt", "verify", "--config", str(tmp_path / "cluster.toml"),
+         str(tmp_path / "receipt.bin")], capture_stdout=True, capture_stderr=True, check=False)
+    assert tampered.returncode == 1 and tampered.stdout.decode().startswith("invalid: ")

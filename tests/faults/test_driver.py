@@ -149,3 +149,29 @@ def test_frames_a_behaviour_answers_with_leave_right_after_the_input() -> None:
     frames, _ = core.take_outputs()
     assert [(out.destination, out.frame) for out in frames] == [(2, answer)]
     assert core.effects().frames_injected == 1
+
+
+def test_a_faulty_member_takes_client_requests_until_it_crashes() -> None:
+    import hashlib
+
+    from btob.core.clients import ClientAdmission
+    from btob.core.clientwire import ClientRequest, sign_request
+    from btob.core.member import RequestRefused
+    from btob.crypto import Signer, SigningKey
+
+    spec = parse_fault("1=crash:at=2", N)
+    core = faulty_core(spec, lambda: Member(
+        member=1, registry=KEYS.registry, signing_key=KEYS.keys[1], cluster_id=KEYS.cluster_id,
+        clients=ClientAdmission(open=True)), n=N, signing_key=KEYS.keys[1],
+        cluster_id=KEYS.cluster_id, settings=Settings(), seed=1)
+    client = Signer(SigningKey.from_seed(hashlib.sha256(b"c").digest()),
+                    cluster_id=KEYS.cluster_id)
+    frames = [sign_request(ClientRequest(client.public_key, 1, k, b"x"), client.sign)
+              for k in range(2)]
+    core.submit_request(frames[0], 1.0)
+    assert core.take_outputs()[0]  # the request went into a batch that leaves
+    with pytest.raises(RequestRefused, match="signature"):
+        core.submit_request(frames[1][:-1] + bytes([frames[1][-1] ^ 1]), 1.5)
+    with pytest.raises(RequestRefused, match="crashed"):
+        core.submit_request(frames[1], 2.5)
+    assert core.take_client_outputs() == []

@@ -94,3 +94,107 @@ def test_a_fractional_count_in_the_file_is_refused(tmp_path: Path) -> None:
     (tmp_path / "cluster.toml").write_text(_toml("", "checkpoint_interval = 1.5"))
     with pytest.raises(ConfigError, match="checkpoint_interval must be a positive integer"):
         load_cluster_config(tmp_path / "cluster.toml")
+
+
+# -- clients ----------------------------------------------------------------------------------
+
+CLIENT_KEYS = tuple(Keys(7).registry.public_keys[4:])  # three keys that are not members'
+
+
+def _client_toml(top: str = "", clients: str = "", member_extra: str = "") -> str:
+    lines = ['cluster_id = "t"', top]
+    for i, key in enumerate(KEYS.registry.public_keys):
+        lines += ["[[member]]", f"id = {i}", f'public_key = "{key.hex()}"',
+                  'host = "127.0.0.1"', f"port = {7000 + i}",
+                  member_extra.replace("{i}", str(i))]
+    lines.append(clients)
+    return "\n".join(lines) + "\n"
+
+
+def _clients_table(keys: tuple[bytes, ...] = CLIENT_KEYS, ids: tuple[int, ...] = ()) -> str:
+    ids = ids or tuple(range(len(keys)))
+    return "\n".join(f'[[client]]\nid = {j}\npublic_key = "{k.hex()}"'
+                     for j, k in zip(ids, keys, strict=True))
+
+
+def test_clients_and_client_ports_round_trip_through_the_file(tmp_path: Path) -> None:
+    listed = _config(client_keys=CLIENT_KEYS, client_addresses=tuple(
+        MemberAddress("127.0.0.1", 8000 + i) for i in range(4)))
+    opened = _config(clients_open=True, client_addresses=(
+        None, MemberAddress("127.0.0.1", 8001), None, None))
+    for config in (listed, opened):
+        write_cluster_config(tmp_path / "cluster.toml", config)
+        assert load_cluster_config(tmp_path / "cluster.toml") == config
+    text = (tmp_path / "cluster.toml").read_text()
+    assert 'clients = "open"' in text and text.count("client_port") == 1
+    assert listed.client_admission().admits(CLIENT_KEYS[2])
+    assert not listed.client_admission().admits(KEYS.registry.public_keys[0])
+    assert opened.client_admission().admits(b"\x07" * 32)
+    assert listed.client_address(3) == MemberAddress("127.0.0.1", 8003)
+    assert opened.client_address(0) is None
+
+
+def test_a_file_without_clients_admits_none_and_serves_none(tmp_path: Path) -> None:
+    (tmp_path / "cluster.toml").write_text(_toml())
+    config = load_cluster_config(tmp_path / "cluster.toml")
+    assert (config.client_keys, config.clients_open, config.client_addresses) == ((), False, ())
+    assert [config.client_address(i) for i in range(4)] == [None] * 4
+    assert not config.client_admission().admits(CLIENT_KEYS[0])
+    # no client ports at all reads the same as a config made without them
+    assert config == ClusterConfig(b"t", KEYS.registry, ADDRESSES,
+                                   client_addresses=(None,) * 4)
+
+
+def test_clients_in_the_file_are_ordered_by_id(tmp_path: Path) -> None:
+    (tmp_path / "cluster.toml").write_text(_client_toml(clients=_clients_table(
+        CLIENT_KEYS, (2, 0, 1))))
+    config = load_cluster_config(tmp_path / "cluster.toml")
+    assert config.client_keys == (CLIENT_KEYS[1], CLIENT_KEYS[2], CLIENT_KEYS[0])
+
+
+@pytest.mark.parametrize(("top", "clients", "member_extra", "named"), [
+    ('clients = "closed"', "", "", 'clients must be "open"'),
+    ("clients = true", "", "", 'clients must be "open"'),
+    ('clients = "open"', _clients_table(), "", "exclude each other"),
+    ("client = 3", "", "", "client must be an array of tables"),
+    ("", "[[client]]\nid = 0", "", r"client 0: public_key is missing"),
+    ("", f'[[client]]\nid = 0\npublic_key = "{CLIENT_KEYS[0].hex()}"\nname = "x"', "",
+     "client 0: unknown key name"),
+    ("", f'[[client]]\nid = "a"\npublic_key = "{CLIENT_KEYS[0].hex()}"', "",
+     "client entry 0: id must be an integer"),
+    ("", '[[client]]\nid = 0\npublic_key = "abc"', "",
+     "client 0: public_key must be 64 hex characters"),
+    ("", _clients_table(ids=(0, 2, 3)), "", "client ids must be 0..K-1"),
+    ("", _clients_table((CLIENT_KEYS[0], CLIENT_KEYS[0])), "", "listed twice"),
+    ("", "", 'client_port = "8000"', "member 0: client_port must be an integer"),
+    ("", "", "client_port = 70000", "member 0: client_port 70000 is out of range"),
+    ("", "", "client_port = 0", "member 0: client_port 0 is out of range"),
+    ("", "", "client_port = 700{i}", "member 0: client_port 7000 is also member 0's port"),
+    ("", "", "client_port = 8000", "member 1: client_port 8000 is also member 0's "
+                                   "client_port"),
+    ("", "", "client_host = 1", "member 0: unknown key client_host"),
+])
+def test_bad_client_entries_name_the_field(tmp_path: Path, top: str, clients: str,
+                                           member_extra: str, named: str) -> None:
+    (tmp_path / "cluster.toml").write_text(_client_toml(top, clients, member_extra))
+    with pytest.raises(ConfigError, match=named) as caught:
+        load_cluster_config(tmp_path / "cluster.toml")
+    assert "\n" not in str(caught.value)
+
+
+def test_a_config_made_in_code_is_checked_for_clients_too() -> None:
+    with pytest.raises(ConfigError, match="open or listed"):
+        _config(clients_open=True, client_keys=CLIENT_KEYS)
+    with pytest.raises(ConfigError, match="32 bytes"):
+        _config(client_keys=(b"short",))
+    with pytest.raises(ConfigError, match="listed twice"):
+        _config(client_keys=(CLIENT_KEYS[0], CLIENT_KEYS[0]))
+    with pytest.raises(ConfigError, match="every member or none"):
+        _config(client_addresses=(MemberAddress("127.0.0.1", 8000),))
+
+
+def test_client_ports_on_another_host_cannot_be_written(tmp_path: Path) -> None:
+    config = _config(client_addresses=(MemberAddress("10.0.0.1", 8000), None, None, None))
+    with pytest.raises(ConfigError, match=r"host 10\.0\.0\.1"):
+        write_cluster_config(tmp_path / "cluster.toml", config)
+    assert not (tmp_path / "cluster.toml").exists()

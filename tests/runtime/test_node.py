@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from btob import PayloadTooLarge, Settings
+from btob import PayloadTooLarge, Settings, open_node
 from btob.crypto import SigningKey
 from btob.runtime.config import ClusterConfig
 from btob.testing import MemoryNetwork, open_local_cluster
@@ -258,3 +258,98 @@ async def test_checkpoint_states_are_encoded_and_hashed_off_the_event_loop(
                       for node in cluster.nodes) < 8:
                 await trio.sleep(0.01)
     assert threads and threading.main_thread().name not in threads
+
+
+# -- clients over TCP -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("durable", [False, True])
+async def test_clients_are_served_over_tcp_and_their_receipts_verify(durable: bool,
+                                                                     tmp_path: Path) -> None:
+    import hashlib
+    from contextlib import AsyncExitStack
+
+    from btob import Quorums
+    from btob.core.clientwire import Notice, Receipt, decode_client_frame, receipt_problem
+    from btob.crypto import KeyRegistry, Verifier
+    from btob.runtime.config import MemberAddress
+    from btob.testing.ports import free_ports
+
+    from .clientkit import RawClient, client_key
+
+    alice = client_key("alice")
+    keys = [SigningKey.from_seed(hashlib.sha256(b"tcp-clients%d" % i).digest())
+            for i in range(4)]
+    registry = KeyRegistry(tuple(k.public_key() for k in keys))
+    config = ClusterConfig(b"tcp-clients", registry,
+                           tuple(MemberAddress("127.0.0.1", p) for p in free_ports(4)),
+                           client_keys=(alice.public_key(),),
+                           client_addresses=tuple(MemberAddress("127.0.0.1", 0)
+                                                  for _ in range(4)))
+    verifier = Verifier(registry, cluster_id=config.cluster_id)
+    bound = 1 << 22
+    with trio.fail_after(30):
+        async with AsyncExitStack() as stack:
+            nodes = [await stack.enter_async_context(open_node(
+                config, i, keys[i], data_dir=tmp_path / f"node-{i}" if durable else None))
+                for i in range(4)]
+            port = nodes[1].client_port
+            assert port is not None and port.port is not None
+            client = await RawClient.connect(port.port, alice, cluster_id=config.cluster_id,
+                                             registry=registry, member=1)
+            frames = [client.request(b"req-%d" % k) for k in range(3)]
+            for frame in frames:
+                await client.send(frame)
+            receipts = []
+            while len(receipts) < 3:
+                frame = await client.frame()
+                assert frame is not None
+                decoded = decode_client_frame(frame, frame_bytes_max=bound)
+                assert isinstance(decoded, Receipt), decoded
+                receipts.append(decoded)
+            assert sorted(r.request for r in receipts) == sorted(frames)
+            for receipt in receipts:
+                assert receipt_problem(receipt, quorums=Quorums.for_cluster(4),
+                                       verify_member=verifier.verify,
+                                       verify_client=verifier.verify_key,
+                                       frame_bytes_max=bound) is None
+            for node in nodes:  # delivered everywhere, in one order, said to be alice's
+                seen = []
+                async for delivery in node.deliveries():
+                    seen.append((delivery.index, delivery.client, delivery.payload))
+                    if len(seen) == 3:
+                        break
+                assert seen == [(r.index, alice.public_key(), b"req-%d" % k)
+                                for k, r in enumerate(sorted(receipts, key=lambda r: r.index))]
+            # a request delivered already, and one with a bad signature: NOTICEs back
+            await client.send(frames[0])
+            forged = client.request(b"forged")
+            await client.send(forged[:-1] + bytes([forged[-1] ^ 1]))
+            notices = []
+            while len(notices) < 2:
+                frame = await client.frame()
+                assert frame is not None
+                decoded = decode_client_frame(frame, frame_bytes_max=bound)
+                assert isinstance(decoded, Notice), decoded
+                notices.append(decoded)
+            assert (notices[0].session, notices[0].seq) == (1, 0)
+            assert "delivered already" in notices[0].reason
+            assert (notices[1].session, notices[1].seq) == (1, 3)
+            assert "signature" in notices[1].reason
+            assert all(node.statistics().member.deliveries == 3 for node in nodes)
+
+
+async def test_a_node_serves_no_clients_without_a_client_port_or_when_told_not_to() -> None:
+    from btob.runtime.config import MemberAddress
+
+    keys, config, network = _memory_cluster(b"no-clients", n=1)
+    async with open_node(config, 0, keys[0], transport=network.endpoints[0]) as node:
+        assert node.client_port is None
+    served = ClusterConfig(config.cluster_id, config.registry, config.addresses,
+                           clients_open=True,
+                           client_addresses=(MemberAddress("127.0.0.1", 0),))
+    async with open_node(served, 0, keys[0], transport=network.endpoints[0],
+                         serve_clients=False) as node:
+        assert node.client_port is None
+    async with open_node(served, 0, keys[0], transport=network.endpoints[0]) as node:
+        assert node.client_port is not None and node.client_port.port
