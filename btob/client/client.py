@@ -123,12 +123,7 @@ class Client:
         self.session = time.time_ns() // 1000
         """This client's session number."""
         self._next_seq = 0
-        window = config.settings.client_window
-        in_flight = settings.in_flight_max or window
-        if in_flight > window:
-            raise ConfigError(f"in_flight_max {in_flight} exceeds the cluster's client_window "
-                              f"{window}")
-        self._slots = trio.Semaphore(in_flight)
+        self._slots = trio.Semaphore(_in_flight(config, settings))
         self._waiters: dict[int, _Waiter] = {}
         self._links: dict[int, MemberConnection] = {}
         self._connecting: dict[int, trio.Event] = {}
@@ -229,11 +224,13 @@ class Client:
         if pending is not None:
             await pending.wait()
             return self._links.get(member)
+        address = self.config.client_address(member)
+        if address is None:
+            return None  # this member serves no clients
         done = self._connecting[member] = trio.Event()
         try:
-            host, port = self.config.client_address(member)
             link = await connect_member(
-                host, port, member, signer=self._signer, verifier=self._verifier,
+                address.host, address.port, member, signer=self._signer, verifier=self._verifier,
                 frame_bytes_max=self._frame_bytes_max,
                 timeout_s=self.settings.connect_timeout_s)
         except _LINK_ERRORS:
@@ -328,13 +325,25 @@ class Client:
         self._links.clear()
 
 
+def _in_flight(config: ClusterConfig, settings: ClientSettings) -> int:
+    window = config.settings.client_window
+    in_flight = settings.in_flight_max or window
+    if in_flight > window:
+        raise ConfigError(f"in_flight_max {in_flight} exceeds the cluster's client_window "
+                          f"{window}")
+    return in_flight
+
+
 @asynccontextmanager
 async def open_client(config: ClusterConfig, key: SigningKey,
                       settings: ClientSettings | None = None) -> AsyncIterator[Client]:
     """A :class:`Client` of the cluster ``config`` describes, signing with ``key``, for the
-    duration of the ``async with`` block."""
+    duration of the ``async with`` block. Raises :class:`~btob.ConfigError` for settings the
+    cluster does not allow."""
+    settings = settings or ClientSettings()
+    _in_flight(config, settings)  # before any task starts, so the error comes as itself
     async with trio.open_nursery() as nursery:
-        client = Client(config, key, settings or ClientSettings(), nursery)
+        client = Client(config, key, settings, nursery)
         try:
             yield client
         finally:

@@ -21,19 +21,20 @@ import struct
 import trio
 
 from btob._errors import BtobError
+from btob.core.clientwire import (
+    CLIENT_HANDSHAKE_KIND,
+    CLIENT_HELLO,
+    HANDSHAKE_NONCE_BYTES,
+    HANDSHAKE_VERSION,
+    MEMBER_ANSWER,
+    MEMBER_HANDSHAKE_KIND,
+    client_proof_body,
+    member_proof_body,
+)
 from btob.crypto import Signer, Verifier
 
-__all__ = ["CLIENT_PROOF_KIND", "MEMBER_PROOF_KIND", "MemberConnection", "connect_member"]
+__all__ = ["HandshakeFailed", "MemberConnection", "connect_member"]
 
-CLIENT_PROOF_KIND = "client.handshake"
-"""The signature kind of a client's handshake proof."""
-MEMBER_PROOF_KIND = "client.handshake.member"
-"""The signature kind of a member's handshake proof toward a client."""
-
-_VERSION = 1
-_NONCE_BYTES = 32
-_CLIENT_HELLO = struct.Struct(">4sB32s32s")
-_MEMBER_HELLO = struct.Struct(">4sBH32s64s")
 _PREFIX = struct.Struct(">I")
 
 
@@ -106,19 +107,21 @@ async def connect_member(host: str, port: int, member: int, *, signer: Signer,
     with trio.fail_after(timeout_s):
         stream = await trio.open_tcp_stream(host, port)
         try:
-            nonce = secrets.token_bytes(_NONCE_BYTES)
-            await stream.send_all(_CLIENT_HELLO.pack(b"btcl", _VERSION, signer.public_key,
-                                                     nonce))
-            magic, version, claimed, member_nonce, proof = _MEMBER_HELLO.unpack(
-                await _read_exactly(stream, _MEMBER_HELLO.size))
-            if magic != b"btcm" or version != _VERSION or claimed != member:
+            nonce = secrets.token_bytes(HANDSHAKE_NONCE_BYTES)
+            await stream.send_all(CLIENT_HELLO.pack(b"btcl", HANDSHAKE_VERSION,
+                                                    signer.public_key, nonce))
+            magic, version, claimed, member_nonce, proof = MEMBER_ANSWER.unpack(
+                await _read_exactly(stream, MEMBER_ANSWER.size))
+            if magic != b"btcm" or version != HANDSHAKE_VERSION or claimed != member:
                 raise HandshakeFailed(f"the peer at {host}:{port} is not member {member}")
-            if not verifier.verify(member, MEMBER_PROOF_KIND,
-                                   nonce + member_nonce + signer.public_key, proof):
+            answer = member_proof_body(client_nonce=nonce, member_nonce=member_nonce,
+                                       client=signer.public_key)
+            if not verifier.verify(member, MEMBER_HANDSHAKE_KIND, answer, proof):
                 raise HandshakeFailed(f"member {member} at {host}:{port} failed to prove "
                                       f"its key")
-            body = member_nonce + nonce + member.to_bytes(2, "big")
-            await stream.send_all(signer.sign(CLIENT_PROOF_KIND, body))
+            body = client_proof_body(member_nonce=member_nonce, client_nonce=nonce,
+                                     member=member)
+            await stream.send_all(signer.sign(CLIENT_HANDSHAKE_KIND, body))
         except BaseException:
             await stream.aclose()
             raise

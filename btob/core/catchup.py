@@ -120,6 +120,10 @@ class CatchUp:
             del self._history[oldest]
             self._delivered_at.pop(oldest, None)
 
+    def delivered(self, slot: int) -> tuple[tuple[BatchRef, ...], tuple[Batch, ...]] | None:
+        """The refs and batches of delivered ``slot`` while it is retained, else None."""
+        return self._history.get(slot)
+
     def _batch_of(self, ref: BatchRef, fresh: list[BatchRef], batches: list[Batch]) -> Batch:
         if ref in fresh:
             return batches[fresh.index(ref)]

@@ -31,6 +31,7 @@ its proof; a notice is only a hint to try another member).
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable
 from typing import ClassVar
 
@@ -63,7 +64,13 @@ from btob.core.wire import (
 )
 
 __all__ = [
+    "CLIENT_HANDSHAKE_KIND",
+    "CLIENT_HELLO",
     "CLIENT_KEY_BYTES",
+    "HANDSHAKE_NONCE_BYTES",
+    "HANDSHAKE_VERSION",
+    "MEMBER_ANSWER",
+    "MEMBER_HANDSHAKE_KIND",
     "REPLY_KIND",
     "REQUEST_KIND",
     "ClientRequest",
@@ -71,8 +78,10 @@ __all__ = [
     "Receipt",
     "Reply",
     "SignedReply",
+    "client_proof_body",
     "decode_client_frame",
     "decode_request",
+    "member_proof_body",
     "receipt_problem",
     "sign_request",
 ]
@@ -83,6 +92,31 @@ REPLY_KIND = "client.reply"
 """The signature kind of a member's REPLY to a client."""
 
 CLIENT_KEY_BYTES = 32
+
+# -- the client connection's handshake (btob.runtime.clientport serves it, btob.client dials)
+
+CLIENT_HANDSHAKE_KIND = "client.handshake"
+"""The signature kind of a client's handshake proof."""
+MEMBER_HANDSHAKE_KIND = "client.handshake.member"
+"""The signature kind of a member's handshake answer."""
+HANDSHAKE_VERSION = 1
+"""The version byte of both handshake messages."""
+HANDSHAKE_NONCE_BYTES = 32
+CLIENT_HELLO = struct.Struct(">4sB32s32s")
+"""``magic b"btcl", version, client key, client nonce``."""
+MEMBER_ANSWER = struct.Struct(">4sBH32s64s")
+"""``magic b"btcm", version, member id, member nonce, member signature``."""
+
+
+def member_proof_body(*, client_nonce: bytes, member_nonce: bytes, client: bytes) -> bytes:
+    """What the member signs in its answer."""
+    return client_nonce + member_nonce + client
+
+
+def client_proof_body(*, member_nonce: bytes, client_nonce: bytes, member: int) -> bytes:
+    """What the client signs in its proof."""
+    return member_nonce + client_nonce + member.to_bytes(2, "big")
+
 _REQUEST_CODE = 50
 _RECEIPT_CODE = 51
 _NOTICE_CODE = 52

@@ -22,7 +22,9 @@ messages to oneself are handled locally at once.
 from __future__ import annotations
 
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+
+import attrs
 
 from btob._errors import BtobError, ConfigError, WireError
 from btob.core.application import StateMachine
@@ -189,6 +191,10 @@ class Member:
         self._awaited: dict[tuple[bytes, int, int], None] = {}
         self._client_outputs: list[ClientOutput] = []
         self._replies: dict[tuple[bytes, int, int], bytes] = {}  # oldest first
+        # Receipts of awaited requests that committed and wait for their delivery.
+        self._committed_at: dict[tuple[bytes, int, int], Receipt] = {}
+        # Recently delivered client requests: (delivery index, delivery slot), oldest first.
+        self._delivered_requests: dict[tuple[bytes, int, int], tuple[int, int]] = {}
         self._batches: dict[tuple[int, int], tuple[bytes, Batch]] = {}
         self._pending = PendingPayloads(self.settings)
         self._next_payload = 0
@@ -288,9 +294,10 @@ class Member:
         assert clients is not None
         known = clients.next_seq(request.client)
         if known is not None and (request.session, request.seq) < known:
-            cached = self._replies.get((request.client, request.session, request.seq))
-            if cached is not None:  # delivered already: the client lost the reply
-                self._client_outputs.append((request.client, cached))
+            key = (request.client, request.session, request.seq)
+            again = [f for f in (self._receipt_again(key), self._replies.get(key)) if f]
+            if again:  # delivered already: the client lost the receipt or the reply
+                self._client_outputs += [(request.client, frame) for frame in again]
                 return
             raise RequestRefused(f"request {request.session}.{request.seq} was delivered "
                                  f"already or its session is over")
@@ -729,7 +736,7 @@ class Member:
             batches.append(held[1])
             fresh.append(ref)
         deliveries = self._log.deliver_slot(tuple(fresh), tuple(batches), slot)
-        if self._awaited:
+        if deliveries or self._awaited:
             self._receipts(committed.view, slot, committed.refs, committed.certificate,
                            fresh, batches, deliveries)
         if self._app is not None:
@@ -757,45 +764,98 @@ class Member:
     def _receipts(self, view: int, slot: int, refs: tuple[BatchRef, ...],
                   certificate: tuple[Vote, ...], fresh: list[BatchRef], batches: list[Batch],
                   deliveries: list[Delivery]) -> None:
-        """Receipts for the awaited requests among ``deliveries`` (one slot's)."""
-        wanted = {}
+        """Receipts for the awaited requests: where each was committed is noted when its
+        slot commits (this one, or an earlier one if the request waited there for an earlier
+        request of its session), and the receipt leaves when the request is delivered."""
+        if certificate:
+            self._note_commits(view, slot, refs, certificate, fresh, batches)
         for d in deliveries:
-            if d.client:
-                key = (d.client, d.msg_id.session, d.msg_id.counter)
-                if key in self._awaited:
-                    del self._awaited[key]
-                    wanted[key] = d
+            if not d.client:
+                continue
+            key = (d.client, d.msg_id.session, d.msg_id.counter)
+            self._delivered_requests[key] = (d.index, d.slot)
+            if len(self._delivered_requests) > self.settings.pending_requests_max:
+                del self._delivered_requests[next(iter(self._delivered_requests))]
+            if key not in self._awaited:
+                continue
+            del self._awaited[key]
+            receipt = self._committed_at.pop(key, None)
+            if receipt is None:
+                # Adopted from a checkpointed segment: no per-slot certificate proves it.
+                self._client_outputs.append((d.client, Notice(
+                    key[1], key[2], "delivered, but this member holds no certificate for "
+                    "its slot").to_frame()))
+                continue
+            self._client_outputs.append((d.client,
+                                         attrs.evolve(receipt, index=d.index).to_frame()))
+
+    def _note_commits(self, view: int, slot: int, refs: tuple[BatchRef, ...],
+                      certificate: tuple[Vote, ...], fresh: list[BatchRef],
+                      batches: list[Batch]) -> None:
+        wanted = {k for k in self._awaited if k not in self._committed_at}
+        for key, receipt in self._find_receipts(wanted, view, slot, refs, certificate,
+                                                fresh, batches):
+            self._committed_at[key] = receipt
+        # A request committed but never delivered (a Byzantine client's, beyond its window)
+        # must not keep its receipt forever.
+        while len(self._committed_at) > self.settings.pending_requests_max:
+            stale = next(iter(self._committed_at))
+            del self._committed_at[stale]
+            self._awaited.pop(stale, None)
+
+    def _find_receipts(self, wanted: set[tuple[bytes, int, int]], view: int, slot: int,
+                       refs: tuple[BatchRef, ...], certificate: tuple[Vote, ...],
+                       fresh: Sequence[BatchRef], batches: Sequence[Batch],
+                       ) -> list[tuple[tuple[bytes, int, int], Receipt]]:
+        """Receipts (index -1) for the ``wanted`` requests among the batches of committed
+        ``slot``."""
         if not wanted:
-            return
-        if not certificate:
-            # Adopted from a checkpointed segment: no per-slot certificate to prove it with.
-            for (client, session, number), _ in wanted.items():
-                self._client_outputs.append((client, Notice(
-                    session, number, "delivered, but this member holds no certificate "
-                    "for its slot").to_frame()))
-            return
+            return []
         position = {(r.origin, r.counter): i for i, r in enumerate(refs)}
+        bound = self.settings.request_bytes_max
+        found = []
         for ref, batch in zip(fresh, batches, strict=True):
             places = []
             for j, frame in enumerate(batch.requests):
                 try:
-                    request, _, _ = decode_request(frame,
-                                                   frame_bytes_max=self.settings.request_bytes_max)
+                    request, _, _ = decode_request(frame, frame_bytes_max=bound)
                 except WireError:
                     continue
                 key = (request.client, request.session, request.seq)
                 if key in wanted:
-                    places.append((len(batch.payloads) + j, frame, wanted.pop(key)))
+                    places.append((len(batch.payloads) + j, frame, key))
             if not places:
                 continue
             entries = batch.entries
             paths = merkle_proofs(entries, [entry for entry, _, _ in places])
-            for (entry, frame, delivery), path in zip(places, paths, strict=True):
-                receipt = Receipt(frame, view, slot, refs, certificate,
-                                  position[(ref.origin, ref.counter)], batch.first_counter,
-                                  len(batch.payloads), len(entries), entry, path,
-                                  delivery.index)
-                self._client_outputs.append((delivery.client, receipt.to_frame()))
+            for (entry, frame, key), path in zip(places, paths, strict=True):
+                found.append((key, Receipt(
+                    frame, view, slot, refs, certificate, position[(ref.origin, ref.counter)],
+                    batch.first_counter, len(batch.payloads), len(entries), entry, path, -1)))
+        return found
+
+    def _receipt_again(self, key: tuple[bytes, int, int]) -> bytes | None:
+        """The receipt of delivered request ``key`` rebuilt from the retained log (a client
+        that asks again after its delivery: it lost the receipt, or asked this member only
+        then), or None if the slot is no longer retained with its certificate."""
+        delivered = self._delivered_requests.get(key)
+        if delivered is None:
+            return None
+        index, slot = delivered
+        # The request was committed in its delivery slot, or earlier if it waited there for
+        # an earlier request of its session (at most client_window slots back).
+        for commit in range(slot, max(-1, slot - self.settings.client_window - 1), -1):
+            held = self._catchup.delivered(commit)
+            if held is None:
+                return None
+            proof = self._order.slot_proof(commit, held[1])
+            if proof is None:
+                return None
+            found = self._find_receipts({key}, proof.view, commit, proof.refs,
+                                        proof.certificate, proof.refs, held[1])
+            if found:
+                return attrs.evolve(found[0][1], index=index).to_frame()
+        return None
 
     def _flush_batches(self, now: float) -> None:
         """Cut pending payloads into batches while fewer than the limit are in flight."""

@@ -54,7 +54,18 @@ import trio
 
 from btob._errors import ConfigError, WireError
 from btob.core.clients import ClientAdmission
-from btob.core.clientwire import CLIENT_KEY_BYTES, decode_request
+from btob.core.clientwire import (
+    CLIENT_HANDSHAKE_KIND,
+    CLIENT_HELLO,
+    CLIENT_KEY_BYTES,
+    HANDSHAKE_NONCE_BYTES,
+    HANDSHAKE_VERSION,
+    MEMBER_ANSWER,
+    MEMBER_HANDSHAKE_KIND,
+    client_proof_body,
+    decode_request,
+    member_proof_body,
+)
 from btob.crypto import Signer, Verifier
 from btob.runtime.config import ClusterConfig
 
@@ -70,34 +81,11 @@ __all__ = [
     "member_proof_body",
 ]
 
-CLIENT_HANDSHAKE_KIND = "client.handshake"
-"""The signature kind of a client's handshake proof."""
-MEMBER_HANDSHAKE_KIND = "client.handshake.member"
-"""The signature kind of a member's handshake answer."""
-
-_VERSION = 1
-_NONCE_BYTES = 32
 _SIGNATURE_BYTES = 64
-CLIENT_HELLO = struct.Struct(">4sB32s32s")
-"""``magic b"btcl", version, client key, client nonce``."""
-MEMBER_ANSWER = struct.Struct(">4sBH32s64s")
-"""``magic b"btcm", version, member id, member nonce, member signature``."""
-_CLIENT_MAGIC = b"btcl"
-_MEMBER_MAGIC = b"btcm"
 _PREFIX = struct.Struct(">I")
 _RECEIVE_CHUNK_BYTES = 64 * 1024
 _WRITE_BATCH_BYTES = 256 * 1024
 _SOCKET_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
-
-
-def member_proof_body(*, client_nonce: bytes, member_nonce: bytes, client: bytes) -> bytes:
-    """What the member signs in its answer."""
-    return client_nonce + member_nonce + client
-
-
-def client_proof_body(*, member_nonce: bytes, client_nonce: bytes, member: int) -> bytes:
-    """What the client signs in its proof."""
-    return member_nonce + client_nonce + member.to_bytes(2, "big")
 
 
 def _positive(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -484,7 +472,7 @@ class ClientPort:
             if hello is None:
                 raise _Refused
             magic, version, client, client_nonce = CLIENT_HELLO.unpack(hello)
-            if magic != _CLIENT_MAGIC or version != _VERSION:
+            if magic != b"btcl" or version != HANDSHAKE_VERSION:
                 raise WireError("HELLO with a bad magic or version")
             slot.hello = True  # it spoke: no longer evicted for a newcomer
             # Both refusals cost nothing: no signature is made or checked for them.
@@ -494,10 +482,10 @@ class ClientPort:
             if not self._room_for(client, slot.address):
                 counters.connections_full += 1
                 return None
-            member_nonce = secrets.token_bytes(_NONCE_BYTES)
+            member_nonce = secrets.token_bytes(HANDSHAKE_NONCE_BYTES)
             signature = self._signer.sign(MEMBER_HANDSHAKE_KIND, member_proof_body(
                 client_nonce=client_nonce, member_nonce=member_nonce, client=client))
-            answer = MEMBER_ANSWER.pack(_MEMBER_MAGIC, _VERSION, self._member, member_nonce,
+            answer = MEMBER_ANSWER.pack(b"btcm", HANDSHAKE_VERSION, self._member, member_nonce,
                                         signature)
             with trio.fail_after(settings.handshake_timeout_s):
                 await stream.send_all(answer)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import attrs
 
+from btob._errors import ConfigError
 from btob.core.application import StateMachine
 from btob.core.settings import Settings
 from btob.crypto import KeyRegistry, SigningKey
@@ -28,6 +29,18 @@ class LocalCluster:
     nodes: tuple[Node, ...]
     keys: tuple[SigningKey, ...]
 
+    @property
+    def client_config(self) -> ClusterConfig:
+        """The configuration a client of this cluster uses: the members' client ports as
+        they are bound (a cluster opened with ``clients=True``)."""
+        ports = []
+        for node in self.nodes:
+            port = node.client_port
+            if port is None or port.port is None:
+                raise ConfigError("this cluster serves no clients (open it with clients=True)")
+            ports.append(MemberAddress("127.0.0.1", port.port))
+        return attrs.evolve(self.config, client_addresses=tuple(ports))
+
 
 @asynccontextmanager
 async def open_local_cluster(
@@ -40,6 +53,7 @@ async def open_local_cluster(
     seed: int = 0,
     data_dir: str | os.PathLike[str] | None = None,
     apps: Callable[[int], StateMachine] | None = None,
+    clients: bool | Sequence[bytes] = False,
 ) -> AsyncIterator[LocalCluster]:
     """Start ``n`` nodes wired by a :class:`MemoryNetwork` for the ``async with`` block.
 
@@ -49,6 +63,8 @@ async def open_local_cluster(
     cluster's configuration). With ``data_dir``, member i keeps its durable state in
     ``DATA_DIR/node-<i>``, and a cluster started again on the same directory resumes it.
     ``apps(i)`` builds member i's replicated application (see :func:`btob.open_node`).
+    ``clients`` (True: any key; or the admitted client public keys) makes every member serve
+    clients on a loopback TCP port of its own; :attr:`LocalCluster.client_config` names them.
     An exception raised in the block propagates as itself (see :func:`btob.open_node`).
     """
     from btob.faults import parse_fault
@@ -60,6 +76,10 @@ async def open_local_cluster(
         b"local-%d" % seed, KeyRegistry(tuple(k.public_key() for k in keys)),
         tuple(MemberAddress("memory", 1) for _ in range(n)), brb=brb, variant=variant,
         settings=effective,
+        clients_open=clients is True,
+        client_keys=() if isinstance(clients, bool) else tuple(clients),
+        client_addresses=tuple(MemberAddress("127.0.0.1", 0) for _ in range(n))
+        if clients is not False else (),
     )
     specs = {s.member: s for s in (parse_fault(text, n) for text in faults)}
     network = MemoryNetwork(n)

@@ -122,10 +122,28 @@ def test_a_member_refuses_bad_requests_with_the_reason() -> None:
         router.members[0].submit_request(b"\x01\x02", 0.0)
     with pytest.raises(RequestRefused, match="exceeds"):
         router.members[0].submit_request(request_frame(keys, 0, b"x" * (70 * 1024)), 0.0)
-    router.members[0].submit_request(good, 0.0)
+    router.members[0].submit_request(request_frame(keys, 0, session=5), 0.0)
     router.advance(1.0)
-    with pytest.raises(RequestRefused, match="delivered already"):
-        router.members[1].submit_request(good, router.now)
+    with pytest.raises(RequestRefused, match="session is over"):
+        router.members[1].submit_request(good, router.now)  # session 1 < 5
+
+
+def test_a_member_asked_after_the_delivery_rebuilds_the_receipt_from_its_log() -> None:
+    keys, router = cluster()
+    frames = [request_frame(keys, seq) for seq in range(3)]
+    router.members[0].submit_request(frames[0], router.now)
+    router.members[0].submit_request(frames[2], router.now)  # held until 1 commits
+    router.advance(0.5)
+    router.members[0].submit_request(frames[1], router.now)
+    router.advance(0.5)
+    first = {r.request: r for r in receipts(router.members[0])}
+    assert set(first) == set(frames)
+    assert first[frames[2]].slot < first[frames[1]].slot  # committed before it, delivered after
+    for frame in frames:  # member 2 was never asked; now it is, after the delivery
+        router.members[2].submit_request(frame, router.now)
+    again = {r.request: r for r in receipts(router.members[2])}
+    assert again == first
+    assert all(problem(keys, r) is None for r in again.values())
 
 
 def test_every_tampering_with_a_receipt_is_caught() -> None:
