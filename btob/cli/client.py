@@ -54,13 +54,14 @@ def add_client_arguments(parser: argparse.ArgumentParser) -> None:
     kv = sub.add_parser("kv", help="the replicated key-value store (members run --app kv)")
     ops = kv.add_subparsers(dest="kv_command", required=True)
     kv_set = ops.add_parser("set", help="store VALUE under KEY")
-    kv_set.add_argument("key")
+    kv_set.add_argument("kv_key", metavar="KEY")
     kv_set.add_argument("value")
     kv_set.add_argument("--ttl", type=_positive_float, metavar="S",
                         help="the entry expires S seconds after it is set")
     ops.add_parser("get", help="the value under KEY (exit 1 if there is none)").add_argument(
-        "key")
-    ops.add_parser("del", help="delete KEY (exit 1 if there was none)").add_argument("key")
+        "kv_key", metavar="KEY")
+    ops.add_parser("del", help="delete KEY (exit 1 if there was none)").add_argument(
+        "kv_key", metavar="KEY")
     bench = sub.add_parser("bench", help="closed-loop clients: ops/s and latency, JSON last")
     bench.add_argument("--clients", type=_positive_int, default=1, metavar="K")
     bench.add_argument("--duration", type=_positive_float, default=5.0, metavar="S")
@@ -82,7 +83,7 @@ def receipt_line(receipt: Receipt) -> dict[str, object]:
 async def _kv(config: ClusterConfig, key: SigningKey, settings: ClientSettings,
               args: argparse.Namespace) -> int:
     now_ms = time.time_ns() // 1_000_000
-    name = args.key.encode()
+    name = args.kv_key.encode()
     if args.kv_command == "set":
         ttl_ms = 0 if args.ttl is None else max(1, round(args.ttl * 1000))
         cmd = command("set", name, args.value.encode(), ttl_ms=ttl_ms, now_ms=now_ms)

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from btob._errors import BtobError, ConfigError
+from btob.cli.client import add_client_arguments, run_client
 from btob.cli.node import add_keygen_arguments, add_node_arguments, run_keygen, run_node
 from btob.cli.receipt import add_receipt_arguments, run_receipt
 from btob.core.dissemination import BRB_KINDS
@@ -132,6 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_keygen_arguments(keygen)
     node = sub.add_parser("node", help="run one member over TCP")
     add_node_arguments(node)
+    client = sub.add_parser("client", help="order payloads from outside the cluster, use its "
+                                           "key-value store, or time closed-loop clients")
+    add_client_arguments(client)
     receipt = sub.add_parser("receipt", help="verify a client's receipt offline")
     add_receipt_arguments(receipt)
 
@@ -375,6 +379,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_node(args)
         if args.command == "receipt":
             return run_receipt(args)
+        if args.command == "client":
+            return run_client(args)
         from btob.cli.demo import run_demo
 
         _writable_log_dir(args.log_dir)

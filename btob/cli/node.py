@@ -7,12 +7,15 @@ import hashlib
 import os
 import signal
 import struct
+from collections.abc import Callable
 from pathlib import Path
 
 import attrs
 import trio
 
 from btob._errors import ConfigError, DeliveryNotRetained
+from btob.apps.kv import KVStore
+from btob.core.application import StateMachine
 from btob.core.dissemination import BRB_KINDS
 from btob.core.settings import CLUSTER_SETTINGS, Settings, settings_with
 from btob.core.variants import VARIANTS
@@ -37,8 +40,12 @@ from btob.sim.logs import (
     write_run_info,
 )
 
-__all__ = ["add_keygen_arguments", "add_node_arguments", "run_keygen", "run_node",
+__all__ = ["APPS", "add_keygen_arguments", "add_node_arguments", "run_keygen", "run_node",
            "workload_payload"]
+
+
+APPS: dict[str, Callable[[], StateMachine]] = {"kv": KVStore}
+"""The applications ``btob node --app`` can run, by name."""
 
 
 def add_keygen_arguments(parser: argparse.ArgumentParser) -> None:
@@ -180,6 +187,10 @@ def add_node_arguments(parser: argparse.ArgumentParser) -> None:
                              "must agree with cluster.toml")
     parser.add_argument("--net", default="", metavar="key=value,...",
                         help="network faults on what this member sends (as in btob sim)")
+    parser.add_argument("--app", choices=sorted(APPS), default=None,
+                        help="the replicated application every member runs: kv, the "
+                             "key-value session store that btob client kv uses (all members "
+                             "must run the same one)")
     parser.add_argument("--view-change-timeout", type=float, default=1.0, metavar="SECONDS",
                         help="base seconds known work may wait before the sequencer is "
                              "suspected; doubles on consecutive view changes (default "
@@ -261,8 +272,9 @@ async def _run_node(args: argparse.Namespace, config: ClusterConfig, key: Signin
                     return
 
             outer.start_soon(stop_on_signal)
+            app = None if args.app is None else APPS[args.app]()
             async with open_node(config, args.id, key, data_dir=args.data, settings=settings,
-                                 fault=fault, transport_wrapper=wrapper) as node:
+                                 fault=fault, transport_wrapper=wrapper, app=app) as node:
                 try:
                     await _serve(node, args, appender)
                 finally:

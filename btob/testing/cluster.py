@@ -39,7 +39,10 @@ class LocalCluster:
             if port is None or port.port is None:
                 raise ConfigError("this cluster serves no clients (open it with clients=True)")
             ports.append(MemberAddress("127.0.0.1", port.port))
-        return attrs.evolve(self.config, client_addresses=tuple(ports))
+        # The members talk over memory; the host is loopback so that the file form of this
+        # configuration (one host per member, cluster.toml) can say where clients go.
+        return attrs.evolve(self.config, client_addresses=tuple(ports),
+                            addresses=tuple(MemberAddress("127.0.0.1", 1) for _ in ports))
 
 
 @asynccontextmanager
