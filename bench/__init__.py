@@ -2,5 +2,5 @@
 
 MICRO_BENCHES = {"crypto": "crypto_bench", "sim": "sim_bench", "variants": "variants_bench",
                  "recovery": "recovery_bench", "tcp": "tcp_bench",
-                 "durability": "durability_bench"}
+                 "durability": "durability_bench", "clients": "client_bench"}
 """``btob bench NAME ...`` runs the module ``bench.<MICRO_BENCHES[NAME]>`` instead of a matrix."""

@@ -1,0 +1,154 @@
+"""Closed-loop clients against 4 member processes on loopback: ops/s and latency per client
+count, with how busy the machine's cores were.
+
+Run with ``python -m btob.bench.client_bench [--clients 1,4,16,64] [--duration 5]
+[--repeats 2] [--payload-size 100] [--out bench/results/clients]`` (or ``btob bench clients
+...``). It writes ``cluster.toml`` for an open cluster (any client key) with ``btob keygen``,
+starts ``n`` ``btob node`` processes and, for each client count K, runs ``btob client bench
+--clients K`` in a process of its own: K clients, each signing every request with its own key
+and waiting for the request's verified receipt before sending the next. Each figure is the
+median of the repeats. *busy cores* is the machine's non-idle CPU time over the wall time of
+the run (from ``/proc/stat``; 2.0 means both cores of a 2-core machine were busy all along),
+so it counts the members, the clients and whatever else ran. *load before* is the 1-minute
+load average just before the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+__all__ = ["main", "run"]
+
+_BTOB = [sys.executable, "-m", "btob"]
+
+
+def _busy_jiffies() -> tuple[int, int] | None:
+    try:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return sum(fields) - idle, sum(fields)
+
+
+def _free_ports(count: int) -> list[int]:
+    from btob.testing.ports import free_ports
+
+    return free_ports(count)
+
+
+def run(clients: list[int], *, duration: float, repeats: int, payload_size: int,
+        n: int = 4) -> dict[str, object]:
+    """Start the cluster, time each client count ``repeats`` times, stop the cluster."""
+    rows: list[dict[str, object]] = []
+    with tempfile.TemporaryDirectory(prefix="btob-client-bench-") as tmp:
+        out = Path(tmp)
+        ports = _free_ports(2 * n)
+        subprocess.run([*_BTOB, "keygen", "--n", str(n), "--out", str(out / "c"),
+                        "--base-port", str(min(ports)), "--open-clients",
+                        "--client-base-port", str(min(ports) + n)], check=True,
+                       capture_output=True)
+        config = out / "c" / "cluster.toml"
+        key = out / "c" / "client.key"
+        from btob.crypto import SigningKey, save_signing_key
+
+        save_signing_key(SigningKey.generate(), key)
+        members = [subprocess.Popen([*_BTOB, "node", "--config", str(config), "--id", str(i),
+                                     "--key", str(out / "c" / f"node-{i}.key")],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                   for i in range(n)]
+        try:
+            for count in clients:
+                samples = []
+                for _ in range(repeats):
+                    load = os.getloadavg()[0]
+                    before, started = _busy_jiffies(), time.monotonic()
+                    proc = subprocess.run(
+                        [*_BTOB, "client", "--config", str(config), "--key", str(key), "bench",
+                         "--clients", str(count), "--duration", str(duration),
+                         "--payload-size", str(payload_size)],
+                        capture_output=True, text=True, timeout=duration + 120, check=False)
+                    after, wall = _busy_jiffies(), time.monotonic() - started
+                    if proc.returncode != 0:
+                        raise RuntimeError(f"btob client bench failed: {proc.stderr[-2000:]}")
+                    result = json.loads(proc.stdout.splitlines()[-1])
+                    if before is not None and after is not None:
+                        busy = (after[0] - before[0]) / max(1, after[1] - before[1])
+                        result["busy_cores"] = round(busy * (os.cpu_count() or 1), 2)
+                    result["load_before"] = round(load, 2)
+                    result["wall_s"] = round(wall, 2)
+                    samples.append(result)
+                rows.append(_median_row(count, samples))
+                print(json.dumps(rows[-1]), flush=True)
+        finally:
+            for proc in members:
+                proc.terminate()
+            for proc in members:
+                proc.wait(timeout=20)
+            if any(p.returncode not in (0, 143, -15) for p in members):  # 143: SIGTERM
+                raise RuntimeError("a member process failed: " + "; ".join(
+                    (p.stderr.read() if p.stderr else b"").decode()[-500:] for p in members))
+    return {"date": time.strftime("%Y-%m-%d"), "machine": platform.platform(),
+            "cpus": os.cpu_count(), "n": n, "duration_s": duration, "repeats": repeats,
+            "payload_size": payload_size, "rows": rows}
+
+
+def _median_row(count: int, samples: list[dict[str, object]]) -> dict[str, object]:
+    def med(name: str) -> float:
+        values = [float(s[name]) for s in samples if s.get(name) is not None]  # type: ignore[arg-type]
+        return round(statistics.median(values), 2) if values else float("nan")
+
+    return {"clients": count, "ops_per_s": med("ops_per_s"), "p50_ms": med("p50_ms"),
+            "p99_ms": med("p99_ms"), "busy_cores": med("busy_cores"),
+            "load_before": med("load_before"), "repeats": len(samples)}
+
+
+def render(result: dict[str, object]) -> str:
+    """The Markdown table of a run."""
+    lines = [f"# Closed-loop clients, {result['n']} member processes on loopback",
+             "",
+             f"{result['date']}, {result['machine']}, {result['cpus']} CPUs; "
+             f"{result['payload_size']}-byte payloads, every request signed by its client; "
+             f"{result['duration_s']} s per run, medians of {result['repeats']} runs.",
+             "",
+             "| clients | ops/s | p50 ms | p99 ms | busy cores | load before |",
+             "|---|---|---|---|---|---|"]
+    for row in result["rows"]:  # type: ignore[attr-defined]
+        lines.append(f"| {row['clients']} | {row['ops_per_s']} | {row['p50_ms']} | "
+                     f"{row['p99_ms']} | {row['busy_cores']} | {row['load_before']} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and write ``OUT.json`` and ``OUT.md``."""
+    parser = argparse.ArgumentParser(prog="btob bench clients", description=__doc__)
+    parser.add_argument("--clients", default="1,4,16,64")
+    parser.add_argument("--duration", type=float, default=5.0)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--payload-size", type=int, default=100)
+    parser.add_argument("--out", type=Path, default=None,
+                        help="write OUT.json and OUT.md (default: print only)")
+    args = parser.parse_args(argv)
+    counts = [int(x) for x in args.clients.split(",") if x]
+    result = run(counts, duration=args.duration, repeats=args.repeats,
+                 payload_size=args.payload_size)
+    text = render(result)
+    print(text)
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
+        args.out.with_suffix(".md").write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
