@@ -72,15 +72,15 @@ def run(clients: list[int], *, duration: float, repeats: int, payload_size: int,
                 for _ in range(repeats):
                     load = os.getloadavg()[0]
                     before, started = _busy_jiffies(), time.monotonic()
-                    proc = subprocess.run(
+                    done = subprocess.run(
                         [*_BTOB, "client", "--config", str(config), "--key", str(key), "bench",
                          "--clients", str(count), "--duration", str(duration),
                          "--payload-size", str(payload_size)],
                         capture_output=True, text=True, timeout=duration + 120, check=False)
                     after, wall = _busy_jiffies(), time.monotonic() - started
-                    if proc.returncode != 0:
-                        raise RuntimeError(f"btob client bench failed: {proc.stderr[-2000:]}")
-                    result = json.loads(proc.stdout.splitlines()[-1])
+                    if done.returncode != 0:
+                        raise RuntimeError(f"btob client bench failed: {done.stderr[-2000:]}")
+                    result = json.loads(done.stdout.splitlines()[-1])
                     if before is not None and after is not None:
                         busy = (after[0] - before[0]) / max(1, after[1] - before[1])
                         result["busy_cores"] = round(busy * (os.cpu_count() or 1), 2)
@@ -90,10 +90,10 @@ def run(clients: list[int], *, duration: float, repeats: int, payload_size: int,
                 rows.append(_median_row(count, samples))
                 print(json.dumps(rows[-1]), flush=True)
         finally:
-            for proc in members:
-                proc.terminate()
-            for proc in members:
-                proc.wait(timeout=20)
+            for member in members:
+                member.terminate()
+            for member in members:
+                member.wait(timeout=20)
             if any(p.returncode not in (0, 143, -15) for p in members):  # 143: SIGTERM
                 raise RuntimeError("a member process failed: " + "; ".join(
                     (p.stderr.read() if p.stderr else b"").decode()[-500:] for p in members))
