@@ -145,6 +145,15 @@ class ProcessFault:
         """Frames to inject at once, in answer to the input just taken (see :meth:`incoming`)."""
         return []
 
+    def client_request(self, frame: bytes) -> bool:
+        """False to keep a client's REQUEST frame from the member."""
+        return True
+
+    def client_output(self, client: bytes, frame: bytes) -> list[tuple[bytes, bytes]]:
+        """What actually leaves for clients in place of the RECEIPT or NOTICE ``frame`` for
+        ``client``: ``(client key, frame)`` pairs."""
+        return [(client, frame)]
+
 
 class Crash(ProcessFault):
     """Crash at a time, after k frames sent, or on reaching a protocol step."""
