@@ -14,6 +14,16 @@ members (Reiter: honest = follows the protocol, whether or not it later crashed)
    correct members hold the same sequence) and validity (it contains every message broadcast
    by a correct member).
 
+Client requests (origin -1, ids ``c<key hex>.<session>:<seq>``) take part in the properties
+over sequences (at most once per message id, one digest per id, prefix order, agreement);
+the per-origin checks skip them. For every honest client of ``run.json``'s ``clients``:
+
+5. integrity: each of its requests a member delivered is one it sent, with the same digest;
+6. fifo: within each of its sessions, seqs are delivered 0, 1, 2, ... without a gap;
+7. receipt: each receipt it accepted names a request no honest member delivered at a later
+   slot, that every honest member whose log passed that slot delivered, and (in a complete
+   run) every correct member delivered.
+
 A member that took the state at a stable checkpoint instead of delivering a run of indexes one
 by one (a state transfer) logs that run as settled (:class:`~btob.sim.logs.SettledRecord`). A
 stable checkpoint is vouched for by a correct member, so the run holds what the honest members

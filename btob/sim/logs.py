@@ -10,7 +10,11 @@ A log directory holds:
   ``{"digest": ..., "index": 0, "msg_id": ..., "origin": 2}``; and, where the member took the
   state at a stable checkpoint instead of delivering one by one (a state transfer), one line
   for the run of indexes it jumped over: ``{"by": "transfer", "settled": [start, end]}``
-  (:class:`SettledRecord`).
+  (:class:`SettledRecord`); a delivery may also carry its ``slot``, and a client's request
+  has origin -1 and the id ``c<client key hex>.<session>:<seq>``;
+* with clients outside the cluster (``run.json``'s ``clients``), ``clients/client-<j>``
+  ``.broadcast.jsonl`` (the requests client ``j`` sent) and ``.receipts.jsonl`` (the
+  receipts it accepted: :class:`ReceiptRecord`).
 
 Writers are deterministic: JSON lines use sorted keys and no spaces and end in ``"\\n"``,
 ``run.json`` is indented with sorted keys, so two identical runs give byte-identical files.
