@@ -16,6 +16,7 @@ from collections.abc import Callable
 import attrs
 
 from btob._errors import WireError
+from btob.core.clientwire import Notice, Receipt, SignedReply, decode_client_frame
 from btob.core.quorum import Quorums
 from btob.core.settings import Settings
 from btob.core.wire import (
@@ -144,6 +145,15 @@ class ProcessFault:
     def react(self) -> list[tuple[int, bytes]]:
         """Frames to inject at once, in answer to the input just taken (see :meth:`incoming`)."""
         return []
+
+    def client_request(self, frame: bytes) -> bool:
+        """False to keep a client's REQUEST frame from the member."""
+        return True
+
+    def client_output(self, client: bytes, frame: bytes) -> list[tuple[bytes, bytes]]:
+        """What actually leaves for clients in place of the RECEIPT or NOTICE ``frame`` for
+        ``client``: ``(client key, frame)`` pairs."""
+        return [(client, frame)]
 
 
 class Crash(ProcessFault):
@@ -1232,6 +1242,81 @@ class SilentTransfer(ProcessFault):
         return [] if isinstance(signed.message, Chunk) else [(dest, frame, 0.0)]
 
 
+def _client_frame(frame: bytes, settings: Settings) -> Receipt | Notice | SignedReply | None:
+    """A member's RECEIPT, NOTICE or REPLY frame decoded (None if it does not decode)."""
+    try:
+        return decode_client_frame(frame, frame_bytes_max=max(1 << 20,
+                                                              4 * settings.batch_bytes_max))
+    except WireError:
+        return None
+
+
+class DropRequests(ProcessFault):
+    """Toward clients, silent: takes no client REQUEST (so relays none) and sends no RECEIPT
+    or NOTICE; with the members it takes part as an honest one."""
+
+    byzantine = True
+
+    def client_request(self, frame: bytes) -> bool:
+        return False
+
+    def client_output(self, client: bytes, frame: bytes) -> list[tuple[bytes, bytes]]:
+        return []
+
+
+class WithholdReceipts(ProcessFault):
+    """Takes client REQUESTs and relays them as an honest member does, but never sends
+    their RECEIPTs (NOTICEs still go out)."""
+
+    byzantine = True
+
+    def client_output(self, client: bytes, frame: bytes) -> list[tuple[bytes, bytes]]:
+        message = _client_frame(frame, self.ctx.settings)
+        if isinstance(message, Receipt) and self.ctx.rng.random() < self.param("p"):
+            return []
+        return [(client, frame)]
+
+
+class ForgeReceipts(ProcessFault):
+    """Sends clients RECEIPTs that do not prove their request, in place of the real ones: a
+    commit vote with a broken signature, a broken audit path (or batch counter), another
+    slot than the certificate's, or another request's real receipt."""
+
+    byzantine = True
+    LIES = ("certificate", "path", "slot", "other")
+
+    def __init__(self, spec: FaultSpec, ctx: FaultContext) -> None:
+        super().__init__(spec, ctx)
+        self._last: tuple[bytes, bytes] | None = None  # (request frame, receipt frame)
+        self.told: dict[str, int] = dict.fromkeys(self.LIES, 0)
+        """Lies told, by kind."""
+
+    def client_output(self, client: bytes, frame: bytes) -> list[tuple[bytes, bytes]]:
+        receipt = _client_frame(frame, self.ctx.settings)
+        if not isinstance(receipt, Receipt) or self.ctx.rng.random() >= self.param("p"):
+            return [(client, frame)]
+        last, self._last = self._last, (receipt.request, frame)
+        lie = self.LIES[self.draw(len(self.LIES))]
+        if lie == "other" and (last is None or last[0] == receipt.request):
+            lie = "slot"  # no other request's receipt yet
+        self.told[lie] += 1
+        if lie == "other":
+            assert last is not None
+            return [(client, last[1])]
+        if lie == "certificate" and receipt.certificate:
+            vote = receipt.certificate[0]
+            forged = (attrs.evolve(vote, signature=_flip(vote.signature, self.ctx.rng)),
+                      *receipt.certificate[1:])
+            return [(client, attrs.evolve(receipt, certificate=forged).to_frame())]
+        if lie == "path" and receipt.path:
+            path = (_flip(receipt.path[0], self.ctx.rng), *receipt.path[1:])
+            return [(client, attrs.evolve(receipt, path=path).to_frame())]
+        if lie == "path":  # a batch of one entry has no path: its counter is lied about
+            return [(client, attrs.evolve(receipt, first_counter=receipt.first_counter + 1)
+                     .to_frame())]
+        return [(client, attrs.evolve(receipt, slot=receipt.slot + 1).to_frame())]
+
+
 class Twins(ProcessFault):
     """Marker: the simulator runs two instances with this key (see ``btob.sim.simulator``)."""
 
@@ -1251,6 +1336,8 @@ _CLASSES: dict[str, type[ProcessFault]] = {
     "drop-forwards": DropForwards, "skip-turn": SkipTurn, "double-grant": DoubleGrant,
     "hoard-grants": HoardGrants, "bad-chunks": BadChunks, "stale-snapshot": StaleSnapshot,
     "silent-transfer": SilentTransfer,
+    "drop-requests": DropRequests, "forge-receipts": ForgeReceipts,
+    "withhold-receipts": WithholdReceipts,
 }
 
 

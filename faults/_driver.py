@@ -34,7 +34,6 @@ from btob._errors import MemberCrashed
 from btob.core.contract import Core, MemberStatistics, Outgoing
 from btob.core.delivery import Delivery, MsgId
 from btob.core.durable import DurableChanges, DurableState
-from btob.core.member import RequestRefused
 from btob.core.recovery import EncodedState, StateWork
 from btob.core.settings import Settings
 from btob.core.viewchange import ViewInstalled
@@ -72,13 +71,21 @@ class FaultEffects:
     """Frames the behaviour sent on its own initiative."""
     twin_frames: int = 0
     """Frames the second instance of a twinned member sent (to its half of the members)."""
+    requests_dropped: int = 0
+    """Client REQUESTs the behaviour kept from the core."""
+    client_frames_dropped: int = 0
+    """RECEIPT and NOTICE frames for clients the behaviour suppressed."""
+    client_frames_changed: int = 0
+    """RECEIPT and NOTICE frames for clients the behaviour rewrote or replaced."""
 
     @property
     def took_effect(self) -> bool:
         """True if the fault changed anything the member did or when it did it."""
         return bool(self.crashed_at is not None or self.held_s or self.busy_s
                     or self.inputs_dropped or self.frames_changed or self.frames_dropped
-                    or self.frames_delayed or self.frames_injected or self.twin_frames)
+                    or self.frames_delayed or self.frames_injected or self.twin_frames
+                    or self.requests_dropped or self.client_frames_dropped
+                    or self.client_frames_changed)
 
 
 @attrs.define
@@ -92,6 +99,9 @@ class _Counters:
     frames_delayed: int = 0
     frames_injected: int = 0
     twin_frames: int = 0
+    requests_dropped: int = 0
+    client_frames_dropped: int = 0
+    client_frames_changed: int = 0
 
 
 class FaultyCore:
@@ -182,6 +192,39 @@ class FaultyCore:
             raise MemberCrashed(f"member {self.member} crashed ({self.fault.spec})")
         return msg_id
 
+    def submit_request(self, frame: bytes, now: float) -> None:
+        """A client's REQUEST frame, if the behaviour lets it through (see
+        :meth:`btob.Member.submit_request`, whose :class:`~btob.RequestRefused` passes
+        through); raises :class:`~btob.MemberCrashed` once crashed."""
+        if self._begin(now):
+            raise MemberCrashed(f"member {self.member} crashed ({self.fault.spec})")
+        if not self.fault.client_request(frame):
+            self._counters.requests_dropped += 1
+            return
+        submit: Callable[[bytes, float], None] = getattr(self.core, "submit_request")  # noqa: B009
+        self._guard(lambda: submit(frame, now))
+        self._collect()
+
+    def take_client_outputs(self) -> list[tuple[bytes, bytes]]:
+        """``(client key, frame)`` RECEIPTs and NOTICEs for clients, through the behaviour
+        (nothing once crashed)."""
+        take: Callable[[], list[tuple[bytes, bytes]]] = getattr(
+            self.core, "take_client_outputs", list)
+        outputs = take()
+        counters = self._counters
+        if self.crashed:
+            counters.client_frames_dropped += len(outputs)
+            return []
+        sent: list[tuple[bytes, bytes]] = []
+        for client, frame in outputs:
+            changed = self.fault.client_output(client, frame)
+            if not changed:
+                counters.client_frames_dropped += 1
+            elif changed != [(client, frame)]:
+                counters.client_frames_changed += len(changed)
+            sent += changed
+        return sent
+
     def receive(self, frame: bytes, now: float, *, source: int | None = None) -> None:
         """A frame from ``source``, if the behaviour lets it through."""
         if self._begin(now):
@@ -198,23 +241,6 @@ class FaultyCore:
                 self._counters.frames_injected += 1
                 self._frames.append(Outgoing(dest, reply))
         self._collect()
-
-    def submit_request(self, frame: bytes, now: float) -> None:
-        """A client's REQUEST for the wrapped member; :class:`RequestRefused` once crashed
-        (or if the core takes none)."""
-        submit = getattr(self.core, "submit_request", None)
-        if self._begin(now):
-            raise RequestRefused(f"member {self.member} crashed ({self.fault.spec})")
-        if submit is None:
-            raise RequestRefused("this member takes no client requests")
-        self._guard(lambda: submit(frame, now))
-        self._collect()
-
-    def take_client_outputs(self) -> list[tuple[bytes, bytes]]:
-        """The wrapped member's receipts and notices for clients; none once crashed."""
-        take = getattr(self.core, "take_client_outputs", None)
-        outputs: list[tuple[bytes, bytes]] = [] if take is None else list(take())
-        return [] if self.crashed else outputs
 
     def tick(self, now: float) -> None:
         """Let time pass for the core(s), and inject the behaviour's own frames."""
@@ -296,7 +322,9 @@ class FaultyCore:
             busy_s=c.busy_s, inputs_dropped=c.inputs_dropped, frames_passed=c.frames_passed,
             frames_changed=c.frames_changed, frames_dropped=c.frames_dropped,
             frames_delayed=c.frames_delayed, frames_injected=c.frames_injected,
-            twin_frames=c.twin_frames,
+            twin_frames=c.twin_frames, requests_dropped=c.requests_dropped,
+            client_frames_dropped=c.client_frames_dropped,
+            client_frames_changed=c.client_frames_changed,
         )
 
     # -- plumbing -----------------------------------------------------------------------------

@@ -20,10 +20,12 @@ from btob._errors import ConfigError
 from btob.core.settings import Settings, settings_with
 from btob.faults import _spec
 from btob.faults._adversary import SIGS, STRATEGIES, WHEN, AdversarySpec, parse_adversary
+from btob.faults._clients import CLIENT_BEHAVIOURS, ClientFaultSpec, parse_client_fault
 from btob.faults._network import NetSpec, parse_net
 from btob.faults._spec import Behaviour, FaultSpec, Param, parse_fault
 
-__all__ = ["ADVERSARY", "PRESETS", "SWARM", "Mix", "adversary_mix", "load_mixes", "swarm_mix"]
+__all__ = ["ADVERSARY", "CLIENTS", "PRESETS", "SWARM", "Mix", "adversary_mix", "client_mix",
+           "load_mixes", "swarm_mix"]
 
 SWARM = "swarm"
 """The mix source that stands for one random mix per (seed, n); see :func:`swarm_mix`."""
@@ -49,6 +51,23 @@ class Mix:
     setting: tuple[str, ...] = attrs.field(default=(), converter=_strings)
     """``NAME=VALUE`` Settings overrides for every member, as ``btob sim --setting`` takes
     them (an attack on checkpoints wants short checkpoint intervals, say)."""
+    clients: int = 0
+    """Clients outside the cluster in each run (0: as the sweep says)."""
+    client_faults: tuple[str, ...] = attrs.field(default=(), converter=_strings)
+    """``--client-fault`` strings: Byzantine clients among them."""
+    client_in_flight: int = 1
+    """Requests each honest client keeps waiting at a time."""
+
+    def client_specs(self, clients: int) -> tuple[ClientFaultSpec, ...]:
+        """The Byzantine clients, parsed for a run of ``clients`` clients; a
+        :class:`ConfigError` naming the mix if one does not parse."""
+        try:
+            specs = tuple(parse_client_fault(text, clients) for text in self.client_faults)
+        except ConfigError as exc:
+            raise ConfigError(f"mix {self.name!r}: {exc}") from None
+        if len({s.client for s in specs}) != len(specs):
+            raise ConfigError(f"mix {self.name!r}: at most one client fault per client")
+        return specs
 
     def settings(self, base: Settings) -> Settings:
         """``base`` with this mix's overrides; :class:`ConfigError`, naming the mix, if one
@@ -97,7 +116,11 @@ class Mix:
             faults = f"adversary {self.adversary}"
         net = self.net or "default network"
         settings = "".join(f"; {text}" for text in self.setting)
-        return f"{self.name}: {faults}; {net}{settings}"
+        clients = ""
+        if self.clients:
+            clients = f"; {self.clients} clients" + "".join(
+                f" {text}" for text in self.client_faults)
+        return f"{self.name}: {faults}; {net}{settings}{clients}"
 
     def adversary_spec(self) -> AdversarySpec | None:
         """The coordinated strategy, parsed; None if the mix has none."""
@@ -140,7 +163,7 @@ PRESETS: Mapping[str, Mix] = MappingProxyType({
 # ---------------------------------------------------------------------------------------------
 # TOML files
 
-_KEYS = ("name", "faults", "net", "adversary", "settings")
+_KEYS = ("name", "faults", "net", "adversary", "settings", "clients", "client_faults")
 
 
 def _mix_from_table(table: object, path: Path, label: str) -> Mix:
@@ -171,7 +194,18 @@ def _mix_from_table(table: object, path: Path, label: str) -> Mix:
     if not isinstance(setting, list) or not all(isinstance(x, str) for x in setting):
         raise ConfigError(f"{where}: settings must be a list of strings like "
                           f"\"checkpoint_interval=4\"")
-    return Mix(name, tuple(faults), net, adversary, tuple(setting))
+    clients = table.get("clients", 0)
+    if not isinstance(clients, int) or isinstance(clients, bool) or clients < 0:
+        raise ConfigError(f"{where}: clients must be a non-negative integer")
+    client_faults = table.get("client_faults", [])
+    if not isinstance(client_faults, list) or not all(isinstance(x, str)
+                                                      for x in client_faults):
+        raise ConfigError(f"{where}: client_faults must be a list of strings like "
+                          f"\"0=flood\"")
+    mix = Mix(name, tuple(faults), net, adversary, tuple(setting), clients=clients,
+              client_faults=tuple(client_faults))
+    mix.client_specs(clients)
+    return mix
 
 
 def _load_file(path: Path, n: int) -> list[Mix]:
@@ -225,6 +259,8 @@ def load_mixes(source: str, n: int) -> list[Mix]:
         raise ConfigError("mix 'swarm' is drawn per seed: use swarm_mix(seed, n)")
     if source == ADVERSARY:
         raise ConfigError("mix 'adversary' is drawn per seed: use adversary_mix(seed, n)")
+    if source == CLIENTS:
+        raise ConfigError("mix 'clients' is drawn per seed: use client_mix(seed, n)")
     preset = PRESETS.get(source)
     if preset is not None:
         preset.resolve(n)
@@ -406,3 +442,35 @@ def adversary_mix(seed: int, n: int, *,
         interval = random.Random(f"adversary-checkpoints/{seed}/{n}").choice((4, 8))
         setting = (f"checkpoint_interval={interval}",)
     return Mix(name, tuple(faults), setting=setting)
+
+
+# ---------------------------------------------------------------------------------------------
+# client mixes
+
+CLIENTS = "clients"
+"""The mix source that stands for one random client attack per (seed, n); see
+:func:`client_mix`."""
+
+CLIENT_MEMBER_BEHAVIOURS = ("drop-requests", "forge-receipts", "withhold-receipts")
+"""The member behaviours that act toward clients (a client mix draws them)."""
+
+
+def client_mix(seed: int, n: int, *, clients: int = 4) -> Mix:
+    """A random attack on clients, the same for the same ``(seed, n, clients)``, named
+    ``clients-<seed>``: ``clients`` clients (each keeping 1, 2 or 4 requests in flight),
+    up to half of them Byzantine with a behaviour of the client catalogue each (none one
+    time in three), and - one time in two, when ``n`` tolerates a faulty member - one member
+    with a behaviour toward clients, the first sequencer one time in three. The network is
+    the default one."""
+    rng = random.Random(f"clients/{seed}/{n}/{clients}")
+    names = sorted(CLIENT_BEHAVIOURS)
+    byzantine = 0 if rng.random() < 1 / 3 else rng.randint(1, max(clients // 2, 1))
+    byzantine = min(byzantine, clients)
+    client_faults = tuple(f"{j}={rng.choice(names)}"
+                          for j in sorted(rng.sample(range(clients), byzantine)))
+    faults: tuple[str, ...] = ()
+    if (n - 1) // 3 >= 1 and rng.random() < 1 / 2:
+        member = 0 if rng.random() < 1 / 3 else rng.randrange(1, n)
+        faults = (f"{member}={rng.choice(CLIENT_MEMBER_BEHAVIOURS)}",)
+    return Mix(f"clients-{seed}", faults, clients=clients, client_faults=client_faults,
+               client_in_flight=rng.choice((1, 2, 4)))

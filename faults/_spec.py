@@ -125,6 +125,15 @@ BEHAVIOURS: Mapping[str, Behaviour] = {b.name: b for b in (
               (_p("p", float, 1.0, "probability per chunk"),)),
     Behaviour("silent-transfer", True, "never answers a chunk request (drops every outgoing "
               "ctl.chunk)", ()),
+    # -- toward clients: members that fail the clients that ask them ------------------------
+    # (not drawn by swarms: without clients in the run they do nothing)
+    Behaviour("drop-requests", True, "takes no client request (so relays none) and sends "
+              "clients no receipt or notice", (), swarm=False),
+    Behaviour("forge-receipts", True, "sends clients receipts that prove nothing in place of "
+              "the real ones: a broken commit vote, audit path or slot, or another request's "
+              "receipt", (_P,), swarm=False),
+    Behaviour("withhold-receipts", True, "takes and relays client requests but never sends "
+              "their receipts", (_P,), swarm=False),
 )}
 """Every behaviour ``--fault`` accepts, by name."""
 

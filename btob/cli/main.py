@@ -24,6 +24,7 @@ from btob.faults import (
     parse_fault,
     parse_net,
 )
+from btob.faults._clients import parse_client_fault
 from btob.sim.checker import check, format_report
 from btob.sim.simulator import Restart, SimConfig, SimResult, replay_command, simulate
 from btob.sim.sweep import add_sweep_arguments, run_sweep_command
@@ -107,6 +108,26 @@ def build_parser() -> argparse.ArgumentParser:
                      help="a coordinated adversary: f members act as one under STRATEGY, "
                           "with the network on their side until its `until` (`btob faults` "
                           "lists the strategies); it picks the faulty members itself")
+    sim.add_argument("--clients", type=int, default=0, metavar="K",
+                     help="K clients outside the cluster, each with a key derived from the "
+                          "seed, ordering requests through the members (default 0)")
+    sim.add_argument("--client-requests", type=int, default=20, metavar="R",
+                     help="requests each honest client makes (default 20)")
+    sim.add_argument("--client-in-flight", type=int, default=1, metavar="W",
+                     help="requests an honest client keeps waiting at a time (default 1: "
+                          "closed loop)")
+    sim.add_argument("--client-fault", action="append", default=[],
+                     metavar="J=BEHAVIOUR[:k=v,...]",
+                     help="make client J Byzantine: equivocate, replay, flood or garbage "
+                          "(repeatable; see docs/faults.md)")
+    sim.add_argument("--open-clients", action="store_true",
+                     help="the cluster admits any client key (default: it lists the clients')")
+    sim.add_argument("--client-retry", type=float, default=0.3, metavar="S",
+                     help="virtual seconds a client waits before trying one more member "
+                          "(default 0.3)")
+    sim.add_argument("--client-give-up", type=float, default=5.0, metavar="S",
+                     help="virtual seconds after which a client gives a request up "
+                          "(default 5)")
     sim.add_argument("--max-time", type=float, default=60.0,
                      help="virtual seconds before the run stops, complete or not (default 60)")
     sim.add_argument("--crypto", choices=("nacl", "cryptography"), default="nacl",
@@ -172,7 +193,11 @@ def _sim_config(args: argparse.Namespace) -> SimConfig:
         faults=faults, net=net, max_time=args.max_time, crypto_backend=args.crypto,
         restarts=tuple(Restart.parse(text) for text in args.restart),
         adversary=parse_adversary(adversary_text) if adversary_text else None,
-        settings=settings,
+        settings=settings, clients=args.clients, client_requests=args.client_requests,
+        client_in_flight=args.client_in_flight, open_clients=args.open_clients,
+        client_faults=tuple(parse_client_fault(text, args.clients)
+                            for text in args.client_fault),
+        client_retry_s=args.client_retry, client_give_up_s=args.client_give_up,
     )
 
 

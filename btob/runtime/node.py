@@ -32,7 +32,7 @@ from typing import Protocol
 import attrs
 import trio
 
-from btob._errors import BtobError, ConfigError, DeliveryNotRetained
+from btob._errors import BtobError, ConfigError, DeliveryNotRetained, MemberCrashed
 from btob.core.application import StateMachine
 from btob.core.clientwire import Notice, decode_request
 from btob.core.contract import Core, MemberStatistics, Outgoing
@@ -441,6 +441,8 @@ class Node:
             if submit is None:  # a core without clients (an injected fault's wrapper)
                 raise RequestRefused("this member takes no client requests")
             submit(item.frame, now)
+        except MemberCrashed:
+            pass  # an injected crash: a crashed member answers nobody
         except RequestRefused as exc:
             session = number = 0
             try:

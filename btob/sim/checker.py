@@ -14,6 +14,17 @@ members (Reiter: honest = follows the protocol, whether or not it later crashed)
    correct members hold the same sequence) and validity (it contains every message broadcast
    by a correct member).
 
+Client requests (origin -1, ids ``c<key hex>.<session>:<seq>``) take part in the properties
+over sequences (at most once per message id, one digest per id, prefix order, agreement);
+the per-origin checks skip them. For every honest client of ``run.json``'s ``clients``:
+
+5. integrity: each of its requests a member delivered is one it sent, with the same digest;
+6. fifo: within each of its sessions, seqs are delivered 0, 1, 2, ... without a gap;
+7. receipt: each receipt it accepted names a request that (in a complete run) every correct
+   member delivered. A receipt proves the slot where the request was committed; the request
+   is delivered there, earlier (a copy committed first) or later (it waited for an earlier
+   request of its session), so the slot bounds nothing.
+
 A member that took the state at a stable checkpoint instead of delivering a run of indexes one
 by one (a state transfer) logs that run as settled (:class:`~btob.sim.logs.SettledRecord`). A
 stable checkpoint is vouched for by a correct member, so the run holds what the honest members
@@ -36,11 +47,18 @@ from typing import NamedTuple
 
 import attrs
 
-from btob.sim.logs import DeliveryRecord, LogDir, SettledRecord, read_log_dir
+from btob.sim.logs import (
+    CLIENT_ORIGIN,
+    DeliveryRecord,
+    LogDir,
+    SettledRecord,
+    client_parts,
+    read_log_dir,
+)
 
 __all__ = ["MAX_VIOLATIONS", "PROPERTIES", "CheckReport", "Violation", "check", "format_report"]
 
-PROPERTIES = ("integrity", "prefix-order", "fifo", "agreement", "validity")
+PROPERTIES = ("integrity", "prefix-order", "fifo", "agreement", "validity", "receipt")
 """The properties a :class:`Violation` can name (plus ``"truncated"`` for the closing note)."""
 
 MAX_VIOLATIONS = 100
@@ -370,7 +388,7 @@ def _check_digests(sequences: Mapping[int, _Seq], covering: Sequence[int], out: 
             first = first_seen.setdefault(msg_id, (digest, member, position))
             if first[0] != digest and first[1] != member:
                 out.add(
-                    ("digest", int(msg_id.partition(":")[0])),
+                    ("digest", msg_id.partition(":")[0]),
                     "integrity",
                     (first[1], member),
                     position,
@@ -460,6 +478,88 @@ def _check_validity(
             )
 
 
+def _honest_clients(log: LogDir, out: _Collector) -> dict[str, dict[str, str]]:
+    """Each honest client's requests as ``msg_id -> digest``, by the client's key (hex).
+
+    A line naming another client's key or repeating a message id is an integrity violation
+    (the log cannot be that client's own) and is left out.
+    """
+    result: dict[str, dict[str, str]] = {}
+    for client, info in log.run.clients.items():
+        if not info.honest:
+            continue
+        own: dict[str, str] = {}
+        for position, record in enumerate(log.client_broadcasts.get(client, ())):
+            parts = client_parts(record.msg_id)
+            if parts is None or parts[0] != info.key:
+                out.add(("client-broadcast-key",), "integrity", (), None,
+                        f"client {client}'s log names another sender: {record.msg_id} "
+                        f"(line {position + 1})")
+            elif record.msg_id in own:
+                out.add(("client-broadcast-repeat", client), "integrity", (), None,
+                        f"client {client} sent {record.msg_id} twice (line {position + 1})")
+            else:
+                own[record.msg_id] = record.digest
+        result[info.key] = own
+    return result
+
+
+def _check_client_deliveries(member: int, records: Sequence[DeliveryRecord],
+                             sent: Mapping[str, Mapping[str, str]], out: _Collector) -> None:
+    """An honest client's requests, as ``member`` delivered them: each one it sent, with its
+    bytes, and per session in seq order 0, 1, 2, ... without a gap (repeats are the
+    duplicate check's)."""
+    seen: set[str] = set()
+    due: dict[tuple[str, int], int] = {}
+    for position, record in enumerate(records):
+        if record.origin != CLIENT_ORIGIN or record.msg_id in seen:
+            continue
+        seen.add(record.msg_id)
+        parts = client_parts(record.msg_id)
+        assert parts is not None, "the log reader checks client message ids"
+        key, session, number = parts
+        own = sent.get(key)
+        if own is None:
+            continue  # a Byzantine client's (or an unknown key's): nothing to compare with
+        digest = own.get(record.msg_id)
+        if digest is None:
+            out.add(("client-creation", key), "integrity", (member,), position,
+                    f"member {member} delivered {record.msg_id} at index {position}, which "
+                    f"the honest client never sent")
+            continue
+        if digest != record.digest:
+            out.add(("client-alteration", key), "integrity", (member,), position,
+                    f"member {member} delivered {_show(record.msg_id, record.digest)} at "
+                    f"index {position}, but the honest client sent it as "
+                    f"{_show(record.msg_id, digest)}")
+        expected = due.get((key, session), 0)
+        if number != expected:
+            out.add(("client-fifo", key, session), "fifo", (member,), position,
+                    f"member {member} delivered {record.msg_id} at index {position} when "
+                    f"seq {expected} of that client session was due")
+        due[(key, session)] = max(expected, number + 1)
+
+
+def _check_receipts(log: LogDir, deliveries: Mapping[int, Sequence[DeliveryRecord]],
+                    out: _Collector) -> None:
+    """In a complete run, every receipt an honest client accepted names a request that every
+    correct member delivered."""
+    run = log.run
+    if not run.complete:
+        return
+    delivered = {member: {r.msg_id for r in records if r.origin == CLIENT_ORIGIN}
+                 for member, records in deliveries.items()}
+    for client, receipts in log.receipts.items():
+        if not run.clients[client].honest:
+            continue
+        for receipt in receipts:
+            for member in sorted(deliveries):
+                if run.members[member].correct and receipt.msg_id not in delivered[member]:
+                    out.add(("receipt-missing", receipt.msg_id), "receipt", (member,), None,
+                            f"member {member} never delivered {receipt.msg_id}, for which "
+                            f"client {client} holds a receipt at slot {receipt.slot}")
+
+
 def check(log: str | os.PathLike[str] | LogDir) -> CheckReport:
     """Judge btob's guarantees over a log directory (a path, or a :class:`LogDir` in memory).
 
@@ -503,6 +603,11 @@ def check(log: str | os.PathLike[str] | LogDir) -> CheckReport:
             for e in events[member]:
                 if e.prop == "fifo":
                     out.add(e.key, e.prop, (member,), e.at, f"member {member} {e.text}")
+        if run.clients:
+            sent = _honest_clients(log, out)
+            for member in honest:
+                _check_client_deliveries(member, deliveries[member], sent, out)
+            _check_receipts(log, deliveries, out)
     if run.complete:
         correct = {m: sequences[m] for m in honest if run.members[m].correct}
         _check_agreement(correct, out)

@@ -10,7 +10,11 @@ A log directory holds:
   ``{"digest": ..., "index": 0, "msg_id": ..., "origin": 2}``; and, where the member took the
   state at a stable checkpoint instead of delivering one by one (a state transfer), one line
   for the run of indexes it jumped over: ``{"by": "transfer", "settled": [start, end]}``
-  (:class:`SettledRecord`).
+  (:class:`SettledRecord`); a delivery may also carry its ``slot``, and a client's request
+  has origin -1 and the id ``c<client key hex>.<session>:<seq>``;
+* with clients outside the cluster (``run.json``'s ``clients``), ``clients/client-<j>``
+  ``.broadcast.jsonl`` (the requests client ``j`` sent) and ``.receipts.jsonl`` (the
+  receipts it accepted: :class:`ReceiptRecord`).
 
 Writers are deterministic: JSON lines use sorted keys and no spaces and end in ``"\\n"``,
 ``run.json`` is indented with sorted keys, so two identical runs give byte-identical files.
@@ -38,13 +42,18 @@ from btob._errors import LogFormatError
 
 __all__ = [
     "MAX_LINE_BYTES",
+    "CLIENTS_DIR",
+    "CLIENT_ORIGIN",
     "BroadcastRecord",
+    "ClientInfo",
     "DeliveryRecord",
     "LogAppender",
     "LogDir",
     "MemberInfo",
+    "ReceiptRecord",
     "RunInfo",
     "SettledRecord",
+    "client_parts",
     "next_delivery_index",
     "read_log_dir",
     "write_log_dir",
@@ -60,13 +69,21 @@ _CHUNK_BYTES = 1 << 22
 _FAST_LINE_CHARS = MAX_LINE_BYTES // 4  # a line of at most this many characters fits in UTF-8
 _DECODER = json.JSONDecoder()
 
-_RUN_KEYS = frozenset({"n", "f", "complete", "members"})
+_RUN_KEYS = frozenset({"n", "f", "complete", "members", "clients"})
+_CLIENT_KEYS = frozenset({"honest", "key"})
 _MEMBER_KEYS = frozenset({"honest", "crashed"})
 _ID = "(?:0|[1-9][0-9]*)"
 _ID_RE = re.compile(_ID)
 _MSG_ID_RE = re.compile(f"{_ID}:{_ID}")
+_CLIENT_ID_RE = re.compile(f"c([0-9a-f]{{64}})\\.({_ID}):({_ID})")
+_KEY_RE = re.compile("[0-9a-f]{64}")
 _DIGEST_RE = re.compile("[0-9a-f]{64}")
 _NODE_FILE_RE = re.compile(r"node-([0-9]+)\.(?:broadcast|deliver)\.jsonl")
+_CLIENT_FILE_RE = re.compile(r"client-([0-9]+)\.(?:broadcast|receipts)\.jsonl")
+CLIENTS_DIR = "clients"
+"""The subdirectory that holds the clients' logs."""
+CLIENT_ORIGIN = -1
+"""The ``origin`` of a client's request (no member's counter numbers it)."""
 
 _R = TypeVar("_R")
 
@@ -93,9 +110,32 @@ def _dump_line(obj: object) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":")) + "\n"
 
 
+def _client_broadcast_name(client: int) -> str:
+    return f"client-{client}.broadcast.jsonl"
+
+
+def _receipts_name(client: int) -> str:
+    return f"client-{client}.receipts.jsonl"
+
+
 def _check_msg_id(value: object) -> None:
-    if not isinstance(value, str) or _MSG_ID_RE.fullmatch(value) is None:
-        raise ValueError(f"key 'msg_id' must be a string '<origin>:<counter>', got {_show(value)}")
+    if not isinstance(value, str) or (_MSG_ID_RE.fullmatch(value) is None
+                                      and _CLIENT_ID_RE.fullmatch(value) is None):
+        raise ValueError(f"key 'msg_id' must be a string '<origin>:<counter>' or "
+                         f"'c<client key hex>.<session>:<seq>', got {_show(value)}")
+
+
+def _msg_origin(msg_id: str) -> int:
+    """The origin a (checked) message id names: a member id, or -1 for a client's."""
+    return CLIENT_ORIGIN if msg_id.startswith("c") else int(msg_id.partition(":")[0])
+
+
+def client_parts(msg_id: str) -> tuple[str, int, int] | None:
+    """``(client key hex, session, seq)`` of a client's message id; None for a member's."""
+    match = _CLIENT_ID_RE.fullmatch(msg_id)
+    if match is None:
+        return None
+    return match.group(1), int(match.group(2)), int(match.group(3))
 
 
 def _check_digest(value: object) -> None:
@@ -132,6 +172,22 @@ class MemberInfo:
         return self.honest and not self.crashed
 
 
+@attrs.frozen
+class ClientInfo:
+    """What ``run.json`` says about one client: whether it is honest (it follows the client
+    rules: one payload per (session, seq), at most a window in flight) and its public key
+    as 64 lowercase hex digits (the key its message ids name)."""
+
+    honest: bool
+    key: str
+
+    def __attrs_post_init__(self) -> None:
+        if not isinstance(self.honest, bool):
+            raise ValueError(f"key 'honest' must be true or false, got {_show(self.honest)}")
+        if not isinstance(self.key, str) or _KEY_RE.fullmatch(self.key) is None:
+            raise ValueError(f"key 'key' must be 64 lowercase hex digits, got {_show(self.key)}")
+
+
 # Converters: a frozen value keeps its own copy of every mapping it is given, so the caller's
 # dict cannot change it later; plain dicts (typed read-only) keep values picklable.
 
@@ -144,12 +200,17 @@ def _own_extra(extra: Mapping[str, object]) -> Mapping[str, object]:
     return dict(extra)
 
 
+def _own_clients(clients: Mapping[int, ClientInfo]) -> Mapping[int, ClientInfo]:
+    return dict(sorted(clients.items()))
+
+
 @attrs.frozen
 class RunInfo:
     """The contents of ``run.json``: cluster size, fault budget, completeness and members.
 
     ``members`` must hold exactly the ids ``0..n-1``. ``extra`` holds every other key of
-    ``run.json`` (seed, variant, faults, ...); it is written back unchanged.
+    ``run.json`` (seed, variant, faults, ...); it is written back unchanged. ``clients``
+    (optional) describes the clients outside the cluster by client id ``0..k-1``.
     Raises :class:`ValueError` when built with inconsistent values.
     """
 
@@ -159,6 +220,7 @@ class RunInfo:
     """True when the run quiesced after GST, so agreement and validity may be judged."""
     members: Mapping[int, MemberInfo] = attrs.field(converter=_own_members)
     extra: Mapping[str, object] = attrs.field(factory=dict, converter=_own_extra)
+    clients: Mapping[int, ClientInfo] = attrs.field(factory=dict, converter=_own_clients)
 
     def __attrs_post_init__(self) -> None:
         if not _is_int(self.n) or self.n < 1:
@@ -177,6 +239,13 @@ class RunInfo:
         missing = [m for m in range(self.n) if m not in self.members]
         if missing:
             raise ValueError(f"key 'members' lacks member ids {missing[:10]} (n={self.n})")
+        if list(self.clients) != list(range(len(self.clients))) or not all(
+                isinstance(info, ClientInfo) for info in self.clients.values()):
+            raise ValueError("key 'clients' must hold ClientInfo for exactly the client ids "
+                             f"0..{len(self.clients) - 1}")
+        keys = [info.key for info in self.clients.values()]
+        if len(set(keys)) != len(keys):
+            raise ValueError("key 'clients': two clients share a key")
         clashes = sorted(str(key) for key in self.extra if key in _RUN_KEYS)
         if clashes or not all(isinstance(key, str) for key in self.extra):
             raise ValueError(f"extra keys must be strings other than {sorted(_RUN_KEYS)}")
@@ -214,12 +283,14 @@ class RunInfo:
                 complete=_get(obj, "complete"),
                 members=members,
                 extra=extra,
+                clients=_clients_from_json(obj.get("clients", {})),
             )
         except ValueError as exc:
             raise LogFormatError(f"{source}: {exc}") from None
 
     def to_json(self) -> dict[str, object]:
-        """The ``run.json`` object: the four contract keys plus a deep copy of ``extra``."""
+        """The ``run.json`` object: the four contract keys, ``clients`` if there are any,
+        plus a deep copy of ``extra``."""
         out: dict[str, object] = copy.deepcopy(dict(self.extra))
         out.update(
             n=self.n,
@@ -230,7 +301,27 @@ class RunInfo:
                 for member, info in self.members.items()
             },
         )
+        if self.clients:
+            out["clients"] = {str(client): {"honest": info.honest, "key": info.key}
+                              for client, info in self.clients.items()}
         return out
+
+
+def _clients_from_json(obj: object) -> dict[int, ClientInfo]:
+    if not isinstance(obj, dict):
+        raise ValueError(f"key 'clients' must be an object, got {_show(obj)}")
+    clients: dict[int, ClientInfo] = {}
+    for key, value in obj.items():
+        if _ID_RE.fullmatch(key) is None:
+            raise ValueError(f"key 'clients': client id {key!r} is not an integer")
+        if not isinstance(value, dict) or set(value) != _CLIENT_KEYS:
+            raise ValueError(f"key 'clients.{key}' must be an object with exactly the keys "
+                             f"'honest' and 'key', got {_show(value)}")
+        try:
+            clients[int(key)] = ClientInfo(honest=value["honest"], key=value["key"])
+        except ValueError as exc:
+            raise ValueError(f"key 'clients.{key}': {exc}") from None
+    return clients
 
 
 @attrs.frozen
@@ -251,8 +342,8 @@ class BroadcastRecord:
 
     @property
     def origin(self) -> int:
-        """The member id part of ``msg_id``."""
-        return int(self.msg_id.partition(":")[0])
+        """The member id part of ``msg_id`` (-1 for a client's request)."""
+        return _msg_origin(self.msg_id)
 
     @classmethod
     def from_json(cls, obj: object, *, source: str) -> BroadcastRecord:
@@ -276,25 +367,29 @@ class BroadcastRecord:
 class DeliveryRecord:
     """One line of ``node-<id>.deliver.jsonl``: the member's ``index``-th TO-delivery.
 
-    ``origin`` must equal the origin part of ``msg_id``; ``index`` must be a non-negative
-    integer (gaps and repeats are for the checker to judge). Raises :class:`ValueError`
-    otherwise.
+    ``origin`` must equal the origin part of ``msg_id`` (-1 for a client's request, whose
+    id is ``c<client key hex>.<session>:<seq>``); ``index`` must be a non-negative integer
+    (gaps and repeats are for the checker to judge); ``slot``, when known, is the
+    non-negative slot that delivered it. Raises :class:`ValueError` otherwise.
     """
 
     index: int
     msg_id: str
     origin: int
     digest: str
+    slot: int | None = None
 
     def __attrs_post_init__(self) -> None:
         if not _is_int(self.index) or self.index < 0:
             raise ValueError(f"key 'index' must be a non-negative integer, got {_show(self.index)}")
         _check_msg_id(self.msg_id)
-        if not _is_int(self.origin) or self.msg_id.partition(":")[0] != str(self.origin):
+        if not _is_int(self.origin) or _msg_origin(self.msg_id) != self.origin:
             raise ValueError(
                 f"key 'origin' ({_show(self.origin)}) does not match msg_id {self.msg_id!r}"
             )
         _check_digest(self.digest)
+        if self.slot is not None and (not _is_int(self.slot) or self.slot < 0):
+            raise ValueError(f"key 'slot' must be a non-negative integer, got {_show(self.slot)}")
 
     @classmethod
     def from_json(cls, obj: object, *, source: str) -> DeliveryRecord:
@@ -310,18 +405,67 @@ class DeliveryRecord:
                 msg_id=_get(obj, "msg_id"),
                 origin=_get(obj, "origin"),
                 digest=_get(obj, "digest"),
+                slot=obj.get("slot"),
             )
         except ValueError as exc:
             raise LogFormatError(f"{source}: {exc}") from None
 
     def to_json(self) -> dict[str, object]:
-        """The JSON object of this line."""
-        return {
+        """The JSON object of this line (``slot`` only when known)."""
+        out: dict[str, object] = {
             "index": self.index,
             "msg_id": self.msg_id,
             "origin": self.origin,
             "digest": self.digest,
         }
+        if self.slot is not None:
+            out["slot"] = self.slot
+        return out
+
+
+@attrs.frozen
+class ReceiptRecord:
+    """One line of ``clients/client-<j>.receipts.jsonl``: a receipt client ``j`` verified
+    and accepted, for its request ``msg_id``, proving it committed at ``slot`` (``index``
+    is the delivery index the member reported, ``member`` the member that sent it).
+
+    Raises :class:`ValueError` unless ``msg_id`` is a client's message id and the numbers
+    are non-negative integers.
+    """
+
+    msg_id: str
+    slot: int
+    index: int
+    member: int
+
+    def __attrs_post_init__(self) -> None:
+        if not isinstance(self.msg_id, str) or _CLIENT_ID_RE.fullmatch(self.msg_id) is None:
+            raise ValueError(f"key 'msg_id' must be a client's message id "
+                             f"'c<client key hex>.<session>:<seq>', got {_show(self.msg_id)}")
+        for key in ("slot", "index", "member"):
+            value = getattr(self, key)
+            if not _is_int(value) or value < 0:
+                raise ValueError(f"key {key!r} must be a non-negative integer, got "
+                                 f"{_show(value)}")
+
+    @classmethod
+    def from_json(cls, obj: object, *, source: str) -> ReceiptRecord:
+        """Build a record from one parsed JSON line; unknown keys are ignored.
+
+        Raises :class:`LogFormatError` naming ``source``.
+        """
+        try:
+            if not isinstance(obj, dict):
+                raise ValueError(f"expected a JSON object, got {_show(obj)}")
+            return cls(msg_id=_get(obj, "msg_id"), slot=_get(obj, "slot"),
+                       index=_get(obj, "index"), member=_get(obj, "member"))
+        except ValueError as exc:
+            raise LogFormatError(f"{source}: {exc}") from None
+
+    def to_json(self) -> dict[str, object]:
+        """The JSON object of this line."""
+        return {"msg_id": self.msg_id, "slot": self.slot, "index": self.index,
+                "member": self.member}
 
 
 @attrs.frozen
@@ -377,6 +521,12 @@ def _own_deliveries(
     return {member: tuple(logs[member]) for member in sorted(logs)}
 
 
+def _own_receipts(
+    logs: Mapping[int, Sequence[ReceiptRecord]],
+) -> Mapping[int, tuple[ReceiptRecord, ...]]:
+    return {client: tuple(logs[client]) for client in sorted(logs)}
+
+
 def _own_settled(
     logs: Mapping[int, Sequence[SettledRecord]],
 ) -> Mapping[int, tuple[SettledRecord, ...]]:
@@ -390,7 +540,9 @@ class LogDir:
     ``broadcasts`` and ``deliveries`` hold exactly the member ids ``0..run.n-1`` (an empty
     tuple for a member that logged nothing); :class:`ValueError` otherwise. ``settled`` holds,
     for the members that have any, the runs of indexes they took as a state instead of
-    delivering them (their ``deliveries`` skip those indexes).
+    delivering them (their ``deliveries`` skip those indexes). ``client_broadcasts`` and
+    ``receipts`` hold, by client id of ``run.clients``, what each client sent and the
+    receipts it accepted (a client that logged nothing may be left out).
     """
 
     run: RunInfo
@@ -398,6 +550,10 @@ class LogDir:
     deliveries: Mapping[int, tuple[DeliveryRecord, ...]] = attrs.field(converter=_own_deliveries)
     settled: Mapping[int, tuple[SettledRecord, ...]] = attrs.field(
         factory=dict, converter=_own_settled)
+    client_broadcasts: Mapping[int, tuple[BroadcastRecord, ...]] = attrs.field(
+        factory=dict, converter=_own_broadcasts)
+    receipts: Mapping[int, tuple[ReceiptRecord, ...]] = attrs.field(
+        factory=dict, converter=_own_receipts)
 
     def __attrs_post_init__(self) -> None:
         ids = list(range(self.run.n))
@@ -406,6 +562,10 @@ class LogDir:
                 raise ValueError(f"{name} must hold exactly the member ids 0..{self.run.n - 1}")
         if not set(self.settled) <= set(ids):
             raise ValueError(f"settled must hold member ids within 0..{self.run.n - 1}")
+        for name, client_logs in (("client_broadcasts", self.client_broadcasts),
+                                  ("receipts", self.receipts)):
+            if not set(client_logs) <= set(self.run.clients):
+                raise ValueError(f"{name} must hold client ids of run.clients")
 
 
 def _decode(data: bytes, path: Path, lineno: int) -> str:
@@ -482,6 +642,10 @@ def _read_jsonl(
 
 def _parse_broadcast(obj: object, source: str) -> BroadcastRecord:
     return BroadcastRecord.from_json(obj, source=source)
+
+
+def _parse_receipt(obj: object, source: str) -> ReceiptRecord:
+    return ReceiptRecord.from_json(obj, source=source)
 
 
 def _parse_delivery(obj: object, source: str) -> DeliveryRecord | SettledRecord:
@@ -561,7 +725,36 @@ def read_log_dir(path: str | os.PathLike[str]) -> LogDir:
                 settled[m].append(record)
             else:
                 deliveries[m].append(record)
-    return LogDir(run=run, broadcasts=broadcasts, deliveries=deliveries, settled=settled)
+    client_broadcasts, receipts = _read_clients(root, run, broadcast_cache)
+    return LogDir(run=run, broadcasts=broadcasts, deliveries=deliveries, settled=settled,
+                  client_broadcasts=client_broadcasts, receipts=receipts)
+
+
+def _read_clients(root: Path, run: RunInfo, cache: dict[str, BroadcastRecord],
+                  ) -> tuple[dict[int, tuple[BroadcastRecord, ...]],
+                             dict[int, tuple[ReceiptRecord, ...]]]:
+    """The clients' logs of ``root/clients`` (none if the folder is missing)."""
+    folder = root / CLIENTS_DIR
+    if not folder.is_dir():
+        return {}, {}
+    try:
+        names = sorted(os.listdir(folder))
+    except OSError as exc:
+        raise LogFormatError(f"{folder}: cannot list: {exc.strerror}") from None
+    for name in names:
+        match = _CLIENT_FILE_RE.fullmatch(name)
+        if match is None:
+            continue
+        client = match.group(1)
+        if _ID_RE.fullmatch(client) is None or int(client) not in run.clients:
+            raise LogFormatError(f"{folder / name}: names client {client}, but {RUN_FILE} has "
+                                 f"{len(run.clients)} clients")
+    receipt_cache: dict[str, ReceiptRecord] = {}
+    broadcasts = {c: _read_jsonl(folder / _client_broadcast_name(c), _parse_broadcast, cache)
+                  for c in run.clients}
+    receipts = {c: _read_jsonl(folder / _receipts_name(c), _parse_receipt, receipt_cache)
+                for c in run.clients}
+    return broadcasts, receipts
 
 
 def next_delivery_index(path: str | os.PathLike[str], member: int) -> int:
@@ -633,19 +826,28 @@ def write_log_dir(
     broadcasts: Mapping[int, Sequence[BroadcastRecord]],
     deliveries: Mapping[int, Sequence[DeliveryRecord]],
     settled: Mapping[int, Sequence[SettledRecord]] | None = None,
+    *,
+    client_broadcasts: Mapping[int, Sequence[BroadcastRecord]] | None = None,
+    receipts: Mapping[int, Sequence[ReceiptRecord]] | None = None,
 ) -> None:
     """Write a whole log directory deterministically (same arguments, same bytes).
 
     Creates ``path`` with its parents, writes ``run.json`` and, for every member
     ``0..run.n-1``, both JSON-lines files (empty when the mapping has no records for it),
     overwriting files of those names; a member's ``settled`` records go into its delivery
-    log where their indexes begin. Other files in ``path`` are left alone. Raises
-    :class:`ValueError` if a mapping holds a member id outside ``0..run.n-1``.
+    log where their indexes begin. With clients in ``run.clients``, the folder ``clients``
+    gets both files of every client (``client_broadcasts`` and ``receipts``). Other files
+    in ``path`` are left alone. Raises :class:`ValueError` if a mapping holds a member id
+    outside ``0..run.n-1`` or a client id not in ``run.clients``.
     """
     settled = settled or {}
     unknown = sorted((set(broadcasts) | set(deliveries) | set(settled)) - set(range(run.n)))
     if unknown:
         raise ValueError(f"records for member ids {unknown} outside 0..{run.n - 1}")
+    client_broadcasts, receipts = client_broadcasts or {}, receipts or {}
+    strangers = sorted((set(client_broadcasts) | set(receipts)) - set(run.clients))
+    if strangers:
+        raise ValueError(f"records for client ids {strangers} not in run.clients")
     root = Path(path)
     write_run_info(root, run)
     for member in range(run.n):
@@ -661,6 +863,17 @@ def write_log_dir(
         ):
             text = "".join(_dump_line(record.to_json()) for record in records)
             (root / name).write_bytes(text.encode("utf-8"))
+    if run.clients:
+        folder = root / CLIENTS_DIR
+        folder.mkdir(exist_ok=True)
+        for client in run.clients:
+            for name, lines in (
+                (_client_broadcast_name(client),
+                 [r.to_json() for r in client_broadcasts.get(client, ())]),
+                (_receipts_name(client), [r.to_json() for r in receipts.get(client, ())]),
+            ):
+                text = "".join(_dump_line(line) for line in lines)
+                (folder / name).write_bytes(text.encode("utf-8"))
 
 
 def _tail(handle: BinaryIO) -> tuple[int, int, bytes]:

@@ -20,24 +20,35 @@ from collections.abc import Callable, Mapping, Sequence
 
 import attrs
 
-from btob._errors import ConfigError, MemberCrashed
-from btob.core.delivery import Delivery
+from btob._errors import ConfigError, MemberCrashed, WireError
+from btob.core.clients import ClientAdmission
+from btob.core.clientwire import Notice, decode_request
+from btob.core.delivery import CLIENT_ORIGIN, Delivery
 from btob.core.dissemination import BRB_KINDS
 from btob.core.durable import DurableState
-from btob.core.member import CountersUnknown, Member, MemberStatistics
+from btob.core.member import CountersUnknown, Member, MemberStatistics, RequestRefused
 from btob.core.proposers import view_leader
 from btob.core.quorum import Quorums
 from btob.core.settings import Settings
 from btob.core.variants import VARIANTS
 from btob.core.wire import Signed, decode_frame
-from btob.crypto import KeyRegistry, SigningKey, Verifier, get_backend
+from btob.crypto import Backend, KeyRegistry, Signer, SigningKey, Verifier, get_backend
 from btob.faults import AdversarySpec, FaultSpec, NetSpec
 from btob.faults._adversary import Coalition, make_coalition
+from btob.faults._clients import (
+    ClientActions,
+    ClientContext,
+    ClientFault,
+    ClientFaultSpec,
+    make_client_fault,
+)
 from btob.faults._driver import FaultEffects, FaultyCore, coalition_core, faulty_core
 from btob.sim.checker import CheckReport, check
+from btob.sim.clients import ClientStatistics, SimClient
 from btob.sim.invariants import VoteMonitor
 from btob.sim.logs import (
     BroadcastRecord,
+    ClientInfo,
     DeliveryRecord,
     LogDir,
     MemberInfo,
@@ -152,6 +163,22 @@ class SimConfig:
     adversary: AdversarySpec | None = None
     """A coordinated adversary: f members act as one under this strategy, with the network
     on their side until its ``until`` (see :mod:`btob.faults._adversary`)."""
+    clients: int = 0
+    """Clients outside the cluster (:mod:`btob.sim.clients`), besides the members' own
+    ``messages``; each has a key derived from the seed."""
+    client_requests: int = 20
+    """Requests each honest client makes (one after another, ``client_in_flight`` at a time)."""
+    client_in_flight: int = 1
+    """Requests an honest client keeps waiting at a time (1: closed loop); at most the
+    cluster's ``client_window``."""
+    client_faults: tuple[ClientFaultSpec, ...] = ()
+    """Byzantine clients (:mod:`btob.faults._clients`), by client id."""
+    open_clients: bool = False
+    """The cluster admits any client key; else it lists the clients' keys."""
+    client_retry_s: float = 0.3
+    """Virtual seconds a client waits for a receipt before it tries one more member."""
+    client_give_up_s: float = 5.0
+    """Virtual seconds after which a client gives a request up and goes on."""
 
     def __attrs_post_init__(self) -> None:
         quorums = Quorums.for_cluster(self.n, self.f)
@@ -188,6 +215,17 @@ class SimConfig:
             if quorums.f < 1:
                 raise ConfigError(f"adversary {self.adversary}: n={self.n} tolerates no "
                                   f"faulty member")
+        if self.clients < 0 or self.client_requests < 0:
+            raise ConfigError("clients and client requests must be >= 0")
+        if not 1 <= self.client_in_flight <= self.settings.client_window:
+            raise ConfigError(f"client in-flight {self.client_in_flight} must lie in "
+                              f"1..{self.settings.client_window} (the client window)")
+        if not (self.client_retry_s > 0 and self.client_give_up_s > 0):
+            raise ConfigError("client retry and give-up times must be > 0")
+        faulty_clients = [spec.client for spec in self.client_faults]
+        if len(set(faulty_clients)) != len(faulty_clients) or any(
+                not 0 <= c < self.clients for c in faulty_clients):
+            raise ConfigError(f"client faults name distinct clients in 0..{self.clients - 1}")
 
     @property
     def quorums(self) -> Quorums:
@@ -254,6 +292,13 @@ class SimResult:
     vote_violations: tuple[str, ...] = ()
     """Broken invariants on what honest members signed (:mod:`btob.sim.invariants`): one
     member's two votes for one instance, or two honest READYs that disagree."""
+    client_statistics: Mapping[int, ClientStatistics] = attrs.field(factory=dict)
+    """What each honest client did and got back, by client id."""
+    client_faults: Mapping[int, ClientFault] = attrs.field(factory=dict)
+    """Each Byzantine client, by client id (its ``stats`` say what it did)."""
+    client_drops: Mapping[int, Mapping[str, int]] = attrs.field(factory=dict)
+    """Committed client requests each member did not deliver, by reason
+    (:attr:`btob.core.clients.ClientLog.dropped`); empty without clients."""
 
     @property
     def messages_sent(self) -> int:
@@ -289,6 +334,13 @@ def _keys(seed: int, n: int) -> list[SigningKey]:
     ]
 
 
+def _client_keys(seed: int, clients: int, kind: str = "client") -> list[SigningKey]:
+    return [
+        SigningKey.from_seed(hashlib.sha256(f"btob-sim-{kind}/{seed}/{j}".encode()).digest())
+        for j in range(clients)
+    ]
+
+
 def _payload(rng: random.Random, origin: int, counter: int, size: int) -> bytes:
     head = struct.pack(">II", origin, counter)
     body = rng.randbytes(max(0, size - len(head)))
@@ -298,8 +350,9 @@ def _payload(rng: random.Random, origin: int, counter: int, size: int) -> bytes:
 class _Simulation:
     """One run's mutable state; :func:`simulate` is the public entry point."""
 
-    # event kinds
-    _DELIVER, _TICK, _SUBMIT, _CRASH, _RESTART = range(5)
+    # event kinds (_REQUEST: a client's frame reaches a member; _TO_CLIENT: a member's
+    # frame reaches a client; _CLIENT: a client's timer)
+    _DELIVER, _TICK, _SUBMIT, _CRASH, _RESTART, _REQUEST, _TO_CLIENT, _CLIENT = range(8)
 
     def __init__(self, config: SimConfig, progress: Callable[[float, int], None] | None,
                  member_factory: MemberFactory = Member) -> None:
@@ -310,12 +363,18 @@ class _Simulation:
         keys = _keys(config.seed, n)
         registry = KeyRegistry(tuple(k.public_key(backend) for k in keys))
         cluster_id = f"sim-{config.seed}".encode()
+        client_keys = _client_keys(config.seed, config.clients)
+        self.client_public = [k.public_key(backend) for k in client_keys]
+        extra: dict[str, object] = {}
+        if config.clients:
+            extra["clients"] = ClientAdmission(frozenset(self.client_public),
+                                               open=config.open_clients)
 
         def member(i: int) -> Member:
             return member_factory(member=i, registry=registry, signing_key=keys[i],
                                   cluster_id=cluster_id, f=config.f, brb=config.brb,
                                   variant=config.variant, settings=config.settings,
-                                  backend=backend)
+                                  backend=backend, **extra)
 
         self._make_member = member
         self.durable = [DurableState.EMPTY] * n
@@ -376,6 +435,46 @@ class _Simulation:
         self.peak_state: dict[str, int] = {}
         self.submitted_at: dict[str, float] = {}
         self.latencies: list[float] = []
+        self.client_rng = random.Random(f"clients/{config.seed}")
+        self.clients: list[SimClient | ClientFault] = []
+        self._make_clients(client_keys, registry, cluster_id, backend)
+        self.client_of = {key: j for j, key in enumerate(self.client_public)}
+
+    def _make_clients(self, keys: list[SigningKey], registry: KeyRegistry, cluster_id: bytes,
+                      backend: Backend) -> None:
+        """The run's clients: honest ones, and the Byzantine ones of ``client_faults``."""
+        config = self.config
+        verifier = Verifier(registry, cluster_id=cluster_id, backend=backend,
+                            cache_entries_max=0)
+        specs = {spec.client: spec for spec in config.client_faults}
+        honest_keys = [self.client_public[j] for j in range(config.clients) if j not in specs]
+        outsiders = _client_keys(config.seed, config.clients, "outsider")
+        frame_bytes_max = max(1 << 20, 4 * config.settings.batch_bytes_max)
+        for j, key in enumerate(keys):
+            signer = Signer(key, cluster_id=cluster_id, backend=backend)
+            spec = specs.get(j)
+            if spec is None:
+                self.clients.append(SimClient(
+                    j, public_key=self.client_public[j], sign=signer.sign, n=config.n,
+                    quorums=config.quorums, requests=config.client_requests,
+                    in_flight=config.client_in_flight, payload_size=config.payload_size,
+                    retry_s=config.client_retry_s, give_up_s=config.client_give_up_s,
+                    rng=random.Random(f"client/{config.seed}/{j}"),
+                    verify_member=verifier.verify, verify_client=verifier.verify_key,
+                    frame_bytes_max=frame_bytes_max))
+                continue
+            outsider = Signer(outsiders[j], cluster_id=cluster_id, backend=backend)
+            self.clients.append(make_client_fault(spec, ClientContext(
+                client=j, n=config.n, window=config.settings.client_window,
+                public_key=self.client_public[j], sign=signer.sign,
+                rng=random.Random(f"client-fault/{config.seed}/{j}"),
+                outsider_key=outsider.public_key, outsider_sign=outsider.sign,
+                honest_keys=honest_keys, honest_frames=self._honest_frames)))
+
+    def _honest_frames(self) -> list[bytes]:
+        """The request frames honest clients hold receipts for, in the order accepted."""
+        return [frame for client in self.clients if isinstance(client, SimClient)
+                for frame in client.accepted_frames]
 
     def push(self, at: float, kind: int, member: int, source: int = -1,
              data: bytes | None = None) -> None:
@@ -395,6 +494,8 @@ class _Simulation:
         for k in range(config.messages):
             at = k / config.rate + self.work_rng.uniform(0, 0.5 / config.rate)
             self.push(at, self._SUBMIT, k % config.n)
+        for j in range(len(self.clients)):
+            self.push(self.client_rng.uniform(0, 0.01), self._CLIENT, j, -1)
         submissions_left = config.messages
         finished_at: float | None = None
         deadline = config.max_time
@@ -411,6 +512,9 @@ class _Simulation:
                 break
             self.now = at
             self.events += 1
+            if kind == self._TO_CLIENT or kind == self._CLIENT:
+                self._client_event(kind, member, source, data, at)
+                continue
             core = self.cores[member]
             if kind == self._CRASH:
                 assert isinstance(core, FaultyCore)
@@ -425,7 +529,7 @@ class _Simulation:
                     self.push(at + tick, self._TICK, member)
                 if kind == self._SUBMIT:
                     submissions_left -= 1
-                continue
+                continue  # a client's request to a down member is lost with it
             if isinstance(core, FaultyCore):
                 ready = core.ready_at(at)
                 if core.crashed:  # its clock reached a crash
@@ -465,6 +569,14 @@ class _Simulation:
             core.receive(data, at, source=source)
         elif kind == self._TICK:
             core.tick(at)
+        elif kind == self._REQUEST:
+            assert data is not None
+            try:
+                core.submit_request(data, at)
+            except RequestRefused as exc:
+                self._refused(member, source, data, str(exc))
+            except MemberCrashed:
+                pass  # a Byzantine core stopped on its own lies while taking it
         else:
             origin_counter = len(self.broadcasts[member])
             payload = _payload(self.work_rng, member, origin_counter, self.config.payload_size)
@@ -486,6 +598,57 @@ class _Simulation:
                 return delivered
         return self._flush(member, core)
 
+    def _client_event(self, kind: int, client: int, source: int, data: bytes | None,
+                      at: float) -> None:
+        """A member's frame reaching a client, or a client's timer (``source``: its token;
+        -1 starts the client)."""
+        actor = self.clients[client]
+        if kind == self._TO_CLIENT:
+            assert data is not None
+            actions = actor.on_frame(source, data, at)
+        elif source == -1:
+            actions = actor.start(at)
+        else:
+            actions = actor.on_timer(source, at)
+        self._client_actions(client, actions)
+
+    def _client_actions(self, client: int, actions: ClientActions) -> None:
+        for member, frame in actions.sends:
+            delay = self.config.net.sample_delay(self.client_rng, self.now)
+            self.push(self.now + delay, self._REQUEST, member, client, frame)
+        for at, token in actions.timers:
+            self.push(at, self._CLIENT, client, token)
+
+    def _to_client(self, member: int, client: int, frame: bytes) -> None:
+        delay = self.config.net.sample_delay(self.client_rng, self.now)
+        self.push(self.now + delay, self._TO_CLIENT, client, member, frame)
+
+    def _refused(self, member: int, client: int, frame: bytes | None, reason: str) -> None:
+        """A member that did not take a request tells its client so (a NOTICE naming the
+        request, or session and seq 0 if the frame names none); a down member says nothing."""
+        if member in self.down or member in self.crashed or frame is None:
+            return
+        try:
+            request, _, _ = decode_request(frame,
+                                           frame_bytes_max=self.config.settings.request_bytes_max)
+            session, number = request.session, request.seq
+        except WireError:
+            session, number = 0, 0
+        self._to_client(member, client, Notice(session, number, reason).to_frame())
+
+    def _client_outputs(self, member: int, core: Member | FaultyCore) -> None:
+        """RECEIPTs and NOTICEs the member made, to the clients they are for."""
+        take = getattr(core, "take_client_outputs", None)
+        if take is None:
+            return
+        for key, frame in take():
+            client = self.client_of.get(key)
+            if client is not None:
+                self._to_client(member, client, frame)
+
+    def _clients_done(self) -> bool:
+        return all(client.done for client in self.clients)
+
     def _correct(self, member: int) -> bool:
         return self.honest[member] and member not in self.crashed
 
@@ -497,7 +660,7 @@ class _Simulation:
         correct = [i for i in range(self.config.n) if self._correct(i)]
         expected = sum(len(self.broadcasts[i]) for i in correct)
         lengths = {len(self.deliveries[i]) for i in correct}
-        if len(lengths) != 1:
+        if len(lengths) != 1 or not self._clients_done():
             return False
         return all(sum(self.from_origin[i][o] for o in correct) == expected for i in correct)
 
@@ -512,6 +675,7 @@ class _Simulation:
             if plan.committed:
                 self.durable[member] = self.durable[member].apply(changes)
             frames, _ = core.take_outputs()  # its deliveries never reach the application
+            getattr(core, "take_client_outputs", list)()  # nor its receipts a client
             left = {"none": 0, "half": len(frames) // 2, "all": len(frames)}[plan.frames_sent]
             for out in frames[:left]:  # the rest is lost with the crash
                 self._send(member, out.destination, out.frame, out.delay_s)
@@ -530,6 +694,8 @@ class _Simulation:
                         self.view_first_commit[view] = self.now
         for out in frames:
             self._send(member, out.destination, out.frame, out.delay_s)
+        if self.clients:
+            self._client_outputs(member, core)
         self._record(member, deliveries)
         jumped = getattr(core, "transferred_to", None)
         if jumped is not None and jumped > len(self.deliveries[member]):
@@ -564,7 +730,8 @@ class _Simulation:
             return
         for record in donors[0][len(log):upto]:
             log.append(record)
-            self.from_origin[member][record.origin] += 1
+            if record.origin != CLIENT_ORIGIN:
+                self.from_origin[member][record.origin] += 1
         self.transfers[member] = self.transfers.get(member, 0) + 1
 
     def _restart(self, member: int) -> None:
@@ -607,7 +774,8 @@ class _Simulation:
         correct = self._correct(member)
         for d in deliveries:
             record = DeliveryRecord(d.index, str(d.msg_id), d.origin,
-                                    hashlib.sha256(d.payload).hexdigest())
+                                    hashlib.sha256(d.payload).hexdigest(),
+                                    slot=d.slot if d.slot >= 0 else None)
             if not self.honest[member]:
                 pass  # a Byzantine core's log is its own business (the checker ignores it)
             elif d.index < len(log):  # a restarted member delivers its log above the snapshot again
@@ -617,7 +785,8 @@ class _Simulation:
                 continue
             elif d.index > len(log):
                 self._transferred(member, d.index)
-            counts[d.origin] += 1
+            if d.origin != CLIENT_ORIGIN:
+                counts[d.origin] += 1
             submitted = self.submitted_at.get(str(d.msg_id))
             if correct and submitted is not None:
                 self.latencies.append(self.now - submitted)
@@ -637,12 +806,20 @@ class _Simulation:
                 "faults": [str(s) for s in config.faults], "net": config.net.describe(),
                 "virtual_time": round(self.now, 6),
                 **({} if self.coalition is None else {"adversary": self.coalition.describe()}),
+                **({} if not config.clients else {
+                    "client_requests": config.client_requests,
+                    "client_faults": [str(s) for s in config.client_faults]}),
             },
+            clients={j: ClientInfo(honest=client.honest, key=self.client_public[j].hex())
+                     for j, client in enumerate(self.clients)},
         )
+        honest_clients = {j: c for j, c in enumerate(self.clients) if isinstance(c, SimClient)}
         logs = LogDir(
             run=run,
             broadcasts={i: tuple(self.broadcasts[i]) for i in range(config.n)},
             deliveries={i: tuple(self.deliveries[i]) for i in range(config.n)},
+            client_broadcasts={j: tuple(c.broadcasts) for j, c in honest_clients.items()},
+            receipts={j: tuple(c.receipts) for j, c in honest_clients.items()},
         )
         statistics = tuple(c.statistics() for c in self.cores)
         wiped = {r.member for r in config.restarts if r.wiped}
@@ -668,6 +845,11 @@ class _Simulation:
                 **self.coalition.describe(), "holds": self.coalition.holds,
                 "losses": self.coalition.losses,
                 "rewrites": self.coalition.rewrites},
+            client_statistics={j: c.statistics for j, c in honest_clients.items()},
+            client_drops={} if not self.clients else {
+                i: _client_drops(core) for i, core in enumerate(self.cores)},
+            client_faults={j: c for j, c in enumerate(self.clients)
+                           if isinstance(c, ClientFault)},
         )
 
     def _view_change_records(self) -> tuple[ViewChangeRecord, ...]:
@@ -684,6 +866,14 @@ class _Simulation:
                 failed_at=failed_at, first_commit_at=self.view_first_commit.get(view),
             ))
         return tuple(records)
+
+
+def _client_drops(core: Member | FaultyCore) -> dict[str, int]:
+    """What a member's client rules dropped (the wrapped member's, for a faulty one)."""
+    member = core.core if isinstance(core, FaultyCore) else core
+    log = getattr(member, "_log", None)  # the delivery log holds the client rules
+    clients = getattr(log, "clients", None)
+    return dict(sorted(getattr(clients, "dropped", {}).items()))
 
 
 def replay_command(config: SimConfig) -> str:
@@ -708,6 +898,21 @@ def replay_command(config: SimConfig) -> str:
         parts += ["--restart", str(restart)]
     if config.adversary is not None:
         parts += ["--adversary", str(config.adversary)]
+    if config.clients:
+        parts += ["--clients", str(config.clients)]
+        defaults = SimConfig()
+        if config.client_requests != defaults.client_requests:
+            parts += ["--client-requests", str(config.client_requests)]
+        if config.client_in_flight != defaults.client_in_flight:
+            parts += ["--client-in-flight", str(config.client_in_flight)]
+        for client_spec in config.client_faults:
+            parts += ["--client-fault", str(client_spec)]
+        if config.open_clients:
+            parts.append("--open-clients")
+        if config.client_retry_s != defaults.client_retry_s:
+            parts += ["--client-retry", f"{config.client_retry_s:g}"]
+        if config.client_give_up_s != defaults.client_give_up_s:
+            parts += ["--client-give-up", f"{config.client_give_up_s:g}"]
     default = Settings()
     for field in attrs.fields(Settings):
         value = getattr(config.settings, field.name)
@@ -733,5 +938,6 @@ def simulate(
     result = _Simulation(config, progress, member_factory).run()
     if log_dir is not None:
         logs = result.logs
-        write_log_dir(log_dir, logs.run, logs.broadcasts, logs.deliveries)
+        write_log_dir(log_dir, logs.run, logs.broadcasts, logs.deliveries,
+                      client_broadcasts=logs.client_broadcasts, receipts=logs.receipts)
     return result

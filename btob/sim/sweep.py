@@ -24,7 +24,16 @@ from btob.core.member import Member
 from btob.core.settings import Settings
 from btob.core.variants import VARIANTS
 from btob.faults._adversary import STRATEGIES
-from btob.faults._mix import ADVERSARY, SWARM, Mix, adversary_mix, load_mixes, swarm_mix
+from btob.faults._mix import (
+    ADVERSARY,
+    CLIENTS,
+    SWARM,
+    Mix,
+    adversary_mix,
+    client_mix,
+    load_mixes,
+    swarm_mix,
+)
 from btob.faults._network import NetSpec
 from btob.faults._spec import BEHAVIOURS, FaultSpec
 from btob.sim.explore import EXPLORE, explore_mixes
@@ -134,6 +143,7 @@ def _cases(
     seeds: Sequence[int], sizes: Sequence[int], brbs: Sequence[str],
     mixes: Sequence[str | Mix], *, messages: int, max_time: float, settings: Settings,
     variants: Sequence[str] = ("bb",), restarts: bool = False, explore_rounds: int = 2,
+    clients: int = 0,
 ) -> list[SweepCase]:
     """Every case in run order (mix, n, brb, seed); every mix is resolved before any run."""
     cases: list[SweepCase] = []
@@ -142,7 +152,7 @@ def _cases(
             labelled: list[tuple[str, Mix | None]]  # None: a swarm mix drawn per seed
             if isinstance(source, Mix):
                 labelled = [(source.name, source)]
-            elif source in (SWARM, ADVERSARY):
+            elif source in (SWARM, ADVERSARY, CLIENTS):
                 labelled = [(source, None)]
             elif source == EXPLORE:
                 labelled = [(mix.name, mix) for mix in explore_mixes(n, rounds=explore_rounds)]
@@ -159,15 +169,21 @@ def _cases(
                         for seed in seeds:
                             mix = fixed if fixed is not None else (
                                 swarm_mix(seed, n) if label == SWARM
+                                else client_mix(seed + stagger, n, clients=clients or 4)
+                                if label == CLIENTS
                                 else adversary_mix(seed + stagger, n))
                             faults, net = mix.resolve(n)
                             adversary = mix.adversary_spec()
+                            run_clients = mix.clients or clients
                             config = SimConfig(
                                 n=n, seed=seed, messages=messages, brb=brb, faults=faults,
                                 net=net, max_time=max_time, settings=mix.settings(settings),
                                 variant=variant, adversary=adversary,
                                 restarts=(_restart_for(seed, n, faults, messages)
                                           if restarts and adversary is None else ()),
+                                clients=run_clients,
+                                client_faults=mix.client_specs(run_clients),
+                                client_in_flight=mix.client_in_flight,
                             )
                             cases.append(SweepCase(config, shown))
     return cases
@@ -210,6 +226,7 @@ def sweep(
     member_factory: MemberFactory = Member,
     restarts: bool = False,
     explore_rounds: int = 2,
+    clients: int = 0,
 ) -> SweepOutcome:
     """Simulate every (mix, n, brb, seed) case in that order, one after the other.
 
@@ -224,13 +241,16 @@ def sweep(
     builds every member of every run (see :func:`btob.simulate`). With ``restarts`` every
     run also crashes one honest member at a random step and restarts it (see
     :class:`~btob.sim.simulator.Restart`); the run then also fails if the restarted member
-    delivered anything differently the second time.
+    delivered anything differently the second time. With ``clients``, every run also has
+    that many clients outside the cluster (a mix may set its own number); the mix
+    ``"clients"`` draws an attack on clients per seed (:func:`~btob.faults.client_mix`, with
+    ``clients`` clients, 4 by default).
 
     Raises :class:`ConfigError` for a bad mix, size or BRB before any run starts.
     """
     cases = _cases(seeds, sizes, brbs, mixes, messages=messages, max_time=max_time,
                    variants=variants, restarts=restarts, explore_rounds=explore_rounds,
-                   settings=settings if settings is not None else Settings())
+                   clients=clients, settings=settings if settings is not None else Settings())
     totals: dict[tuple[str, int, str], list[float]] = {}
     failure: SimResult | None = None
     failure_kind: str | None = None
@@ -489,11 +509,13 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--brb", default="bracha", metavar=",".join(BRB_KINDS),
                         help="comma-separated reliable-broadcast kinds (default bracha)")
     parser.add_argument("--mix", action="append", default=None,
-                        metavar="NAME|FILE|swarm|adversary",
+                        metavar="NAME|FILE|swarm|adversary|clients",
                         help="fault mix: a preset, a TOML file, swarm (random faults and "
-                             "network per seed) or adversary (a rule-targeted behaviour or a "
+                             "network per seed), adversary (a rule-targeted behaviour or a "
                              "coordinated strategy per seed; each variant and BRB kind takes "
-                             "the next stretch of seeds' attacks) (repeatable; default none)")
+                             "the next stretch of seeds' attacks) or clients (Byzantine "
+                             "clients and a member failing clients, drawn per seed) "
+                             "(repeatable; default none)")
     parser.add_argument("--messages", type=int, default=50, help="payloads per run (default 50)")
     parser.add_argument("--max-time", type=float, default=30.0,
                         help="virtual seconds per run (default 30)")
@@ -511,6 +533,9 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
                              "per round (1,536 scenarios per seed at n=4 with 2 rounds)")
     parser.add_argument("--rounds", type=int, default=2, metavar="R",
                         help="rounds of the exploration's partitions (default 2)")
+    parser.add_argument("--clients", type=int, default=0, metavar="K",
+                        help="K clients outside the cluster in every run (the clients mix "
+                             "draws 4 by default)")
     parser.add_argument("--shrink", action="store_true",
                         help="shrink the failing case to a smaller one that still fails")
 
@@ -545,6 +570,8 @@ def run_sweep_command(args: argparse.Namespace) -> int:
     seeds = range(args.first_seed, args.first_seed + args.seeds)
     if args.rounds < 1:
         raise ConfigError(f"--rounds {args.rounds}: need at least one round")
+    if args.clients < 0:
+        raise ConfigError(f"--clients {args.clients}: must be >= 0")
     mixes: list[str | Mix] = list(args.mix or ([] if args.explore else ["none"]))
     variants = [v.strip() for v in args.variant.split(",") if v.strip()]
     if not variants or any(v not in VARIANTS for v in variants):
@@ -566,6 +593,7 @@ def run_sweep_command(args: argparse.Namespace) -> int:
             max_time=args.max_time, require_complete=not args.allow_incomplete,
             stop_on_failure=not args.keep_going, shrink=args.shrink, progress=progress,
             variants=variants, restarts=args.restarts, explore_rounds=args.rounds,
+            clients=args.clients,
         )
     print(format_sweep(outcome))
     sys.stdout.flush()

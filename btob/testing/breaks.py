@@ -19,6 +19,8 @@ from typing import Any
 import attrs
 
 from btob._errors import ConfigError
+from btob.core.clients import ClientLog
+from btob.core.clientwire import ClientRequest
 from btob.core.durable import DurableChanges
 from btob.core.journal import SIGNED_PREFIX
 from btob.core.member import Member
@@ -26,8 +28,9 @@ from btob.core.ordering import CommittedSlot, Ordering, _quorum_digest, _Slot
 from btob.core.quorum import Quorums
 from btob.core.wire import OrderEcho, OrderReady, Signed
 
-__all__ = ["BREAKS", "DeliverBeforeCommit", "ForgetSigned", "OldViewVotes", "PersistLate",
-           "ReadyAmplification", "broken"]
+__all__ = ["BREAKS", "CLIENT_BREAKS", "DeliverBeforeCommit", "DuplicateClientLog",
+           "ForgetSigned", "OldViewVotes", "PersistLate", "ReadyAmplification",
+           "UnorderedClientLog", "broken"]
 
 
 class DeliverBeforeCommit(Ordering):
@@ -87,6 +90,49 @@ class PersistLate(Member):
         return now
 
 
+class DuplicateClientLog(ClientLog):
+    """Delivers a client's request again when it is committed again (no at-most-once)."""
+
+    def offer(self, frame: bytes) -> list[ClientRequest]:
+        request = self.parse(frame)
+        if request is not None:
+            known = self.next_seq(request.client)
+            if known is not None and (request.session, request.seq) < known:
+                return [request]
+        return super().offer(frame)
+
+
+class UnorderedClientLog(ClientLog):
+    """Delivers a client's request as soon as it is committed, ahead of the earlier ones of
+    its session (no FIFO: nothing is held back), and never again later."""
+
+    def offer(self, frame: bytes) -> list[ClientRequest]:
+        request = self.parse(frame)
+        if request is None:
+            return []
+        known = self.next_seq(request.client)
+        if known is None or known[0] != request.session or request.seq <= known[1]:
+            return super().offer(frame)
+        seen = self.__dict__.setdefault("_ahead", set())
+        if (request.client, request.session, request.seq) in seen:
+            return []
+        seen.add((request.client, request.session, request.seq))
+        return [request]
+
+
+def _with_client_log(log: type[ClientLog]) -> Callable[..., Member]:
+    """A factory of members whose client rules are ``log``'s."""
+
+    def make(**kwargs: Any) -> Member:
+        member = Member(**kwargs)
+        rules = member._log.clients  # the break is in the member's own rules
+        if rules is not None:
+            rules.__class__ = log
+        return member
+
+    return make
+
+
 def _always_valid(member: int, kind: str, body: bytes, signature: bytes) -> bool:
     return True
 
@@ -107,10 +153,19 @@ BREAKS: dict[str, Callable[..., Member]] = {
 }
 """Every deliberate break by name: a factory taking :class:`~btob.Member`'s arguments."""
 
+CLIENT_BREAKS: dict[str, Callable[..., Member]] = {
+    "client-duplicates": _with_client_log(DuplicateClientLog),
+    "client-unordered": _with_client_log(UnorderedClientLog),
+}
+"""Breaks of the client delivery rules (:mod:`btob.core.clients`), found only by runs with
+clients: a member that delivers a request twice, or ahead of its session's order."""
+
 
 def broken(name: str) -> Callable[..., Member]:
-    """The member factory of break ``name`` (one of :data:`BREAKS`)."""
-    factory = BREAKS.get(name)
+    """The member factory of break ``name`` (one of :data:`BREAKS` or
+    :data:`CLIENT_BREAKS`)."""
+    factory = BREAKS.get(name) or CLIENT_BREAKS.get(name)
     if factory is None:
-        raise ConfigError(f"unknown break {name!r}; choose one of {', '.join(BREAKS)}")
+        raise ConfigError(f"unknown break {name!r}; choose one of "
+                          f"{', '.join([*BREAKS, *CLIENT_BREAKS])}")
     return factory

@@ -31,8 +31,10 @@ from btob.core.wire import (
 )
 from btob.faults import BEHAVIOURS, parse_fault
 from btob.faults._behaviours import FaultContext, ProcessFault, make_fault
+from btob.faults._clients import parse_client_fault
 from btob.sim.coverage import LAGGARD_SETTINGS
 from btob.sim.simulator import Restart, SimResult
+from btob.testing.breaks import broken
 
 from ..helpers import Keys
 
@@ -580,3 +582,75 @@ def test_bad_checkpoint_finds_a_tracker_that_counts_votes_whatever_they_sign() -
 
     assert breaks(_AnyDigestMember)
     assert not breaks(Member)
+
+
+# -- members toward clients ---------------------------------------------------------------
+
+
+def _with_clients(fault: str, seed: int, **kwargs: Any) -> SimConfig:
+    return SimConfig(n=4, seed=seed, messages=20, clients=4, client_requests=8,
+                     faults=(parse_fault(fault, 4),), **kwargs)
+
+
+def test_the_client_behaviours_are_in_the_catalogue_and_not_drawn_by_swarms() -> None:
+    for name in ("drop-requests", "forge-receipts", "withhold-receipts"):
+        assert BEHAVIOURS[name].byzantine and BEHAVIOURS[name].summary
+        assert not BEHAVIOURS[name].swarm  # without clients they would do nothing
+        assert type(_behaviour(f"1={name}")).__name__.lower() == name.replace("-", "")
+
+
+@pytest.mark.parametrize("member", [0, 2])
+def test_a_member_dropping_requests_is_failed_over(member: int) -> None:
+    for seed in (1, 2):
+        result = simulate(_with_clients(f"{member}=drop-requests", seed))
+        assert result.ok and result.complete, [str(v) for v in result.report.violations]
+        assert result.fault_effects[member].requests_dropped > 0
+        stats = result.client_statistics.values()
+        assert sum(s.failovers for s in stats) >= result.fault_effects[member].requests_dropped
+        assert all(s.receipts_valid == 8 and not s.gave_up for s in stats)
+        relays = {r.msg_id for r in result.logs.deliveries[1] if r.origin == -1}
+        assert len(relays) == 4 * 8  # every request delivered, none through the dropper
+
+
+@pytest.mark.parametrize("member", [0, 2])
+def test_forged_receipts_are_refused_by_every_client(member: int) -> None:
+    for seed in (1, 2):
+        config = _with_clients(f"{member}=forge-receipts", seed)
+        result = simulate(config)
+        assert result.ok and result.complete, [str(v) for v in result.report.violations]
+        forged = result.fault_effects[member].client_frames_changed
+        assert forged > 0
+        stats = result.client_statistics.values()
+        # Each forgery is refused (one in four is another request's real receipt, which a
+        # client that had that request proven already counts as late).
+        assert sum(s.receipts_invalid + s.receipts_late for s in stats) >= forged
+        assert sum(s.receipts_invalid for s in stats) > 0
+        accepted = {r.member for receipts in result.logs.receipts.values() for r in receipts}
+        assert member not in accepted  # no receipt of the forger was ever believed
+
+
+def test_withheld_receipts_leave_the_request_delivered_and_the_client_failing_over() -> None:
+    result = simulate(_with_clients("2=withhold-receipts", 1))
+    assert result.ok and result.complete
+    assert result.fault_effects[2].client_frames_dropped > 0
+    stats = result.client_statistics.values()
+    assert sum(s.failovers for s in stats) > 0
+    # What it relayed was delivered all the same; the clients it held receipts from gave
+    # those up (every other member had delivered them, and refuses a delivered request).
+    delivered = {r.msg_id for r in result.logs.deliveries[0] if r.origin == -1}
+    assert len(delivered) == 4 * 8
+    assert sum(s.gave_up for s in stats) == 4 * 8 - sum(s.receipts_valid for s in stats)
+
+
+def test_the_checker_catches_a_member_that_believes_nothing_about_clients() -> None:
+    """The same runs with members that deliver a client's request twice, or ahead of its
+    session's order, fail the checker: the client properties are really judged."""
+    twice = _with_clients("2=withhold-receipts", 1,
+                          client_faults=(parse_client_fault("0=equivocate", 4),))
+    assert simulate(twice).ok
+    report = simulate(twice, member_factory=broken("client-duplicates")).report
+    assert any("and again at index" in str(v) for v in report.violations)
+    ahead = _with_clients("2=drop-requests", 1, client_in_flight=4)
+    assert simulate(ahead).ok
+    report = simulate(ahead, member_factory=broken("client-unordered")).report
+    assert any(v.property == "fifo" and "client session" in str(v) for v in report.violations)

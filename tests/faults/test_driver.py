@@ -6,8 +6,11 @@ from __future__ import annotations
 import pytest
 
 from btob import Member, MemberCrashed, Settings
+from btob.core.clientwire import ClientRequest, sign_request
 from btob.core.contract import Outgoing
+from btob.core.member import RequestRefused
 from btob.core.wire import Status, decode_frame
+from btob.crypto import Signer, SigningKey
 from btob.faults import parse_fault
 from btob.faults._driver import FaultyCore, faulty_core
 
@@ -172,6 +175,39 @@ def test_a_faulty_member_takes_client_requests_until_it_crashes() -> None:
     assert core.take_outputs()[0]  # the request went into a batch that leaves
     with pytest.raises(RequestRefused, match="signature"):
         core.submit_request(frames[1][:-1] + bytes([frames[1][-1] ^ 1]), 1.5)
-    with pytest.raises(RequestRefused, match="crashed"):
+    with pytest.raises(MemberCrashed):
         core.submit_request(frames[1], 2.5)
     assert core.take_client_outputs() == []
+
+
+def _request(seq: int = 0) -> bytes:
+    signer = Signer(SigningKey.from_seed(b"\x05" * 32), cluster_id=KEYS.cluster_id)
+    return sign_request(ClientRequest(signer.public_key, 1, seq, b"x"), signer.sign)
+
+
+def test_client_requests_reach_the_member_through_the_behaviour() -> None:
+    slow = _faulty("1=slow:delay=0.01")
+    with pytest.raises(RequestRefused, match="not admitted"):  # the member's own answer
+        slow.submit_request(_request(), 0.0)
+    dropping = _faulty("1=drop-requests")
+    dropping.submit_request(_request(), 0.0)
+    assert dropping.effects().requests_dropped == 1 and dropping.effects().took_effect
+    crashed = _faulty("1=crash:at=0")
+    with pytest.raises(MemberCrashed):
+        crashed.submit_request(_request(), 0.5)
+
+
+def test_client_outputs_leave_through_the_behaviour_and_are_counted() -> None:
+    core = _faulty("1=slow:delay=0.01")
+    outputs = [(b"k1", b"frame-1"), (b"k2", b"frame-2"), (b"k3", b"frame-3")]
+    core.core.take_client_outputs = lambda: list(outputs)  # type: ignore[method-assign]
+    answers = {b"frame-1": [(b"k1", b"frame-1")], b"frame-2": [],
+               b"frame-3": [(b"k3", b"other"), (b"k9", b"frame-3")]}
+    core.fault.client_output = lambda client, frame: answers[frame]  # type: ignore[method-assign]
+    assert core.take_client_outputs() == [(b"k1", b"frame-1"), (b"k3", b"other"),
+                                          (b"k9", b"frame-3")]
+    effects = core.effects()
+    assert (effects.client_frames_dropped, effects.client_frames_changed) == (1, 2)
+    core._crash()
+    assert core.take_client_outputs() == []
+    assert core.effects().client_frames_dropped == 4

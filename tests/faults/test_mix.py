@@ -13,7 +13,16 @@ import pytest
 from btob import ConfigError
 from btob.core.settings import Settings
 from btob.faults import BEHAVIOURS, Behaviour, NetSpec, Param, parse_net
-from btob.faults._mix import CHECKPOINT_ATTACKS, PRESETS, Mix, adversary_mix, load_mixes, swarm_mix
+from btob.faults._mix import (
+    CHECKPOINT_ATTACKS,
+    CLIENTS,
+    PRESETS,
+    Mix,
+    adversary_mix,
+    client_mix,
+    load_mixes,
+    swarm_mix,
+)
 
 
 @pytest.mark.parametrize("n", [4, 7])
@@ -252,3 +261,29 @@ def test_swarm_networks() -> None:
 def test_swarm_with_no_usable_behaviour_has_no_faults() -> None:
     registry: Mapping[str, Behaviour] = {"needy": _fake_registry()["needy"]}
     assert all(swarm_mix(s, 7, behaviours=registry).faults == () for s in range(20))
+
+
+def test_client_mixes_are_drawn_per_seed_and_resolve(tmp_path: Path) -> None:
+    mixes = [client_mix(seed, 4) for seed in range(30)]
+    assert mixes == [client_mix(seed, 4) for seed in range(30)]
+    assert len({(m.faults, m.client_faults, m.client_in_flight) for m in mixes}) > 10
+    for mix in mixes:
+        faults, _ = mix.resolve(4)
+        assert len(faults) <= 1 and mix.clients == 4
+        assert len(mix.client_specs(4)) <= 2
+    assert client_mix(1, 3).faults == ()  # n=3 tolerates no faulty member
+    with pytest.raises(ConfigError, match="drawn per seed"):
+        load_mixes(CLIENTS, 4)
+    path = tmp_path / "clients.toml"
+    path.write_text('name = "c"\nclients = 3\nclient_faults = ["1=flood:k=2"]\n')
+    (mix,) = load_mixes(str(path), 4)
+    assert (mix.clients, mix.client_faults) == (3, ("1=flood:k=2",))
+    assert mix.describe().endswith("; 3 clients 1=flood:k=2")
+    path.write_text('name = "c"\nclients = 1\nclient_faults = ["1=flood"]\n')
+    with pytest.raises(ConfigError, match=r"outside 0\.\.0"):
+        load_mixes(str(path), 4)
+    path.write_text('name = "c"\nclients = -1\n')
+    with pytest.raises(ConfigError, match="non-negative"):
+        load_mixes(str(path), 4)
+    with pytest.raises(ConfigError, match="one client fault per client"):
+        Mix("twice", client_faults=("0=flood", "0=garbage")).client_specs(2)

@@ -23,9 +23,11 @@ from btob.sim.checker import (
 )
 from btob.sim.logs import (
     BroadcastRecord,
+    ClientInfo,
     DeliveryRecord,
     LogDir,
     MemberInfo,
+    ReceiptRecord,
     RunInfo,
     SettledRecord,
     next_delivery_index,
@@ -464,3 +466,141 @@ def test_scanning_a_prefix_finds_the_events_before_its_end(
     size = data.draw(st.integers(0, len(records)))
     full = scanner.scan(records)
     assert scanner.scan(records[:size]) == [e for e in full if e.at < size]
+
+
+# -- clients --------------------------------------------------------------------------------
+
+
+HONEST_KEY, BYZANTINE_KEY = "a" * 64, "b" * 64
+
+
+def cid(seq: int, key: str = HONEST_KEY, session: int = 1) -> str:
+    return f"c{key}.{session}:{seq}"
+
+
+def crec(index: int, msg_id: str, slot: int | None, data: bytes | None = None) -> DeliveryRecord:
+    return DeliveryRecord(index, msg_id, -1, digest_of(msg_id.encode() if data is None else data),
+                          slot=slot)
+
+
+def client_log(deliveries: Sequence[DeliveryRecord], *, sent: Sequence[str] = (),
+               receipts: Sequence[tuple[str, int]] = (), lagging: int | None = None,
+               complete: bool = True) -> LogDir:
+    """Four honest members that all delivered ``deliveries`` (member 3 only its first
+    ``lagging`` ones, if given), client 0 honest having sent ``sent`` with the receipts
+    ``receipts``, client 1 Byzantine."""
+    n = 4
+    logs = {m: tuple(deliveries) for m in range(n)}
+    if lagging is not None:
+        logs[3] = tuple(deliveries[:lagging])
+    run = RunInfo(n=n, f=1, complete=complete,
+                  members={m: MemberInfo(honest=True, crashed=False) for m in range(n)},
+                  clients={0: ClientInfo(honest=True, key=HONEST_KEY),
+                           1: ClientInfo(honest=False, key=BYZANTINE_KEY)})
+    return LogDir(run=run, broadcasts={m: () for m in range(n)}, deliveries=logs,
+                  client_broadcasts={0: tuple(BroadcastRecord(m, digest_of(m.encode()))
+                                              for m in sent)},
+                  receipts={0: tuple(ReceiptRecord(m, slot, 0, 0) for m, slot in receipts)})
+
+
+def _kinds(report: CheckReport) -> list[str]:
+    return sorted({v.property for v in report.violations})
+
+
+def test_honest_client_requests_in_order_with_receipts_pass() -> None:
+    sent = [cid(0), cid(1), cid(2)]
+    records = [crec(0, cid(0), 0), crec(1, cid(0, BYZANTINE_KEY), 0), crec(2, cid(1), 1),
+               crec(3, cid(2), 1), crec(4, cid(5, BYZANTINE_KEY), 2)]
+    report = check(client_log(records, sent=sent, receipts=[(cid(0), 0), (cid(1), 1)]))
+    assert report.ok, [str(v) for v in report.violations]
+    assert report.liveness_judged
+
+
+def test_a_client_request_delivered_twice_is_an_integrity_violation() -> None:
+    for key in (HONEST_KEY, BYZANTINE_KEY):  # at most once, whoever the client is
+        records = [crec(0, cid(0, key), 0), crec(1, cid(0, key), 1)]
+        report = check(client_log(records, sent=[cid(0)]))
+        assert _kinds(report) == ["integrity"]
+        assert "again at index 1" in str(report.violations[0])
+
+
+def test_an_honest_clients_request_made_up_or_altered_is_caught() -> None:
+    made_up = check(client_log([crec(0, cid(0), 0), crec(1, cid(1), 0)], sent=[cid(0)]))
+    assert _kinds(made_up) == ["integrity"] and "never sent" in str(made_up.violations[0])
+    altered = check(client_log([crec(0, cid(0), 0, data=b"other")], sent=[cid(0)]))
+    assert _kinds(altered) == ["integrity"] and "sent it as" in str(altered.violations[0])
+    # A Byzantine client's requests have nothing to be compared with.
+    assert check(client_log([crec(0, cid(7, BYZANTINE_KEY), 0, data=b"x")])).ok
+
+
+def test_an_honest_clients_session_out_of_order_or_with_a_gap_breaks_fifo() -> None:
+    sent = [cid(0), cid(1), cid(2)]
+    swapped = check(client_log([crec(0, cid(1), 0), crec(1, cid(0), 0)], sent=sent))
+    assert _kinds(swapped) == ["fifo"]
+    assert "seq 0 of that client session was due" in str(swapped.violations[0])
+    gap = check(client_log([crec(0, cid(0), 0), crec(1, cid(2), 0)], sent=sent))
+    assert _kinds(gap) == ["fifo"]
+    # A new session starts at 0 again; a Byzantine client's order is not judged.
+    fresh = [cid(0), cid(0, session=2), cid(1, session=2)]
+    assert check(client_log([crec(i, m, 0) for i, m in enumerate(fresh)], sent=fresh)).ok
+    assert check(client_log([crec(0, cid(3, BYZANTINE_KEY), 0)])).ok
+
+
+def test_a_receipt_may_name_a_slot_before_or_after_the_delivery() -> None:
+    # after: a copy committed earlier was delivered; before: the request waited there for
+    # an earlier request of its session
+    records = [crec(0, cid(0), 4)]
+    assert check(client_log(records, sent=[cid(0)], receipts=[(cid(0), 6)])).ok
+    assert check(client_log(records, sent=[cid(0)], receipts=[(cid(0), 3)])).ok
+
+
+def test_a_receipt_whose_request_a_member_never_delivered_is_caught() -> None:
+    records = [crec(0, cid(0, BYZANTINE_KEY), 1), crec(1, cid(0), 2),
+               crec(2, cid(1, BYZANTINE_KEY), 3)]
+    without = records[:1] + records[2:]
+    log = client_log(records, sent=[cid(0)], receipts=[(cid(0), 2)])
+    skipped = attrs.evolve(log, deliveries={**log.deliveries, 3: tuple(
+        attrs.evolve(r, index=i) for i, r in enumerate(without))})
+    report = check(skipped)
+    assert "receipt" in _kinds(report)
+    assert any("member 3 never delivered" in str(v) for v in report.violations)
+    # A member that is merely behind is judged only once the run is complete.
+    assert check(client_log(records, sent=[cid(0)], receipts=[(cid(0), 2)], lagging=1,
+                            complete=False)).ok
+    behind = check(client_log(records, sent=[cid(0)], receipts=[(cid(0), 2)], lagging=1))
+    assert "receipt" in _kinds(behind) and "agreement" in _kinds(behind)
+
+
+def test_a_byzantine_clients_receipts_are_not_judged() -> None:
+    log = client_log([crec(0, cid(0), 0)], sent=[cid(0)])
+    log = attrs.evolve(log, receipts={1: (ReceiptRecord(cid(9, BYZANTINE_KEY), 0, 0, 0),)})
+    assert check(log).ok
+
+
+def test_client_deliveries_without_slots_are_judged_by_presence() -> None:
+    log = client_log([crec(0, cid(0), None)], sent=[cid(0)], receipts=[(cid(0), 0)])
+    assert check(log).ok
+    missing = client_log([crec(0, cid(1, BYZANTINE_KEY), None)], sent=[cid(0)],
+                         receipts=[(cid(0), 0)])
+    assert _kinds(check(missing)) == ["receipt"]
+
+
+def test_an_honest_client_log_naming_another_key_or_repeating_is_an_integrity_violation() -> None:
+    wrong = client_log([], sent=[cid(0, BYZANTINE_KEY)])
+    assert _kinds(check(wrong)) == ["integrity"]
+    repeated = client_log([], sent=[cid(0), cid(0)])
+    assert "sent" in str(check(repeated).violations[0])
+
+
+def test_member_origin_checks_skip_client_deliveries() -> None:
+    """Origin -1 is no member: neither a non-member origin nor a broken member FIFO."""
+    records = [rec(0, "0:0"), crec(1, cid(0), 0), rec(2, "0:1")]
+    log = client_log(records, sent=[cid(0)])
+    log = attrs.evolve(log, broadcasts={**log.broadcasts, 0: (
+        BroadcastRecord("0:0", digest_of(payload("0:0"))),
+        BroadcastRecord("0:1", digest_of(payload("0:1"))))})
+    assert check(log).ok
+    # Two members' digests disagreeing on a client's request is an integrity violation.
+    other = attrs.evolve(log, deliveries={**log.deliveries, 2: (
+        records[0], crec(1, cid(0), 0, data=b"other"), records[2])})
+    assert "different digests" in " ".join(str(v) for v in check(other).violations)

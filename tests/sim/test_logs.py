@@ -9,6 +9,7 @@ import pickle
 import re
 from pathlib import Path
 
+import attrs
 import pytest
 
 import btob.sim.logs
@@ -16,12 +17,15 @@ from btob._errors import LogFormatError
 from btob.sim.logs import (
     MAX_LINE_BYTES,
     BroadcastRecord,
+    ClientInfo,
     DeliveryRecord,
     LogAppender,
     LogDir,
     MemberInfo,
+    ReceiptRecord,
     RunInfo,
     SettledRecord,
+    client_parts,
     next_delivery_index,
     read_log_dir,
     write_log_dir,
@@ -377,3 +381,112 @@ def test_a_bad_settled_line_is_refused_naming_its_line(tmp_path: Path, line: str
         handle.write(line + "\n")
     with pytest.raises(LogFormatError, match=r"node-1\.deliver\.jsonl:\d+: .*key"):
         read_log_dir(tmp_path)
+
+
+# -- clients --------------------------------------------------------------------------------
+
+
+KEY = "ab" * 32
+CLIENT_ID = f"c{KEY}.7:3"
+
+
+def _client_dir() -> LogDir:
+    run = RunInfo(n=1, f=0, complete=True, members={0: MemberInfo(honest=True, crashed=False)},
+                  clients={0: ClientInfo(honest=True, key=KEY),
+                           1: ClientInfo(honest=False, key="cd" * 32)})
+    delivered = DeliveryRecord(0, CLIENT_ID, -1, "0" * 64, slot=4)
+    return LogDir(run=run, broadcasts={0: ()}, deliveries={0: (delivered,)},
+                  client_broadcasts={0: (BroadcastRecord(CLIENT_ID, "0" * 64),)},
+                  receipts={0: (ReceiptRecord(CLIENT_ID, slot=4, index=0, member=0),)})
+
+
+def test_client_message_ids_slots_and_receipts_round_trip(tmp_path: Path) -> None:
+    logs = _client_dir()
+    write_log_dir(tmp_path, logs.run, logs.broadcasts, logs.deliveries,
+                  client_broadcasts=logs.client_broadcasts, receipts=logs.receipts)
+    assert read_log_dir(tmp_path) == attrs_evolve_clients(logs)
+    line = (tmp_path / "node-0.deliver.jsonl").read_text()
+    assert line == (f'{{"digest":"{"0" * 64}","index":0,"msg_id":"{CLIENT_ID}",'
+                    f'"origin":-1,"slot":4}}\n')
+    assert sorted(os.listdir(tmp_path / "clients")) == [
+        "client-0.broadcast.jsonl", "client-0.receipts.jsonl",
+        "client-1.broadcast.jsonl", "client-1.receipts.jsonl"]
+    run = json.loads((tmp_path / "run.json").read_text())
+    assert run["clients"]["1"] == {"honest": False, "key": "cd" * 32}
+    assert client_parts(CLIENT_ID) == (KEY, 7, 3) and client_parts("2:3") is None
+    assert BroadcastRecord(CLIENT_ID, "0" * 64).origin == -1
+
+
+def attrs_evolve_clients(logs: LogDir) -> LogDir:
+    """``logs`` as read back: every client listed in run.json has (maybe empty) logs."""
+    return attrs.evolve(logs, client_broadcasts={**{1: ()}, **logs.client_broadcasts},
+                        receipts={**{1: ()}, **logs.receipts})
+
+
+def test_a_log_without_clients_writes_no_clients_folder_and_no_slot(tmp_path: Path) -> None:
+    run = RunInfo(n=1, f=0, complete=True, members={0: MemberInfo(honest=True, crashed=False)})
+    write_log_dir(tmp_path, run, {0: ()}, {0: (DeliveryRecord(0, "0:0", 0, "0" * 64),)})
+    assert not (tmp_path / "clients").exists()
+    assert "slot" not in (tmp_path / "node-0.deliver.jsonl").read_text()
+    assert "clients" not in json.loads((tmp_path / "run.json").read_text())
+    assert read_log_dir(tmp_path).run.clients == {}
+
+
+@pytest.mark.parametrize(("line", "message"), [
+    ({"digest": "0" * 64, "index": 0, "msg_id": f"c{KEY}.1:0", "origin": 0}, "does not match"),
+    ({"digest": "0" * 64, "index": 0, "msg_id": "-1:0", "origin": -1}, "msg_id"),
+    ({"digest": "0" * 64, "index": 0, "msg_id": f"c{KEY[:-1]}.1:0", "origin": -1}, "msg_id"),
+    ({"digest": "0" * 64, "index": 0, "msg_id": f"c{KEY}.01:0", "origin": -1}, "msg_id"),
+    ({"digest": "0" * 64, "index": 0, "msg_id": "0:0", "origin": 0, "slot": -2}, "slot"),
+    ({"digest": "0" * 64, "index": 0, "msg_id": "0:0", "origin": 0, "slot": True}, "slot"),
+])
+def test_bad_client_ids_and_slots_are_refused(tmp_path: Path, line: object,
+                                              message: str) -> None:
+    run = RunInfo(n=1, f=0, complete=True, members={0: MemberInfo(honest=True, crashed=False)})
+    write_log_dir(tmp_path, run, {0: ()}, {0: ()})
+    (tmp_path / "node-0.deliver.jsonl").write_text(json.dumps(line) + "\n")
+    with pytest.raises(LogFormatError, match=message):
+        read_log_dir(tmp_path)
+
+
+def test_bad_client_records_and_files_are_refused(tmp_path: Path) -> None:
+    logs = _client_dir()
+    write_log_dir(tmp_path, logs.run, logs.broadcasts, logs.deliveries,
+                  client_broadcasts=logs.client_broadcasts, receipts=logs.receipts)
+    receipts = tmp_path / "clients" / "client-0.receipts.jsonl"
+    receipts.write_text(json.dumps({"msg_id": "0:1", "slot": 0, "index": 0, "member": 0}) + "\n")
+    with pytest.raises(LogFormatError, match="client's message id"):
+        read_log_dir(tmp_path)
+    receipts.write_text(json.dumps({"msg_id": CLIENT_ID, "slot": -1, "index": 0,
+                                    "member": 0}) + "\n")
+    with pytest.raises(LogFormatError, match="'slot'"):
+        read_log_dir(tmp_path)
+    receipts.write_text("")
+    (tmp_path / "clients" / "client-2.receipts.jsonl").write_text("")
+    with pytest.raises(LogFormatError, match="names client 2"):
+        read_log_dir(tmp_path)
+    (tmp_path / "clients" / "client-2.receipts.jsonl").unlink()
+    run = json.loads((tmp_path / "run.json").read_text())
+    run["clients"]["0"]["key"] = "AB" * 32
+    (tmp_path / "run.json").write_text(json.dumps(run))
+    with pytest.raises(LogFormatError, match=r"clients\.0"):
+        read_log_dir(tmp_path)
+    run["clients"] = {"0": {"honest": True}}
+    (tmp_path / "run.json").write_text(json.dumps(run))
+    with pytest.raises(LogFormatError, match="exactly the keys"):
+        read_log_dir(tmp_path)
+
+
+def test_client_mappings_must_match_the_run() -> None:
+    logs = _client_dir()
+    with pytest.raises(ValueError, match="share a key"):
+        RunInfo(n=1, f=0, complete=True, members=logs.run.members,
+                clients={0: ClientInfo(True, KEY), 1: ClientInfo(False, KEY)})
+    with pytest.raises(ValueError, match="client ids 0"):
+        RunInfo(n=1, f=0, complete=True, members=logs.run.members,
+                clients={1: ClientInfo(True, KEY)})
+    with pytest.raises(ValueError, match=r"client ids of run\.clients"):
+        LogDir(run=logs.run, broadcasts=logs.broadcasts, deliveries=logs.deliveries,
+               receipts={5: ()})
+    with pytest.raises(ValueError, match=r"not in run\.clients"):
+        write_log_dir("unused", logs.run, logs.broadcasts, logs.deliveries, receipts={5: ()})

@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 
 from btob import ConfigError, Member, Settings, SimConfig, SimResult, simulate
-from btob.faults import FaultSpec, NetSpec, parse_fault, parse_net
+from btob.faults import FaultSpec, NetSpec, parse_adversary, parse_fault, parse_net
+from btob.faults._clients import parse_client_fault
 from btob.faults._spec import BEHAVIOURS
-from btob.sim.simulator import PHASES, Restart
+from btob.sim.simulator import PHASES, Restart, replay_command
 
 
 def _net(rng: random.Random) -> NetSpec:
@@ -370,3 +371,70 @@ def test_a_laggard_restarts_and_transfers_state_under_every_fault(behaviour: str
     assert result.redelivery_mismatches == ()
     convicted = {m for i, s in enumerate(result.statistics) if i != 0 for m in s.evidence}
     assert convicted <= {0}, f"an honest member was convicted: {convicted - {0}}"
+
+
+# -- clients ------------------------------------------------------------------------------
+
+
+
+def _client_config(**kwargs: object) -> SimConfig:
+    fields: dict[str, object] = {"n": 4, "seed": 5, "messages": 30, "clients": 3,
+                                 "client_requests": 6, **kwargs}
+    return SimConfig(**fields)  # type: ignore[arg-type]
+
+
+def test_a_run_with_clients_is_deterministic_to_the_byte(tmp_path: Path) -> None:
+    config = _client_config(client_faults=(parse_client_fault("2=flood", 3),))
+    simulate(config, log_dir=tmp_path / "a")
+    simulate(config, log_dir=tmp_path / "b")
+    for sub in ("", "clients"):
+        names = sorted(p.name for p in (tmp_path / "a" / sub).iterdir() if p.is_file())
+        match, mismatch, errors = filecmp.cmpfiles(tmp_path / "a" / sub, tmp_path / "b" / sub,
+                                                   names, shallow=False)
+        assert not mismatch and not errors and match
+    assert (tmp_path / "a" / "clients" / "client-0.receipts.jsonl").read_text().count("\n") == 6
+
+
+def test_client_requests_are_ordered_among_the_members_payloads() -> None:
+    result = simulate(_client_config())
+    assert result.ok and result.complete
+    log = result.logs.deliveries[0]
+    clients = [r for r in log if r.origin == -1]
+    assert len(clients) == 3 * 6 and len(log) == 30 + 3 * 6
+    assert all(r.slot is not None for r in log)
+    receipts = {r.msg_id: r.slot for rs in result.logs.receipts.values() for r in rs}
+    assert {r.msg_id: r.slot for r in clients} == receipts  # each proven at its own slot
+    assert result.logs.run.clients[1].honest and result.client_drops[0] == {}
+
+
+def test_clients_go_on_through_a_crash_a_restart_and_faulty_members() -> None:
+    for extra in ({"faults": (parse_fault("0=crash:at=0.05", 4),)},
+                  {"faults": (parse_fault("1=twins", 4),)},
+                  {"faults": (parse_fault("3=equivocate", 4),)},
+                  {"restarts": (Restart(1, 60, committed=True),)}):
+        result = simulate(_client_config(**extra))
+        assert result.ok and result.complete, (extra, result.report.violations)
+        # Every request is delivered; one whose member crashed after relaying it gets no
+        # receipt (the others refuse a delivered request), and its client gives it up.
+        delivered = {r.msg_id for r in result.logs.deliveries[2] if r.origin == -1}
+        assert delivered == {b.msg_id for bs in result.logs.client_broadcasts.values()
+                             for b in bs}, extra
+        assert all(s.receipts_valid + s.gave_up == 6 for s in result.client_statistics.values())
+    adversary = simulate(_client_config(adversary=parse_adversary("split:until=0.3")))
+    assert adversary.ok
+
+
+def test_client_settings_are_checked_and_replayed() -> None:
+    for bad in ({"clients": -1}, {"client_in_flight": 0}, {"client_in_flight": 65},
+                {"client_retry_s": 0.0},
+                {"client_faults": (parse_client_fault("0=flood", 1),) * 2},
+                {"clients": 1, "client_faults": (parse_client_fault("1=flood", 2),)}):
+        with pytest.raises(ConfigError):
+            _client_config(**bad)
+    config = _client_config(client_requests=4, client_in_flight=2, open_clients=True,
+                            client_faults=(parse_client_fault("1=garbage:k=2", 3),),
+                            client_retry_s=0.1, client_give_up_s=2.0)
+    command = replay_command(config)
+    assert ("--clients 3 --client-requests 4 --client-in-flight 2 --client-fault "
+            "1=garbage:k=2 --open-clients --client-retry 0.1 --client-give-up 2") in command
+    assert "--clients" not in replay_command(SimConfig())

@@ -9,18 +9,21 @@ import attrs
 import pytest
 
 from btob import ConfigError
+from btob.core.settings import Settings
 from btob.faults import parse_fault, parse_net
-from btob.faults._mix import Mix, swarm_mix
+from btob.faults._mix import CLIENT_MEMBER_BEHAVIOURS, Mix, client_mix, swarm_mix
 from btob.sim.checker import Violation
 from btob.sim.simulator import SimConfig, SimResult, simulate
 from btob.sim.sweep import (
     SweepRow,
+    _cases,
     add_sweep_arguments,
     format_sweep,
     run_sweep_command,
     shrink_case,
     sweep,
 )
+from btob.testing.breaks import broken
 
 
 def test_small_sweep_passes_with_a_row_per_mix() -> None:
@@ -366,3 +369,25 @@ def test_a_slice_of_the_adversary_sweep_passes_on_the_real_protocol() -> None:
                     messages=50, max_time=30, variants=["ub"])
     assert outcome.ok, outcome.replay
     assert runs + outcome.runs == attacks + 6
+
+
+def test_a_quick_sweep_with_clients_and_their_attacks_passes() -> None:
+    seeds = range(16)
+    outcome = sweep(seeds=seeds, sizes=[4], brbs=["bracha"], mixes=["clients"], messages=20,
+                    max_time=30)
+    assert outcome.ok and outcome.runs == 16, outcome.replay
+    drawn = [client_mix(seed, 4) for seed in seeds]
+    members = {f.split("=")[1] for mix in drawn for f in mix.faults}
+    clients = {f.split("=")[1] for mix in drawn for f in mix.client_faults}
+    assert members == set(CLIENT_MEMBER_BEHAVIOURS)  # each attack came up
+    assert clients == {"equivocate", "replay", "flood", "garbage"}
+
+
+def test_a_sweep_gives_every_run_its_clients_and_finds_a_broken_client_rule() -> None:
+    cases = _cases([0, 1], [4], ["bracha"], ["none"], messages=10, max_time=10,
+                   settings=Settings(), clients=3)
+    assert [c.config.clients for c in cases] == [3, 3]
+    outcome = sweep(seeds=range(10), sizes=[4], brbs=["bracha"], mixes=["clients"],
+                    messages=20, max_time=30, member_factory=broken("client-duplicates"))
+    assert not outcome.ok and outcome.failure_kind == "violation"
+    assert outcome.replay is not None and "--clients 4" in outcome.replay

@@ -6,11 +6,11 @@ from collections.abc import Callable
 
 import pytest
 
-from btob import Member
+from btob import ConfigError, Member
 from btob.core.wire import OrderEcho, OrderReady
 from btob.faults import Mix
 from btob.sim.sweep import sweep
-from btob.testing.breaks import broken
+from btob.testing.breaks import BREAKS, CLIENT_BREAKS, broken
 
 from ..helpers import Keys, Router
 
@@ -76,3 +76,14 @@ def test_unknown_break_is_refused() -> None:
 
     with pytest.raises(ConfigError, match="make-it-fast"):
         broken("make-it-fast")
+
+
+def test_client_breaks_are_named_and_break_only_the_client_rules() -> None:
+    assert set(CLIENT_BREAKS) == {"client-duplicates", "client-unordered"}
+    assert not set(CLIENT_BREAKS) & set(BREAKS)  # the adversary mix, without clients, skips them
+    keys = Keys(4)
+    member = broken("client-duplicates")(member=0, registry=keys.registry,
+                                         signing_key=keys.keys[0], cluster_id=keys.cluster_id)
+    assert type(member._log.clients).__name__ == "DuplicateClientLog"
+    with pytest.raises(ConfigError, match="client-unordered"):
+        broken("no-such-break")
