@@ -13,6 +13,10 @@ Rules, per client key:
   members, or someone replays it); ``seq`` equal to it is delivered, and with it every held
   successor; ``seq`` up to ``window - 1`` above it is held back; beyond that it is dropped
   (a client keeps at most ``window`` requests in flight, so an honest one never gets there);
+- a request held back for ``hold_slots`` slots stops waiting: the gap below it is skipped
+  (its missing predecessors will count as duplicates) and it is delivered, with its held
+  successors. A client that gave up on a request, or whose request a Byzantine member
+  dropped, would otherwise see its later requests committed but never delivered;
 - state for a new key is made only while fewer than ``tracked_max`` clients are known; past
   that, requests of unknown keys are dropped. State is never forgotten: forgetting a client
   would let a replay of its old request be delivered again.
@@ -46,21 +50,24 @@ class ClientAdmission:
 class _Client:
     session: int
     next_seq: int = 0
-    early: dict[int, tuple[bytes, ClientRequest]] = attrs.field(factory=dict)
+    early: dict[int, tuple[bytes, ClientRequest, int]] = attrs.field(factory=dict)
+    """Held requests by seq: the frame, the request, the slot that committed it."""
 
 
 class ClientLog:
     """Decides, request by committed request, which client requests are delivered."""
 
     def __init__(self, *, admission: ClientAdmission, window: int, tracked_max: int,
-                 frame_bytes_max: int,
-                 verify: Callable[[bytes, str, bytes, bytes], bool]) -> None:
+                 frame_bytes_max: int, verify: Callable[[bytes, str, bytes, bytes], bool],
+                 hold_slots: int = 64) -> None:
         self._admission = admission
         self._window = window
         self._tracked_max = tracked_max
         self._frame_bytes_max = frame_bytes_max
         self._verify = verify
+        self._hold_slots = hold_slots
         self._clients: dict[bytes, _Client] = {}
+        self._holding: dict[bytes, None] = {}  # clients with held requests
         self.dropped: dict[str, int] = {}
         """Committed requests not delivered, by reason (all but ``duplicate`` need a
         Byzantine client or relay)."""
@@ -85,8 +92,9 @@ class ClientLog:
             return None
         return request
 
-    def offer(self, frame: bytes) -> list[ClientRequest]:
-        """The requests one committed REQUEST frame releases, in delivery order."""
+    def offer(self, frame: bytes, slot: int = 0) -> list[ClientRequest]:
+        """The requests one REQUEST frame committed in ``slot`` releases, in delivery
+        order."""
         request = self.parse(frame)
         if request is None:
             return []
@@ -101,6 +109,7 @@ class ClientLog:
             return []
         if request.session > state.session:
             state.session, state.next_seq, state.early = request.session, 0, {}
+            self._holding.pop(request.client, None)
         if request.seq < state.next_seq or request.seq in state.early:
             self._drop("duplicate")
             return []
@@ -108,13 +117,33 @@ class ClientLog:
             self._drop("beyond-window")
             return []
         if request.seq > state.next_seq:
-            state.early[request.seq] = (frame, request)  # checked once, here
+            state.early[request.seq] = (frame, request, slot)  # checked once, here
+            self._holding[request.client] = None
             return []
         out = [request]
         state.next_seq += 1
+        self._release(request.client, state, out)
+        return out
+
+    def _release(self, client: bytes, state: _Client, out: list[ClientRequest]) -> None:
         while state.next_seq in state.early:
             out.append(state.early.pop(state.next_seq)[1])
             state.next_seq += 1
+        if not state.early:
+            self._holding.pop(client, None)
+
+    def slot_done(self, slot: int) -> list[ClientRequest]:
+        """The held requests that stop waiting once ``slot`` is delivered (held since slot
+        ``slot - hold_slots`` or earlier), with their held successors, in delivery order."""
+        out: list[ClientRequest] = []
+        for client in sorted(self._holding):  # sorted: the same order at every member
+            state = self._clients[client]
+            oldest = min(state.early)
+            if state.early[oldest][2] > slot - self._hold_slots:
+                continue
+            self._drop("gap-skipped")
+            state.next_seq = oldest
+            self._release(client, state, out)
         return out
 
     def next_seq(self, client: bytes) -> tuple[int, int] | None:
@@ -126,18 +155,25 @@ class ClientLog:
         """Requests held back waiting for an earlier one of their session."""
         return sum(len(c.early) for c in self._clients.values())
 
-    def export(self) -> tuple[tuple[bytes, int, int, tuple[bytes, ...]], ...]:
-        """``(client, session, next seq, held frames)`` per client, sorted by key: the state
-        a snapshot holds."""
-        return tuple((key, c.session, c.next_seq, tuple(c.early[s][0] for s in sorted(c.early)))
-                     for key, c in sorted(self._clients.items()))
+    Row = tuple[bytes, int, int, tuple[bytes, ...], tuple[int, ...]]
 
-    def restore(self, rows: tuple[tuple[bytes, int, int, tuple[bytes, ...]], ...]) -> None:
+    def export(self) -> tuple[Row, ...]:
+        """``(client, session, next seq, held frames, their slots)`` per client, sorted by
+        key: the state a snapshot holds."""
+        rows = []
+        for key, c in sorted(self._clients.items()):
+            held = [c.early[s] for s in sorted(c.early)]
+            rows.append((key, c.session, c.next_seq, tuple(h[0] for h in held),
+                         tuple(h[2] for h in held)))
+        return tuple(rows)
+
+    def restore(self, rows: tuple[Row, ...]) -> None:
         """Continue from an exported state."""
-        self._clients = {}
-        for key, session, next_seq, held in rows:
+        self._clients, self._holding = {}, {}
+        for key, session, next_seq, held, slots in rows:
             state = self._clients[key] = _Client(session, next_seq)
-            for frame in held:
+            for frame, slot in zip(held, slots, strict=True):
                 request = self.parse(frame)
                 if request is not None:
-                    state.early[request.seq] = (frame, request)
+                    state.early[request.seq] = (frame, request, slot)
+                    self._holding[key] = None

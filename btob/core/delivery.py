@@ -13,6 +13,7 @@ from __future__ import annotations
 import attrs
 
 from btob.core.clients import ClientLog
+from btob.core.clientwire import ClientRequest
 from btob.core.wire import Batch, BatchRef
 
 __all__ = ["CLIENT_ORIGIN", "Delivery", "DeliveryLog", "MsgId"]
@@ -87,14 +88,19 @@ class DeliveryLog:
             if clients is None:
                 continue
             for frame in batch.requests:
-                for request in clients.offer(frame):
-                    out.append(Delivery(
-                        self.next_index,
-                        MsgId(CLIENT_ORIGIN, request.seq, request.client, request.session),
-                        CLIENT_ORIGIN, request.payload, client=request.client, relay=origin,
-                        slot=slot))
-                    self.next_index += 1
+                self._emit_requests(clients.offer(frame, slot), origin, slot, out)
+        if clients is not None:
+            self._emit_requests(clients.slot_done(slot), -1, slot, out)
         return out
+
+    def _emit_requests(self, requests: list[ClientRequest], relay: int, slot: int,
+                       out: list[Delivery]) -> None:
+        for request in requests:
+            out.append(Delivery(
+                self.next_index,
+                MsgId(CLIENT_ORIGIN, request.seq, request.client, request.session),
+                CLIENT_ORIGIN, request.payload, client=request.client, relay=relay, slot=slot))
+            self.next_index += 1
 
     def _offer(self, origin: int, counter: int, payload: bytes, out: list[Delivery]) -> None:
         expected = self._next_counter.get(origin, 0)

@@ -183,7 +183,8 @@ class Member:
                               window=self.settings.client_window,
                               tracked_max=self.settings.clients_tracked_max,
                               frame_bytes_max=self.settings.request_bytes_max,
-                              verify=self._verifier.verify_key),
+                              verify=self._verifier.verify_key,
+                              hold_slots=self.settings.client_hold_slots),
         )
         self._admission = clients or ClientAdmission()
         # Requests a client asked this member to order, by (client, session, seq): whoever

@@ -73,6 +73,9 @@ class Settings:
     client_window: int = attrs.field(default=64, validator=_positive, metadata=_CLUSTER)
     """Requests of one client session that may be committed ahead of its next undelivered
     one (held back for FIFO order); a client keeps at most this many in flight."""
+    client_hold_slots: int = attrs.field(default=64, validator=_positive, metadata=_CLUSTER)
+    """Slots a client request held back for an earlier one of its session waits before the
+    gap is skipped and it is delivered (see :mod:`btob.core.clients`)."""
     clients_tracked_max: int = attrs.field(default=100_000, validator=_positive,
                                            metadata=_CLUSTER)
     """Client keys the delivery log keeps state for (their session and next seq, forever, so

@@ -59,11 +59,13 @@ class ClientSession(Wired):
     """The delivery log's state for one client key: its session, the next seq it delivers,
     and the REQUEST frames held back until their predecessors arrive."""
 
-    WIRE: ClassVar = (BYTES, INT, INT, seq(BYTES))
+    WIRE: ClassVar = (BYTES, INT, INT, seq(BYTES), seq(INT))
     client: bytes
     session: int
     next_seq: int
     held: tuple[bytes, ...]
+    held_slots: tuple[int, ...]
+    """The slot that committed each held request."""
 
 
 @wired("member state")
@@ -91,7 +93,8 @@ class MemberState(Wired):
     def of(cls, *, upto: int, chain: bytes, next_index: int,
            counters: tuple[tuple[int, int], ...], early: tuple[tuple[int, int, bytes], ...],
            ordered: Windows, app: bytes,
-           clients: tuple[tuple[bytes, int, int, tuple[bytes, ...]], ...] = ()) -> MemberState:
+           clients: tuple[tuple[bytes, int, int, tuple[bytes, ...], tuple[int, ...]], ...] = (),
+           ) -> MemberState:
         """The state from what the cores export (plain tuples)."""
         return cls(upto, chain, next_index, tuple(OriginCounter(o, c) for o, c in counters),
                    tuple(EarlyPayload(o, c, p) for o, c, p in early),
@@ -104,9 +107,11 @@ class MemberState(Wired):
         return tuple((w.origin, w.low, w.above) for w in self.ordered)
 
     @property
-    def client_rows(self) -> tuple[tuple[bytes, int, int, tuple[bytes, ...]], ...]:
+    def client_rows(self) -> tuple[tuple[bytes, int, int, tuple[bytes, ...], tuple[int, ...]],
+                                   ...]:
         """The client sessions, as :meth:`btob.core.clients.ClientLog.restore` takes them."""
-        return tuple((c.client, c.session, c.next_seq, c.held) for c in self.clients)
+        return tuple((c.client, c.session, c.next_seq, c.held, c.held_slots)
+                     for c in self.clients)
 
     @property
     def counter_pairs(self) -> tuple[tuple[int, int], ...]:

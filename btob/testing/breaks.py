@@ -93,26 +93,26 @@ class PersistLate(Member):
 class DuplicateClientLog(ClientLog):
     """Delivers a client's request again when it is committed again (no at-most-once)."""
 
-    def offer(self, frame: bytes) -> list[ClientRequest]:
+    def offer(self, frame: bytes, slot: int = 0) -> list[ClientRequest]:
         request = self.parse(frame)
         if request is not None:
             known = self.next_seq(request.client)
             if known is not None and (request.session, request.seq) < known:
                 return [request]
-        return super().offer(frame)
+        return super().offer(frame, slot)
 
 
 class UnorderedClientLog(ClientLog):
     """Delivers a client's request as soon as it is committed, ahead of the earlier ones of
     its session (no FIFO: nothing is held back), and never again later."""
 
-    def offer(self, frame: bytes) -> list[ClientRequest]:
+    def offer(self, frame: bytes, slot: int = 0) -> list[ClientRequest]:
         request = self.parse(frame)
         if request is None:
             return []
         known = self.next_seq(request.client)
         if known is None or known[0] != request.session or request.seq <= known[1]:
-            return super().offer(frame)
+            return super().offer(frame, slot)
         seen = self.__dict__.setdefault("_ahead", set())
         if (request.client, request.session, request.seq) in seen:
             return []

@@ -102,3 +102,29 @@ def test_export_and_restore_continue_exactly_where_the_log_was() -> None:
     assert again.export() == rows
     assert seqs(again.offer(frame(0, 1))) == [1, 2]
     assert again.offer(frame(1, 0, session=3)) == []  # still a duplicate after the restore
+
+
+def test_a_request_held_for_hold_slots_skips_the_gap_below_it() -> None:
+    clients = log(hold_slots=3)
+    assert seqs(clients.offer(frame(0, 0), slot=1)) == [0]
+    assert seqs(clients.offer(frame(0, 2), slot=2)) == []  # 1 never comes (given up)
+    assert seqs(clients.offer(frame(0, 3), slot=3)) == []
+    assert seqs(clients.slot_done(4)) == []  # held since slot 2: waits to slot 5
+    assert seqs(clients.slot_done(5)) == [2, 3]  # the gap skipped, successors with it
+    assert clients.dropped == {"gap-skipped": 1}
+    assert seqs(clients.offer(frame(0, 1), slot=6)) == []  # too late: a duplicate now
+    assert clients.next_seq(PUBLIC[0]) == (1, 4)
+    assert clients.early_held() == 0 and clients.slot_done(100) == []
+
+
+def test_gap_skips_are_the_same_after_a_restore_and_in_key_order() -> None:
+    clients = log(hold_slots=2)
+    clients.offer(frame(1, 1), slot=1)
+    clients.offer(frame(0, 1), slot=1)
+    rows = clients.export()
+    assert [row[4] for row in rows] == [(1,), (1,)]  # the slots travel with the frames
+    again = log(hold_slots=2)
+    again.restore(rows)
+    released = again.slot_done(3)
+    assert [r.client for r in released] == sorted([PUBLIC[0], PUBLIC[1]])
+    assert [r.client for r in clients.slot_done(3)] == [r.client for r in released]
