@@ -26,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-__all__ = ["main", "run"]
+__all__ = ["build_parser", "main", "render", "run"]
 
 _BTOB = [sys.executable, "-m", "btob"]
 
@@ -128,16 +128,28 @@ def render(result: dict[str, object]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the benchmark and write ``OUT.json`` and ``OUT.md``."""
-    parser = argparse.ArgumentParser(prog="btob bench clients", description=__doc__)
-    parser.add_argument("--clients", default="1,4,16,64")
-    parser.add_argument("--duration", type=float, default=5.0)
-    parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--payload-size", type=int, default=100)
+def build_parser() -> argparse.ArgumentParser:
+    """The options of ``btob bench clients``."""
+    parser = argparse.ArgumentParser(
+        prog="btob bench clients",
+        description="closed-loop clients against 4 member processes on loopback")
+    parser.add_argument("--clients", default="1,4,16,64",
+                        help="client counts to run, comma-separated (default %(default)s)")
+    parser.add_argument("--duration", type=float, default=5.0,
+                        help="seconds each run lasts (default %(default)s)")
+    parser.add_argument("--repeats", type=int, default=2,
+                        help="runs per client count; the median is reported (default "
+                             "%(default)s)")
+    parser.add_argument("--payload-size", type=int, default=100,
+                        help="bytes per payload (default %(default)s)")
     parser.add_argument("--out", type=Path, default=None,
                         help="write OUT.json and OUT.md (default: print only)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and write ``OUT.json`` and ``OUT.md``."""
+    args = build_parser().parse_args(argv)
     counts = [int(x) for x in args.clients.split(",") if x]
     result = run(counts, duration=args.duration, repeats=args.repeats,
                  payload_size=args.payload_size)

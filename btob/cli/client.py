@@ -45,27 +45,35 @@ def add_client_arguments(parser: argparse.ArgumentParser) -> None:
                         help="seconds without a receipt before one more member is tried")
     parser.add_argument("--give-up-after", type=_positive_float, default=30.0, metavar="S",
                         help="seconds a request is tried in all")
-    sub = parser.add_subparsers(dest="client_command", required=True)
+    sub = parser.add_subparsers(dest="client_command", required=True,
+                                help="what to do (each has its own --help)")
     submit = sub.add_parser("submit", help="order payloads; one JSON line per receipt")
-    submit.add_argument("--count", type=_positive_int, default=1)
-    submit.add_argument("--payload-size", type=_positive_int, default=100, metavar="B")
+    submit.add_argument("--count", type=_positive_int, default=1,
+                        help="payloads to order, one after the other (default %(default)s)")
+    submit.add_argument("--payload-size", type=_positive_int, default=100, metavar="B",
+                        help="bytes per payload (default %(default)s)")
     submit.add_argument("--receipts", type=Path, metavar="DIR",
                         help="also write each receipt to DIR/<session>-<seq>.receipt")
     kv = sub.add_parser("kv", help="the replicated key-value store (members run --app kv)")
-    ops = kv.add_subparsers(dest="kv_command", required=True)
+    ops = kv.add_subparsers(dest="kv_command", required=True,
+                            help="the operation on the store: set, get or del")
     kv_set = ops.add_parser("set", help="store VALUE under KEY")
-    kv_set.add_argument("kv_key", metavar="KEY")
-    kv_set.add_argument("value")
+    kv_set.add_argument("kv_key", metavar="KEY", help="the key to store the value under")
+    kv_set.add_argument("value", help="the value to store (text)")
     kv_set.add_argument("--ttl", type=_positive_float, metavar="S",
                         help="the entry expires S seconds after it is set")
     ops.add_parser("get", help="the value under KEY (exit 1 if there is none)").add_argument(
-        "kv_key", metavar="KEY")
+        "kv_key", metavar="KEY", help="the key whose value to read")
     ops.add_parser("del", help="delete KEY (exit 1 if there was none)").add_argument(
-        "kv_key", metavar="KEY")
+        "kv_key", metavar="KEY", help="the key to delete with its value")
     bench = sub.add_parser("bench", help="closed-loop clients: ops/s and latency, JSON last")
-    bench.add_argument("--clients", type=_positive_int, default=1, metavar="K")
-    bench.add_argument("--duration", type=_positive_float, default=5.0, metavar="S")
-    bench.add_argument("--payload-size", type=_positive_int, default=100, metavar="B")
+    bench.add_argument("--clients", type=_positive_int, default=1, metavar="K",
+                       help="closed-loop clients, each with its own key (default %(default)s)")
+    bench.add_argument("--duration", type=_positive_float, default=5.0, metavar="S",
+                       help="seconds to run after a warm-up request each (default "
+                            "%(default)s)")
+    bench.add_argument("--payload-size", type=_positive_int, default=100, metavar="B",
+                       help="bytes per payload (default %(default)s)")
 
 
 def _payload(size: int, session: int, number: int) -> bytes:
