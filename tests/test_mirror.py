@@ -19,6 +19,7 @@ FOLDERS = {"btob": "", "crypto": "crypto", "faults": "faults", "bench": "bench"}
 EXEMPT = {"__init__.py", "__main__.py"}
 CROSS_CUTTING = {
     "test_layout.py",
+    "test_examples.py",  # the examples/ programs, run as a user runs them
     "test_mirror.py",
     "test_public_api.py",
     "cli/test_help.py",

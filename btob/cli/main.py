@@ -256,6 +256,24 @@ def format_summary(result: SimResult) -> str:
     proven = sorted({m for s in result.statistics if honest[s.member].honest for m in s.evidence})
     convicted = f"members {proven} proven Byzantine" if proven else "none"
     lines.append(f"evidence  {convicted}")
+    if result.client_statistics or result.client_faults:
+        stats = list(result.client_statistics.values())
+        total = {name: sum(getattr(x, name) for x in stats)
+                 for name in ("requests", "receipts_valid", "receipts_invalid", "failovers",
+                              "notices", "gave_up")}
+        byzantine = ", ".join(str(fault.spec) if hasattr(fault, "spec") else str(j)
+                              for j, fault in sorted(result.client_faults.items()))
+        drops: dict[str, int] = {}
+        for member_drops in result.client_drops.values():
+            for reason, count in member_drops.items():
+                drops[reason] = drops.get(reason, 0) + count
+        lines.append(
+            f"clients   {len(stats)} honest: {total['requests']} requests, "
+            f"{total['receipts_valid']} receipts verified, {total['receipts_invalid']} refused, "
+            f"{total['failovers']} fail-overs, {total['notices']} notices, "
+            f"{total['gave_up']} given up"
+            + (f"; Byzantine {byzantine}" if byzantine else "")
+            + (f"; members dropped {dict(sorted(drops.items()))}" if drops else ""))
     for restart in config.restarts:
         back = result.restarted.get(restart.member)
         if back is None:

@@ -42,6 +42,7 @@ from btob.core.wire import (
     Signed,
     SlotProof,
     Status,
+    Vote,
 )
 
 __all__ = ["AdoptedSegment", "CatchUp"]
@@ -80,6 +81,7 @@ class CatchUp:
         self._snapshot = snapshot
         self._history: dict[int, Entry] = {}
         self._delivered_at: dict[int, float] = {}
+        self._certificates: dict[int, tuple[int, tuple[Vote, ...]]] = {}
         self._served_at: dict[int, tuple[float, tuple[int, int]]] = {}
         self._last_status = float("-inf")
         self.slots_from_proofs = 0
@@ -107,11 +109,16 @@ class CatchUp:
     # -- the delivered log --------------------------------------------------------------------
 
     def slot_delivered(self, slot: int, refs: tuple[BatchRef, ...], fresh: list[BatchRef],
-                       batches: list[Batch], now: float) -> None:
+                       batches: list[Batch], now: float, *, view: int = 0,
+                       certificate: tuple[Vote, ...] = ()) -> None:
         """Keep delivered ``slot`` to serve it: ``fresh`` are the refs delivered now with their
-        ``batches`` (a ref repeating an earlier slot's batch keeps that first copy)."""
+        ``batches`` (a ref repeating an earlier slot's batch keeps that first copy), and its
+        commit certificate (signed in ``view``), which outlives the ordering core's copy: a
+        client's receipt is rebuilt from it after a checkpoint."""
         self._history[slot] = (refs, tuple(self._batch_of(ref, fresh, batches) for ref in refs))
         self._delivered_at[slot] = now
+        if certificate:
+            self._certificates[slot] = (view, certificate)
         floor = slot + 1 - self.settings.log_retention_slots  # low once it is delivered
         while self._history:
             oldest = next(iter(self._history))
@@ -119,10 +126,16 @@ class CatchUp:
                 break
             del self._history[oldest]
             self._delivered_at.pop(oldest, None)
+            self._certificates.pop(oldest, None)
 
     def delivered(self, slot: int) -> tuple[tuple[BatchRef, ...], tuple[Batch, ...]] | None:
         """The refs and batches of delivered ``slot`` while it is retained, else None."""
         return self._history.get(slot)
+
+    def certificate(self, slot: int) -> tuple[int, tuple[Vote, ...]] | None:
+        """``(view, commit certificate)`` of delivered ``slot`` while it is retained (None for
+        a slot adopted from a log segment, which came without one)."""
+        return self._certificates.get(slot)
 
     def _batch_of(self, ref: BatchRef, fresh: list[BatchRef], batches: list[Batch]) -> Batch:
         if ref in fresh:

@@ -748,7 +748,8 @@ class Member:
         self._deliveries.extend(deliveries)
         self._recovery.slot_delivered(SlotRecord(committed.view, slot, committed.refs,
                                                  committed.certificate, tuple(batches)))
-        self._catchup.slot_delivered(slot, committed.refs, fresh, batches, now)
+        self._catchup.slot_delivered(slot, committed.refs, fresh, batches, now,
+                                     view=committed.view, certificate=committed.certificate)
         for ref in fresh:
             self._batches.pop((ref.origin, ref.counter), None)
             self._dissemination.forget(ref.origin, ref.counter)
@@ -847,13 +848,12 @@ class Member:
         # an earlier request of its session (at most client_window slots back).
         for commit in range(slot, max(-1, slot - self.settings.client_window - 1), -1):
             held = self._catchup.delivered(commit)
-            if held is None:
+            certified = self._catchup.certificate(commit)
+            if held is None or certified is None:
                 return None
-            proof = self._order.slot_proof(commit, held[1])
-            if proof is None:
-                return None
-            found = self._find_receipts({key}, proof.view, commit, proof.refs,
-                                        proof.certificate, proof.refs, held[1])
+            refs, batches = held
+            found = self._find_receipts({key}, certified[0], commit, refs, certified[1], refs,
+                                        batches)
             if found:
                 return attrs.evolve(found[0][1], index=index).to_frame()
         return None
