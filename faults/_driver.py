@@ -205,6 +205,13 @@ class FaultyCore:
         self._guard(lambda: submit(frame, now))
         self._collect()
 
+    def reply(self, delivery: Delivery, result: bytes) -> None:
+        """The wrapped member's :meth:`btob.Member.reply` (it leaves through the behaviour
+        with the other client outputs); nothing once crashed."""
+        reply = getattr(self.core, "reply", None)
+        if reply is not None and not self.crashed:
+            reply(delivery, result)
+
     def take_client_outputs(self) -> list[tuple[bytes, bytes]]:
         """``(client key, frame)`` RECEIPTs and NOTICEs for clients, through the behaviour
         (nothing once crashed)."""

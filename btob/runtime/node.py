@@ -121,6 +121,14 @@ class _ClientRequest:
 
 
 @attrs.frozen
+class _Reply:
+    """An application's result for a delivered client request (:meth:`Node.reply`)."""
+
+    delivery: Delivery
+    result: bytes
+
+
+@attrs.frozen
 class _StateDone:
     """A checkpoint boundary's state, encoded and hashed in a worker thread."""
 
@@ -236,6 +244,16 @@ class Node:
         :class:`~btob.MemberCrashed` once an injected crash stopped the member.
         """
         return (await self.broadcast_many((payload,)))[0]
+
+    async def reply(self, delivery: Delivery, result: bytes) -> None:
+        """Send the client whose request ``delivery`` is ``result``, as this member's signed
+        REPLY (BFT-SMaRt's ordered invocation: a client takes a result once f+1 members sent
+        it). For an application that consumes :meth:`deliveries` instead of running inside
+        the member (a :class:`~btob.StateMachine` replies by returning the result from
+        ``apply``). Raises ValueError for a delivery that is no client's request."""
+        if not delivery.client:
+            raise ValueError("only a client's request can be replied to")
+        await self._inbox_send.send(_Reply(delivery, bytes(result)))
 
     async def broadcast_many(self, payloads: Sequence[bytes]) -> list[MsgId]:
         """TO-broadcast ``payloads`` in this order; their ids once all are durably accepted.
@@ -420,6 +438,10 @@ class Node:
                     member.state_done(item.done, now)  # type: ignore[attr-defined]
                 elif isinstance(item, _ClientRequest):
                     self._take_request(item, now)
+                elif isinstance(item, _Reply):
+                    reply = getattr(member, "reply", None)
+                    if reply is not None:  # a core without clients has none to answer
+                        reply(item.delivery, item.result)
                 elif isinstance(item, _Submit):
                     for payload in item.payloads:
                         try:

@@ -9,7 +9,7 @@ import attrs
 import pytest
 import trio
 
-from btob import ConfigError, KVStore, RequestFailed, Settings
+from btob import ConfigError, Delivery, KVStore, MsgId, RequestFailed, Settings
 from btob.apps.kv import command, decode_result
 from btob.client.client import Client, ClientSettings, open_client
 from btob.core.clientwire import Receipt, SignedReply, decode_client_frame, decode_request
@@ -177,3 +177,26 @@ async def test_client_settings_are_checked() -> None:
             async with open_client(cluster.client_config, KEY,
                                    ClientSettings(in_flight_max=5)):
                 pass
+
+
+async def test_an_application_outside_the_members_replies_through_node_reply() -> None:
+    """Each node's own task consumes its deliveries and answers client requests with
+    ``Node.reply``; the client takes the result f+1 members sent."""
+    with trio.fail_after(30):
+        async with open_local_cluster(4, clients=True) as cluster:
+
+            async def answer(node: object) -> None:
+                async for delivery in node.deliveries():  # type: ignore[attr-defined]
+                    if delivery.client:
+                        await node.reply(delivery, delivery.payload.upper())  # type: ignore[attr-defined]
+
+            async with trio.open_nursery() as nursery:
+                for node in cluster.nodes:
+                    nursery.start_soon(answer, node)
+                async with open_client(cluster.client_config, KEY, FAST) as client:
+                    assert await client.request(b"shout") == b"SHOUT"
+                    assert client.statistics.replies >= 2
+                with pytest.raises(ValueError):
+                    await cluster.nodes[0].reply(
+                        Delivery(0, MsgId(0, 0), 0, b"member payload"), b"no")
+                nursery.cancel_scope.cancel()
