@@ -121,6 +121,13 @@ def test_a_wheel_installs_exactly_one_top_level_package(tmp_path: Path) -> None:
     for package in ("btob/crypto/_signer.py", "btob/faults/_driver.py", "btob/bench/harness.py",
                     "btob/core/member.py", "btob/py.typed"):
         assert any(row.startswith(package + ",") for row in rows), package
+    # every module of the source tree is in the wheel (a package missing from pyproject's
+    # list would install without it)
+    shipped = {row.split(",", 1)[0] for row in rows}
+    missing = [name for name, path in _modules()
+               if (path.relative_to(ROOT).as_posix() if path.is_relative_to(ROOT / "btob")
+                   else None) is not None and path.relative_to(ROOT).as_posix() not in shipped]
+    assert missing == []
 
 
 def test_the_demo_and_the_library_need_no_matplotlib() -> None:
