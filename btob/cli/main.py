@@ -24,7 +24,7 @@ from btob.faults import (
     parse_fault,
     parse_net,
 )
-from btob.faults._clients import parse_client_fault
+from btob.faults._clients import CLIENT_BEHAVIOURS, parse_client_fault
 from btob.sim.checker import check, format_report
 from btob.sim.simulator import Restart, SimConfig, SimResult, replay_command, simulate
 from btob.sim.sweep import add_sweep_arguments, run_sweep_command
@@ -352,6 +352,12 @@ def _cmd_faults() -> int:
     for behaviour in BEHAVIOURS.values():
         tag = "byzantine" if behaviour.byzantine else "benign"
         print(f"  {behaviour.name:<12} [{tag}] {behaviour.summary}")
+        for p in behaviour.params:
+            default = "required" if p.default is None else f"default {p.default!r}"
+            print(f"      {p.name}={p.kind.__name__} ({default}): {p.help}")
+    print("client behaviours (btob sim --client-fault J=BEHAVIOUR[:key=value,...], client J):")
+    for behaviour in CLIENT_BEHAVIOURS.values():
+        print(f"  {behaviour.name:<12} [byzantine] {behaviour.summary}")
         for p in behaviour.params:
             default = "required" if p.default is None else f"default {p.default!r}"
             print(f"      {p.name}={p.kind.__name__} ({default}): {p.help}")

@@ -109,8 +109,12 @@ def test_faults_lists_behaviours_and_network_keys(capsys: pytest.CaptureFixture[
     assert main(["faults"]) == 0
     out = capsys.readouterr().out
     assert "crash" in out and "at=float" in out and "partition=" in out and "twins" in out
-    for name in ("bad-chunks", "stale-snapshot", "silent-transfer", "bad-transfer"):
+    for name in ("bad-chunks", "stale-snapshot", "silent-transfer", "bad-transfer",
+                 "drop-requests", "forge-receipts", "withhold-receipts"):
         assert f"  {name} " in out
+    clients = out.split("client behaviours", 1)[1].split("coordinated strategies", 1)[0]
+    for name in ("equivocate", "replay", "flood", "garbage"):  # under --client-fault
+        assert f"  {name} " in clients
 
 
 def test_console_entry_point_runs_as_a_module(tmp_path: Path) -> None:
