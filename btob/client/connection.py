@@ -16,11 +16,10 @@ keepalive. The client sends REQUEST frames; the member sends RECEIPT and NOTICE 
 from __future__ import annotations
 
 import secrets
-import struct
 
 import trio
 
-from btob._errors import BtobError
+from btob._errors import BtobError, WireError
 from btob.core.clientwire import (
     CLIENT_HANDSHAKE_KIND,
     CLIENT_HELLO,
@@ -32,10 +31,9 @@ from btob.core.clientwire import (
     member_proof_body,
 )
 from btob.crypto import Signer, Verifier
+from btob.runtime.framing import FrameReader, framed
 
 __all__ = ["HandshakeFailed", "MemberConnection", "connect_member"]
-
-_PREFIX = struct.Struct(">I")
 
 
 class HandshakeFailed(BtobError):
@@ -45,56 +43,34 @@ class HandshakeFailed(BtobError):
 class MemberConnection:
     """A handshaken connection to one member: send frames, receive frames."""
 
-    def __init__(self, stream: trio.SocketStream, member: int, frame_bytes_max: int) -> None:
+    def __init__(self, stream: trio.SocketStream, member: int, frame_bytes_max: int,
+                 reader: FrameReader | None = None) -> None:
         self.member = member
         """The member at the other end (proven by its handshake signature)."""
         self._stream = stream
         self._frame_bytes_max = frame_bytes_max
-        self._buffer = bytearray()
+        self._reader = reader or FrameReader(stream)  # the handshake's, with what it buffered
         self._send_lock = trio.Lock()
 
     async def send(self, frame: bytes) -> None:
         """Send one frame (raises ``trio.BrokenResourceError`` or ``OSError`` if it broke)."""
         async with self._send_lock:
-            await self._stream.send_all(_PREFIX.pack(len(frame)) + frame)
-
-    async def _fill(self, size: int) -> bool:
-        while len(self._buffer) < size:
-            data = await self._stream.receive_some(65536)
-            if not data:
-                return False
-            self._buffer += data
-        return True
+            await self._stream.send_all(framed(frame))
 
     async def receive(self) -> bytes | None:
         """The next frame (keepalives skipped), or None at the end of the stream or after a
-        malformed length."""
+        malformed or oversized one."""
         while True:
-            if not await self._fill(4):
+            try:
+                frame = await self._reader.read_frame(self._frame_bytes_max)
+            except WireError:
                 return None
-            (size,) = _PREFIX.unpack_from(self._buffer)
-            if size > self._frame_bytes_max:
-                return None
-            if not await self._fill(4 + size):
-                return None
-            frame = bytes(self._buffer[4:4 + size])
-            del self._buffer[:4 + size]
-            if size:
+            if frame != b"":
                 return frame
 
     async def aclose(self) -> None:
         """Close the connection."""
         await self._stream.aclose()
-
-
-async def _read_exactly(stream: trio.SocketStream, size: int) -> bytes:
-    data = bytearray()
-    while len(data) < size:
-        chunk = await stream.receive_some(size - len(data))
-        if not chunk:
-            raise HandshakeFailed("the member closed the connection during the handshake")
-        data += chunk
-    return bytes(data)
 
 
 async def connect_member(host: str, port: int, member: int, *, signer: Signer,
@@ -110,8 +86,11 @@ async def connect_member(host: str, port: int, member: int, *, signer: Signer,
             nonce = secrets.token_bytes(HANDSHAKE_NONCE_BYTES)
             await stream.send_all(CLIENT_HELLO.pack(b"btcl", HANDSHAKE_VERSION,
                                                     signer.public_key, nonce))
-            magic, version, claimed, member_nonce, proof = MEMBER_ANSWER.unpack(
-                await _read_exactly(stream, MEMBER_ANSWER.size))
+            reader = FrameReader(stream)
+            answer_bytes = await reader.exactly(MEMBER_ANSWER.size)
+            if answer_bytes is None:
+                raise HandshakeFailed("the member closed the connection during the handshake")
+            magic, version, claimed, member_nonce, proof = MEMBER_ANSWER.unpack(answer_bytes)
             if magic != b"btcm" or version != HANDSHAKE_VERSION or claimed != member:
                 raise HandshakeFailed(f"the peer at {host}:{port} is not member {member}")
             answer = member_proof_body(client_nonce=nonce, member_nonce=member_nonce,
@@ -125,4 +104,4 @@ async def connect_member(host: str, port: int, member: int, *, signer: Signer,
         except BaseException:
             await stream.aclose()
             raise
-    return MemberConnection(stream, member, frame_bytes_max)
+    return MemberConnection(stream, member, frame_bytes_max, reader)

@@ -42,10 +42,8 @@ member sends keepalives every ``keepalive_interval_s`` so a client can tell it i
 
 from __future__ import annotations
 
-import contextlib
 import math
 import secrets
-import struct
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -68,6 +66,7 @@ from btob.core.clientwire import (
 )
 from btob.crypto import Signer, Verifier
 from btob.runtime.config import ClusterConfig
+from btob.runtime.framing import FrameReader, WriterState, watchdog, write_loop
 
 __all__ = [
     "CLIENT_HANDSHAKE_KIND",
@@ -82,9 +81,6 @@ __all__ = [
 ]
 
 _SIGNATURE_BYTES = 64
-_PREFIX = struct.Struct(">I")
-_RECEIVE_CHUNK_BYTES = 64 * 1024
-_WRITE_BATCH_BYTES = 256 * 1024
 _SOCKET_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
 
 
@@ -218,56 +214,13 @@ class _Connection:
     address: str
     outbox_send: trio.MemorySendChannel[bytes]
     outbox_receive: trio.MemoryReceiveChannel[bytes]
+    writer: WriterState
     cancel_scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
     finished: trio.Event = attrs.field(factory=trio.Event)
-    last_write: float = 0.0
-    busy_since: float | None = None
 
 
 class _Refused(Exception):
     """The handshake ends here (already counted)."""
-
-
-class _Reader:
-    """Exact reads and length-prefixed frames, buffering at most one frame plus one chunk."""
-
-    def __init__(self, stream: trio.abc.ReceiveStream) -> None:
-        self._stream = stream
-        self._buffer = bytearray()
-
-    async def _fill(self, size: int, timeout_s: float) -> bool:
-        while len(self._buffer) < size:
-            with trio.fail_after(timeout_s):
-                data = await self._stream.receive_some(_RECEIVE_CHUNK_BYTES)
-            if not data:
-                return False
-            self._buffer += data
-        return True
-
-    async def exactly(self, size: int, timeout_s: float) -> bytes | None:
-        """The next ``size`` bytes; None at end of stream before them."""
-        if not await self._fill(size, timeout_s):
-            return None
-        data = bytes(self._buffer[:size])
-        del self._buffer[:size]
-        return data
-
-    async def frame(self, limit: int, timeout_s: float) -> bytes | None:
-        """The next payload (``b""`` for a keepalive), None at end of stream between frames;
-        `WireError` for a length above ``limit`` or end of stream inside a frame."""
-        if not await self._fill(_PREFIX.size, timeout_s):
-            if self._buffer:
-                raise WireError("end of stream inside a length prefix")
-            return None
-        (length,) = _PREFIX.unpack_from(self._buffer)
-        if length > limit:
-            raise WireError(f"frame of {length} bytes exceeds the bound of {limit}")
-        end = _PREFIX.size + length
-        if not await self._fill(end, timeout_s):
-            raise WireError("end of stream inside a frame")
-        payload = bytes(self._buffer[_PREFIX.size:end])
-        del self._buffer[:end]
-        return payload
 
 
 def _source(stream: trio.SocketStream) -> str:
@@ -446,7 +399,7 @@ class ClientPort:
                 if slot is None:
                     self._counters.handshakes_refused_full += 1
                     return
-                reader = _Reader(stream)
+                reader = FrameReader(stream)
                 client = None
                 with slot.cancel_scope:
                     client = await self._handshake(stream, reader, slot)
@@ -458,7 +411,7 @@ class ClientPort:
                 self._release_slot(slot)
             self._counters.connections_closed += 1
 
-    async def _handshake(self, stream: trio.SocketStream, reader: _Reader,
+    async def _handshake(self, stream: trio.SocketStream, reader: FrameReader,
                          slot: _Handshaking) -> bytes | None:
         """The authenticated client key, or None (counted)."""
         counters, settings = self._counters, self._settings
@@ -507,7 +460,7 @@ class ClientPort:
         return bytes(client)
 
     async def _run(self, client: bytes, address: str, stream: trio.SocketStream,
-                   reader: _Reader) -> None:
+                   reader: FrameReader) -> None:
         """Serve an authenticated connection until it ends, replacing the key's older one."""
         while (old := self._connections.get(client)) is not None:  # newest wins
             if not old.cancel_scope.cancel_called:
@@ -519,15 +472,19 @@ class ClientPort:
             return
         send, receive = trio.open_memory_channel[bytes](self._settings.queue_frames_max)
         connection = _Connection(client, address, send, receive,
-                                 last_write=trio.current_time())
+                                 WriterState(last_write=trio.current_time()))
         self._connections[client] = connection
         self._connections_by_address[address] = self._connections_by_address.get(address, 0) + 1
         try:
             with connection.cancel_scope:
                 async with trio.open_nursery() as nursery:
                     for loop in (lambda: self._read_loop(connection, reader),
-                                 lambda: self._write_loop(connection, stream),
-                                 lambda: self._watchdog(connection)):
+                                 lambda: write_loop(stream, connection.outbox_receive,
+                                                    connection.writer, self._sent),
+                                 lambda: watchdog(
+                                     connection.writer, connection.outbox_send,
+                                     keepalive_interval_s=self._settings.keepalive_interval_s,
+                                     idle_timeout_s=self._settings.idle_timeout_s)):
                         nursery.start_soon(self._until_broken, connection, loop)
         finally:
             if self._connections.get(client) is connection:
@@ -554,11 +511,11 @@ class ClientPort:
         finally:
             connection.cancel_scope.cancel()
 
-    async def _read_loop(self, connection: _Connection, reader: _Reader) -> None:
+    async def _read_loop(self, connection: _Connection, reader: FrameReader) -> None:
         """Hand the client's REQUESTs on until a clean end of stream; raises otherwise."""
         limit, idle = self._request_bytes_max, self._settings.idle_timeout_s
         while True:
-            frame = await reader.frame(limit, idle)
+            frame = await reader.read_frame(limit, idle)
             if frame is None:
                 return
             if not frame:
@@ -572,40 +529,5 @@ class ClientPort:
             except trio.WouldBlock:
                 await self._inbox_send.send((connection.client, frame))  # backpressure
 
-    async def _write_loop(self, connection: _Connection, stream: trio.SocketStream) -> None:
-        """Write queued frames, batched (an empty frame is the watchdog's keepalive)."""
-        outbox = connection.outbox_receive
-        while True:
-            frames = [await outbox.receive()]
-            size = len(frames[0])
-            while size < _WRITE_BATCH_BYTES:
-                try:
-                    frame = outbox.receive_nowait()
-                except trio.WouldBlock:
-                    break
-                frames.append(frame)
-                size += len(frame)
-            data = bytearray()
-            for frame in frames:
-                data += _PREFIX.pack(len(frame))
-                data += frame
-            connection.busy_since = trio.current_time()
-            await stream.send_all(data)
-            connection.busy_since = None
-            connection.last_write = trio.current_time()
-            self._counters.frames_sent += sum(1 for f in frames if f)
-
-    async def _watchdog(self, connection: _Connection) -> None:
-        """Queue a keepalive after ``keepalive_interval_s`` without a write; raise
-        `trio.TooSlowError` once a write has stalled for ``idle_timeout_s``."""
-        settings = self._settings
-        while True:
-            await trio.sleep(settings.keepalive_interval_s / 2)
-            now = trio.current_time()
-            if connection.busy_since is not None:
-                if now - connection.busy_since >= settings.idle_timeout_s:
-                    raise trio.TooSlowError
-            elif now - connection.last_write >= settings.keepalive_interval_s:
-                connection.last_write = now
-                with contextlib.suppress(trio.WouldBlock):
-                    connection.outbox_send.send_nowait(b"")  # full: writes are due anyway
+    def _sent(self, frames: int, payload_bytes: int) -> None:
+        self._counters.frames_sent += frames

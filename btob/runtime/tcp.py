@@ -77,7 +77,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import ipaddress
-import math
 import secrets
 import struct
 from collections.abc import Awaitable, Callable
@@ -89,24 +88,19 @@ import trio
 from btob._errors import ConfigError, WireError
 from btob.crypto import Signer, Verifier
 from btob.runtime.config import ClusterConfig
+from btob.runtime.framing import FrameReader, WriterState, framed, watchdog, write_loop
 
 __all__ = ["HANDSHAKE_KIND", "TcpSettings", "TcpTransport", "TransportStatistics"]
 
 HANDSHAKE_KIND = "tcp.handshake"
 """The signature kind of a handshake proof (bound to the cluster id by the domain tag)."""
 
-_PREFIX = struct.Struct(">I")
-_KEEPALIVE = _PREFIX.pack(0)
 _HELLO_MAGIC = b"btcp"
 _HELLO_VERSION = 1
 _NONCE_BYTES = 32
 _HELLO = struct.Struct(">4sBH32s")
 _SIGNATURE_BYTES = 64
 _MEMBER_ID_MAX = 0xFFFF
-# Bytes asked of the socket per receive: also what a reader buffers beyond one frame.
-_RECEIVE_CHUNK_BYTES = 64 * 1024
-# A writer joins queued frames into one write while the write stays below this size.
-_WRITE_BATCH_BYTES = 256 * 1024
 
 _K = TypeVar("_K")
 
@@ -334,15 +328,6 @@ def _decrement(counter: collections.Counter[_K], key: _K) -> None:
 
 
 @attrs.define(eq=False)
-class _Writer:
-    """When the writer of a connection last finished a write, and since when it is stuck in
-    one (None between writes)."""
-
-    last_write: float
-    busy_since: float | None = None
-
-
-@attrs.define(eq=False)
 class _Connection:
     peer: int
     cancel_scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
@@ -355,48 +340,6 @@ class _Peer:
     outbox_receive: trio.MemoryReceiveChannel[bytes]
     connection: _Connection | None = None
     ever_connected: bool = False
-
-
-class _FrameReader:
-    """Length-prefixed frames from a stream, buffering at most one frame plus one chunk."""
-
-    def __init__(self, stream: trio.abc.ReceiveStream) -> None:
-        self._stream = stream
-        self._buffer = bytearray()
-
-    async def _fill(self, size: int, idle_timeout_s: float) -> bool:
-        """Read until ``size`` bytes are buffered; False at end of stream."""
-        while len(self._buffer) < size:
-            with trio.fail_after(idle_timeout_s):
-                data = await self._stream.receive_some(_RECEIVE_CHUNK_BYTES)
-            if not data:
-                return False
-            self._buffer += data
-        return True
-
-    async def read_frame(self, limit: int, idle_timeout_s: float = math.inf) -> bytes | None:
-        """The next payload (``b""`` for a keepalive), or None at end of stream between frames.
-
-        Raises `WireError` for a length above ``limit`` or end of stream inside a frame,
-        `trio.TooSlowError` if a receive waits ``idle_timeout_s``, and socket errors as is.
-        """
-        if not await self._fill(_PREFIX.size, idle_timeout_s):
-            if self._buffer:
-                raise WireError("end of stream inside a length prefix")
-            return None
-        (length,) = _PREFIX.unpack_from(self._buffer)
-        if length > limit:
-            raise WireError(f"frame of {length} bytes exceeds the bound of {limit}")
-        end = _PREFIX.size + length
-        if not await self._fill(end, idle_timeout_s):
-            raise WireError("end of stream inside a frame")
-        payload = bytes(self._buffer[_PREFIX.size:end])
-        del self._buffer[:end]
-        return payload
-
-
-def _framed(payload: bytes) -> bytes:
-    return _PREFIX.pack(len(payload)) + payload
 
 
 def _source_of(stream: trio.SocketStream) -> str:
@@ -586,7 +529,7 @@ class TcpTransport:
                 self._counters.connections_opened += 1
                 try:
                     async with stream:
-                        reader = _FrameReader(stream)
+                        reader = FrameReader(stream)
                         if await self._handshake(stream, reader, expected=peer) is not None:
                             backoff = settings.connect_backoff_initial_s
                             await self._run_connection(peer, stream, reader)
@@ -605,7 +548,7 @@ class TcpTransport:
                     self._counters.handshakes_failed += 1
                     return
                 pending = self._admission.admit(source)
-                reader = _FrameReader(stream)
+                reader = FrameReader(stream)
                 peer = None
                 try:
                     with pending.cancel_scope:  # cancelled (and counted) by an eviction
@@ -619,7 +562,7 @@ class TcpTransport:
             self._counters.connections_closed += 1
 
     async def _handshake(
-        self, stream: trio.SocketStream, reader: _FrameReader, *, expected: int | None,
+        self, stream: trio.SocketStream, reader: FrameReader, *, expected: int | None,
         pending: _Pending | None = None,
     ) -> int | None:
         """The authenticated peer id, or None (counted) if the handshake failed.
@@ -640,7 +583,7 @@ class TcpTransport:
         try:
             try:
                 with trio.fail_at(hello_deadline):
-                    await stream.send_all(_framed(hello))
+                    await stream.send_all(framed(hello))
                     message = await reader.read_frame(_HELLO.size)
             except trio.TooSlowError:
                 if pending is not None:
@@ -654,13 +597,13 @@ class TcpTransport:
                                      dialer=dialer, acceptor=acceptor)
             with trio.fail_at(deadline):
                 if pending is None:
-                    await stream.send_all(_framed(self._signer.sign(HANDSHAKE_KIND, proof)))
+                    await stream.send_all(framed(self._signer.sign(HANDSHAKE_KIND, proof)))
                     await self._check_proof(reader, peer, peer_proof)
                 else:
                     self._admission.proving(pending, peer)
                     await self._check_proof(reader, peer, peer_proof)
                     self._admission.release(pending)  # authenticated: no longer evictable
-                    await stream.send_all(_framed(self._signer.sign(HANDSHAKE_KIND, proof)))
+                    await stream.send_all(framed(self._signer.sign(HANDSHAKE_KIND, proof)))
         except _HelloRefused:
             if pending is not None:
                 self._counters.hellos_refused += 1
@@ -696,7 +639,7 @@ class TcpTransport:
             raise _HandshakeRefused("peer echoed our nonce")
         return int(peer), bytes(peer_nonce)
 
-    async def _check_proof(self, reader: _FrameReader, peer: int, body: bytes) -> None:
+    async def _check_proof(self, reader: FrameReader, peer: int, body: bytes) -> None:
         """Read the peer's PROOF and verify it over ``body``; raises if it does not hold."""
         message = await reader.read_frame(_SIGNATURE_BYTES)
         if message is None:
@@ -714,7 +657,7 @@ class TcpTransport:
     # -- an authenticated connection ----------------------------------------------------
 
     async def _run_connection(
-        self, peer: int, stream: trio.SocketStream, reader: _FrameReader
+        self, peer: int, stream: trio.SocketStream, reader: FrameReader
     ) -> None:
         """Serve an authenticated connection until it breaks, replacing any older one."""
         state = self._peers[peer]
@@ -733,14 +676,17 @@ class TcpTransport:
                     nursery.start_soon(
                         self._until_broken, connection, lambda: self._read_loop(peer, reader)
                     )
-                    writer = _Writer(last_write=trio.current_time())
+                    writer = WriterState(last_write=trio.current_time())
                     nursery.start_soon(
                         self._until_broken, connection,
-                        lambda: self._write_loop(stream, state.outbox_receive, writer),
+                        lambda: write_loop(stream, state.outbox_receive, writer, self._sent),
                     )
+                    settings = self._settings
                     nursery.start_soon(
                         self._until_broken, connection,
-                        lambda: self._watchdog(writer, state.outbox_send),
+                        lambda: watchdog(writer, state.outbox_send,
+                                         keepalive_interval_s=settings.keepalive_interval_s,
+                                         idle_timeout_s=settings.idle_timeout_s),
                     )
         finally:
             if state.connection is connection:
@@ -762,7 +708,7 @@ class TcpTransport:
         finally:
             connection.cancel_scope.cancel()
 
-    async def _read_loop(self, peer: int, reader: _FrameReader) -> None:
+    async def _read_loop(self, peer: int, reader: FrameReader) -> None:
         """Deliver ``peer``'s frames until a clean end of stream; raises on anything else."""
         settings = self._settings
         while True:
@@ -778,44 +724,7 @@ class TcpTransport:
             except trio.WouldBlock:
                 await self._inbox_send.send((peer, frame))  # backpressure on this peer
 
-    async def _write_loop(self, stream: trio.SocketStream,
-                          outbox: trio.MemoryReceiveChannel[bytes], writer: _Writer) -> None:
-        """Write queued frames, batched (an empty frame is a keepalive queued by
-        :meth:`_watchdog`). No timer is armed per write: the watchdog reads ``writer``."""
-        while True:
-            frames = [await outbox.receive()]
-            size = len(frames[0])
-            while size < _WRITE_BATCH_BYTES:
-                try:
-                    frame = outbox.receive_nowait()
-                except trio.WouldBlock:
-                    break
-                frames.append(frame)
-                size += len(frame)
-            data = bytearray()
-            for frame in frames:
-                data += _PREFIX.pack(len(frame))
-                data += frame
-            writer.busy_since = trio.current_time()
-            await stream.send_all(data)
-            writer.busy_since = None
-            writer.last_write = trio.current_time()
-            sent = sum(1 for f in frames if f)
-            self._counters.frames_sent += sent
-            self._counters.bytes_sent += size
+    def _sent(self, frames: int, payload_bytes: int) -> None:
+        self._counters.frames_sent += frames
+        self._counters.bytes_sent += payload_bytes
 
-    async def _watchdog(self, writer: _Writer, outbox: trio.MemorySendChannel[bytes]) -> None:
-        """Queue a keepalive when nothing was written for ``keepalive_interval_s``; raise
-        `trio.TooSlowError` once a write has stalled for ``idle_timeout_s``."""
-        settings = self._settings
-        tick = settings.keepalive_interval_s / 2
-        while True:
-            await trio.sleep(tick)
-            now = trio.current_time()
-            if writer.busy_since is not None:
-                if now - writer.busy_since >= settings.idle_timeout_s:
-                    raise trio.TooSlowError
-            elif now - writer.last_write >= settings.keepalive_interval_s:
-                writer.last_write = now
-                with contextlib.suppress(trio.WouldBlock):
-                    outbox.send_nowait(b"")  # a full queue means writes are due anyway

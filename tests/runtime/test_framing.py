@@ -1,0 +1,74 @@
+"""The shared framing: exact reads and bounded frames, the batching writer's counts, and the
+watchdog's keepalive and stall."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+import trio.testing
+
+from btob import WireError
+from btob.runtime.framing import PREFIX, FrameReader, WriterState, framed, watchdog, write_loop
+
+
+async def test_frames_and_exact_reads_come_whole_however_the_bytes_arrive() -> None:
+    left, right = trio.testing.memory_stream_pair()
+    reader = FrameReader(right)
+    await left.send_all(b"hel")
+    await left.send_all(b"lo" + framed(b"") + framed(b"abc")[:3])
+    assert await reader.exactly(5) == b"hello"
+    assert await reader.read_frame(8) == b""  # a keepalive
+    await left.send_all(framed(b"abc")[3:] + framed(b"123456789"))
+    assert await reader.read_frame(8) == b"abc"
+    with pytest.raises(WireError, match="exceeds"):
+        await reader.read_frame(8)
+
+
+async def test_the_end_of_the_stream_is_clean_only_between_frames() -> None:
+    for tail, clean in ((b"", True), (PREFIX.pack(5)[:2], False), (PREFIX.pack(5) + b"ab", False)):
+        left, right = trio.testing.memory_stream_pair()
+        reader = FrameReader(right)
+        await left.send_all(tail)
+        await left.aclose()
+        if clean:
+            assert await reader.read_frame(64) is None
+        else:
+            with pytest.raises(WireError, match="end of stream"):
+                await reader.read_frame(64)
+    left, right = trio.testing.memory_stream_pair()
+    await left.send_all(b"ab")
+    await left.aclose()
+    assert await FrameReader(right).exactly(3) is None
+
+
+async def test_the_writer_batches_what_is_queued_and_counts_frames_without_keepalives(
+        autojump_clock: trio.testing.MockClock) -> None:
+    left, right = trio.testing.memory_stream_pair()
+    send, receive = trio.open_memory_channel[bytes](10)
+    for frame in (b"one", b"", b"three"):
+        send.send_nowait(frame)
+    counted: list[tuple[int, int]] = []
+    writer = WriterState(last_write=0.0)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(write_loop, left, receive, writer, lambda f, b: counted.append((f, b)))
+        data = b""
+        while len(data) < 3 * PREFIX.size + 8:
+            data += await right.receive_some(100)
+        nursery.cancel_scope.cancel()
+    assert data == framed(b"one") + framed(b"") + framed(b"three")
+    assert counted == [(2, 8)]  # one write for the three, the keepalive not a frame
+    assert writer.busy_since is None and writer.last_write == trio.current_time()
+
+
+async def test_the_watchdog_queues_keepalives_and_ends_a_stalled_write(
+        autojump_clock: trio.testing.MockClock) -> None:
+    send, receive = trio.open_memory_channel[bytes](10)
+    writer = WriterState(last_write=trio.current_time())
+    with trio.move_on_after(2.1):
+        await watchdog(writer, send, keepalive_interval_s=1.0, idle_timeout_s=3.0)
+    assert [receive.receive_nowait(), receive.receive_nowait()] == [b"", b""]
+    writer.busy_since = trio.current_time()
+    started = trio.current_time()
+    with pytest.raises(trio.TooSlowError):
+        await watchdog(writer, send, keepalive_interval_s=1.0, idle_timeout_s=3.0)
+    assert trio.current_time() - started >= 3.0
