@@ -161,17 +161,7 @@ class Verifier:
             self._cache.move_to_end(cache_key)
             self.cache_hits += 1
             return True
-        tag = self._tag(kind)
-        if tag is None:
-            self.failures += 1
-            return False
-        self.verifications += 1
-        try:
-            ok = self.backend.verify(self._keys[member], tag + body, signature) is True
-        except Exception:  # the Backend contract says verify never raises; enforce it here
-            ok = False
-        if not ok:
-            self.failures += 1
+        if not self._check(self._keys[member], kind, body, signature):
             return False
         if self.cache_entries_max > 0:
             self._cache[cache_key] = body
@@ -191,6 +181,10 @@ class Verifier:
                 or type(body) is not bytes):
             self.failures += 1
             return False
+        return self._check(public_key, kind, body, signature)
+
+    def _check(self, public_key: bytes, kind: str, body: bytes, signature: bytes) -> bool:
+        """The backend's verdict on ``signature`` under ``kind``'s tag, counted."""
         tag = self._tag(kind)
         if tag is None:
             self.failures += 1

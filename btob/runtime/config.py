@@ -35,7 +35,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import TypeGuard
+from typing import Any, TypeGuard
 
 import attrs
 
@@ -197,18 +197,7 @@ def _parse(data: dict[str, object]) -> ClusterConfig:
     fields = ("id", "public_key", "host", "port")
     optional = ("client_port",)
     for position, m in enumerate(members):
-        if not isinstance(m, dict):
-            raise _Malformed(f"member entry {position} is not a table")
-        where = f"member {m['id']}" if _integer(m.get("id")) else f"member entry {position}"
-        missing = [k for k in fields if k not in m]
-        extra = sorted(set(m) - set(fields) - set(optional))
-        if missing or extra:
-            wrong = ", ".join([*(f"{k} is missing" for k in missing),
-                               *(f"unknown key {k}" for k in extra)])
-            raise _Malformed(f"{where}: {wrong} (needs exactly {', '.join(fields)}; "
-                             f"may have {', '.join(optional)})")
-        if not _integer(m["id"]):
-            raise _Malformed(f"{where}: id must be an integer")
+        where = _entry(m, position, "member", fields, optional)
         if not isinstance(m["host"], str):
             raise _Malformed(f"{where}: host must be a string")
         for name in ("port", *(k for k in optional if k in m)):
@@ -216,12 +205,7 @@ def _parse(data: dict[str, object]) -> ClusterConfig:
                 raise _Malformed(f"{where}: {name} must be an integer")
             if not 0 < m[name] < 65536:
                 raise _Malformed(f"{where}: {name} {m[name]} is out of range (1 to 65535)")
-        key = m["public_key"]
-        if not isinstance(key, str) or len(key) != 64 or not _is_hex(key):
-            raise _Malformed(f"{where}: public_key must be 64 hex characters")
-    rows = sorted(members, key=lambda m: m["id"])
-    if [m["id"] for m in rows] != list(range(len(rows))):
-        raise _Malformed("member ids must be 0..n-1, each once")
+    rows = _in_id_order(members, "member ids must be 0..n-1, each once")
     keys = tuple(bytes.fromhex(m["public_key"]) for m in rows)
     addresses = tuple(MemberAddress(m["host"], m["port"]) for m in rows)
     client_addresses = tuple(
@@ -242,6 +226,36 @@ def _parse(data: dict[str, object]) -> ClusterConfig:
                          client_addresses=client_addresses)
 
 
+def _entry(entry: object, position: int, what: str, fields: tuple[str, ...],
+           optional: tuple[str, ...] = ()) -> str:
+    """Check one ``[[member]]`` or ``[[client]]`` table's keys, id and public key; returns
+    how messages name it."""
+    if not isinstance(entry, dict):
+        raise _Malformed(f"{what} entry {position} is not a table")
+    where = f"{what} {entry['id']}" if _integer(entry.get("id")) else f"{what} entry {position}"
+    missing = [k for k in fields if k not in entry]
+    extra = sorted(set(entry) - set(fields) - set(optional))
+    if missing or extra:
+        wrong = ", ".join([*(f"{k} is missing" for k in missing),
+                           *(f"unknown key {k}" for k in extra)])
+        may = f"; may have {', '.join(optional)}" if optional else ""
+        raise _Malformed(f"{where}: {wrong} (needs exactly {', '.join(fields)}{may})")
+    if not _integer(entry["id"]):
+        raise _Malformed(f"{where}: id must be an integer")
+    key = entry["public_key"]
+    if not isinstance(key, str) or len(key) != 64 or not _is_hex(key):
+        raise _Malformed(f"{where}: public_key must be 64 hex characters")
+    return where
+
+
+def _in_id_order(entries: list[Any], wrong: str) -> list[dict[str, Any]]:
+    """The checked tables sorted by id, which must run 0, 1, 2, ... (``wrong`` otherwise)."""
+    rows = sorted(entries, key=lambda e: e["id"])
+    if [e["id"] for e in rows] != list(range(len(rows))):
+        raise _Malformed(wrong)
+    return rows
+
+
 def _clients(data: dict[str, object]) -> tuple[tuple[bytes, ...], bool]:
     """The ``[[client]]`` keys, or ``clients = "open"``: ``(keys, open)``."""
     if "clients" in data:
@@ -255,23 +269,8 @@ def _clients(data: dict[str, object]) -> tuple[tuple[bytes, ...], bool]:
         raise _Malformed("client must be an array of tables ([[client]])")
     fields = ("id", "public_key")
     for position, c in enumerate(clients):
-        if not isinstance(c, dict):
-            raise _Malformed(f"client entry {position} is not a table")
-        where = f"client {c['id']}" if _integer(c.get("id")) else f"client entry {position}"
-        missing = [k for k in fields if k not in c]
-        extra = sorted(set(c) - set(fields))
-        if missing or extra:
-            wrong = ", ".join([*(f"{k} is missing" for k in missing),
-                               *(f"unknown key {k}" for k in extra)])
-            raise _Malformed(f"{where}: {wrong} (needs exactly {', '.join(fields)})")
-        if not _integer(c["id"]):
-            raise _Malformed(f"{where}: id must be an integer")
-        key = c["public_key"]
-        if not isinstance(key, str) or len(key) != 64 or not _is_hex(key):
-            raise _Malformed(f"{where}: public_key must be 64 hex characters")
-    rows = sorted(clients, key=lambda c: c["id"])
-    if [c["id"] for c in rows] != list(range(len(rows))):
-        raise _Malformed("client ids must be 0..K-1, each once")
+        _entry(c, position, "client", fields)
+    rows = _in_id_order(clients, "client ids must be 0..K-1, each once")
     keys = tuple(bytes.fromhex(c["public_key"]) for c in rows)
     if len(set(keys)) != len(keys):
         raise _Malformed("a client public key is listed twice")
