@@ -697,19 +697,9 @@ def read_log_dir(path: str | os.PathLike[str]) -> LogDir:
     if not root.is_dir():
         raise LogFormatError(f"{root}: no such log directory")
     run = _read_run_info(root / RUN_FILE)
-    try:
-        names = sorted(os.listdir(root))
-    except OSError as exc:
-        raise LogFormatError(f"{root}: cannot list: {exc.strerror}") from None
-    for name in names:
-        match = _NODE_FILE_RE.fullmatch(name)
-        if match is None:
-            continue
-        member = match.group(1)
-        if _ID_RE.fullmatch(member) is None or int(member) >= run.n:
-            raise LogFormatError(
-                f"{root / name}: names member {member}, but {RUN_FILE} has members 0..{run.n - 1}"
-            )
+    _check_file_ids(root, _NODE_FILE_RE, lambda i: i < run.n,
+                    lambda name, member: f"{root / name}: names member {member}, but "
+                                         f"{RUN_FILE} has members 0..{run.n - 1}")
     broadcast_cache: dict[str, BroadcastRecord] = {}
     delivery_cache: dict[str, DeliveryRecord | SettledRecord] = {}
     broadcasts = {
@@ -730,6 +720,23 @@ def read_log_dir(path: str | os.PathLike[str]) -> LogDir:
                   client_broadcasts=client_broadcasts, receipts=receipts)
 
 
+def _check_file_ids(folder: Path, pattern: re.Pattern[str], known: Callable[[int], bool],
+                    wrong: Callable[[str, str], str]) -> None:
+    """Every file of ``folder`` that ``pattern`` matches must name a ``known`` id (its first
+    group); otherwise :class:`LogFormatError` with ``wrong(file name, id)``."""
+    try:
+        names = sorted(os.listdir(folder))
+    except OSError as exc:
+        raise LogFormatError(f"{folder}: cannot list: {exc.strerror}") from None
+    for name in names:
+        match = pattern.fullmatch(name)
+        if match is None:
+            continue
+        ident = match.group(1)
+        if _ID_RE.fullmatch(ident) is None or not known(int(ident)):
+            raise LogFormatError(wrong(name, ident))
+
+
 def _read_clients(root: Path, run: RunInfo, cache: dict[str, BroadcastRecord],
                   ) -> tuple[dict[int, tuple[BroadcastRecord, ...]],
                              dict[int, tuple[ReceiptRecord, ...]]]:
@@ -737,18 +744,9 @@ def _read_clients(root: Path, run: RunInfo, cache: dict[str, BroadcastRecord],
     folder = root / CLIENTS_DIR
     if not folder.is_dir():
         return {}, {}
-    try:
-        names = sorted(os.listdir(folder))
-    except OSError as exc:
-        raise LogFormatError(f"{folder}: cannot list: {exc.strerror}") from None
-    for name in names:
-        match = _CLIENT_FILE_RE.fullmatch(name)
-        if match is None:
-            continue
-        client = match.group(1)
-        if _ID_RE.fullmatch(client) is None or int(client) not in run.clients:
-            raise LogFormatError(f"{folder / name}: names client {client}, but {RUN_FILE} has "
-                                 f"{len(run.clients)} clients")
+    _check_file_ids(folder, _CLIENT_FILE_RE, lambda i: i in run.clients,
+                    lambda name, client: f"{folder / name}: names client {client}, but "
+                                         f"{RUN_FILE} has {len(run.clients)} clients")
     receipt_cache: dict[str, ReceiptRecord] = {}
     broadcasts = {c: _read_jsonl(folder / _client_broadcast_name(c), _parse_broadcast, cache)
                   for c in run.clients}
