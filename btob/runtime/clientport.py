@@ -66,7 +66,14 @@ from btob.core.clientwire import (
 )
 from btob.crypto import Signer, Verifier
 from btob.runtime.config import ClusterConfig
-from btob.runtime.framing import FrameReader, WriterState, watchdog, write_loop
+from btob.runtime.framing import (
+    SOCKET_ERRORS,
+    FrameReader,
+    WriterState,
+    until_broken,
+    watchdog,
+    write_loop,
+)
 
 __all__ = [
     "CLIENT_HANDSHAKE_KIND",
@@ -81,7 +88,6 @@ __all__ = [
 ]
 
 _SIGNATURE_BYTES = 64
-_SOCKET_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
 
 
 def _positive(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -452,7 +458,7 @@ class ClientPort:
         except WireError:
             counters.bad_frames += 1
             return None
-        except (_Refused, trio.TooSlowError, *_SOCKET_ERRORS):
+        except (_Refused, trio.TooSlowError, *SOCKET_ERRORS):
             counters.handshakes_failed += 1
             return None
         assert len(client) == CLIENT_KEY_BYTES
@@ -500,16 +506,7 @@ class ClientPort:
     async def _until_broken(self, connection: _Connection,
                             loop: Callable[[], Awaitable[None]]) -> None:
         """Run one side of ``connection``; whatever ends it (counted) ends the others."""
-        try:
-            await loop()
-        except WireError:
-            self._counters.bad_frames += 1
-        except trio.TooSlowError:
-            self._counters.idle_timeouts += 1
-        except _SOCKET_ERRORS:
-            pass
-        finally:
-            connection.cancel_scope.cancel()
+        await until_broken(loop, connection.cancel_scope, self._counters)
 
     async def _read_loop(self, connection: _Connection, reader: FrameReader) -> None:
         """Hand the client's REQUESTs on until a clean end of stream; raises otherwise."""

@@ -14,14 +14,16 @@ from __future__ import annotations
 import contextlib
 import math
 import struct
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 import attrs
 import trio
 
 from btob._errors import WireError
 
-__all__ = ["PREFIX", "FrameReader", "WriterState", "framed", "watchdog", "write_loop"]
+__all__ = ["PREFIX", "SOCKET_ERRORS", "FrameReader", "WriterState", "framed", "until_broken",
+           "watchdog", "write_loop"]
 
 PREFIX = struct.Struct(">I")
 """The length prefix of a frame."""
@@ -29,6 +31,34 @@ PREFIX = struct.Struct(">I")
 _RECEIVE_CHUNK_BYTES = 64 * 1024
 # A writer joins queued frames into one write while the write stays below this size.
 _WRITE_BATCH_BYTES = 256 * 1024
+
+
+SOCKET_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
+"""What a broken or closed socket raises; each ends one connection, never its owner."""
+
+
+class BreakCounters(Protocol):
+    """The two counters :func:`until_broken` keeps."""
+
+    bad_frames: int
+    idle_timeouts: int
+
+
+async def until_broken(loop: Callable[[], Awaitable[None]], scope: trio.CancelScope,
+                       counters: BreakCounters) -> None:
+    """Run one side of a connection (its reader, writer or watchdog); whatever ends it - a
+    bad frame or an idle timeout (both counted), a broken socket - cancels ``scope``, which
+    ends the other sides."""
+    try:
+        await loop()
+    except WireError:
+        counters.bad_frames += 1
+    except trio.TooSlowError:
+        counters.idle_timeouts += 1
+    except SOCKET_ERRORS:
+        pass
+    finally:
+        scope.cancel()
 
 
 def framed(payload: bytes) -> bytes:

@@ -88,7 +88,15 @@ import trio
 from btob._errors import ConfigError, WireError
 from btob.crypto import Signer, Verifier
 from btob.runtime.config import ClusterConfig
-from btob.runtime.framing import FrameReader, WriterState, framed, watchdog, write_loop
+from btob.runtime.framing import (
+    SOCKET_ERRORS,
+    FrameReader,
+    WriterState,
+    framed,
+    until_broken,
+    watchdog,
+    write_loop,
+)
 
 __all__ = ["HANDSHAKE_KIND", "TcpSettings", "TcpTransport", "TransportStatistics"]
 
@@ -103,9 +111,6 @@ _SIGNATURE_BYTES = 64
 _MEMBER_ID_MAX = 0xFFFF
 
 _K = TypeVar("_K")
-
-# What a broken or closed socket raises; each ends one connection, never the transport.
-_SOCKET_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
 
 
 def _positive(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -613,7 +618,7 @@ class TcpTransport:
             self._counters.bad_frames += 1
             self._counters.handshakes_failed += 1
             return None
-        except (_HandshakeRefused, trio.TooSlowError, *_SOCKET_ERRORS):
+        except (_HandshakeRefused, trio.TooSlowError, *SOCKET_ERRORS):
             self._counters.handshakes_failed += 1
             return None
         return peer
@@ -697,16 +702,7 @@ class TcpTransport:
         self, connection: _Connection, loop: Callable[[], Awaitable[None]]
     ) -> None:
         """Run one side of ``connection``; whatever ends it (counted) ends the other side."""
-        try:
-            await loop()
-        except WireError:
-            self._counters.bad_frames += 1
-        except trio.TooSlowError:
-            self._counters.idle_timeouts += 1
-        except _SOCKET_ERRORS:
-            pass
-        finally:
-            connection.cancel_scope.cancel()
+        await until_broken(loop, connection.cancel_scope, self._counters)
 
     async def _read_loop(self, peer: int, reader: FrameReader) -> None:
         """Deliver ``peer``'s frames until a clean end of stream; raises on anything else."""

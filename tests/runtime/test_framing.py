@@ -72,3 +72,26 @@ async def test_the_watchdog_queues_keepalives_and_ends_a_stalled_write(
     with pytest.raises(trio.TooSlowError):
         await watchdog(writer, send, keepalive_interval_s=1.0, idle_timeout_s=3.0)
     assert trio.current_time() - started >= 3.0
+
+
+async def test_whatever_ends_one_side_is_counted_and_cancels_the_others() -> None:
+    from btob.runtime.framing import until_broken
+
+    class Counters:
+        bad_frames = 0
+        idle_timeouts = 0
+
+    counters = Counters()
+    for error, field in ((WireError("bad"), "bad_frames"), (trio.TooSlowError(), "idle_timeouts"),
+                         (OSError("reset"), None)):
+        async def fail(error: BaseException = error) -> None:
+            raise error
+
+        with trio.CancelScope() as scope:
+            await until_broken(fail, scope, counters)
+            assert scope.cancel_called
+        if field is not None:
+            assert getattr(counters, field) == 1
+    assert (counters.bad_frames, counters.idle_timeouts) == (1, 1)
+    with pytest.raises(ValueError):  # anything else is a bug, not a broken connection
+        await until_broken(lambda: fail(ValueError()), trio.CancelScope(), counters)  # type: ignore[arg-type]
