@@ -19,12 +19,17 @@ import argparse
 import json
 import os
 import platform
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from btob.runtime.config import MemberAddress
 
 __all__ = ["build_parser", "main", "render", "run"]
 
@@ -46,9 +51,37 @@ def _free_ports(count: int) -> list[int]:
     return free_ports(count)
 
 
+def _client_addresses(config: Path) -> list[MemberAddress]:
+    from btob.runtime.config import load_cluster_config
+
+    loaded = load_cluster_config(config)
+    return [a for a in (loaded.client_address(i) for i in range(loaded.n)) if a is not None]
+
+
+def _wait_listening(members: list[subprocess.Popen[bytes]], addresses: list[tuple[str, int]],
+                    timeout_s: float = 60.0) -> None:
+    """Return once every member's client port takes connections, so that no run's time
+    includes the members' start; raise if a member exits or the ports stay shut."""
+    deadline = time.monotonic() + timeout_s
+    waiting = list(addresses)
+    while waiting:
+        for member in members:
+            if member.poll() is not None:
+                err = (member.stderr.read() if member.stderr else b"").decode()[-500:]
+                raise RuntimeError(f"a member exited with {member.returncode}: {err}")
+        try:
+            socket.create_connection(waiting[0], timeout=1.0).close()
+            waiting.pop(0)
+        except OSError:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"no member listens on {waiting[0]}") from None
+            time.sleep(0.05)
+
+
 def run(clients: list[int], *, duration: float, repeats: int, payload_size: int,
-        n: int = 4) -> dict[str, object]:
-    """Start the cluster, time each client count ``repeats`` times, stop the cluster."""
+        n: int = 4, settings: tuple[str, ...] = ()) -> dict[str, object]:
+    """Start the cluster, time each client count ``repeats`` times, stop the cluster.
+    ``settings`` are ``NAME=VALUE`` member settings passed to every ``btob node``."""
     rows: list[dict[str, object]] = []
     with tempfile.TemporaryDirectory(prefix="btob-client-bench-") as tmp:
         out = Path(tmp)
@@ -63,10 +96,12 @@ def run(clients: list[int], *, duration: float, repeats: int, payload_size: int,
 
         save_signing_key(SigningKey.generate(), key)
         members = [subprocess.Popen([*_BTOB, "node", "--config", str(config), "--id", str(i),
-                                     "--key", str(out / "c" / f"node-{i}.key")],
+                                     "--key", str(out / "c" / f"node-{i}.key"),
+                                     *[a for kv in settings for a in ("--setting", kv)]],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
                    for i in range(n)]
         try:
+            _wait_listening(members, [(a.host, a.port) for a in _client_addresses(config)])
             for count in clients:
                 samples = []
                 for _ in range(repeats):
@@ -99,7 +134,7 @@ def run(clients: list[int], *, duration: float, repeats: int, payload_size: int,
                     (p.stderr.read() if p.stderr else b"").decode()[-500:] for p in members))
     return {"date": time.strftime("%Y-%m-%d"), "machine": platform.platform(),
             "cpus": os.cpu_count(), "n": n, "duration_s": duration, "repeats": repeats,
-            "payload_size": payload_size, "rows": rows}
+            "payload_size": payload_size, "settings": list(settings), "rows": rows}
 
 
 def _median_row(count: int, samples: list[dict[str, object]]) -> dict[str, object]:
@@ -142,6 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "%(default)s)")
     parser.add_argument("--payload-size", type=int, default=100,
                         help="bytes per payload (default %(default)s)")
+    parser.add_argument("--setting", action="append", default=[], metavar="NAME=VALUE",
+                        help="a member setting passed to every btob node (repeatable)")
     parser.add_argument("--out", type=Path, default=None,
                         help="write OUT.json and OUT.md (default: print only)")
     return parser
@@ -152,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     counts = [int(x) for x in args.clients.split(",") if x]
     result = run(counts, duration=args.duration, repeats=args.repeats,
-                 payload_size=args.payload_size)
+                 payload_size=args.payload_size, settings=tuple(args.setting))
     text = render(result)
     print(text)
     if args.out is not None:

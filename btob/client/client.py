@@ -3,11 +3,12 @@
 :func:`open_client` connects lazily to the members' client ports. :meth:`Client.broadcast`
 signs a REQUEST with the next number of the client's session, sends it to one member and, each
 time ``retry_after_s`` passes without a valid receipt (a member may be slow, crashed or
-Byzantine and drop it), to one more; it returns the first receipt that proves the request
-committed (:func:`~btob.core.clientwire.receipt_problem`), so no member can make the client
-believe in an order that did not happen. The cluster delivers the request once however many
-members it reached. At most ``in_flight_max`` requests wait at a time (more callers wait for a
-place: backpressure), which keeps an honest client within the cluster's ``client_window``.
+Byzantine and drop it), to one more, and then again to those that could not take it
+(unreachable or refusing) until ``give_up_after_s``; it returns the first receipt that proves
+the request committed (:func:`~btob.core.clientwire.receipt_problem`), so no member can make
+the client believe in an order that did not happen. The cluster delivers the request once
+however many members it reached. At most ``in_flight_max`` requests wait at a time (more
+callers wait for a place: backpressure), which keeps an honest client within the cluster's ``client_window``.
 
 A session is numbered by the time in microseconds when the client opened, so a restarted
 client with the same key starts a session above its earlier ones.
@@ -16,7 +17,6 @@ client with the same key starts a session above its earlier ones.
 from __future__ import annotations
 
 import hashlib
-import math
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -101,6 +101,7 @@ class _Waiter:
         self.result: bytes | None = None
         self.replied: dict[int, bytes] = {}  # member -> its (first) signed result
         self.answers: dict[int, str] = {}
+        self.unserved: set[int] = set()  # members that could not take it: to try again
 
     @property
     def done(self) -> bool:
@@ -183,22 +184,35 @@ class Client:
 
     async def _until_done(self, seq: int, waiter: _Waiter) -> None:
         n = self.config.n
-        with trio.move_on_after(self.settings.give_up_after_s):
+        settings = self.settings
+        with trio.move_on_after(settings.give_up_after_s):
             for attempt in range(n):
                 member = (self._first + seq + attempt) % n
                 self._nursery.start_soon(self._send, member, waiter)
-                # The last member tried gets the rest of the time; a refusal or a bad
-                # receipt moves on to the next member at once.
-                with trio.move_on_after(self.settings.retry_after_s
-                                        if attempt + 1 < n else math.inf):
+                # A refusal, an unreachable member or a bad receipt moves on at once.
+                with trio.move_on_after(settings.retry_after_s):
                     await waiter.wake.wait()
                 if waiter.done:
                     return
                 waiter.wake = trio.Event()
+            # Every member has been tried. Members that could not take the request (down,
+            # still starting, restarting, full) are sent it again every retry_after_s until
+            # the deadline; a receipt or reply from any member ends the wait. Sending a
+            # request twice is harmless: members deliver it at most once.
+            while True:
+                for member in sorted(waiter.unserved):
+                    self._nursery.start_soon(self._send, member, waiter)
+                waiter.unserved.clear()
+                with trio.move_on_after(settings.retry_after_s):
+                    while not waiter.done:
+                        await waiter.wake.wait()
+                        waiter.wake = trio.Event()
+                if waiter.done:
+                    return
         answers = "; ".join(f"member {m}: {a}" for m, a in sorted(waiter.answers.items()))
         what = "f+1 matching replies" if waiter.wants_result else "valid receipt"
         raise RequestFailed(f"request {self.session}.{seq}: no {what} within "
-                            f"{self.settings.give_up_after_s} s ({answers or 'no answers'})")
+                            f"{settings.give_up_after_s} s ({answers or 'no answers'})")
 
     # -- links --------------------------------------------------------------------------------
 
@@ -206,6 +220,7 @@ class Client:
         link = await self._link(member)
         if link is None:
             waiter.answers[member] = "unreachable"
+            waiter.unserved.add(member)
             waiter.wake.set()
             return
         try:
@@ -213,6 +228,7 @@ class Client:
             self.statistics.sends += 1
         except _LINK_ERRORS:
             waiter.answers[member] = "connection broke"
+            waiter.unserved.add(member)
             self._links.pop(member, None)
             waiter.wake.set()
 
@@ -272,6 +288,7 @@ class Client:
             waiter = self._waiters.get(message.seq) if message.session == self.session else None
             if waiter is not None:
                 waiter.answers[member] = f"refused: {message.reason}"
+                waiter.unserved.add(member)
                 waiter.wake.set()
             return
         waiter = None

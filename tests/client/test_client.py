@@ -89,6 +89,55 @@ async def test_a_client_fails_over_past_unreachable_members() -> None:
                 assert client.statistics.receipts_valid == 3
 
 
+async def _pipe(source: trio.SocketStream, sink: trio.SocketStream) -> None:
+    try:
+        async for data in source:
+            await sink.send_all(data)
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        pass
+    finally:
+        await sink.aclose()
+
+
+async def test_a_client_started_before_the_cluster_waits_for_its_members() -> None:
+    # Every member's client port is reached through a relay that starts listening only
+    # after a delay, as a cluster that comes up after its clients: the client must try the
+    # members again until one takes its request, not give up when all refused at first.
+    with trio.fail_after(30):
+        async with open_local_cluster(4, clients=True) as cluster, \
+                trio.open_nursery() as relays:
+            config = cluster.client_config
+            listeners = [(await trio.open_tcp_listeners(0, host="127.0.0.1"))[0]
+                         for _ in range(4)]
+            ports = [listener.socket.getsockname()[1] for listener in listeners]
+            for listener in listeners:
+                await listener.aclose()  # nothing listens there until the relays start
+            late = attrs.evolve(config, client_addresses=tuple(
+                MemberAddress("127.0.0.1", port) for port in ports))
+
+            async def relay(port: int, target: MemberAddress) -> None:
+                await trio.sleep(1.0)
+
+                async def forward(stream: trio.SocketStream) -> None:
+                    upstream = await trio.open_tcp_stream(target.host, target.port)
+                    async with trio.open_nursery() as pipes:
+                        pipes.start_soon(_pipe, stream, upstream)
+                        pipes.start_soon(_pipe, upstream, stream)
+
+                await trio.serve_tcp(forward, port, host="127.0.0.1")
+
+            settings = attrs.evolve(FAST, retry_after_s=0.2)
+            async with open_client(late, KEY, settings) as client:
+                started = trio.current_time()
+                for port, target in zip(ports, config.client_addresses, strict=True):
+                    relays.start_soon(relay, port, target)
+                await client.broadcast(b"early bird")
+                assert trio.current_time() - started >= 1.0
+                assert client.statistics.connect_failures >= 4  # all refused at first
+                assert client.statistics.receipts_valid == 1
+            relays.cancel_scope.cancel()
+
+
 async def test_a_member_that_forges_receipts_is_caught_and_passed_over() -> None:
     with trio.fail_after(30):
         async with open_local_cluster(4, clients=True) as cluster:
