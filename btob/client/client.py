@@ -8,7 +8,8 @@ Byzantine and drop it), to one more, and then again to those that could not take
 the request committed (:func:`~btob.core.clientwire.receipt_problem`), so no member can make
 the client believe in an order that did not happen. The cluster delivers the request once
 however many members it reached. At most ``in_flight_max`` requests wait at a time (more
-callers wait for a place: backpressure), which keeps an honest client within the cluster's ``client_window``.
+callers wait for a place: backpressure), which keeps an honest client within the cluster's
+``client_window``.
 
 A session is numbered by the time in microseconds when the client opened, so a restarted
 client with the same key starts a session above its earlier ones.
