@@ -45,10 +45,10 @@ def _busy_jiffies() -> tuple[int, int] | None:
     return sum(fields) - idle, sum(fields)
 
 
-def _free_ports(count: int) -> list[int]:
-    from btob.testing.ports import free_ports
+def _free_port_range(count: int) -> int:
+    from btob.testing.ports import free_port_range
 
-    return free_ports(count)
+    return free_port_range(count)
 
 
 def _client_addresses(config: Path) -> list[MemberAddress]:
@@ -85,10 +85,10 @@ def run(clients: list[int], *, duration: float, repeats: int, payload_size: int,
     rows: list[dict[str, object]] = []
     with tempfile.TemporaryDirectory(prefix="btob-client-bench-") as tmp:
         out = Path(tmp)
-        ports = _free_ports(2 * n)
+        base = _free_port_range(2 * n)
         subprocess.run([*_BTOB, "keygen", "--n", str(n), "--out", str(out / "c"),
-                        "--base-port", str(min(ports)), "--open-clients",
-                        "--client-base-port", str(min(ports) + n)], check=True,
+                        "--base-port", str(base), "--open-clients",
+                        "--client-base-port", str(base + n)], check=True,
                        capture_output=True)
         config = out / "c" / "cluster.toml"
         key = out / "c" / "client.key"

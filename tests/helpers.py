@@ -4,14 +4,13 @@ hand, reading a node's deliveries, and running btob as a process on free ports."
 from __future__ import annotations
 
 import hashlib
-import random
-import socket
 import sys
 from collections.abc import Callable
 
 from btob import Delivery, Member, Node
 from btob.core.wire import Message, Signed
 from btob.crypto import KeyRegistry, Signer, SigningKey, Verifier
+from btob.testing.ports import free_port_range
 
 CLUSTER = b"test-cluster"
 
@@ -108,18 +107,4 @@ async def collect(node: Node, count: int) -> list[str]:
 
 def free_base_port(n: int) -> int:
     """A port p such that p .. p+n-1 are free on loopback right now."""
-    for _ in range(100):
-        base = random.randrange(20000, 60000)
-        try:
-            sockets = []
-            for port in range(base, base + n):
-                s = socket.socket()
-                sockets.append(s)
-                s.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in sockets:
-                s.close()
-    raise RuntimeError("no free ports")
+    return free_port_range(n)

@@ -16,10 +16,11 @@ from btob.testing.breaks import BREAKS as BREAKS
 from btob.testing.breaks import broken as broken
 from btob.testing.cluster import LocalCluster as LocalCluster
 from btob.testing.cluster import open_local_cluster as open_local_cluster
+from btob.testing.ports import free_port_range as free_port_range
 from btob.testing.ports import free_ports as free_ports
 
-__all__ = ["BREAKS", "LocalCluster", "MemoryNetwork", "MemoryTransport", "broken", "free_ports",
-           "open_local_cluster"]
+__all__ = ["BREAKS", "LocalCluster", "MemoryNetwork", "MemoryTransport", "broken",
+           "free_port_range", "free_ports", "open_local_cluster"]
 
 # Reprs and tracebacks name the public package, not the private module a name lives in.
 fixup_module_metadata(__name__, globals())

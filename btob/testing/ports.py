@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import random
 import socket
+from pathlib import Path
 
-__all__ = ["free_ports"]
+__all__ = ["free_port_range", "free_ports"]
 
 
 def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
@@ -19,3 +21,39 @@ def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
     finally:
         for s in sockets:
             s.close()
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    """The kernel's range for outgoing connections' local ports (Linux's default if unknown)."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+def free_port_range(count: int, host: str = "127.0.0.1") -> int:
+    """A port ``p`` such that ``p`` .. ``p + count - 1`` were free on ``host`` a moment ago,
+    for configurations that number ports consecutively (``btob keygen --base-port``).
+
+    The range lies outside the kernel's range for outgoing connections' local ports, so the
+    members' own connections cannot take one of its ports before a member listens there."""
+    low, high = _ephemeral_range()
+    spans = [(1024, low - count), (high + 1, 65536 - count)]
+    spans = [(a, b) for a, b in spans if b > a]
+    for _ in range(200):
+        a, b = random.choice(spans)
+        base = random.randrange(a, b)
+        sockets: list[socket.socket] = []
+        try:
+            for port in range(base, base + count):
+                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                sockets.append(s)
+                s.bind((host, port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in sockets:
+                s.close()
+    raise RuntimeError(f"no {count} consecutive free ports on {host}")

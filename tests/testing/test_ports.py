@@ -1,10 +1,11 @@
-"""free_ports: distinct loopback ports that can be listened on."""
+"""free_ports and free_port_range: loopback ports that can be listened on."""
 
 from __future__ import annotations
 
 import socket
 
-from btob.testing import free_ports
+from btob.testing import free_port_range, free_ports
+from btob.testing.ports import _ephemeral_range
 
 
 def test_the_ports_are_distinct_and_bindable() -> None:
@@ -21,3 +22,20 @@ def test_the_ports_are_distinct_and_bindable() -> None:
     finally:
         for s in listeners:
             s.close()
+
+
+def test_a_port_range_is_bindable_and_outside_the_outgoing_connections_ports() -> None:
+    low, high = _ephemeral_range()
+    for _ in range(20):
+        base = free_port_range(8)
+        assert not (base + 7 >= low and base <= high)
+        listeners = []
+        try:
+            for port in range(base, base + 8):
+                s = socket.socket()
+                s.bind(("127.0.0.1", port))
+                s.listen()
+                listeners.append(s)
+        finally:
+            for s in listeners:
+                s.close()
