@@ -22,10 +22,10 @@ from btob._util import fixup_module_metadata
 from btob.apps.kv import KVStore as KVStore
 from btob.client.client import Client as Client
 from btob.client.client import ClientSettings as ClientSettings
-from btob.client.client import ClientStatistics as ClientStatistics
 from btob.client.client import RequestFailed as RequestFailed
 from btob.client.client import open_client as open_client
 from btob.core.application import StateMachine as StateMachine
+from btob.core.clientcore import ClientStatistics as ClientStatistics
 from btob.core.clients import ClientAdmission as ClientAdmission
 from btob.core.clientwire import Receipt as Receipt
 from btob.core.clientwire import receipt_problem as receipt_problem

@@ -1,15 +1,16 @@
 """The client API: order payloads through a cluster you are not a member of.
 
 :func:`open_client` connects lazily to the members' client ports. :meth:`Client.broadcast`
-signs a REQUEST with the next number of the client's session, sends it to one member and, each
-time ``retry_after_s`` passes without a valid receipt (a member may be slow, crashed or
-Byzantine and drop it), to one more, and then again to those that could not take it
-(unreachable or refusing) until ``give_up_after_s``; it returns the first receipt that proves
-the request committed (:func:`~btob.core.clientwire.receipt_problem`), so no member can make
-the client believe in an order that did not happen. The cluster delivers the request once
-however many members it reached. At most ``in_flight_max`` requests wait at a time (more
+signs a REQUEST with the next number of the client's session and hands it to members by the
+rules of :mod:`btob.core.clientcore` (one member first; one more after each ``retry_after_s``
+without a valid receipt, or at once on a refusal, an unreachable member or a bad receipt; then
+again to those that could not take it, until ``give_up_after_s``). It returns the first receipt
+that proves the request committed (:func:`~btob.core.clientwire.receipt_problem`), so no member
+can make the client believe in an order that did not happen. The cluster delivers the request
+once however many members it reached. At most ``in_flight_max`` requests wait at a time (more
 callers wait for a place: backpressure), which keeps an honest client within the cluster's
-``client_window``.
+``client_window``. This module is the Trio driver of those rules: connections, timers and
+waiting callers; the simulator drives the same rules on virtual time.
 
 A session is numbered by the time in microseconds when the client opened, so a restarted
 client with the same key starts a session above its earlier ones.
@@ -17,7 +18,6 @@ client with the same key starts a session above its earlier ones.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -25,24 +25,17 @@ from contextlib import asynccontextmanager
 import attrs
 import trio
 
-from btob._errors import BtobError, ConfigError, WireError
+from btob._errors import BtobError, ConfigError
 from btob.client.connection import HandshakeFailed, MemberConnection, connect_member
-from btob.core.clientwire import (
-    REPLY_KIND,
-    ClientRequest,
-    Notice,
-    Receipt,
-    SignedReply,
-    decode_client_frame,
-    receipt_problem,
-    sign_request,
-)
+from btob.core.clientcore import ClientCore, ClientOutput, ClientStatistics, Outcome
+from btob.core.clientwire import Receipt
 from btob.crypto import Signer, SigningKey, Verifier
 from btob.runtime.config import ClusterConfig
 
 __all__ = ["Client", "ClientSettings", "ClientStatistics", "RequestFailed", "open_client"]
 
 # What a broken or refused connection raises; each ends one member's link, never the client.
+_VERIFY_CACHE_ENTRIES = 256
 _LINK_ERRORS = (OSError, trio.BrokenResourceError, trio.ClosedResourceError, trio.TooSlowError,
                 HandshakeFailed)
 
@@ -71,44 +64,6 @@ class ClientSettings:
     """Requests waiting at a time (None: the cluster's ``client_window``; more is refused)."""
 
 
-@attrs.define
-class ClientStatistics:
-    """What a client did, for tests and operators."""
-
-    requests: int = 0
-    """Requests broadcast."""
-    sends: int = 0
-    """REQUEST frames sent (one per member tried)."""
-    receipts_valid: int = 0
-    """Receipts that proved their request committed."""
-    receipts_invalid: int = 0
-    """Receipts refused (a forgery, or for another request): each names a lying member."""
-    replies: int = 0
-    """Validly signed REPLY frames."""
-    replies_invalid: int = 0
-    """REPLY frames with a bad signature (each names a lying member)."""
-    notices: int = 0
-    """NOTICE frames (a member did not take a request)."""
-    connect_failures: int = 0
-    """Connections or handshakes that failed."""
-
-
-class _Waiter:
-    def __init__(self, frame: bytes, *, wants_result: bool) -> None:
-        self.frame = frame
-        self.wants_result = wants_result
-        self.wake = trio.Event()  # done, or an answer that says: try another member
-        self.receipt: Receipt | None = None
-        self.result: bytes | None = None
-        self.replied: dict[int, bytes] = {}  # member -> its (first) signed result
-        self.answers: dict[int, str] = {}
-        self.unserved: set[int] = set()  # members that could not take it: to try again
-
-    @property
-    def done(self) -> bool:
-        return (self.result if self.wants_result else self.receipt) is not None
-
-
 class Client:
     """A client of one cluster; made by :func:`open_client`."""
 
@@ -117,23 +72,26 @@ class Client:
         self.config = config
         self.settings = settings
         self._signer = Signer(key, cluster_id=config.cluster_id)
+        # A small cache: receipts of requests committed in one slot share its certificate.
         self._verifier = Verifier(config.registry, cluster_id=config.cluster_id,
-                                  cache_entries_max=0)
+                                  cache_entries_max=_VERIFY_CACHE_ENTRIES)
         self._nursery = nursery
         self.public_key = self._signer.public_key
         """The client's public key (its identity in the cluster)."""
         self.session = time.time_ns() // 1000
         """This client's session number."""
-        self._next_seq = 0
+        self._frame_bytes_max = max(1 << 20, 4 * config.settings.batch_bytes_max)
+        self._core = ClientCore(
+            public_key=self.public_key, sign=self._signer.sign, session=self.session,
+            n=config.n, quorums=config.quorums, retry_s=settings.retry_after_s,
+            give_up_s=settings.give_up_after_s, verify_member=self._verifier.verify,
+            frame_bytes_max=self._frame_bytes_max)
         self._slots = trio.Semaphore(_in_flight(config, settings))
-        self._waiters: dict[int, _Waiter] = {}
+        self._finished: dict[int, trio.Event] = {}
+        self._outcomes: dict[int, Outcome] = {}
         self._links: dict[int, MemberConnection] = {}
         self._connecting: dict[int, trio.Event] = {}
-        self._frame_bytes_max = max(1 << 20, 4 * config.settings.batch_bytes_max)
-        # Each client starts at its own member, so that many clients spread over the cluster.
-        self._first = int.from_bytes(hashlib.sha256(self.public_key).digest()[:4], "big") \
-            % config.n
-        self.statistics = ClientStatistics()
+        self.statistics: ClientStatistics = self._core.statistics
         """Counters of what this client did."""
 
     # -- API ----------------------------------------------------------------------------------
@@ -143,9 +101,9 @@ class Client:
 
         Raises :class:`RequestFailed` after ``give_up_after_s`` without a valid receipt.
         """
-        waiter = await self._order(payload, wants_result=False)
-        assert waiter.receipt is not None
-        return waiter.receipt
+        outcome = await self._order(payload, wants_result=False)
+        assert outcome.receipt is not None
+        return outcome.receipt
 
     async def request(self, payload: bytes) -> bytes:
         """Order ``payload`` as a command for the members' application and return its
@@ -156,9 +114,9 @@ class Client:
         Raises :class:`RequestFailed` after ``give_up_after_s`` without f+1 matching replies.
         """
         await self.connect_all()
-        waiter = await self._order(payload, wants_result=True)
-        assert waiter.result is not None
-        return waiter.result
+        outcome = await self._order(payload, wants_result=True)
+        assert outcome.result is not None
+        return outcome.result
 
     async def connect_all(self) -> int:
         """Connect to every member not yet connected (in parallel, each within
@@ -169,69 +127,53 @@ class Client:
                     nursery.start_soon(self._link, member)
         return len(self._links)
 
-    async def _order(self, payload: bytes, *, wants_result: bool) -> _Waiter:
+    async def _order(self, payload: bytes, *, wants_result: bool) -> Outcome:
         async with self._slots:
-            seq = self._next_seq
-            self._next_seq += 1
-            frame = sign_request(ClientRequest(self.public_key, self.session, seq,
-                                               bytes(payload)), self._signer.sign)
-            waiter = self._waiters[seq] = _Waiter(frame, wants_result=wants_result)
-            self.statistics.requests += 1
+            seq, out = self._core.request(payload, trio.current_time(),
+                                          wants_result=wants_result)
+            finished = self._finished[seq] = trio.Event()
             try:
-                await self._until_done(seq, waiter)
-                return waiter
+                self._carry_out(out)
+                await finished.wait()
             finally:
-                del self._waiters[seq]
+                del self._finished[seq]
+                outcome = self._outcomes.pop(seq, None)
+                if outcome is None:
+                    self._core.abandon(seq)  # cancelled: later answers count as late
+            assert outcome is not None
+            if outcome.failure is not None:
+                raise RequestFailed(outcome.failure)
+            return outcome
 
-    async def _until_done(self, seq: int, waiter: _Waiter) -> None:
-        n = self.config.n
-        settings = self.settings
-        with trio.move_on_after(settings.give_up_after_s):
-            for attempt in range(n):
-                member = (self._first + seq + attempt) % n
-                self._nursery.start_soon(self._send, member, waiter)
-                # A refusal, an unreachable member or a bad receipt moves on at once.
-                with trio.move_on_after(settings.retry_after_s):
-                    await waiter.wake.wait()
-                if waiter.done:
-                    return
-                waiter.wake = trio.Event()
-            # Every member has been tried. Members that could not take the request (down,
-            # still starting, restarting, full) are sent it again every retry_after_s until
-            # the deadline; a receipt or reply from any member ends the wait. Sending a
-            # request twice is harmless: members deliver it at most once.
-            while True:
-                for member in sorted(waiter.unserved):
-                    self._nursery.start_soon(self._send, member, waiter)
-                waiter.unserved.clear()
-                with trio.move_on_after(settings.retry_after_s):
-                    while not waiter.done:
-                        await waiter.wake.wait()
-                        waiter.wake = trio.Event()
-                if waiter.done:
-                    return
-        answers = "; ".join(f"member {m}: {a}" for m, a in sorted(waiter.answers.items()))
-        what = "f+1 matching replies" if waiter.wants_result else "valid receipt"
-        raise RequestFailed(f"request {self.session}.{seq}: no {what} within "
-                            f"{settings.give_up_after_s} s ({answers or 'no answers'})")
+    def _carry_out(self, out: ClientOutput) -> None:
+        for member, seq, frame in out.sends:
+            self._nursery.start_soon(self._send, member, seq, frame)
+        for at, seq in out.timers:
+            self._nursery.start_soon(self._timer, at, seq)
+        for outcome in out.finished:
+            finished = self._finished.get(outcome.seq)
+            if finished is not None:
+                self._outcomes[outcome.seq] = outcome
+                finished.set()
+
+    async def _timer(self, at: float, seq: int) -> None:
+        await trio.sleep_until(at)
+        if seq in self._finished:
+            self._carry_out(self._core.on_timer(seq, trio.current_time()))
 
     # -- links --------------------------------------------------------------------------------
 
-    async def _send(self, member: int, waiter: _Waiter) -> None:
+    async def _send(self, member: int, seq: int, frame: bytes) -> None:
         link = await self._link(member)
-        if link is None:
-            waiter.answers[member] = "unreachable"
-            waiter.unserved.add(member)
-            waiter.wake.set()
-            return
-        try:
-            await link.send(waiter.frame)
-            self.statistics.sends += 1
-        except _LINK_ERRORS:
-            waiter.answers[member] = "connection broke"
-            waiter.unserved.add(member)
-            self._links.pop(member, None)
-            waiter.wake.set()
+        why = "unreachable"
+        if link is not None:
+            try:
+                await link.send(frame)
+                return
+            except _LINK_ERRORS:
+                why = "connection broke"
+                self._links.pop(member, None)
+        self._carry_out(self._core.unreachable(member, seq, why, trio.current_time()))
 
     async def _link(self, member: int) -> MemberConnection | None:
         link = self._links.get(member)
@@ -276,64 +218,7 @@ class Client:
                 await link.aclose()
 
     def _on_frame(self, member: int, frame: bytes) -> None:
-        try:
-            message = decode_client_frame(frame, frame_bytes_max=self._frame_bytes_max)
-        except WireError:
-            self.statistics.receipts_invalid += 1
-            return
-        if isinstance(message, SignedReply):
-            self._on_reply(member, message)
-            return
-        if isinstance(message, Notice):
-            self.statistics.notices += 1
-            waiter = self._waiters.get(message.seq) if message.session == self.session else None
-            if waiter is not None:
-                waiter.answers[member] = f"refused: {message.reason}"
-                waiter.unserved.add(member)
-                waiter.wake.set()
-            return
-        waiter = None
-        for candidate in self._waiters.values():
-            if candidate.frame == message.request:
-                waiter = candidate
-                break
-        if waiter is None or waiter.receipt is not None:
-            return  # a late receipt of a request already proven, or of none of ours
-        if waiter.wants_result:
-            waiter.receipt = message  # unverified: only the replies decide a request
-            return
-        problem = receipt_problem(message, quorums=self.config.quorums,
-                                  verify_member=self._verifier.verify,
-                                  verify_client=self._verifier.verify_key,
-                                  frame_bytes_max=self._frame_bytes_max)
-        if problem is not None:
-            self.statistics.receipts_invalid += 1
-            waiter.answers[member] = f"invalid receipt: {problem}"
-            waiter.wake.set()
-            return
-        self.statistics.receipts_valid += 1
-        waiter.receipt = message
-        waiter.wake.set()
-
-    def _on_reply(self, member: int, signed: SignedReply) -> None:
-        reply = signed.reply
-        waiter = self._waiters.get(reply.seq)
-        if (waiter is None or not waiter.wants_result or waiter.result is not None
-                or reply.client != self.public_key or reply.session != self.session
-                or signed.member != member or member in waiter.replied):
-            return
-        if not self._verifier.verify(member, REPLY_KIND, signed.body, signed.signature):
-            self.statistics.replies_invalid += 1
-            waiter.answers[member] = "a reply with a bad signature"
-            return
-        self.statistics.replies += 1
-        waiter.replied[member] = reply.result
-        if sum(1 for r in waiter.replied.values() if r == reply.result) \
-                >= self.config.quorums.f + 1:
-            waiter.result = reply.result
-            waiter.wake.set()
-        elif len(waiter.replied) >= self.config.quorums.f + 1:
-            waiter.wake.set()  # replies disagree: a liar among them; ask one more member
+        self._carry_out(self._core.on_frame(member, frame, trio.current_time()))
 
     async def aclose(self) -> None:
         """Close every connection."""

@@ -460,8 +460,7 @@ class _Simulation:
                     in_flight=config.client_in_flight, payload_size=config.payload_size,
                     retry_s=config.client_retry_s, give_up_s=config.client_give_up_s,
                     rng=random.Random(f"client/{config.seed}/{j}"),
-                    verify_member=verifier.verify, verify_client=verifier.verify_key,
-                    frame_bytes_max=frame_bytes_max))
+                    verify_member=verifier.verify, frame_bytes_max=frame_bytes_max))
                 continue
             outsider = Signer(outsiders[j], cluster_id=cluster_id, backend=backend)
             self.clients.append(make_client_fault(spec, ClientContext(

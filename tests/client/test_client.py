@@ -11,7 +11,8 @@ import trio
 
 from btob import ConfigError, Delivery, KVStore, MsgId, RequestFailed, Settings
 from btob.apps.kv import command, decode_result
-from btob.client.client import Client, ClientSettings, open_client
+from btob.client.client import ClientSettings, open_client
+from btob.core.clientcore import ClientCore, ClientOutput
 from btob.core.clientwire import Receipt, SignedReply, decode_client_frame, decode_request
 from btob.crypto import SigningKey
 from btob.runtime.config import MemberAddress
@@ -46,19 +47,16 @@ async def test_broadcast_returns_receipts_that_name_the_delivery_everywhere() ->
 
 async def test_concurrent_broadcasts_wait_for_a_place_beyond_in_flight_max(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    inside, most = 0, 0
-    original = Client._until_done
+    most = 0
+    original = ClientCore.request
 
-    async def counting(self: Client, seq: int, waiter: object) -> None:
-        nonlocal inside, most
-        inside += 1
-        most = max(most, inside)
-        try:
-            await original(self, seq, waiter)  # type: ignore[arg-type]
-        finally:
-            inside -= 1
+    def counting(self: ClientCore, payload: bytes, now: float, *,
+                 wants_result: bool = False) -> tuple[int, ClientOutput]:
+        nonlocal most
+        most = max(most, self.waiting + 1)  # the requests waiting, this one included
+        return original(self, payload, now, wants_result=wants_result)
 
-    monkeypatch.setattr(Client, "_until_done", counting)
+    monkeypatch.setattr(ClientCore, "request", counting)
     settings = attrs.evolve(FAST, in_flight_max=3)
     with trio.fail_after(30):
         async with open_local_cluster(4, clients=True) as cluster, \

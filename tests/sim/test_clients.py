@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-import btob.sim.clients
+import btob.core.clientcore
 from btob.core.clientwire import Notice, Receipt, decode_request
 from btob.core.quorum import Quorums
 from btob.crypto import Signer, SigningKey
@@ -23,7 +23,7 @@ def _client(*, in_flight: int = 1, requests: int = 3, give_up_s: float = 5.0) ->
                      quorums=Quorums.for_cluster(N), requests=requests, in_flight=in_flight,
                      payload_size=20, retry_s=0.3, give_up_s=give_up_s,
                      rng=random.Random(1), verify_member=lambda *a: True,
-                     verify_client=lambda *a: True, frame_bytes_max=1 << 20)
+                     frame_bytes_max=1 << 20)
 
 
 def _receipt(frame: bytes, slot: int = 3) -> bytes:
@@ -77,7 +77,7 @@ def test_it_accepts_only_a_receipt_that_proves_its_own_request(
     client = _client(requests=2)
     frame = client.start(0.0).sends[0][1]
     problems: list[str | None] = ["the audit path does not lead to the batch digest"]
-    monkeypatch.setattr(btob.sim.clients, "receipt_problem", lambda *a, **k: problems[0])
+    monkeypatch.setattr(btob.core.clientcore, "receipt_problem", lambda *a, **k: problems[0])
     refused = client.on_frame(1, _receipt(frame), 0.1)
     assert client.statistics.receipts_invalid == 1 and len(refused.sends) == 1  # fails over
     problems[0] = None
