@@ -134,6 +134,11 @@ class TcpSettings:
 
     queue_frames_max: int = attrs.field(default=4096, validator=_positive)
     """Frames queued per peer for sending, and frames waiting in the receive channel."""
+    stale_backlog_s: float = attrs.field(default=1.0, validator=_positive)
+    """Frames queued for a peer that has been without a connection for longer than this are
+    dropped when it connects again, not sent: they are stale, and the protocol's catch-up
+    (or state transfer) and retransmission bring it what it still needs. A shorter break
+    keeps them."""
     connect_backoff_initial_s: float = attrs.field(default=0.05, validator=_positive)
     """First wait before a dialer tries again; reset after every successful handshake."""
     connect_backoff_max_s: float = attrs.field(default=2.0, validator=_positive)
@@ -183,6 +188,9 @@ class TransportStatistics:
     """``send_nowait`` calls refused because that peer's queue held ``queue_frames_max``."""
     frames_dropped_oversize: int
     """``send_nowait`` calls refused because the frame exceeded ``frame_bytes_max``."""
+    frames_dropped_stale: int
+    """Queued frames dropped unsent when their peer connected again after more than
+    ``stale_backlog_s`` without a connection."""
     connections_opened: int
     """TCP connections dialed or accepted (authenticated or not)."""
     connections_closed: int
@@ -220,6 +228,7 @@ class _Counters:
     bytes_received: int = 0
     frames_dropped_queue_full: int = 0
     frames_dropped_oversize: int = 0
+    frames_dropped_stale: int = 0
     connections_opened: int = 0
     connections_closed: int = 0
     handshakes_failed: int = 0
@@ -345,6 +354,7 @@ class _Peer:
     outbox_receive: trio.MemoryReceiveChannel[bytes]
     connection: _Connection | None = None
     ever_connected: bool = False
+    down_since: float | None = None  # when it last had no connection (None: it has one)
 
 
 def _source_of(stream: trio.SocketStream) -> str:
@@ -451,6 +461,9 @@ class TcpTransport:
                 ) from None
             try:
                 self.port = int(listeners[0].socket.getsockname()[1])
+                for state in self._peers.values():  # away since the start until connected
+                    if state.connection is None:
+                        state.down_since = trio.current_time()
                 async with trio.open_nursery() as nursery:
                     await nursery.start(trio.serve_listeners, self._handle_accepted, listeners)
                     for peer in range(self._member + 1, self._config.n):
@@ -502,6 +515,7 @@ class TcpTransport:
             bytes_received=c.bytes_received,
             frames_dropped_queue_full=c.frames_dropped_queue_full,
             frames_dropped_oversize=c.frames_dropped_oversize,
+            frames_dropped_stale=c.frames_dropped_stale,
             connections_opened=c.connections_opened,
             connections_closed=c.connections_closed,
             handshakes_failed=c.handshakes_failed,
@@ -675,6 +689,10 @@ class TcpTransport:
         if state.ever_connected:
             self._counters.reconnects += 1
         state.ever_connected = True
+        if state.down_since is not None and \
+                trio.current_time() - state.down_since > self._settings.stale_backlog_s:
+            self._drop_backlog(state)
+        state.down_since = None
         try:
             with connection.cancel_scope:
                 async with trio.open_nursery() as nursery:
@@ -696,7 +714,18 @@ class TcpTransport:
         finally:
             if state.connection is connection:
                 state.connection = None
+                state.down_since = trio.current_time()
             connection.finished.set()
+
+    def _drop_backlog(self, state: _Peer) -> None:
+        """Drop what was queued for a peer while it was away too long (see
+        ``stale_backlog_s``)."""
+        while True:
+            try:
+                state.outbox_receive.receive_nowait()
+            except trio.WouldBlock:
+                return
+            self._counters.frames_dropped_stale += 1
 
     async def _until_broken(
         self, connection: _Connection, loop: Callable[[], Awaitable[None]]

@@ -171,17 +171,7 @@ def _judge_with_transferred_gap(logs: Path, victim: int, gap: tuple[int, int]) -
         [str(v) for v in report.violations]
 
 
-# Known open (2026-12-02): on this machine today the restarts from a kept data directory
-# deliver every slot without completing a transfer (its chunk requests name a snapshot the
-# peers dropped at their next stable checkpoint: 'chunkreq-not-held'), though the same code
-# passed here the day before; it fails the same on the last landed commit (cac6ad6), so it is
-# not a regression of the client work. Not strict: it passes where the race goes the other way.
-_KEPT_DIR_RACE = pytest.mark.xfail(strict=False, reason="transfer race, see the comment above")
-
-
-@pytest.mark.parametrize("stop", [pytest.param("sigterm", marks=_KEPT_DIR_RACE),
-                                  pytest.param("sigkill", marks=_KEPT_DIR_RACE),
-                                  "sigkill-wiped"])
+@pytest.mark.parametrize("stop", ["sigterm", "sigkill", "sigkill-wiped"])
 def test_a_member_stopped_past_the_retained_log_comes_back_by_state_transfer(
         stop: str, tmp_path: Path) -> None:
     """Member 2 of four ``btob node`` processes stops - SIGTERM (a clean stop: exit 143, one

@@ -386,6 +386,28 @@ async def test_a_restarted_member_reconnects_and_gets_frames_queued_while_down(
         nursery.cancel_scope.cancel()
 
 
+async def test_frames_queued_for_a_peer_away_too_long_are_dropped_not_replayed(
+    make_cluster: MakeCluster,
+) -> None:
+    # A member back after a long absence must not be fed the stale backlog (thousands of
+    # old votes it would commit old slots by, instead of catching up): frames queued while it
+    # was away longer than stale_backlog_s are dropped when it connects, and counted. (A
+    # short absence keeps them: see the test below, where member 1 starts 50 ms late.)
+    cluster = make_cluster(2, attrs.evolve(FAST, stale_backlog_s=0.2))
+    async with trio.open_nursery() as nursery:
+        t0, _ = await cluster.start(nursery, 0)  # member 1 is down
+        assert all(t0.send_nowait(1, b"old %d" % k) for k in range(3))
+        await trio.sleep(0.4)  # longer away than stale_backlog_s
+        t1, _ = await cluster.start(nursery, 1)
+        with trio.fail_after(5):
+            while t0.statistics().frames_dropped_stale < 3:
+                await trio.sleep(0.01)  # until the connection is up
+        assert t0.send_nowait(1, b"new")
+        assert await receive_n(t1, 1) == [(0, b"new")]
+        assert t0.statistics().frames_dropped_stale == 3
+        nursery.cancel_scope.cancel()
+
+
 async def test_outgoing_queue_is_bounded_and_receive_applies_backpressure(
     make_cluster: MakeCluster,
 ) -> None:
