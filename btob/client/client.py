@@ -34,8 +34,10 @@ from btob.runtime.config import ClusterConfig
 
 __all__ = ["Client", "ClientSettings", "ClientStatistics", "RequestFailed", "open_client"]
 
-# What a broken or refused connection raises; each ends one member's link, never the client.
+# Member signatures remembered: receipts of requests committed in one slot share its
+# certificate.
 _VERIFY_CACHE_ENTRIES = 256
+# What a broken or refused connection raises; each ends one member's link, never the client.
 _LINK_ERRORS = (OSError, trio.BrokenResourceError, trio.ClosedResourceError, trio.TooSlowError,
                 HandshakeFailed)
 
@@ -72,7 +74,6 @@ class Client:
         self.config = config
         self.settings = settings
         self._signer = Signer(key, cluster_id=config.cluster_id)
-        # A small cache: receipts of requests committed in one slot share its certificate.
         self._verifier = Verifier(config.registry, cluster_id=config.cluster_id,
                                   cache_entries_max=_VERIFY_CACHE_ENTRIES)
         self._nursery = nursery

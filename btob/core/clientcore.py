@@ -50,7 +50,8 @@ from btob.core.quorum import Quorums
 
 __all__ = ["ClientCore", "ClientOutput", "ClientStatistics", "Outcome"]
 
-# Frames of finished requests remembered to tell a late receipt from a stray one.
+# Finished requests remembered (by their frame's digest: a frame may be large) to tell a late
+# receipt from a stray one.
 _FINISHED_REMEMBERED = 4096
 
 
@@ -261,7 +262,7 @@ class ClientCore:
                     out: ClientOutput) -> None:
         seq = self._by_frame.get(receipt.request)
         if seq is None:
-            if receipt.request in self._finished:
+            if hashlib.sha256(receipt.request).digest() in self._finished:
                 self.statistics.receipts_late += 1
             else:
                 self.statistics.receipts_invalid += 1  # for a request it never sent
@@ -323,6 +324,6 @@ class ClientCore:
     def _finish(self, request: _Request) -> None:
         del self._waiting[request.seq]
         del self._by_frame[request.frame]
-        self._finished[request.frame] = None
+        self._finished[hashlib.sha256(request.frame).digest()] = None
         if len(self._finished) > _FINISHED_REMEMBERED:
             self._finished.popitem(last=False)

@@ -9,18 +9,24 @@ from pathlib import Path
 __all__ = ["free_port_range", "free_ports"]
 
 
-def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
-    """``count`` distinct ports that were free on ``host`` a moment ago (bound, then closed)."""
+def _bound(host: str, ports: list[int]) -> list[int]:
+    """Bind a socket to each of ``ports`` on ``host`` at once (0: any free one), close them
+    all, and return the ports they had; raises `OSError` if one is taken."""
     sockets: list[socket.socket] = []
     try:
-        for _ in range(count):
+        for port in ports:
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             sockets.append(s)
-            s.bind((host, 0))
+            s.bind((host, port))
         return [int(s.getsockname()[1]) for s in sockets]
     finally:
         for s in sockets:
             s.close()
+
+
+def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
+    """``count`` distinct ports that were free on ``host`` a moment ago (bound, then closed)."""
+    return _bound(host, [0] * count)
 
 
 def _ephemeral_range() -> tuple[int, int]:
@@ -44,16 +50,9 @@ def free_port_range(count: int, host: str = "127.0.0.1") -> int:
     for _ in range(200):
         a, b = random.choice(spans)
         base = random.randrange(a, b)
-        sockets: list[socket.socket] = []
         try:
-            for port in range(base, base + count):
-                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-                sockets.append(s)
-                s.bind((host, port))
-            return base
+            _bound(host, list(range(base, base + count)))
         except OSError:
             continue
-        finally:
-            for s in sockets:
-                s.close()
+        return base
     raise RuntimeError(f"no {count} consecutive free ports on {host}")
