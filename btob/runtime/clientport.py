@@ -490,7 +490,8 @@ class ClientPort:
                                  lambda: watchdog(
                                      connection.writer, connection.outbox_send,
                                      keepalive_interval_s=self._settings.keepalive_interval_s,
-                                     idle_timeout_s=self._settings.idle_timeout_s)):
+                                     idle_timeout_s=self._settings.idle_timeout_s,
+                                     reader=reader)):
                         nursery.start_soon(self._until_broken, connection, loop)
         finally:
             if self._connections.get(client) is connection:
@@ -510,9 +511,9 @@ class ClientPort:
 
     async def _read_loop(self, connection: _Connection, reader: FrameReader) -> None:
         """Hand the client's REQUESTs on until a clean end of stream; raises otherwise."""
-        limit, idle = self._request_bytes_max, self._settings.idle_timeout_s
-        while True:
-            frame = await reader.read_frame(limit, idle)
+        limit = self._request_bytes_max
+        while True:  # the connection's watchdog ends it when nothing arrives
+            frame = await reader.read_frame(limit)
             if frame is None:
                 return
             if not frame:

@@ -3,10 +3,13 @@ members' client port (:mod:`clientport`) and the client's connection (:mod:`btob
 
 A frame is a 4-byte big-endian length and that many bytes; a zero length is a keepalive. The
 reader buffers at most one frame plus one receive chunk. The writer joins queued frames into
-one write while it stays below :data:`WRITE_BATCH_BYTES`, and arms no timer per write: a
-watchdog reads when the writer last finished and since when it is stuck, queues a keepalive
-after a quiet spell and ends the connection when one write stalls (a peer that stopped reading
-holds nothing forever).
+one write while it stays below :data:`WRITE_BATCH_BYTES`. Neither side arms a timer per frame
+on an established connection (a cancel scope per receive cost a few percent of a member's CPU
+at low load): a watchdog reads when the writer last finished, since when it is stuck and when
+the reader last received, queues a keepalive after a quiet spell and ends the connection when
+one write stalls or nothing arrived for the idle timeout (a peer that stopped reading or
+writing holds nothing forever). Its checks run every half keepalive interval, so an idle
+connection ends within that much after its timeout.
 """
 
 from __future__ import annotations
@@ -72,14 +75,21 @@ class FrameReader:
     def __init__(self, stream: trio.abc.ReceiveStream) -> None:
         self._stream = stream
         self._buffer = bytearray()
+        self.last_received = trio.current_time()
+        """When a receive last returned bytes (or the reader was made): what
+        :func:`watchdog` reads to end a connection on which nothing arrives."""
 
     async def _fill(self, size: int, timeout_s: float) -> bool:
         """Read until ``size`` bytes are buffered; False at end of stream."""
         while len(self._buffer) < size:
-            with trio.fail_after(timeout_s):
+            if timeout_s == math.inf:  # no cancel scope per receive: the watchdog's job
                 data = await self._stream.receive_some(_RECEIVE_CHUNK_BYTES)
+            else:
+                with trio.fail_after(timeout_s):
+                    data = await self._stream.receive_some(_RECEIVE_CHUNK_BYTES)
             if not data:
                 return False
+            self.last_received = trio.current_time()
             self._buffer += data
         return True
 
@@ -148,12 +158,16 @@ async def write_loop(stream: trio.abc.SendStream, outbox: trio.MemoryReceiveChan
 
 
 async def watchdog(writer: WriterState, outbox: trio.MemorySendChannel[bytes], *,
-                   keepalive_interval_s: float, idle_timeout_s: float) -> None:
+                   keepalive_interval_s: float, idle_timeout_s: float,
+                   reader: FrameReader | None = None) -> None:
     """Queue a keepalive when nothing was written for ``keepalive_interval_s``; raise
-    `trio.TooSlowError` once a write has stalled for ``idle_timeout_s``."""
+    `trio.TooSlowError` once a write has stalled for ``idle_timeout_s``, or once ``reader``
+    (if given) has received nothing for that long."""
     while True:
         await trio.sleep(keepalive_interval_s / 2)
         now = trio.current_time()
+        if reader is not None and now - reader.last_received >= idle_timeout_s:
+            raise trio.TooSlowError
         if writer.busy_since is not None:
             if now - writer.busy_since >= idle_timeout_s:
                 raise trio.TooSlowError

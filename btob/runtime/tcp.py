@@ -66,10 +66,11 @@ so TCP flow control pushes back on that peer only. A reader's buffer is bounded 
 described under Admission, each by ``handshake_timeout_s`` in time and by a handshake message
 (at most 64 bytes) plus one receive chunk in memory.
 
-Liveness. A writer sends a keepalive after ``keepalive_interval_s`` without sending; a reader
-closes its connection after ``idle_timeout_s`` without receiving a byte, and a writer closes it
-when one write stalls that long (a peer that stopped reading), so a stuck peer holds nothing
-forever and never blocks the other peers.
+Liveness. A writer sends a keepalive after ``keepalive_interval_s`` without sending; a
+connection is closed after ``idle_timeout_s`` without receiving a byte, or when one write
+stalls that long (a peer that stopped reading), so a stuck peer holds nothing forever and
+never blocks the other peers. One watchdog per connection checks both every half keepalive
+interval (no timer per frame), so a close comes at most that much after its timeout.
 """
 
 from __future__ import annotations
@@ -709,7 +710,8 @@ class TcpTransport:
                         self._until_broken, connection,
                         lambda: watchdog(writer, state.outbox_send,
                                          keepalive_interval_s=settings.keepalive_interval_s,
-                                         idle_timeout_s=settings.idle_timeout_s),
+                                         idle_timeout_s=settings.idle_timeout_s,
+                                         reader=reader),
                     )
         finally:
             if state.connection is connection:
@@ -735,9 +737,8 @@ class TcpTransport:
 
     async def _read_loop(self, peer: int, reader: FrameReader) -> None:
         """Deliver ``peer``'s frames until a clean end of stream; raises on anything else."""
-        settings = self._settings
-        while True:
-            frame = await reader.read_frame(self._frame_bytes_max, settings.idle_timeout_s)
+        while True:  # the connection's watchdog ends it when nothing arrives
+            frame = await reader.read_frame(self._frame_bytes_max)
             if frame is None:
                 return
             if not frame:

@@ -74,6 +74,35 @@ async def test_the_watchdog_queues_keepalives_and_ends_a_stalled_write(
     assert trio.current_time() - started >= 3.0
 
 
+async def test_the_watchdog_ends_a_connection_on_which_nothing_arrives(
+        autojump_clock: trio.testing.MockClock) -> None:
+    left, right = trio.testing.memory_stream_pair()
+    reader = FrameReader(right)
+    send, _ = trio.open_memory_channel[bytes](10)
+    writer = WriterState(last_write=trio.current_time())
+
+    async def feed() -> None:  # a keepalive a second, twice, then silence
+        for _ in range(2):
+            await trio.sleep(1.0)
+            await left.send_all(framed(b""))
+
+    async def read() -> None:
+        while True:
+            await reader.read_frame(8)
+
+    started = trio.current_time()
+    with pytest.raises(BaseExceptionGroup) as caught:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(feed)
+            nursery.start_soon(read)
+            await watchdog(writer, send, keepalive_interval_s=1.0, idle_timeout_s=2.5,
+                           reader=reader)
+    assert caught.value.split(trio.TooSlowError)[1] is None  # the timeout, nothing else
+    # bytes arrived until 2 s in (the two reads took them), then nothing for 2.5 s
+    assert 4.5 <= trio.current_time() - started <= 5.0
+    assert reader.last_received == started + 2.0
+
+
 async def test_whatever_ends_one_side_is_counted_and_cancels_the_others() -> None:
     from btob.runtime.framing import until_broken
 
