@@ -42,7 +42,6 @@ member sends keepalives every ``keepalive_interval_s`` so a client can tell it i
 
 from __future__ import annotations
 
-import math
 import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -424,7 +423,7 @@ class ClientPort:
         try:
             try:  # one deadline for the whole HELLO: no trickling it in byte by byte
                 with trio.fail_after(settings.hello_timeout_s):
-                    hello = await reader.exactly(CLIENT_HELLO.size, math.inf)
+                    hello = await reader.exactly(CLIENT_HELLO.size)
             except trio.TooSlowError:
                 counters.hello_timeouts += 1
                 return None
@@ -448,7 +447,7 @@ class ClientPort:
                                         signature)
             with trio.fail_after(settings.handshake_timeout_s):
                 await stream.send_all(answer)
-                proof = await reader.exactly(_SIGNATURE_BYTES, math.inf)
+                proof = await reader.exactly(_SIGNATURE_BYTES)
             if proof is None:
                 raise _Refused
             body = client_proof_body(member_nonce=member_nonce, client_nonce=client_nonce,

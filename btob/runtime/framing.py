@@ -15,7 +15,6 @@ connection ends within that much after its timeout.
 from __future__ import annotations
 
 import contextlib
-import math
 import struct
 from collections.abc import Awaitable, Callable
 from typing import Protocol
@@ -79,35 +78,32 @@ class FrameReader:
         """When a receive last returned bytes (or the reader was made): what
         :func:`watchdog` reads to end a connection on which nothing arrives."""
 
-    async def _fill(self, size: int, timeout_s: float) -> bool:
-        """Read until ``size`` bytes are buffered; False at end of stream."""
+    async def _fill(self, size: int) -> bool:
+        """Read until ``size`` bytes are buffered; False at end of stream. No deadline of its
+        own: the caller's cancel scope (a handshake) or the connection's watchdog bounds it."""
         while len(self._buffer) < size:
-            if timeout_s == math.inf:  # no cancel scope per receive: the watchdog's job
-                data = await self._stream.receive_some(_RECEIVE_CHUNK_BYTES)
-            else:
-                with trio.fail_after(timeout_s):
-                    data = await self._stream.receive_some(_RECEIVE_CHUNK_BYTES)
+            data = await self._stream.receive_some(_RECEIVE_CHUNK_BYTES)
             if not data:
                 return False
             self.last_received = trio.current_time()
             self._buffer += data
         return True
 
-    async def exactly(self, size: int, timeout_s: float = math.inf) -> bytes | None:
+    async def exactly(self, size: int) -> bytes | None:
         """The next ``size`` bytes; None at end of stream before them."""
-        if not await self._fill(size, timeout_s):
+        if not await self._fill(size):
             return None
         data = bytes(self._buffer[:size])
         del self._buffer[:size]
         return data
 
-    async def read_frame(self, limit: int, timeout_s: float = math.inf) -> bytes | None:
+    async def read_frame(self, limit: int) -> bytes | None:
         """The next payload (``b""`` for a keepalive), or None at end of stream between frames.
 
-        Raises `WireError` for a length above ``limit`` or end of stream inside a frame,
-        `trio.TooSlowError` if a receive waits ``timeout_s``, and socket errors as is.
+        Raises `WireError` for a length above ``limit`` or end of stream inside a frame, and
+        socket errors as is.
         """
-        if not await self._fill(PREFIX.size, timeout_s):
+        if not await self._fill(PREFIX.size):
             if self._buffer:
                 raise WireError("end of stream inside a length prefix")
             return None
@@ -115,7 +111,7 @@ class FrameReader:
         if length > limit:
             raise WireError(f"frame of {length} bytes exceeds the bound of {limit}")
         end = PREFIX.size + length
-        if not await self._fill(end, timeout_s):
+        if not await self._fill(end):
             raise WireError("end of stream inside a frame")
         payload = bytes(self._buffer[PREFIX.size:end])
         del self._buffer[:end]

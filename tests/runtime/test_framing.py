@@ -98,7 +98,7 @@ async def test_the_watchdog_ends_a_connection_on_which_nothing_arrives(
             await watchdog(writer, send, keepalive_interval_s=1.0, idle_timeout_s=2.5,
                            reader=reader)
     assert caught.value.split(trio.TooSlowError)[1] is None  # the timeout, nothing else
-    # bytes arrived until 2 s in (the two reads took them), then nothing for 2.5 s
+    # bytes arrived until 2 s in (the reader took them), then nothing for 2.5 s
     assert 4.5 <= trio.current_time() - started <= 5.0
     assert reader.last_received == started + 2.0
 
