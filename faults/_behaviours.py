@@ -695,7 +695,9 @@ class OutOfBounds(ProcessFault):
             elif choice == 2:
                 message = Final(self.ctx.member, rng.randrange(4), batch, ())
             elif choice == 3:
-                message = Ready(other, rng.randrange(4), batch.digest())
+                # Far ahead, so that no member skips it unread as a vote for a finished
+                # instance: a core that does not take READYs must refuse it by its kind.
+                message = Ready(other, rng.randrange(10**6, 10**9), batch.digest())
             else:
                 ref = BatchRef(other, rng.randrange(4), batch.digest())
                 message = Order(0, rng.randrange(8), (ref, ref))

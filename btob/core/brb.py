@@ -28,7 +28,7 @@ from btob.core.effects import BrbDelivery, Evidence, Outbox, VerifyFn
 from btob.core.quorum import Quorums
 from btob.core.settings import Settings
 from btob.core.window import DoneCounters
-from btob.core.wire import Batch, Echo, Fetch, Final, Message, Ready, Send, Signed, Vote
+from btob.core.wire import Batch, BatchRef, Echo, Fetch, Final, Message, Ready, Send, Signed, Vote
 
 __all__ = ["BrachaBroadcast", "SignedEchoBroadcast"]
 
@@ -37,7 +37,8 @@ __all__ = ["BrachaBroadcast", "SignedEchoBroadcast"]
 class _Instance:
     send: Signed | None = None  # first SEND received (the value we echoed)
     digest: bytes | None = None
-    extra_value: Signed | None = None  # a fetched SEND whose digest a quorum chose
+    extra_value: Signed | None = None  # a second SEND whose value a quorum or a slot chose
+    fetching: bytes | None = None  # the digest last asked for with a FETCH
     echoes: dict[int, Signed] = attrs.field(factory=dict)
     readies: dict[int, Signed] = attrs.field(factory=dict)
     ready_sent: bytes | None = None
@@ -122,6 +123,36 @@ class _BrbBase(Dissemination):
         return any(o == self.member and inst.send is None and "fetch" in inst.mine
                    for (o, _), inst in self._instances.items())
 
+    def want(self, ref: BatchRef, now: float) -> None:
+        """A proposal or committed slot names ``ref``'s value, which this member lacks: hand
+        it over if an instance holds it after all (a first value displaced by a delivery of
+        another one), else ask every member for it. A prepared value is held by at least
+        f+1 correct members (:mod:`btob.core.ordering`), so one of them answers."""
+        inst = self._instance(ref.origin, ref.counter)
+        if inst is None:
+            return
+        value = _value_with(inst, ref.digest)
+        if value is not None:
+            self._hold(inst, value, ref.digest)
+            return
+        self._fetch(inst, ref.origin, ref.counter, ref.digest, now)
+
+    def _fetch(self, inst: _Instance, origin: int, counter: int, digest: bytes,
+               now: float) -> None:
+        """Ask every member for the SEND of ``digest`` (once; retransmitted until it comes)."""
+        if inst.fetching != digest or "fetch" not in inst.mine:
+            inst.fetching = digest
+            self._emit(inst, "fetch", None, Fetch(origin, counter, digest), now)
+
+    def _hold(self, inst: _Instance, signed: Signed, digest: bytes) -> None:
+        """Hand a held SEND's batch to ordering; a FETCH for it is answered."""
+        message = signed.message
+        assert isinstance(message, Send)
+        if inst.fetching == digest:
+            inst.mine.pop("fetch", None)
+        self.outbox.held.append(BrbDelivery(signed.sender, message.counter, message.batch,
+                                            digest))
+
     def _on_fetch(self, signed: Signed, message: Fetch) -> None:
         inst = self._instance(message.origin, message.counter)
         if inst is None:
@@ -172,8 +203,11 @@ class _BrbBase(Dissemination):
             self.outbox.evidence.append(Evidence(signed.sender, previous, signed))
         return False
 
-    def _accept_send(self, inst: _Instance, signed: Signed) -> bytes | None:
-        """Store the first valid SEND; report a second, different one as evidence."""
+    def _accept_send(self, inst: _Instance, signed: Signed,
+                     wanted: bytes | None = None) -> bytes | None:
+        """Store (and hold) the first valid SEND and return its digest. A second, different
+        one is evidence; it is held as well if it is the value asked for with a FETCH or
+        ``wanted`` (the one a READY quorum vouches for)."""
         assert isinstance(signed.message, Send)
         batch = signed.message.batch
         if not batch_fits(batch, self.settings):
@@ -183,10 +217,14 @@ class _BrbBase(Dissemination):
         if inst.send is None:
             inst.send = signed
             inst.digest = digest
+            self._hold(inst, signed, digest)
             return digest
         if digest != inst.digest:
             assert inst.send is not None
             self.outbox.evidence.append(Evidence(signed.sender, inst.send, signed))
+            if digest in (inst.fetching, wanted) and _value_with(inst, digest) is None:
+                inst.extra_value = signed
+                self._hold(inst, signed, digest)
         return None
 
     def _deliver(self, inst: _Instance, origin: int, counter: int, batch: Batch,
@@ -241,13 +279,8 @@ class BrachaBroadcast(_BrbBase):
             if digest is not None:
                 self._emit(inst, "echo", None, Echo(origin, message.counter, digest), now)
         else:
-            digest = message.batch.digest()
-            if digest != inst.digest:
-                # A second value is kept only if it is the one the READY quorum chose.
-                wanted = self._wanted(inst)
-                if wanted == digest and batch_fits(message.batch, self.settings):
-                    inst.extra_value = signed
-                self._accept_send(inst, signed)  # records the equivocation
+            # A second value is kept only if a READY quorum or a slot chose it.
+            self._accept_send(inst, signed, self._wanted(inst))
         self._progress(inst, origin, message.counter, now)
 
     def _on_echo(self, signed: Signed, message: Echo, now: float) -> None:
@@ -321,9 +354,8 @@ class BrachaBroadcast(_BrbBase):
             inst.mine.pop("fetch", None)
             self._deliver(inst, origin, counter, value.message.batch, chosen)
             return
-        if "fetch" not in inst.mine:
-            # Ask every member that vouched for the value; honest ones hold it or fetch it.
-            self._emit(inst, "fetch", None, Fetch(origin, counter, chosen), now)
+        # Ask every member that vouched for the value; honest ones hold it or fetch it.
+        self._fetch(inst, origin, counter, chosen, now)
 
 
 class SignedEchoBroadcast(_BrbBase):
@@ -354,7 +386,7 @@ class SignedEchoBroadcast(_BrbBase):
         repeated = inst.send is not None
         digest = self._accept_send(inst, signed)
         if digest is not None:
-            if inst.mine.pop("fetch", None) is not None:
+            if signed.sender == self.member and inst.mine.pop("fetch", None) is not None:
                 # Ours, fetched back: send it again as it was signed, for peers that lack it.
                 self._emit(inst, "send", None, signed, now)
             echo = Echo(signed.sender, message.counter, digest)

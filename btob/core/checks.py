@@ -41,7 +41,6 @@ CHECKS: Mapping[str, str] = {
     "order-not-sequencer": "an ORDER from a member that is not the view's proposer",
     "order-malformed": "an ORDER with no references, too many, or repeated ones",
     "order-batch-already-ordered": "an ORDER naming a batch that is ordered already",
-    "order-batch-digest-mismatch": "an ORDER naming a batch by another digest than held",
     "order-bad-carried-batches": "an ORDER carrying batches that do not match its references",
     "request-not-granted": "a slot REQUEST to a proposer that does not take requests",
     "proof-malformed": "a slot proof whose parts do not fit together",

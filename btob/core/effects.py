@@ -17,7 +17,8 @@ VerifyFn = Callable[[int, str, bytes, bytes], bool]
 
 @attrs.frozen
 class BrbDelivery:
-    """A batch reliably delivered by the dissemination layer (not yet ordered)."""
+    """A batch the dissemination layer hands to ordering (not yet ordered): reliably
+    delivered (``Outbox.brb_deliveries``), or only held (``Outbox.held``)."""
 
     origin: int
     counter: int
@@ -49,9 +50,14 @@ class Outbox:
 
     sends: list[tuple[int | None, Message | Signed]] = attrs.field(factory=list)
     brb_deliveries: list[BrbDelivery] = attrs.field(factory=list)
+    held: list[BrbDelivery] = attrs.field(factory=list)
+    """Batches the reliable broadcast holds but has not delivered (this member echoed the
+    value, or fetched it because a proposal or committed slot names it): proposals naming
+    them may be echoed; only a delivery counts as work the sequencer owes."""
     evidence: list[Evidence] = attrs.field(factory=list)
     wanted: list[BatchRef] = attrs.field(factory=list)
-    """Batches a proposal names that this member holds a different value of (UUB)."""
+    """Batches a proposal or committed slot names that this member lacks or holds another
+    value of: the dissemination fetches them."""
     prepared: list[PreparedCert] = attrs.field(factory=list)
     """Prepared certificates made (durable before the READY they allow leaves)."""
     dropped: Counter[str] = attrs.field(factory=Counter)

@@ -377,6 +377,10 @@ class Member:
         self._dissemination.retransmit(now)
         self._order.retransmit(now)
         self._view_changer.retransmit(now)
+        if self._lacks_committed_batch():
+            # The batch may be gone from the reliable broadcast everywhere (its slot was
+            # delivered there): peers that see this member behind send the slot's proof.
+            self._catchup.ask_soon()
         self._catchup.tick(now)
         self._transfer.tick(now)
         self._pump(now)
@@ -566,6 +570,7 @@ class Member:
         learned = self._recovery.learn_counters(signed.sender, status)
         if learned is not None:
             self._continue_above(*learned)
+            self._order.reconsider(now)  # it may sign ordering messages again (above a floor)
 
     def _continue_above(self, batch: int, payload: int) -> None:
         """Own counters continue at least at ``batch`` and ``payload`` (what a restart found
@@ -668,7 +673,12 @@ class Member:
         """Run queued outputs and local messages until nothing more happens."""
         outbox = self._outbox
         while True:
-            if outbox.brb_deliveries:
+            if outbox.held:
+                holdings, outbox.held = outbox.held, []
+                for d in holdings:
+                    self._batches[(d.origin, d.counter)] = (d.digest, d.batch)
+                    self._order.batch_held(BatchRef(d.origin, d.counter, d.digest), now)
+            elif outbox.brb_deliveries:
                 deliveries, outbox.brb_deliveries = outbox.brb_deliveries, []
                 for d in deliveries:
                     self._batches[(d.origin, d.counter)] = (d.digest, d.batch)
@@ -676,7 +686,9 @@ class Member:
             elif outbox.wanted:
                 wanted, outbox.wanted = outbox.wanted, []
                 for ref in wanted:
-                    self._dissemination.want(ref, now)
+                    have = self._batches.get((ref.origin, ref.counter))
+                    if have is None or have[0] != ref.digest:  # a catch-up proof may bring it
+                        self._dissemination.want(ref, now)
             elif outbox.sends:
                 sends, outbox.sends = outbox.sends, []
                 for destination, item in sends:
@@ -717,6 +729,14 @@ class Member:
             self._frames.append(Outgoing(target, frame))
             self._messages_sent += 1
             self._bytes_sent += len(frame)
+
+    def _lacks_committed_batch(self) -> bool:
+        """True if the next slot to deliver committed but a batch it names is not here."""
+        committed = self._order.committed(self._order.low)
+        return committed is not None and any(
+            not self._order.is_ordered(r.origin, r.counter)
+            and self._batches.get((r.origin, r.counter), (b"",))[0] != r.digest
+            for r in committed.refs)
 
     def _deliver_ready(self, now: float) -> bool:
         """Deliver the next committed slot if its batches are here; True if one was."""

@@ -1,24 +1,45 @@
 """Sequencer-driven total order, as a pure state machine: the rules every member follows.
 
-Theory of operation. In view v a proposer assigns batches that were already disseminated to
-slots: ORDER(v, s, refs). Who proposes which slot is the variant's policy
-(:mod:`btob.core.proposers`: the view's leader ``v mod n`` for BB, UB and UUB, a rotation for
-the moving sequencer); the rules below are the same for all. A member ECHOes the proposal only
-if it comes from the slot's proposer, the slot lies in its watermark window, it echoed no
-other value for (v, s), and it holds every referenced batch itself (and each one's predecessor
-from the same origin, so an honest origin's batches are never ordered around a hole). q ECHOs
-for one digest, with the value itself, form a *prepared certificate*, after which - and only
-then: there is no READY amplification here - the member sends READY. q READYs form a *commit
-certificate*.
+Theory of operation. In view v a proposer assigns batches it holds to slots: ORDER(v, s,
+refs). Who proposes which slot is the variant's policy (:mod:`btob.core.proposers`: the
+view's leader ``v mod n`` for BB, UB and UUB, a rotation for the moving sequencer); the rules
+below are the same for all. A member ECHOes the proposal only if it comes from the slot's
+proposer, the slot lies in its watermark window, it echoed no other value for (v, s), and it
+holds every referenced batch itself (and each one's predecessor from the same origin, so an
+honest origin's batches are never ordered around a hole). q ECHOs for one digest, with the
+value itself, form a *prepared certificate*, after which - and only then: there is no READY
+amplification here - the member sends READY. q READYs form a *commit certificate*.
 
-Safety: two quorums share an honest member, who echoes one value per (v, s), so at most one
-digest can be prepared, hence committed, per slot in a view. A committed slot was prepared by
-every honest member among its q READY senders, which is what lets the view change
-(:mod:`btob.core.viewchange`) find it and re-propose it. Re-proposals from a verified NEW-VIEW are
-echoed like proposals, except that a batch already ordered in an earlier slot does not block
-them (delivery skips it). Committed slots are handed to the delivery log strictly in slot
-order. A crashed or silent sequencer stops progress until the view change replaces it; it can
-never make two honest members commit different values.
+*Held*, not delivered. Under reliable broadcast (BB, moving sequencer) a member holds a batch
+as soon as it has echoed its origin's signed SEND in the broadcast (or fetched it, below); it
+need not wait for the broadcast to deliver it. So a member's batch is committed four message
+delays after its SEND leaves: SEND, ORDER (the sequencer proposes what it holds), ordering
+ECHO, READY - where waiting for delivery first costs two or three more (Bracha's ECHO and
+READY; Reiter's ECHO and FINAL).
+
+Safety. (1) One value per slot: two quorums share an honest member, who echoes one value per
+(v, s), so at most one digest can be prepared, hence committed, per slot in a view; a slot's
+value names each batch by digest, so every member delivers the same batches for it. A batch
+named by two slots (an equivocating origin's two values, or a repeat) is delivered in the
+first of them and skipped in the later one, at every member alike, since delivery goes in
+slot order. Total order therefore never depends on the reliable broadcast's consistency.
+(2) A committed value can be retrieved: its q ECHOs include at least q - f >= f+1 correct
+members, and a correct member echoes only values it holds, so f+1 correct members hold every
+batch of every prepared value. A member that lacks one (the origin sent its SEND to a few
+members only, or sent another value to it) asks everyone for it by digest
+(``Outbox.wanted``: at once for another value, after a retransmit interval for a missing
+one) and checks what comes back against the digest and the origin's signature; a member that
+delivered the slot already serves it by a catch-up proof. (3) A committed slot was prepared
+by every honest member among its q READY senders, which is what lets the view change
+(:mod:`btob.core.viewchange`) find it and re-propose it; a re-proposal's batches are fetched
+the same way. Re-proposals from a verified NEW-VIEW are echoed like proposals, except that a
+batch already ordered in an earlier slot does not block them (delivery skips it). Committed
+slots are handed to the delivery log strictly in slot order. A crashed or silent sequencer
+stops progress until the view change replaces it; it can never make two honest members
+commit different values. Only a *delivered* batch counts as work the sequencer owes
+(:meth:`Ordering.oldest_pending`): every correct member, the sequencer too, gets it, whereas
+a Byzantine origin could hand a batch to a few members to make them suspect a correct
+sequencer.
 """
 
 from __future__ import annotations
@@ -146,6 +167,10 @@ class Ordering:
         self._available: dict[tuple[int, int], bytes] = {}
         self._available_since: dict[tuple[int, int], float] = {}
         self._ordered = DoneCounters()
+        self.sign_floor: float = 0.0
+        """The lowest slot this member may sign an ORDER, ECHO or READY for: 0, except after a
+        start with nothing on disk, when it may have signed other values for the slots below
+        before it lost the disk (:meth:`btob.core.recovery.Recovery.learn_counters`)."""
         self.proposer = proposer(self)
         """Who proposes, and how (the variant)."""
 
@@ -157,17 +182,36 @@ class Ordering:
     # -- inputs ------------------------------------------------------------------------------
 
     def batch_available(self, ref: BatchRef, now: float) -> None:
-        """The BRB layer delivered ``ref``'s batch here: proposals naming it may proceed."""
+        """The dissemination delivered ``ref``'s batch here: it is held, and it is work the
+        sequencer owes (every correct member gets it, the sequencer too), so from now on its
+        wait counts towards suspecting the sequencer."""
+        key = (ref.origin, ref.counter)
+        if self._ordered.is_done(*key):
+            return
+        self._available_since.setdefault(key, now)
+        self.batch_held(ref, now)
+
+    def batch_held(self, ref: BatchRef, now: float) -> None:
+        """This member holds ``ref``'s batch (it echoed the value in the reliable broadcast,
+        or fetched it): proposals naming it may proceed, and a sequencer may propose it. A
+        batch only held is no work the sequencer owes: a Byzantine origin may have sent it
+        to a few members only."""
         key = (ref.origin, ref.counter)
         if self._ordered.is_done(*key) or self._available.get(key) == ref.digest:
             return
         self._available[key] = ref.digest  # a later value replaces an equivocated one
-        self._available_since[key] = now
         if self.proposer.queues():
             self.proposer.queue.setdefault(ref.origin, {})[ref.counter] = ref
         for slot, state in sorted(self._slots.items()):
             if state.proposal is not None and state.echoed is None:
                 self._consider(slot, state, now)
+        self.proposer.propose(now)
+
+    def reconsider(self, now: float) -> None:
+        """The sign floor went down: echo, READY and propose where it held this member back."""
+        for slot, state in sorted(self._slots.items()):
+            self._consider(slot, state, now)
+            self._progress(slot, state, now)
         self.proposer.propose(now)
 
     def on_message(self, signed: Signed, now: float) -> None:
@@ -225,7 +269,7 @@ class Ordering:
 
         Returns True if the slot is committed here with exactly these refs (adopted now or
         before) and the batches match them: the caller may then keep the batches, which a
-        member that committed a slot without having BRB-delivered its batches still needs.
+        member that committed a slot without holding its batches still needs.
         """
         state = self._slot(proof.slot)
         if state is None:
@@ -411,7 +455,7 @@ class Ordering:
         return len(self._committed) + len(self._prepared)
 
     def batches_waiting(self) -> int:
-        """BRB-delivered batches not yet ordered."""
+        """Batches held (echoed, fetched or delivered) and not yet ordered."""
         return len(self._available)
 
     def available_refs(self) -> list[BatchRef]:
@@ -471,7 +515,8 @@ class Ordering:
 
     def _consider(self, slot: int, state: _Slot, now: float) -> None:
         """ECHO the slot's proposal once every batch it names is available here."""
-        if state.echoed is not None or state.proposal is None or not self.active:
+        if state.echoed is not None or state.proposal is None or not self.active or \
+                slot < self.sign_floor:
             return
         order = state.proposal
         proposed = {(r.origin, r.counter) for r in order.refs}
@@ -485,15 +530,11 @@ class Ordering:
                 return
             held = self._available.get(key)
             if held is None:
-                return  # wait: the batch may still arrive through BRB
+                return  # wait: the SEND may still come (retransmit() fetches it if not)
             if held != ref.digest:
-                if self.proposer.fetches_other_value:
-                    # UUB has no reliable broadcast: the origin may have equivocated. The
-                    # grant names the value; ask the others for it and wait.
-                    self.outbox.wanted.append(ref)
-                    return
-                self.outbox.drop("order-batch-digest-mismatch")
-                state.proposal = None
+                # The origin equivocated and the proposal names its other value, which at
+                # least one correct member holds if the proposer is correct: fetch, and wait.
+                self.outbox.wanted.append(ref)
                 return
             before = (ref.origin, ref.counter - 1)
             if ref.counter > 0 and not state.reproposed and not (
@@ -524,7 +565,7 @@ class Ordering:
 
     def _progress(self, slot: int, state: _Slot, now: float) -> None:
         q = self.quorums.quorum
-        if not state.ready_sent:
+        if not state.ready_sent and slot >= self.sign_floor:
             digest = _quorum_digest(state.echoes, q)
             refs = None if digest is None else state.values.get(digest)
             if digest is not None and refs is not None:
@@ -560,13 +601,27 @@ class Ordering:
                 self.proposer.token_passed(now)
 
     def retransmit(self, now: float) -> None:
-        """Resend own messages of slots not yet committed here."""
+        """Resend own messages of slots not yet committed here, and ask for the batches
+        that a proposal waiting for a retransmit interval, or a committed slot, names but
+        this member does not hold (an origin may have sent its SEND to a few members only)."""
         interval = self.settings.retransmit_interval_s
-        for state in self._slots.values():
+        for slot, state in self._slots.items():
             if state.mine and now - state.last_sent >= interval:
                 state.last_sent = now
                 for dest, item in state.mine.values():
                     self.outbox.send(dest, item)
+            if slot not in self._committed and state.proposal is not None and \
+                    state.echoed is None and now - state.proposed_at >= interval:
+                self._want_missing(state.proposal.refs)
+        for slot, committed in self._committed.items():
+            if slot >= self.low:
+                self._want_missing(committed.refs)
+
+    def _want_missing(self, refs: tuple[BatchRef, ...]) -> None:
+        for ref in refs:
+            key = (ref.origin, ref.counter)
+            if not self._ordered.is_done(*key) and self._available.get(key) != ref.digest:
+                self.outbox.wanted.append(ref)
 
     def slot_proof(self, slot: int, batches: tuple[Batch, ...]) -> SlotProof | None:
         """A :class:`SlotProof` for a committed slot, or None if its certificate was

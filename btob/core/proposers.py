@@ -46,6 +46,7 @@ class OrderingState(Protocol):
     view: int
     active: bool
     low: int
+    sign_floor: float
 
     def ordered_low(self, origin: int) -> int:
         """Every batch of ``origin`` below this counter was delivered in a slot."""
@@ -78,9 +79,6 @@ class Proposer:
 
     replaces_proven_leader: ClassVar[bool] = True
     """A leader proven Byzantine by evidence is replaced at once (it orders every slot)."""
-    fetches_other_value: ClassVar[bool] = False
-    """A proposal naming a value of a batch other than the one held here means the origin
-    equivocated and the named value must be fetched (no reliable broadcast underneath)."""
 
     def __init__(self, order: OrderingState) -> None:
         self.order = order
@@ -116,6 +114,8 @@ class Proposer:
             if order.committed(self.next_slot) is not None:
                 self.next_slot += 1  # proven here by catch-up: nothing to propose there
                 continue
+            if self.next_slot < order.sign_floor:
+                return  # it may have proposed there before its disk was wiped
             refs = self.take_refs()
             if not refs:
                 return
@@ -235,8 +235,8 @@ class MovingProposer(Proposer):
             return
         if slot > order.low and order.committed(slot - 1) is None:
             return
-        if order.has_proposal(slot):
-            return  # already proposed (or re-proposed) in this view
+        if order.has_proposal(slot) or slot < order.sign_floor:
+            return  # already proposed (or re-proposed) in this view, or maybe before a wipe
         refs = self.take_refs()
         if refs:
             self.next_slot = slot + 1
@@ -275,8 +275,6 @@ class MovingProposer(Proposer):
 
 class GrantingProposer(Proposer):
     """UUB: the leader grants one slot per requested batch instead of proposing."""
-
-    fetches_other_value = True
 
     def __init__(self, order: OrderingState) -> None:
         super().__init__(order)
@@ -325,7 +323,7 @@ class GrantingProposer(Proposer):
         early = self._requests.get(ref.origin, {})
         current: BatchRef | None = ref
         while current is not None and current.counter == expected and \
-                self.next_slot < order.low + order.settings.slot_window:
+                order.sign_floor <= self.next_slot < order.low + order.settings.slot_window:
             grant = Order(order.view, self.next_slot, (current,))
             self.next_slot += 1
             expected = current.counter + 1

@@ -160,6 +160,7 @@ class Recovery:
         """Own encoded states at boundaries not yet covered by a stable snapshot."""
         self._transfer_cert: CheckpointCert | None = None
         self._learning: dict[int, tuple[int, int]] | None = None
+        self._positions: dict[int, int] = {}
         """While not None: what each peer's STATUS says of this member's counters."""
         self.snapshot: Snapshot | None = None
         """The latest stable snapshot this member holds (what it serves to laggards)."""
@@ -227,6 +228,7 @@ class Recovery:
         if not state:
             if self._quorums.n - 1 - self._quorums.f > 0:
                 self._learning = {}
+                self._order.sign_floor = float("inf")  # until it knows where the cluster is
             return None
         self._restoring = True
         order = self._order
@@ -272,6 +274,7 @@ class Recovery:
         if learning is None or sender == self._member or len(status.seen) != 2 * n:
             return None
         learning[sender] = (status.seen[2 * self._member], status.seen[2 * self._member + 1])
+        self._positions[sender] = status.next_slot
         f = self._quorums.f
         if len(learning) < n - 1 - f:
             return None
@@ -279,6 +282,16 @@ class Recovery:
         batch = sorted((b for b, _ in learning.values()), reverse=True)[rank]
         payload = sorted((p for _, p in learning.values()), reverse=True)[rank]
         self._learning = None
+        # This member delivered no further than its peers, as a rule (it was down since),
+        # and voted at most a window above where it was. The highest report counts, but a
+        # Byzantine one can push the floor no more than a window above one an honest peer
+        # vouches for. Where nobody has delivered a slot yet the directory is taken for a
+        # new member's (every member of a new cluster starts so; sitting out would stall it).
+        positions = sorted(self._positions.values(), reverse=True)
+        window = self._settings.slot_window
+        position = min(positions[0], positions[rank] + window)
+        self._order.sign_floor = position + window if position > 0 else 0.0
+        self._positions = {}
         return batch, payload
 
     def _adopt(self, snapshot: Snapshot, state: MemberState) -> None:

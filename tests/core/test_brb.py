@@ -20,6 +20,7 @@ from btob.core.quorum import Quorums
 from btob.core.settings import Settings
 from btob.core.wire import (
     Batch,
+    BatchRef,
     Echo,
     Fetch,
     Final,
@@ -350,3 +351,48 @@ def test_a_signed_echo_origin_lets_in_only_its_own_sends_it_asked_for() -> None:
     core.on_message(h.sign(2, Echo(1, 1, Batch(0, (b"lost",)).digest())), 0.0)
     assert core.lost_own()
     assert [type(item) for _, item in outbox.sends] == [Fetch]
+
+
+@pytest.mark.parametrize("kind", ["bracha", "echo"])
+def test_a_member_holds_the_value_it_echoes_before_the_broadcast_delivers_it(kind: str) -> None:
+    """Ordering may echo a proposal as soon as the batch is held (four message delays)."""
+    h = Harness(4, kind, 0, byzantine=None)
+    core, outbox = h.cores[1], h.outboxes[1]
+    batch = Batch(0, (b"early",))
+    core.on_message(h.sign(0, Send(0, batch)), 0.0)
+    assert [(d.origin, d.counter, d.digest) for d in outbox.held] == [(0, 0, batch.digest())]
+    assert not outbox.brb_deliveries
+    assert any(isinstance(item, Echo) for _, item in outbox.sends)
+
+
+@pytest.mark.parametrize("kind", ["bracha", "echo"])
+def test_a_wanted_value_is_fetched_and_held_even_over_another_value(kind: str) -> None:
+    """An equivocating origin gave this member one value and a proposal names the other:
+    the member asks everyone for the named one and holds it once it comes, signed by the
+    origin; a value nobody asked for is not held."""
+
+    h = Harness(4, kind, 0, byzantine=None)
+    core, outbox = h.cores[1], h.outboxes[1]
+    mine, named, third = (Batch(0, (v,)) for v in (b"told-1", b"told-2", b"told-3"))
+    core.on_message(h.sign(0, Send(0, mine)), 0.0)
+    outbox.held.clear()
+    outbox.sends.clear()
+    core.want(BatchRef(0, 0, named.digest()), 0.1)
+    assert outbox.sends == [(None, Fetch(0, 0, named.digest()))]
+    core.want(BatchRef(0, 0, named.digest()), 0.1)  # asked once; retransmit repeats it
+    assert len(outbox.sends) == 1
+    core.on_message(h.sign(0, Send(0, third)), 0.2)
+    assert not outbox.held
+    core.on_message(h.sign(0, Send(0, named)), 0.3)
+    assert [d.digest for d in outbox.held] == [named.digest()]
+    outbox.sends.clear()
+    core.retransmit(10.0)
+    assert not any(isinstance(item, Fetch) for _, item in outbox.sends)  # the fetch ended
+    outbox.held.clear()
+    core.want(BatchRef(0, 0, mine.digest()), 0.4)  # the first value is still here
+    assert [d.digest for d in outbox.held] == [mine.digest()]
+    peer = h.sign(2, Fetch(0, 0, named.digest()))
+    outbox.sends.clear()
+    core.on_message(peer, 0.5)  # and the fetched one is served to others
+    assert [(dest, item.message) for dest, item in outbox.sends
+            if isinstance(item, Signed)] == [(2, Send(0, named))]

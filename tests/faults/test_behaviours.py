@@ -341,8 +341,11 @@ LAGGARD_TARGETS: dict[str, tuple[set[str], set[str]]] = {
     "bad-chunks": ({"chunk-bad-proof"}, {"chunk-bad-root"}),
     "stale-snapshot": ({"chunk-stale"}, set()),
     # (a laggard's own peers offer it snapshots it no longer needs: not counted here)
+    # (the miscounted copy of a served chunk fails the root or the proof while the laggard
+    # still fetches that snapshot, and is unexpected once it has it all: which one depends
+    # on timing alone)
     "bad-transfer": (UNSOLICITED - {"snapshot-offer-not-needed"} | {
-        "chunk-duplicate", "chunk-bad-root", "chunkreq-over-budget"}, set()),
+        "chunk-duplicate", "chunkreq-over-budget"}, {"chunk-bad-root", "chunk-bad-proof"}),
 }
 """What each state-transfer behaviour is refused under, always and possibly, by a laggard
 that fetches a snapshot (and, for bad-transfer, by its peers), beyond what the run without

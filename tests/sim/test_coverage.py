@@ -46,10 +46,9 @@ def test_every_check_is_measured_and_the_unexercised_ones_are_the_known_ones(
 
 def test_a_behaviour_exercises_the_check_it_exists_to_break(
         coverage: dict[str, tuple[tuple[str, ...], bool]]) -> None:
-    # a forger's signatures fail; an equivocating sequencer's second value is refused; a
-    # member that floods beyond the windows is refused at each window
+    # a forger's signatures fail; a member that floods beyond the windows is refused at each
+    # window
     assert "forge" in coverage["bad-signature"][0]
-    assert "equivocate" in coverage["order-batch-digest-mismatch"][0]
     assert "garbage" in coverage["malformed-frame"][0]
     for window in ("order-beyond-window", "viewchange-beyond-window",
                    "checkpoint-beyond-window"):

@@ -50,8 +50,14 @@ def test_the_real_protocol_passes_a_slice_of_the_exploration() -> None:
 @pytest.mark.parametrize(("name", "within"), [("deliver-before-commit", 1),
                                                ("quorum-one-short", 80)])
 def test_the_exploration_finds_a_break_on_its_own(name: str, within: int) -> None:
-    outcome = sweep(seeds=[0], sizes=[4], brbs=["bracha"], mixes=[EXPLORE], messages=30,
-                    max_time=20, member_factory=broken(name))
+    try:
+        outcome = sweep(seeds=[0], sizes=[4], brbs=["bracha"], mixes=[EXPLORE], messages=30,
+                        max_time=20, member_factory=broken(name))
+    except AssertionError as exc:
+        # The broken member trips one of its own invariants first (a member delivering
+        # before commit diverges from the stable checkpoint): found too, with its replay.
+        assert "replay: btob sim" in str(exc) and name == "deliver-before-commit", exc
+        return
     assert not outcome.ok and outcome.runs <= within, outcome.runs
 
 
