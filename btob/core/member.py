@@ -686,8 +686,7 @@ class Member:
             elif outbox.wanted:
                 wanted, outbox.wanted = outbox.wanted, []
                 for ref in wanted:
-                    have = self._batches.get((ref.origin, ref.counter))
-                    if have is None or have[0] != ref.digest:  # a catch-up proof may bring it
+                    if not self._holds(ref):  # a catch-up proof may have brought it
                         self._dissemination.want(ref, now)
             elif outbox.sends:
                 sends, outbox.sends = outbox.sends, []
@@ -730,12 +729,16 @@ class Member:
             self._messages_sent += 1
             self._bytes_sent += len(frame)
 
+    def _holds(self, ref: BatchRef) -> bool:
+        """True if the batch held for ``ref``'s instance is the value ``ref`` names."""
+        held = self._batches.get((ref.origin, ref.counter))
+        return held is not None and held[0] == ref.digest
+
     def _lacks_committed_batch(self) -> bool:
         """True if the next slot to deliver committed but a batch it names is not here."""
         committed = self._order.committed(self._order.low)
         return committed is not None and any(
-            not self._order.is_ordered(r.origin, r.counter)
-            and self._batches.get((r.origin, r.counter), (b"",))[0] != r.digest
+            not self._order.is_ordered(r.origin, r.counter) and not self._holds(r)
             for r in committed.refs)
 
     def _deliver_ready(self, now: float) -> bool:

@@ -160,8 +160,9 @@ class Recovery:
         """Own encoded states at boundaries not yet covered by a stable snapshot."""
         self._transfer_cert: CheckpointCert | None = None
         self._learning: dict[int, tuple[int, int]] | None = None
-        self._positions: dict[int, int] = {}
         """While not None: what each peer's STATUS says of this member's counters."""
+        self._positions: dict[int, int] = {}
+        """Meanwhile, each peer's reported position (next slot): where its sign floor goes."""
         self.snapshot: Snapshot | None = None
         """The latest stable snapshot this member holds (what it serves to laggards)."""
         self.transferred_to: int | None = None

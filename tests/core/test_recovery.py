@@ -11,10 +11,14 @@ from btob.core.effects import Outbox
 from btob.core.snapshot import MemberState
 from btob.core.transfer import ChunkServer
 from btob.core.wire import (
+    Batch,
+    BatchRef,
     Checkpoint,
     CheckpointCert,
     ChunkRequest,
     LogSegment,
+    Order,
+    Send,
     Status,
     Vote,
     decode_frame,
@@ -136,6 +140,36 @@ def test_a_member_restored_from_nothing_takes_payloads_once_its_peers_said_its_c
     assert wiped.statistics().counters_known
     assert wiped.statistics().payloads_submitted == 3
     assert str(wiped.submit(b"p3", router.now)) == "3:3"  # no id used twice
+
+
+@pytest.mark.parametrize(("positions", "echoes"), [
+    ((0, 0), True),  # nobody delivered a slot: a new cluster, whose members all start so
+    ((5, 3), False),  # it may have voted on slots up to a window above where its peers are
+    ((10**6, 3), False),  # a liar's report counts, but only up to a window above an honest one
+])
+def test_a_member_back_from_nothing_signs_no_ordering_vote_where_it_may_have_voted(
+        positions: tuple[int, int], echoes: bool) -> None:
+    """It forgot what it signed: it signs no ordering message while it learns where the
+    cluster stands, and then none for a slot below a window above the peers' positions."""
+    keys = Keys(4)
+    node = make(keys, slot_window=8, checkpoint_interval=4)
+    node.restore(DurableState.EMPTY, 0.0)
+    batch = Batch(0, (b"x",))
+    node.receive(keys.sign(2, Send(0, batch)).to_frame(), 0.0)
+    order = keys.sign(0, Order(0, 0, (BatchRef(2, 0, batch.digest()),))).to_frame()
+    node.receive(order, 0.0)
+
+    def echoed() -> bool:
+        frames, _ = node.take_outputs()
+        return any(decode_frame(f.frame).kind == "ord.echo" for f in frames)
+
+    assert not echoed()  # still learning
+    for sender, position in zip((2, 3), positions, strict=True):
+        node.receive(keys.sign(sender, Status(position, 0, (0,) * 8)).to_frame(), 0.1)
+    assert node.statistics().counters_known
+    assert echoed() is echoes
+    if positions[0] == 10**6:  # the floor is 3 + 8 + 8, not above a million
+        assert node._order.sign_floor == 19
 
 
 def test_a_member_alone_in_its_cluster_has_no_counters_to_learn() -> None:
