@@ -17,7 +17,7 @@ import attrs
 
 from btob._errors import ConfigError
 
-__all__ = ["CLUSTER_SETTINGS", "Settings", "settings_with"]
+__all__ = ["CLUSTER_SETTINGS", "VOTE_MODES", "Settings", "settings_with"]
 
 _CLUSTER = {"scope": "cluster"}
 # A REQUEST frame's bytes besides its payload: key, session, seq, signature and msgpack
@@ -35,6 +35,16 @@ def _positive(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> Non
         raise ConfigError(f"setting {attribute.name} must be a positive number, got {value!r}")
     if _integral(attribute) and not isinstance(value, int):  # a count, not a measure
         raise ConfigError(f"setting {attribute.name} must be a positive integer, got {value!r}")
+
+
+VOTE_MODES: tuple[str, ...] = ("all", "linear")
+"""How ordering votes travel (``Settings.votes``)."""
+
+
+def _vote_mode(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value not in VOTE_MODES:
+        raise ConfigError(f"setting {attribute.name} must be one of {', '.join(VOTE_MODES)}, "
+                          f"got {value!r}")
 
 
 def _non_negative(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -91,6 +101,13 @@ class Settings:
     early_payloads_max_per_origin: int = attrs.field(default=4096, validator=_positive,
                                                      metadata=_CLUSTER)
     """Committed payloads held back per origin while an earlier one of that origin is missing."""
+    votes: str = attrs.field(default="all", validator=_vote_mode, metadata=_CLUSTER)
+    """How ordering ECHOs and READYs travel: ``all`` sends each to every member (n^2 frames
+    per slot, three message delays from ORDER to commit); ``linear`` sends each to the slot's
+    proposer, the collector, which forwards the q-signature certificates it gathers (about
+    5n frames per slot, five delays). A member whose slot has not committed a retransmit
+    interval after it voted sends its votes to everyone (and a view change replaces a
+    collector that stays silent), so a Byzantine collector costs time, never safety."""
     retransmit_interval_s: float = attrs.field(default=0.25, validator=_positive)
     """Own messages of unfinished instances are sent again after this long."""
     status_interval_s: float = attrs.field(default=0.5, validator=_positive)
@@ -174,7 +191,7 @@ class Settings:
         """Largest client REQUEST frame: a largest payload and the request's envelope."""
         return self.payload_bytes_max + _REQUEST_ENVELOPE_BYTES
 
-    def cluster_wide(self) -> dict[str, int | float]:
+    def cluster_wide(self) -> dict[str, int | float | str]:
         """The fields every member must agree on, by name."""
         return {name: getattr(self, name) for name in CLUSTER_SETTINGS}
 
@@ -201,12 +218,15 @@ def settings_with(base: Settings, texts: Sequence[str], *, what: str = "--settin
     that is not a number, or a value the field refuses.
     """
     fields = {a.name: a for a in attrs.fields(Settings)}
-    changes: dict[str, int | float] = {}
+    changes: dict[str, int | float | str] = {}
     for text in texts:
         name, sep, value = text.partition("=")
         field = fields.get(name.strip())
         if not sep or field is None:
             raise ConfigError(f"{what} {text!r}: Settings has no field {name.strip()!r}")
+        if field.type in (str, "str"):
+            changes[field.name] = value.strip()
+            continue
         try:
             number = float(value) if field.type in (float, "float") else int(value)
         except ValueError:

@@ -9,6 +9,7 @@ Format::
 
     [settings]                     # optional: cluster-wide Settings fields (CLUSTER_SETTINGS)
     checkpoint_interval = 16
+    votes = "linear"               # all (the default) or linear: see Settings.votes
 
     [[member]]
     id = 0
@@ -278,9 +279,11 @@ def _clients(data: dict[str, object]) -> tuple[tuple[bytes, ...], bool]:
 
 
 def _settings(table: object) -> Settings:
-    """The ``[settings]`` table: cluster-wide fields only, each a number."""
+    """The ``[settings]`` table: cluster-wide fields only, each a number (``votes``: a
+    string)."""
     if not isinstance(table, dict):
         raise _Malformed("settings must be a table ([settings])")
+    fields = {a.name: a for a in attrs.fields(Settings)}
     for name, value in table.items():
         if name not in CLUSTER_SETTINGS:
             known = {a.name for a in attrs.fields(Settings)}
@@ -288,7 +291,10 @@ def _settings(table: object) -> Settings:
                 else "not a setting"
             raise _Malformed(f"settings.{name} is {why} (cluster-wide: "
                              f"{', '.join(CLUSTER_SETTINGS)})")
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
+        text = fields[name].type in (str, "str")
+        if text and not isinstance(value, str):
+            raise _Malformed(f"settings.{name} must be a string")
+        if not text and (not isinstance(value, (int, float)) or isinstance(value, bool)):
             raise _Malformed(f"settings.{name} must be a number")
     try:
         return Settings(**table)
@@ -307,7 +313,8 @@ def write_cluster_config(path: str | os.PathLike[str], config: ClusterConfig) ->
     if config.f is not None:
         lines.append(f"f = {config.f}")
     lines += [f'brb = "{config.brb}"', f'variant = "{config.variant}"', "", "[settings]"]
-    lines += [f"{name} = {value!r}" for name, value in config.settings.cluster_wide().items()]
+    lines += [f'{name} = "{value}"' if isinstance(value, str) else f"{name} = {value!r}"
+              for name, value in config.settings.cluster_wide().items()]
     if config.clients_open:
         lines.insert(lines.index("[settings]") - 1, 'clients = "open"')
     for i, (key, address) in enumerate(zip(config.registry.public_keys, config.addresses,

@@ -52,9 +52,10 @@ _INPUT_LOG_FILE = "inputs.sqlite"
 """What btob kept before the durable state: a log of inputs, replayed on restart."""
 
 # Settings that cannot change what a resumed member does (they bound what the driver keeps
-# for its application, or how often a signature check is repeated).
+# for its application, or how often a signature check is repeated, or say where votes are
+# sent: a vote counts wherever it arrives).
 _RESTORE_NEUTRAL = frozenset({"deliveries_retained_max", "deliveries_retained_bytes_max",
-                              "verify_cache_entries_max"})
+                              "verify_cache_entries_max", "votes"})
 
 _WAL_BYTES_MAX = 4 << 20
 """``journal_size_limit``: the write-ahead log is cut back to this after a checkpoint. Without
