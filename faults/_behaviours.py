@@ -32,7 +32,9 @@ from btob.core.wire import (
     Message,
     NewView,
     Order,
+    OrderCommitted,
     OrderEcho,
+    OrderPrepared,
     OrderReady,
     PreparedCert,
     Ready,
@@ -1014,6 +1016,78 @@ class BadCatchUp(ProcessFault):
         return out
 
 
+class WithholdCerts(ProcessFault):
+    """As a slot's collector (linear votes), forwards its prepared and commit certificates
+    to the members ``to`` names only (none by default): the others must fall back to
+    all-to-all votes to commit."""
+
+    byzantine = True
+
+    def __init__(self, spec: FaultSpec, ctx: FaultContext) -> None:
+        super().__init__(spec, ctx)
+        self.peers = {int(p) for p in self.text("to").split("+") if p}
+
+    def outgoing(self, dest: int, frame: bytes, signed: Signed) -> Outgoing:
+        if isinstance(signed.message, (OrderPrepared, OrderCommitted)) and \
+                dest not in self.peers:
+            return []
+        return [(dest, frame, 0.0)]
+
+
+class BadCerts(ProcessFault):
+    """Validly signed collector certificates that do not hold, for slots around those it has
+    seen: a prepared certificate one vote short, one whose votes sign another value, one
+    with a voter repeated, one naming a batch twice; a commit certificate with a junk vote."""
+
+    byzantine = True
+
+    def __init__(self, spec: FaultSpec, ctx: FaultContext) -> None:
+        super().__init__(spec, ctx)
+        self._view = 0
+        self._slot = 0
+        self._votes: dict[int, Vote] = {}
+        """Real ECHO signatures of others it was sent, by member (for a plausible lie)."""
+
+    def outgoing(self, dest: int, frame: bytes, signed: Signed) -> Outgoing:
+        message = signed.message
+        self._view = max(self._view, getattr(message, "view", 0))
+        self._slot = max(self._slot, getattr(message, "slot", 0))
+        return [(dest, frame, 0.0)]
+
+    def incoming(self, source: int, frame: bytes) -> bool:
+        signed = own_frame(source, frame, (OrderEcho,))
+        if signed is not None:
+            self._votes[source] = Vote(source, signed.signature)
+        return True
+
+    def tick(self) -> list[tuple[int, bytes]]:
+        rng, q = self.ctx.rng, Quorums.for_cluster(self.ctx.n).quorum
+        out: list[tuple[int, bytes]] = []
+        for _ in range(int(self.param("k"))):
+            batch = Batch(0, (rng.randbytes(8),))
+            ref = BatchRef(rng.choice(self.ctx.others() or [self.ctx.member]),
+                           rng.randrange(4), batch.digest())
+            slot = self._slot + rng.randrange(0, 3)
+            votes = [*self._votes.values(), *(Vote(m, rng.randbytes(64))
+                                              for m in range(self.ctx.n)
+                                              if m not in self._votes)][:q]
+            choice = self.draw(5)
+            message: Message
+            if choice == 0:
+                message = OrderPrepared(self._view, slot, (ref,), tuple(votes[:q - 1]))
+            elif choice == 1:
+                message = OrderPrepared(self._view, slot, (ref,), tuple(votes))
+            elif choice == 2:
+                message = OrderPrepared(self._view, slot, (ref,), (votes[0],) * q)
+            elif choice == 3:
+                message = OrderPrepared(self._view, slot, (ref, ref), tuple(votes))
+            else:
+                message = OrderCommitted(self._view, slot, rng.randbytes(32), tuple(votes))
+            frame = self.ctx.resign(message)
+            out += [(dest, frame) for dest in self.ctx.others()]
+        return out
+
+
 class BadTransfer(ProcessFault):
     """Validly signed state-transfer traffic out of place: CHUNKs nobody asked for,
     CHUNK-REQUESTs for snapshots a peer does not hold, snapshot offers at or below every
@@ -1335,6 +1409,7 @@ _CLASSES: dict[str, type[ProcessFault]] = {
     "lie-viewchange": LieViewChange, "usurp": Usurp,
     "view-push": ViewPush,
     "twins": Twins,
+    "withhold-certs": WithholdCerts, "bad-certs": BadCerts,
     "drop-forwards": DropForwards, "skip-turn": SkipTurn, "double-grant": DoubleGrant,
     "hoard-grants": HoardGrants, "bad-chunks": BadChunks, "stale-snapshot": StaleSnapshot,
     "silent-transfer": SilentTransfer,

@@ -109,6 +109,12 @@ BEHAVIOURS: Mapping[str, Behaviour] = {b.name: b for b in (
               "none in its own turns", ()),
     Behaviour("view-push", True, "valid VIEW-CHANGEs, one after another, for the views it "
               "leads (and never their NEW-VIEW), to pull members out of working views", ()),
+    Behaviour("withhold-certs", True, "as collector (linear votes), forwards its prepared and "
+              "commit certificates to the members `to` names only",
+              (_p("to", str, "", "peers that still get them, e.g. 1+2; empty: none"),)),
+    Behaviour("bad-certs", True, "validly signed collector certificates that do not hold: "
+              "short, of another value, a voter repeated, a batch named twice, a junk vote",
+              (_K,)),
     Behaviour("twins", True, "two instances share its key, each talking to half the members",
               (), swarm=False),
     Behaviour("drop-forwards", True, "UB sequencer: ignores the batches members hand to it",

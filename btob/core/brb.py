@@ -9,7 +9,11 @@ only the origin can start one. Both variants guarantee, with n >= 3f+1 and q = q
 * totality: if one honest member delivers, every correct one does. Bracha gets it from the
   READY phase (f+1 READYs amplify, 2f+1 deliver, so an honest delivery implies f+1 honest
   READYs, which make every correct member send READY); the signed echo gets it from
-  forwarding the self-certifying FINAL to every member.
+  forwarding the self-certifying FINAL to every member - with linear votes
+  (``Settings.votes``) to the view's sequencer first, which is the member that must order
+  the batch, and to every member only if the batch is still unordered a retransmit interval
+  later (every member holds the batch from its SEND anyway, or fetches it once a slot names
+  it: see :mod:`btob.core.ordering`).
 
 Neither variant trusts its input: instances are accepted only inside a window per origin,
 batches are bounded, each member's vote counts once per instance, and a member that signs two
@@ -19,6 +23,8 @@ sequencer).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import attrs
 
@@ -52,10 +58,14 @@ class _BrbBase(Dissemination):
     """Windows, instance bookkeeping, evidence and retransmission shared by both variants."""
 
     def __init__(
-        self, *, member: int, quorums: Quorums, settings: Settings, outbox: Outbox, verify: VerifyFn
+        self, *, member: int, quorums: Quorums, settings: Settings, outbox: Outbox,
+        verify: VerifyFn, leader: Callable[[], int] | None = None,
     ) -> None:
         super().__init__(member=member, quorums=quorums, settings=settings, outbox=outbox)
         self.verify = verify
+        self.leader = leader
+        """The current view's sequencer (where linear votes forward a FINAL first); None:
+        forward to everyone."""
         self._instances: dict[tuple[int, int], _Instance] = {}
         self._done = DoneCounters()
         self._helped: set[tuple[int, int]] = set()  # (origin, voter) sent a conflicting SEND
@@ -172,8 +182,9 @@ class _BrbBase(Dissemination):
         for inst in self._instances.values():
             if inst.mine and now - inst.last_sent >= self.settings.retransmit_interval_s:
                 inst.last_sent = now
-                for dest, item in inst.mine.values():
-                    self.outbox.send(dest, item)
+                for role, (dest, item) in inst.mine.items():
+                    # A FINAL forwarded to the sequencer alone goes to everyone now.
+                    self.outbox.send(None if role == "forward" else dest, item)
 
     def _vote(self, votes: dict[int, Signed], signed: Signed, key: bytes,
               inst: _Instance | None = None, mine: bytes | None = None) -> bool:
@@ -440,7 +451,14 @@ class SignedEchoBroadcast(_BrbBase):
         inst.mine.pop("echo", None)
         if message.origin != self.member:
             # Forward the self-certifying FINAL so every correct member gets it (totality).
-            self._emit(inst, "final", None, signed, now)
+            # With linear votes, to the sequencer first (the sequencer itself keeps it
+            # until the retransmit interval passes with the batch still unordered).
+            to = self.leader() if self.leader is not None and \
+                self.settings.votes == "linear" else None
+            inst.mine["forward"] = (to, signed)
+            inst.last_sent = now
+            if to != self.member:
+                self.outbox.send(to, signed)
         self._deliver(inst, message.origin, message.counter, message.batch, digest)
 
     def _certificate_valid(self, message: Final, digest: bytes) -> bool:

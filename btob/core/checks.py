@@ -40,6 +40,8 @@ CHECKS: Mapping[str, str] = {
     "order-beyond-window": "an ORDER or vote beyond slot_window",
     "order-not-sequencer": "an ORDER from a member that is not the view's proposer",
     "order-malformed": "an ORDER with no references, too many, or repeated ones",
+    "order-bad-certificate": "a collector's forwarded prepared or commit certificate with "
+                             "malformed references, too few votes or a bad signature",
     "order-batch-already-ordered": "an ORDER naming a batch that is ordered already",
     "order-bad-carried-batches": "an ORDER carrying batches that do not match its references",
     "request-not-granted": "a slot REQUEST to a proposer that does not take requests",

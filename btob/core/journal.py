@@ -70,7 +70,9 @@ def conflict_key(sender: int, message: Message) -> ConflictKey | None:
     if kind is ViewChange or kind is NewView:
         assert isinstance(message, (ViewChange, NewView))
         return ("viewchange" if kind is ViewChange else "newview", message.view, 0)
-    assert kind is Fetch or kind.KIND.startswith(("ctl.", "brb.final")), kind
+    # A forwarded certificate (FINAL, ord.prepared, ord.committed) speaks for its q signers.
+    assert kind is Fetch or kind.KIND.startswith(("ctl.", "brb.final", "ord.prepared",
+                                                  "ord.committed")), kind
     return None
 
 

@@ -225,6 +225,8 @@ class Member:
             "ord.order": self._on_order,
             "ord.echo": self._on_vote,
             "ord.ready": self._on_vote,
+            "ord.prepared": self._on_vote,
+            "ord.committed": self._on_vote,
             "ctl.status": self._on_status,
             "ctl.slot": self._on_slot_proof,
             "ctl.segment": self._on_segment,
@@ -241,6 +243,7 @@ class Member:
             "brb.send": needless, "brb.echo": needless, "brb.ready": needless,
             "brb.fetch": needless, "brb.final": needless,
             "ord.echo": order.needless, "ord.ready": order.needless,
+            "ord.prepared": order.needless, "ord.committed": order.needless,
         }
         """Kinds whose late copies may be dropped before their signature check."""
 

@@ -10,6 +10,16 @@ honest origin's batches are never ordered around a hole). q ECHOs for one digest
 value itself, form a *prepared certificate*, after which - and only then: there is no READY
 amplification here - the member sends READY. q READYs form a *commit certificate*.
 
+*Linear votes* (``Settings.votes == "linear"``): ECHOs and READYs go to the slot's
+proposer, its *collector*, instead of to every member; the collector forwards the q-vote
+prepared certificate (ORDER-PREPARED) and commit certificate (ORDER-COMMITTED), and a member
+counts a forwarded certificate's votes exactly as if each had reached it, after checking
+every signature (:meth:`Ordering._adopt_votes`). Safety is untouched: the same votes, signed
+by the same members, make the same certificates. For liveness a member whose slot has not
+committed a retransmit interval after it voted sends its votes to everyone, and does so for
+the rest of the view; a collector that stays silent is the sequencer, and the view change
+replaces it.
+
 *Held*, not delivered. Under reliable broadcast (BB, moving sequencer) a member holds a batch
 as soon as it has echoed its origin's signed SEND in the broadcast (or fetched it, below); it
 need not wait for the broadcast to deliver it. So a member's batch is committed four message
@@ -57,7 +67,9 @@ from btob.core.wire import (
     BatchRef,
     Message,
     Order,
+    OrderCommitted,
     OrderEcho,
+    OrderPrepared,
     OrderReady,
     PreparedCert,
     Reproposal,
@@ -105,6 +117,7 @@ class _Slot:
     certificate_view: int = 0  # a commit certificate stays valid in later views
     mine: dict[str, tuple[int | None, Message]] = attrs.field(factory=dict)
     last_sent: float = 0.0
+    fallback: bool = False  # linear votes: this slot's votes go to everyone now
 
     def reset_for_view(self) -> None:
         """Forget the previous view's proposal, votes and values; a committed value stays
@@ -124,6 +137,7 @@ class _Slot:
         self.readies.clear()
         self.ready_sent = False
         self.mine.clear()
+        self.fallback = False
 
 
 def _digest_of(signed: Signed) -> bytes:
@@ -167,6 +181,10 @@ class Ordering:
         self._available: dict[tuple[int, int], bytes] = {}
         self._available_since: dict[tuple[int, int], float] = {}
         self._ordered = DoneCounters()
+        self._all_to_all_view = -1
+        """Linear votes: the view in which a slot of this member's fell back to all-to-all;
+        its later slots send their votes to everyone from the start (a collector that failed
+        once would otherwise cost a retransmit interval per slot)."""
         self.sign_floor: float = 0.0
         """The lowest slot this member may sign an ORDER, ECHO or READY for: 0, except after a
         start with nothing on disk, when it may have signed other values for the slots below
@@ -215,9 +233,9 @@ class Ordering:
         self.proposer.propose(now)
 
     def on_message(self, signed: Signed, now: float) -> None:
-        """Handle a verified ORDER, ordering ECHO or ordering READY."""
+        """Handle a verified ORDER, ordering ECHO or READY, or a collector's certificate."""
         message = signed.message
-        if not isinstance(message, (Order, OrderEcho)):
+        if not isinstance(message, (Order, OrderEcho, OrderPrepared, OrderCommitted)):
             self.outbox.drop("order-unexpected-kind")
             return
         if message.view != self.view or not self.active:
@@ -228,6 +246,10 @@ class Ordering:
             return
         if isinstance(message, Order):
             self._on_order(signed, message, state, now)
+        elif isinstance(message, OrderPrepared):
+            self._on_prepared(message, state, now)
+        elif isinstance(message, OrderCommitted):
+            self._on_committed(message, state, now)
         elif isinstance(message, OrderReady):
             self._on_vote(state.readies, signed, message, state)
             self._progress(message.slot, state, now)
@@ -243,15 +265,21 @@ class Ordering:
         """True if ``signed`` (not yet verified) cannot change anything here, so its
         signature need not be checked: a vote for a slot already delivered, an ECHO for the
         value this member already holds a prepared certificate for, or a READY for the value
-        already committed. A vote contradicting the sender's earlier one is still checked."""
+        already committed; a collector's certificate for a step this member took already.
+        A vote contradicting the sender's earlier one is still checked."""
         message = signed.message
-        if not isinstance(message, OrderEcho) or message.view != self.view or not self.active:
+        if not isinstance(message, (OrderEcho, OrderPrepared, OrderCommitted)) or \
+                message.view != self.view or not self.active:
             return False
         if message.slot < self.low:
             return True
         state = self._slots.get(message.slot)
         if state is None:
             return False
+        if isinstance(message, OrderPrepared):
+            return state.ready_sent
+        if isinstance(message, OrderCommitted):
+            return message.slot in self._committed
         if isinstance(message, OrderReady):
             if state.committed_digest != message.digest:
                 return False
@@ -543,9 +571,10 @@ class Ordering:
                 return  # wait for the predecessor: honest origins' batches stay gap-free
         state.echoed = order.digest
         echo = OrderEcho(self.view, slot, order.digest)
-        state.mine["echo"] = (None, echo)
+        to = self._vote_to(slot, state)
+        state.mine["echo"] = (to, echo)
         state.last_sent = now
-        self.outbox.send(None, echo)
+        self.outbox.send(to, echo)
 
     def _on_vote(self, votes: dict[int, Signed], signed: Signed, message: OrderEcho,
                  state: _Slot) -> None:
@@ -577,10 +606,15 @@ class Ordering:
                 self._prepared[slot] = cert  # the newest view's
                 self.outbox.prepared.append(cert)
                 state.ready_sent = True
+                if self._collects(slot):
+                    forward = OrderPrepared(self.view, slot, refs, votes)
+                    state.mine["prepared"] = (None, forward)
+                    self.outbox.send(None, forward)
                 ready = OrderReady(self.view, slot, digest)
-                state.mine["ready"] = (None, ready)
+                to = self._vote_to(slot, state)
+                state.mine["ready"] = (to, ready)
                 state.last_sent = now
-                self.outbox.send(None, ready)
+                self.outbox.send(to, ready)
         if state.committed_digest is None:
             digest = _quorum_digest(state.readies, q)
             if digest is not None:
@@ -591,6 +625,9 @@ class Ordering:
                     for v in sorted(state.readies.values(), key=lambda v: v.sender)
                     if _digest_of(v) == digest
                 )[:q]
+                if self._collects(slot):
+                    self.outbox.send(None, OrderCommitted(self.view, slot, digest,
+                                                          state.certificate))
         if state.committed_digest is not None and slot not in self._committed:
             refs = state.values.get(state.committed_digest)
             if refs is not None:
@@ -608,14 +645,70 @@ class Ordering:
         for slot, state in self._slots.items():
             if state.mine and now - state.last_sent >= interval:
                 state.last_sent = now
-                for dest, item in state.mine.values():
-                    self.outbox.send(dest, item)
+                # Linear votes fall back to all-to-all: the collector may be silent, or a
+                # Byzantine one may forward its certificates to some members only.
+                state.fallback = True
+                if not (state.committed_digest or self._collects(slot)):
+                    self._all_to_all_view = self.view
+                for _, item in state.mine.values():
+                    self.outbox.send(None, item)
             if slot not in self._committed and state.proposal is not None and \
                     state.echoed is None and now - state.proposed_at >= interval:
                 self._want_missing(state.proposal.refs)
         for slot, committed in self._committed.items():
             if slot >= self.low:
                 self._want_missing(committed.refs)
+
+    def _collects(self, slot: int) -> bool:
+        """True if votes are linear and this member is ``slot``'s collector (its proposer in
+        the current view)."""
+        return self.settings.votes == "linear" and \
+            self.proposer.proposer_of(slot) == self.member
+
+    def _vote_to(self, slot: int, state: _Slot) -> int | None:
+        """Where this member's vote for ``slot`` goes: everyone, or with linear votes the
+        slot's collector until the slot falls back to all-to-all."""
+        if self.settings.votes != "linear" or state.fallback or \
+                self._all_to_all_view == self.view:
+            return None
+        return self.proposer.proposer_of(slot)
+
+    def _on_prepared(self, message: OrderPrepared, state: _Slot, now: float) -> None:
+        """A collector's prepared certificate: its q ECHOs count as if each had arrived."""
+        if state.ready_sent:
+            return
+        if not self._refs_well_formed(message.refs, null_ok=True):
+            self.outbox.drop("order-bad-certificate")
+            return
+        digest = message.digest
+        if not self._adopt_votes(state.echoes, OrderEcho(message.view, message.slot, digest),
+                                 message.votes):
+            return
+        state.values[digest] = message.refs  # at most one value is prepared per view
+        self._progress(message.slot, state, now)
+
+    def _on_committed(self, message: OrderCommitted, state: _Slot, now: float) -> None:
+        """A collector's commit certificate: its q READYs count as if each had arrived."""
+        if state.committed_digest is None and self._adopt_votes(
+                state.readies, OrderReady(message.view, message.slot, message.digest),
+                message.votes):
+            self._progress(message.slot, state, now)
+
+    def _adopt_votes(self, held: dict[int, Signed], vote: OrderEcho,
+                     votes: tuple[Vote, ...]) -> bool:
+        """Count a forwarded certificate's votes (each re-created as the signed ``vote`` of
+        its member) if they are q valid signatures; a vote that contradicts its member's
+        earlier one is evidence. False (counted) for a bad certificate."""
+        body = vote.to_body()
+        if not valid_votes(votes, body, vote.KIND, self.quorums, self.verify):
+            self.outbox.drop("order-bad-certificate")
+            return False
+        for v in votes:
+            signed = Signed(v.member, vote, body, v.signature)
+            previous = held.setdefault(v.member, signed)
+            if _digest_of(previous) != vote.digest:
+                self.outbox.evidence.append(Evidence(v.member, previous, signed))
+        return True
 
     def _want_missing(self, refs: tuple[BatchRef, ...]) -> None:
         for ref in refs:

@@ -54,7 +54,7 @@ class Variant:
         check_brb(brb)
         cls = BrachaBroadcast if brb == "bracha" else SignedEchoBroadcast
         return cls(member=member, quorums=quorums, settings=settings, outbox=outbox,
-                   verify=verify)
+                   verify=verify, leader=leader)
 
 
 _TABLE = {v.name: v for v in (

@@ -45,7 +45,9 @@ from btob.core.wire import (
     CheckpointCert,
     NewView,
     Order,
+    OrderCommitted,
     OrderEcho,
+    OrderPrepared,
     PreparedCert,
     Reproposal,
     Signed,
@@ -365,7 +367,7 @@ class ViewChanger:
         """Hold an ordering message of a view not installed yet (the NEW-VIEW may trail its
         view's first messages); True if held."""
         message = signed.message
-        assert isinstance(message, (Order, OrderEcho))
+        assert isinstance(message, (Order, OrderEcho, OrderPrepared, OrderCommitted))
         view = self._order.view
         if view < message.view <= view + self.settings.view_window:
             self._early.append(signed)
@@ -378,7 +380,7 @@ class ViewChanger:
         ready = []
         for early in held:
             message = early.message
-            assert isinstance(message, (Order, OrderEcho))
+            assert isinstance(message, (Order, OrderEcho, OrderPrepared, OrderCommitted))
             if message.view == view:
                 ready.append(early)
             elif message.view > view:

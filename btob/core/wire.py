@@ -58,7 +58,9 @@ __all__ = [
     "Message",
     "NewView",
     "Order",
+    "OrderCommitted",
     "OrderEcho",
+    "OrderPrepared",
     "OrderReady",
     "PreparedCert",
     "RawFrame",
@@ -333,6 +335,37 @@ class OrderReady(OrderEcho):
     """Ordering: the signer holds a prepared certificate; q of them commit the slot."""
 
 
+@message("ord.prepared", 13)
+@attrs.frozen
+class OrderPrepared(_Message):
+    """Linear votes: the slot's collector forwards the q ordering ECHOs it gathered for
+    ``refs`` in (view, slot), a prepared certificate anyone can check."""
+
+    WIRE: ClassVar = (INT, INT, REFS, VOTES)
+    view: int
+    slot: int
+    refs: tuple[BatchRef, ...]
+    votes: tuple[Vote, ...]
+
+    @property
+    def digest(self) -> bytes:
+        """The value digest the ECHOs sign."""
+        return slot_digest(self.slot, self.refs)
+
+
+@message("ord.committed", 14)
+@attrs.frozen
+class OrderCommitted(_Message):
+    """Linear votes: the slot's collector forwards the q ordering READYs it gathered for
+    ``digest`` in (view, slot), a commit certificate anyone can check."""
+
+    WIRE: ClassVar = (INT, INT, DIGEST, VOTES)
+    view: int
+    slot: int
+    digest: bytes
+    votes: tuple[Vote, ...]
+
+
 @message("ctl.status", 20)
 @attrs.frozen
 class Status(_Message):
@@ -442,14 +475,15 @@ class Chunk(_Message):
 
 
 Message: TypeAlias = (
-    Send | Echo | Final | Order | OrderEcho | Status | SlotProof | Checkpoint | ViewChange
-    | NewView | LogSegment | Request | ChunkRequest | Chunk
+    Send | Echo | Final | Order | OrderEcho | OrderPrepared | OrderCommitted | Status
+    | SlotProof | Checkpoint | ViewChange | NewView | LogSegment | Request | ChunkRequest | Chunk
 )
 """Any protocol message (Ready and Fetch are Echo subclasses; OrderReady an OrderEcho one)."""
 
 _CLASSES: tuple[type[_Message], ...] = (
-    Send, Echo, Ready, Fetch, Final, Request, Order, OrderEcho, OrderReady, Status, SlotProof,
-    LogSegment, ChunkRequest, Chunk, Checkpoint, ViewChange, NewView,
+    Send, Echo, Ready, Fetch, Final, Request, Order, OrderEcho, OrderReady, OrderPrepared,
+    OrderCommitted, Status, SlotProof, LogSegment, ChunkRequest, Chunk, Checkpoint, ViewChange,
+    NewView,
 )
 _BY_CODE: dict[int, type[_Message]] = {c.CODE: c for c in _CLASSES}
 KINDS: Mapping[str, type[_Message]] = {c.KIND: c for c in _CLASSES}

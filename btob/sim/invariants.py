@@ -56,7 +56,9 @@ from btob.core.wire import (
     Final,
     LogSegment,
     NewView,
+    OrderCommitted,
     OrderEcho,
+    OrderPrepared,
     OrderReady,
     PreparedCert,
     Ready,
@@ -81,7 +83,7 @@ _SIBLING_KINDS = {Echo.KIND: Ready.KIND, Ready.KIND: Echo.KIND,
 """Kinds whose bodies have the same layout: a signature for one must never pass for the
 other (the domain tag names the kind)."""
 _CERTIFIED = frozenset({Final.CODE, ViewChange.CODE, NewView.CODE, SlotProof.CODE,
-                        LogSegment.CODE})
+                        LogSegment.CODE, OrderPrepared.CODE, OrderCommitted.CODE})
 """Codes of the frames that carry certificates."""
 
 
@@ -192,6 +194,13 @@ class VoteMonitor:
                        OrderReady.KIND, body)
         elif isinstance(message, LogSegment):
             self._checkpoint(source, "LOG SEGMENT", message.cert)
+        elif isinstance(message, OrderPrepared):
+            self._prepared(source, "ORDER-PREPARED", PreparedCert(
+                message.view, message.slot, message.refs, message.votes))
+        elif isinstance(message, OrderCommitted):
+            body = OrderReady(message.view, message.slot, message.digest).to_body()
+            self._cert(source, f"ORDER-COMMITTED ({message.view}, {message.slot})",
+                       message.votes, OrderReady.KIND, body)
         elif isinstance(message, ViewChange):
             self._view_change(source, "VIEW-CHANGE", message)
         elif isinstance(message, NewView):

@@ -35,10 +35,14 @@ from btob.crypto import KeyRegistry, Signer, SigningKey, Verifier
 
 CLUSTER = b"brb-test"
 SETTINGS = Settings(retransmit_interval_s=0.2)
+LINEAR = Settings(retransmit_interval_s=0.2, votes="linear")
+LEADER = 1
+"""The sequencer an ``echo-linear`` member forwards a FINAL to first."""
 
 
 class Harness:
-    """n members, member ``byzantine`` (if any) scripted, the rest honest BRB cores."""
+    """n members, member ``byzantine`` (if any) scripted, the rest honest BRB cores
+    (``kind``: bracha, echo, or echo-linear: the signed echo under linear votes)."""
 
     def __init__(self, n: int, kind: str, seed: int, byzantine: int | None) -> None:
         self.n = n
@@ -57,8 +61,10 @@ class Harness:
             self.outboxes[i] = Outbox()
             self.verifiers[i] = Verifier(self.registry, cluster_id=CLUSTER)
             cls = BrachaBroadcast if kind == "bracha" else SignedEchoBroadcast
-            self.cores[i] = cls(member=i, quorums=self.quorums, settings=SETTINGS,
-                                outbox=self.outboxes[i], verify=self.verifiers[i].verify)
+            self.cores[i] = cls(member=i, quorums=self.quorums,
+                                settings=LINEAR if kind == "echo-linear" else SETTINGS,
+                                outbox=self.outboxes[i], verify=self.verifiers[i].verify,
+                                leader=lambda: LEADER)
         self.delivered: dict[int, list[tuple[int, int, bytes]]] = {i: [] for i in self.cores}
         self.queue: list[tuple[float, int, int, bytes]] = []
         self.seq = 0
@@ -156,7 +162,7 @@ class EquivocatingOrigin(Harness):
             self.post(member, self.sign(0, Send(0, self.values[1 - self.choice[member]])))
 
     def on_time(self) -> None:
-        if self.kind != "echo":
+        if self.kind == "bracha":
             return
         for which, digest in enumerate(self.digests):
             if which in self.finals_sent:
@@ -178,7 +184,7 @@ class EquivocatingOrigin(Harness):
                 self.weak_sent.add(which)
 
 
-@pytest.mark.parametrize("kind", ["bracha", "echo"])
+@pytest.mark.parametrize("kind", ["bracha", "echo", "echo-linear"])
 @pytest.mark.parametrize("n", [4, 7])
 def test_equivocating_origin_cannot_split_honest_members(kind: str, n: int) -> None:
     delivered_runs = 0
@@ -208,7 +214,7 @@ def test_evidence_of_equivocation_is_collected(kind: str) -> None:
     assert proven >= 5
 
 
-@pytest.mark.parametrize("kind", ["bracha", "echo"])
+@pytest.mark.parametrize("kind", ["bracha", "echo", "echo-linear"])
 def test_honest_origin_is_delivered_everywhere_despite_loss(kind: str) -> None:
     for seed in range(20):
         h = Harness(4, kind, seed, byzantine=None)
@@ -396,3 +402,33 @@ def test_a_wanted_value_is_fetched_and_held_even_over_another_value(kind: str) -
     core.on_message(peer, 0.5)  # and the fetched one is served to others
     assert [(dest, item.message) for dest, item in outbox.sends
             if isinstance(item, Signed)] == [(2, Send(0, named))]
+
+
+def test_under_linear_votes_a_final_goes_to_the_sequencer_first_and_to_all_if_unordered(
+) -> None:
+    h = Harness(4, "echo-linear", 0, byzantine=None)
+    core, outbox = h.cores[2], h.outboxes[2]
+    batch = Batch(0, (b"mine",))
+    echo = Echo(0, 0, batch.digest())
+    core.on_message(h.sign(0, Send(0, batch)), 0.0)
+    votes = tuple(Vote(m, h.sign(m, echo).signature) for m in (0, 1, 3))
+    final = h.sign(0, Final(0, 0, batch, votes))
+    outbox.sends.clear()
+    core.on_message(final, 0.1)
+    assert [d.origin for d in outbox.brb_deliveries] == [0]
+    assert outbox.sends == [(LEADER, final)]
+    outbox.sends.clear()
+    core.retransmit(0.1 + LINEAR.retransmit_interval_s / 2)
+    assert outbox.sends == []
+    core.retransmit(0.1 + LINEAR.retransmit_interval_s)  # still not ordered: to everyone
+    assert outbox.sends == [(None, final)]
+    leader, leader_box = h.cores[LEADER], h.outboxes[LEADER]
+    leader_box.sends.clear()
+    leader.on_message(final, 0.2)  # the sequencer itself forwards it to no one at first
+    assert leader_box.sends == [] and [d.origin for d in leader_box.brb_deliveries] == [0]
+    leader.retransmit(0.2 + LINEAR.retransmit_interval_s)  # ... unless it stays unordered
+    assert leader_box.sends == [(None, final)]
+    leader_box.sends.clear()
+    leader.forget(0, 0)  # ordered: nothing more to forward
+    leader.retransmit(0.2 + 3 * LINEAR.retransmit_interval_s)
+    assert leader_box.sends == []

@@ -14,7 +14,9 @@ from btob.core.wire import (
     BatchRef,
     Checkpoint,
     Order,
+    OrderCommitted,
     OrderEcho,
+    OrderPrepared,
     OrderReady,
     PreparedCert,
     Reproposal,
@@ -717,3 +719,155 @@ def test_a_jump_unqueues_what_it_settled() -> None:
     assert core.proposer.queue[2] == {1: second}
     core.jump_to(SETTINGS.checkpoint_interval, ((2, 2, ()),))  # both are ordered
     assert core.proposer.queue[2] == {}
+
+
+# -- linear votes: a collector gathers the votes and forwards the certificates ---------------
+
+LINEAR = Settings(slot_window=8, checkpoint_interval=4, votes="linear")
+
+
+def make_linear(member: int = 1) -> tuple[Ordering, Outbox, Keys]:
+    keys = Keys(N)
+    outbox = Outbox()
+    core = Ordering(member=member, quorums=Quorums.for_cluster(N), settings=LINEAR,
+                    outbox=outbox, verify=keys.verifier().verify)
+    return core, outbox, keys
+
+
+def _votes(keys: Keys, vote: OrderEcho, voters: tuple[int, ...] = (0, 2, 3)) -> tuple[Vote, ...]:
+    return tuple(Vote(m, keys.sign(m, vote).signature) for m in voters)
+
+
+def test_linear_votes_go_to_the_collector_and_its_certificates_drive_the_member() -> None:
+    core, outbox, keys = make_linear()
+    order = Order(0, 0, (REF,))
+    core.batch_held(REF, 0.0)
+    core.on_message(keys.sign(0, order), 0.0)
+    echo = OrderEcho(0, 0, order.digest)
+    assert outbox.sends == [(0, echo)]  # to the collector (the sequencer) only
+    outbox.sends.clear()
+    prepared = OrderPrepared(0, 0, (REF,), _votes(keys, echo))
+    core.on_message(keys.sign(0, prepared), 0.1)
+    ready = OrderReady(0, 0, order.digest)
+    assert outbox.sends == [(0, ready)]
+    assert [c.votes for c in outbox.prepared] == [prepared.votes]  # a prepared certificate
+    assert core.committed(0) is None
+    core.on_message(keys.sign(0, OrderCommitted(0, 0, order.digest, _votes(keys, ready))), 0.2)
+    committed = core.committed(0)
+    assert committed is not None and committed.refs == (REF,)
+    assert [v.member for v in committed.certificate] == [0, 2, 3]
+
+
+def test_the_collector_forwards_each_certificate_once_it_holds_q_votes() -> None:
+    core, outbox, keys = make_linear(member=0)
+    core.batch_available(REF, 0.0)
+    (order,) = sent(outbox, Order)
+    assert isinstance(order, Order)
+    core.on_message(keys.sign(0, order), 0.0)
+    echo = OrderEcho(0, 0, order.digest)
+    assert (0, echo) in outbox.sends  # its own vote goes to itself
+    for member in (0, 1):
+        core.on_message(keys.sign(member, echo), 0.0)
+    assert sent(outbox, OrderPrepared) == []  # q - 1 ECHOs: nothing to forward
+    core.on_message(keys.sign(2, echo), 0.0)
+    assert sent(outbox, OrderPrepared) == [OrderPrepared(0, 0, (REF,), _votes(keys, echo,
+                                                                              (0, 1, 2)))]
+    assert (None, sent(outbox, OrderPrepared)[0]) in outbox.sends  # to everyone
+    ready = OrderReady(0, 0, order.digest)
+    for member in (0, 1):
+        core.on_message(keys.sign(member, ready), 0.0)
+    assert sent(outbox, OrderCommitted) == []
+    core.on_message(keys.sign(3, ready), 0.0)
+    assert outbox.sends[-1] == (None, OrderCommitted(0, 0, order.digest,
+                                                     _votes(keys, ready, (0, 1, 3))))
+
+
+@pytest.mark.parametrize("lie", ["short", "other-value", "repeated", "bad-signature",
+                                 "malformed"])
+def test_a_forwarded_certificate_that_does_not_hold_is_dropped_and_counted(lie: str) -> None:
+    core, outbox, keys = make_linear()
+    order = Order(0, 0, (REF,))
+    core.batch_held(REF, 0.0)
+    core.on_message(keys.sign(0, order), 0.0)
+    echo = OrderEcho(0, 0, order.digest)
+    votes = _votes(keys, echo)
+    refs: tuple[BatchRef, ...] = (REF,)
+    if lie == "short":
+        votes = votes[:2]
+    elif lie == "other-value":
+        votes = _votes(keys, OrderEcho(0, 0, bytes(32)))
+    elif lie == "repeated":
+        votes = (votes[0], votes[1], votes[1])
+    elif lie == "bad-signature":
+        votes = (*votes[:2], Vote(3, bytes(64)))
+    else:
+        refs = (REF, REF)
+    core.on_message(keys.sign(0, OrderPrepared(0, 0, refs, votes)), 0.1)
+    assert sent(outbox, OrderReady) == [] and outbox.prepared == []
+    assert outbox.dropped["order-bad-certificate"] == 1
+    ready = OrderReady(0, 0, order.digest)
+    core.on_message(keys.sign(0, OrderCommitted(0, 0, order.digest,
+                                                _votes(keys, ready)[:2])), 0.2)
+    assert core.committed(0) is None
+    assert outbox.dropped["order-bad-certificate"] == 2
+
+
+def test_a_certificate_vote_contradicting_the_voters_earlier_vote_is_evidence() -> None:
+    core, outbox, keys = make_linear()
+    order = Order(0, 0, (REF,))
+    core.on_message(keys.sign(0, order), 0.0)
+    core.on_message(keys.sign(2, OrderEcho(0, 0, bytes(32))), 0.0)  # 2 votes another value
+    echo = OrderEcho(0, 0, order.digest)
+    core.on_message(keys.sign(0, OrderPrepared(0, 0, (REF,), _votes(keys, echo))), 0.1)
+    assert [e.member for e in outbox.evidence] == [2]
+
+
+def test_linear_votes_fall_back_to_everyone_for_the_rest_of_the_view() -> None:
+    """A collector that forwards nothing: after a retransmit interval the votes go to every
+    member, and so do those of the view's later slots from the start."""
+    core, outbox, keys = make_linear()
+    first = Order(0, 0, (REF,))
+    core.batch_held(REF, 0.0)
+    core.on_message(keys.sign(0, first), 0.0)
+    interval = LINEAR.retransmit_interval_s
+    outbox.sends.clear()
+    core.retransmit(interval / 2)
+    assert outbox.sends == []
+    core.retransmit(interval)
+    assert outbox.sends == [(None, OrderEcho(0, 0, first.digest))]
+    for member in (0, 2, 3):
+        core.on_message(keys.sign(member, OrderEcho(0, 0, first.digest)), interval)
+    assert outbox.sends[-1] == (None, OrderReady(0, 0, first.digest))
+    other = BatchRef(3, 0, Batch(0, (b"other",)).digest())
+    core.batch_held(other, interval)
+    second = Order(0, 1, (other,))
+    core.on_message(keys.sign(0, second), interval)
+    assert outbox.sends[-1] == (None, OrderEcho(0, 1, second.digest))
+
+
+def test_a_new_view_collects_linearly_again_at_its_own_collector() -> None:
+    core, outbox, keys = make_linear()
+    core.batch_held(REF, 0.0)
+    core.on_message(keys.sign(0, Order(0, 0, (REF,))), 0.0)
+    core.retransmit(LINEAR.retransmit_interval_s)  # view 0 falls back
+    core.suspend()
+    core.install_view(1, (), 0, 1.0)
+    outbox.sends.clear()
+    order = Order(1, 0, (REF,))
+    core.on_message(keys.sign(1, order), 1.0)  # member 1 leads view 1: it collects itself
+    assert outbox.sends == [(1, OrderEcho(1, 0, order.digest))]
+
+
+def test_certificates_for_steps_taken_already_are_needless() -> None:
+    core, _, keys = make_linear()
+    order = Order(0, 0, (REF,))
+    core.batch_held(REF, 0.0)
+    core.on_message(keys.sign(0, order), 0.0)
+    echo, ready = OrderEcho(0, 0, order.digest), OrderReady(0, 0, order.digest)
+    prepared = keys.sign(0, OrderPrepared(0, 0, (REF,), _votes(keys, echo)))
+    committed = keys.sign(0, OrderCommitted(0, 0, order.digest, _votes(keys, ready)))
+    assert not core.needless(prepared) and not core.needless(committed)
+    core.on_message(prepared, 0.1)
+    assert core.needless(prepared) and not core.needless(committed)
+    core.on_message(committed, 0.2)
+    assert core.needless(committed)

@@ -24,6 +24,9 @@ from btob.core.wire import (
     ChunkRequest,
     Message,
     Order,
+    OrderCommitted,
+    OrderEcho,
+    OrderPrepared,
     Signed,
     Status,
     Vote,
@@ -50,6 +53,16 @@ def test_every_behaviour_is_survived(behaviour: str, member: int) -> None:
                                     faults=(parse_fault(spec, 4),), max_time=60))
         assert result.ok, [str(v) for v in result.report.violations]
         assert result.complete, f"{spec} seed {seed} did not complete"
+
+
+@pytest.mark.parametrize("behaviour", sorted(BEHAVIOURS))
+def test_every_behaviour_is_survived_under_linear_votes(behaviour: str) -> None:
+    """Member 0 collects view 0's votes (it is the sequencer): every behaviour there."""
+    spec = f"0={behaviour}{PARAMS.get(behaviour, '')}"
+    result = simulate(SimConfig(n=4, seed=1, messages=100, faults=(parse_fault(spec, 4),),
+                                settings=Settings(votes="linear"), max_time=60))
+    assert result.ok, [str(v) for v in result.report.violations]
+    assert result.complete, f"{spec} did not complete under linear votes"
 
 
 @pytest.mark.parametrize("behaviour", ["equivocate", "vote-equivocate", "twins"])
@@ -657,3 +670,35 @@ def test_the_checker_catches_a_member_that_believes_nothing_about_clients() -> N
     assert simulate(ahead).ok
     report = simulate(ahead, member_factory=broken("client-unordered")).report
     assert any(v.property == "fifo" and "client session" in str(v) for v in report.violations)
+
+
+def test_withhold_certs_drops_the_collectors_certificates_only_and_spares_to() -> None:
+    fault = _behaviour("0=withhold-certs:to=3")
+    votes = (Vote(1, bytes(64)),)
+    for message in (OrderPrepared(0, 0, (), votes), OrderCommitted(0, 0, bytes(32), votes)):
+        signed = KEYS.sign(0, message)
+        assert _through(fault, signed, dest=2) == []
+        assert _through(fault, signed, dest=3) == [(3, signed)]
+    echo = KEYS.sign(0, OrderEcho(0, 0, bytes(32)))
+    assert _through(fault, echo, dest=2) == [(2, echo)]
+
+
+def test_bad_certs_tells_every_lie_and_each_is_refused_unread() -> None:
+    """Five lies per five draws; an honest member in linear mode refuses each one under
+    ``order-bad-certificate`` (none is taken for a vote: it sends no READY, commits nothing)."""
+    fault = _behaviour("0=bad-certs:k=5")
+    injected = fault.tick()
+    assert {dest for dest, _ in injected} == {1, 2, 3}
+    frames = [frame for dest, frame in injected if dest == 1]
+    messages = [decode_frame(f).parse().message for f in frames]
+    assert sum(isinstance(m, OrderPrepared) for m in messages) == 4
+    assert sum(isinstance(m, OrderCommitted) for m in messages) == 1
+    outbox = Outbox()
+    core = Ordering(member=1, quorums=Quorums.for_cluster(4),
+                    settings=attrs.evolve(SETTINGS, votes="linear"), outbox=outbox,
+                    verify=KEYS.verifier().verify)
+    for frame in frames:
+        core.on_message(decode_frame(frame).parse(), 0.0)
+    assert outbox.dropped["order-bad-certificate"] == 5
+    assert not outbox.sends and not outbox.prepared
+    assert all(core.committed(slot) is None for slot in range(3))

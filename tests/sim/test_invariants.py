@@ -19,7 +19,9 @@ from btob.core.wire import (
     Final,
     LogSegment,
     NewView,
+    OrderCommitted,
     OrderEcho,
+    OrderPrepared,
     OrderReady,
     PreparedCert,
     Ready,
@@ -173,6 +175,12 @@ def test_view_changes_new_views_slot_proofs_and_segments_carry_certificates_that
          "SLOT proof of 7: member 1's signature is not for it"),
         (LogSegment(mixed_checkpoint, 0, ()),
          "LOG SEGMENT: checkpoint at 16: member 3's signature is not for it"),
+        (OrderPrepared(2, 7, refs, good_prepared.votes), None),
+        (OrderPrepared(2, 7, refs, short_prepared.votes),
+         "ORDER-PREPARED: prepared (2, 7): 2 signers, fewer than q=3"),
+        (OrderCommitted(2, 7, digest, proof.certificate), None),
+        (OrderCommitted(2, 7, D1, proof.certificate),
+         "ORDER-COMMITTED (2, 7): member 1's signature is not for it"),
     ]
     for message, why in cases:
         monitor = _certifying_monitor()
