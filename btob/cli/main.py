@@ -7,11 +7,15 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import attrs
-
 from btob._errors import BtobError, ConfigError
 from btob.cli.client import add_client_arguments, run_client
-from btob.cli.node import add_keygen_arguments, add_node_arguments, run_keygen, run_node
+from btob.cli.node import (
+    add_keygen_arguments,
+    add_node_arguments,
+    run_keygen,
+    run_node,
+    with_vote_mode,
+)
 from btob.cli.receipt import add_receipt_arguments, run_receipt
 from btob.core.dissemination import BRB_KINDS
 from btob.core.proposers import view_leader
@@ -194,13 +198,8 @@ def _sim_config(args: argparse.Namespace) -> SimConfig:
         settings = mixes[0].settings(settings)
     net = parse_net(net_text, args.n) if net_text else NetSpec()
     faults = tuple(parse_fault(text, args.n) for text in fault_texts)
-    if args.votes is not None:  # the flag wins over a mix's mode; without it, theirs counts
-        texts = [t for t in args.setting if t.partition("=")[0].strip() == "votes"]
-        named = settings_with(Settings(), texts)
-        if texts and named.votes != args.votes:
-            raise ConfigError(f"--votes {args.votes} disagrees with --setting "
-                              f"votes={named.votes}: give the vote mode once")
-        settings = attrs.evolve(settings, votes=args.votes)
+    # The flag wins over a mix's mode; without it, the settings' mode is the run's.
+    settings = with_vote_mode(settings, args.votes, args.setting)
     return SimConfig(
         n=args.n, f=args.f, seed=args.seed, messages=args.messages,
         payload_size=args.payload_size, rate=args.rate, variant=args.variant, brb=args.brb,
