@@ -136,7 +136,8 @@ class Plan:
 
     def settings(self) -> Settings:
         """The settings of the disk and restart runs."""
-        return Settings(**dict(self.history_settings))
+        changes: dict[str, Any] = dict(self.history_settings)
+        return Settings(**changes)
 
     def catchup_settings(self) -> Settings:
         """The settings of the catch-up cluster."""

@@ -9,11 +9,17 @@ from pathlib import Path
 
 from btob._errors import BtobError, ConfigError
 from btob.cli.client import add_client_arguments, run_client
-from btob.cli.node import add_keygen_arguments, add_node_arguments, run_keygen, run_node
+from btob.cli.node import (
+    add_keygen_arguments,
+    add_node_arguments,
+    run_keygen,
+    run_node,
+    with_vote_mode,
+)
 from btob.cli.receipt import add_receipt_arguments, run_receipt
 from btob.core.dissemination import BRB_KINDS
 from btob.core.proposers import view_leader
-from btob.core.settings import Settings, settings_with
+from btob.core.settings import VOTE_MODES, Settings, settings_with
 from btob.core.variants import VARIANTS
 from btob.faults import (
     BEHAVIOURS,
@@ -47,6 +53,9 @@ _VARIANT_HELP = ("sequencer variant: bb (batches by reliable broadcast, the sequ
                  "or moving (the proposer rotates); default %(default)s")
 _BRB_HELP = ("reliable broadcast of batches: bracha (double echo) or echo (Reiter's signed "
              "echo); default %(default)s")
+_VOTES_HELP = ("how ordering votes travel: all (every ECHO and READY to every member) or "
+               "linear (to the slot's proposer, which forwards the certificates it gathers); "
+               "default all")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -84,6 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="payloads per virtual second, cluster-wide (default 2000)")
     sim.add_argument("--variant", choices=VARIANTS, default="bb", help=_VARIANT_HELP)
     sim.add_argument("--brb", choices=BRB_KINDS, default="bracha", help=_BRB_HELP)
+    sim.add_argument("--votes", choices=VOTE_MODES, default=None,
+                     help=_VOTES_HELP + " (or what --setting votes=... or --mix sets)")
     sim.add_argument("--fault", action="append", default=[], metavar="ID=BEHAVIOUR[:k=v,...]",
                      help="make member ID faulty, e.g. 0=crash:at=0.3 (repeatable; "
                           "`btob faults` lists the behaviours)")
@@ -187,6 +198,8 @@ def _sim_config(args: argparse.Namespace) -> SimConfig:
         settings = mixes[0].settings(settings)
     net = parse_net(net_text, args.n) if net_text else NetSpec()
     faults = tuple(parse_fault(text, args.n) for text in fault_texts)
+    # The flag wins over a mix's mode; without it, the settings' mode is the run's.
+    settings = with_vote_mode(settings, args.votes, args.setting)
     return SimConfig(
         n=args.n, f=args.f, seed=args.seed, messages=args.messages,
         payload_size=args.payload_size, rate=args.rate, variant=args.variant, brb=args.brb,
@@ -208,7 +221,8 @@ def format_summary(result: SimResult) -> str:
     faults = ", ".join(str(s) for s in config.faults) or "none"
     lines = [
         f"btob sim  n={config.n} f={q.f} q={q.quorum}  seed={config.seed}  "
-        f"variant={config.variant}  brb={config.brb}  messages={config.messages} "
+        f"variant={config.variant}  brb={config.brb}  votes={config.votes}  "
+        f"messages={config.messages} "
         f"x {config.payload_size} B",
         f"network   {config.net.describe()}",
         f"faults    {faults}",

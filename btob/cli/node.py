@@ -7,7 +7,7 @@ import hashlib
 import os
 import signal
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import attrs
@@ -17,7 +17,7 @@ from btob._errors import ConfigError, DeliveryNotRetained
 from btob.apps.kv import KVStore
 from btob.core.application import StateMachine
 from btob.core.dissemination import BRB_KINDS
-from btob.core.settings import CLUSTER_SETTINGS, Settings, settings_with
+from btob.core.settings import CLUSTER_SETTINGS, VOTE_MODES, Settings, settings_with
 from btob.core.variants import VARIANTS
 from btob.crypto import KeyRegistry, SigningKey, load_signing_key, save_signing_key
 from btob.faults import FaultSpec, NetSpec, parse_fault, parse_net
@@ -41,11 +41,31 @@ from btob.sim.logs import (
 )
 
 __all__ = ["APPS", "add_keygen_arguments", "add_node_arguments", "run_keygen", "run_node",
-           "workload_payload"]
+           "with_vote_mode", "workload_payload"]
 
 
 APPS: dict[str, Callable[[], StateMachine]] = {"kv": KVStore}
 """The applications ``btob node --app`` can run, by name."""
+
+
+def with_vote_mode(settings: Settings, votes: str | None, texts: Sequence[str]) -> Settings:
+    """``settings`` in the vote mode ``--votes`` names (None: as they are).
+
+    ``texts`` are the command's ``--setting`` texts: one naming another mode than ``votes``
+    is a ConfigError (one line), since a command line gives the mode once.
+    """
+    if votes is None:
+        return settings
+    named = [t for t in texts if t.partition("=")[0].strip() == "votes"]
+    given = settings_with(Settings(), named).votes
+    if named and given != votes:
+        raise ConfigError(f"--votes {votes} disagrees with --setting votes={given}: give the "
+                          f"vote mode once")
+    return attrs.evolve(settings, votes=votes)
+
+
+_VOTES_HELP = ("all (each ordering vote to every member) or linear (each to the slot's "
+               "proposer, which forwards the certificates it gathers)")
 
 
 def add_keygen_arguments(parser: argparse.ArgumentParser) -> None:
@@ -71,6 +91,9 @@ def add_keygen_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--variant", choices=VARIANTS, default="bb",
                         help="sequencer variant, written to cluster.toml (default "
                              "%(default)s; see btob sim --help)")
+    parser.add_argument("--votes", choices=VOTE_MODES, default=None,
+                        help="how ordering votes travel, written to cluster.toml's [settings]: "
+                             + _VOTES_HELP + " (default all)")
     parser.add_argument("--setting", action="append", default=[], metavar="NAME=VALUE",
                         help="a cluster-wide Settings field for cluster.toml, e.g. "
                              "checkpoint_interval=32 (repeatable; every member then uses it)")
@@ -120,7 +143,8 @@ def run_keygen(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise ConfigError(f"--out {out}: cannot create the directory: "
                           f"{exc.strerror or exc}") from None
-    settings = settings_with(Settings(), args.setting)
+    settings = with_vote_mode(settings_with(Settings(), args.setting), args.votes,
+                              args.setting)
     local = [name for name in _changed(settings) if name not in CLUSTER_SETTINGS]
     if local:
         raise ConfigError(f"--setting {local[0]}: a member's own setting, not the cluster's; "
@@ -185,6 +209,9 @@ def add_node_arguments(parser: argparse.ArgumentParser) -> None:
                         help="this member's own tuning, a Settings field, e.g. "
                              "retransmit_interval_s=0.1 (repeatable); a cluster-wide field "
                              "must agree with cluster.toml")
+    parser.add_argument("--votes", choices=VOTE_MODES, default=None,
+                        help="how ordering votes travel, cluster-wide: " + _VOTES_HELP
+                             + "; must agree with cluster.toml, whose mode is used without it")
     parser.add_argument("--net", default="", metavar="key=value,...",
                         help="network faults on what this member sends (as in btob sim)")
     parser.add_argument("--app", choices=sorted(APPS), default=None,
@@ -220,6 +247,7 @@ def run_node(args: argparse.Namespace) -> int:
     config = load_cluster_config(args.config)
     if not 0 <= args.id < config.n:
         raise ConfigError(f"--id {args.id} is not a member of {args.config} (0..{config.n - 1})")
+    config.agreed("votes", args.votes)  # cluster-wide: the file's mode, or the same one
     key = load_signing_key(args.key)
     if key.public_key() != config.registry.public_key(args.id):
         raise ConfigError(f"key file {args.key} does not hold member {args.id}'s key")

@@ -117,11 +117,13 @@ class ClusterConfig:
         return settings
 
     def agreed(self, name: str, value: str | None) -> str:
-        """The cluster's ``brb`` or ``variant``; a different ``value`` is a ConfigError."""
-        ours: str = getattr(self, name)
+        """The cluster's ``brb``, ``variant`` or ``votes`` (its settings' vote mode); a
+        different ``value`` is a ConfigError."""
+        ours: str = getattr(self.settings if name == "votes" else self, name)
         if value is not None and value != ours:
+            where = "cluster.toml's [settings]" if name == "votes" else "cluster.toml"
             raise ConfigError(f"{name} {value!r} disagrees with the cluster's {name} {ours!r} "
-                              f"(set it in cluster.toml)")
+                              f"(set it in {where})")
         return ours
 
     def client_address(self, member: int) -> MemberAddress | None:

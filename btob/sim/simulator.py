@@ -29,7 +29,7 @@ from btob.core.durable import DurableState
 from btob.core.member import CountersUnknown, Member, MemberStatistics, RequestRefused
 from btob.core.proposers import view_leader
 from btob.core.quorum import Quorums
-from btob.core.settings import Settings
+from btob.core.settings import VOTE_MODES, Settings
 from btob.core.variants import VARIANTS
 from btob.core.wire import Signed, decode_frame
 from btob.crypto import Backend, KeyRegistry, Signer, SigningKey, Verifier, get_backend
@@ -153,6 +153,12 @@ class SimConfig:
     faults: tuple[FaultSpec, ...] = ()
     net: NetSpec = attrs.field(factory=NetSpec)
     settings: Settings = attrs.field(factory=Settings)
+    votes: str = attrs.field(default=attrs.Factory(lambda self: self.settings.votes,
+                                                   takes_self=True))
+    """How ordering votes travel (:attr:`Settings.votes`: ``all`` or ``linear``); by default
+    the ``settings``' mode. Given, it is the run's: ``settings`` becomes the same settings with
+    this mode, so every member (and every faulty core) runs with ``settings.votes == votes``
+    (``attrs.evolve`` copies ``votes`` too: change the mode through it, not ``settings``)."""
     max_time: float = 60.0
     """Virtual seconds after which an unfinished run stops (and is marked incomplete)."""
     linger: float = 0.5
@@ -200,6 +206,11 @@ class SimConfig:
             )
         if self.brb not in BRB_KINDS:
             raise ConfigError(f"unknown BRB {self.brb!r}; choose one of {', '.join(BRB_KINDS)}")
+        if self.votes not in VOTE_MODES:
+            raise ConfigError(f"unknown vote mode {self.votes!r}; choose one of "
+                              f"{', '.join(VOTE_MODES)}")
+        if self.settings.votes != self.votes:  # one mode per run, the one the config names
+            object.__setattr__(self, "settings", attrs.evolve(self.settings, votes=self.votes))
         members = [spec.member for spec in self.faults]
         if len(set(members)) != len(members):
             raise ConfigError("at most one --fault per member")
@@ -801,6 +812,7 @@ class _Simulation:
             n=config.n, f=quorums.f, complete=complete, members=members,
             extra={
                 "seed": config.seed, "variant": config.variant, "brb": config.brb,
+                "votes": config.votes,
                 "messages": config.messages, "payload_size": config.payload_size,
                 "faults": [str(s) for s in config.faults], "net": config.net.describe(),
                 "virtual_time": round(self.now, 6),
@@ -881,6 +893,8 @@ def replay_command(config: SimConfig) -> str:
              "--messages", str(config.messages), "--brb", config.brb]
     if config.variant != "bb":
         parts += ["--variant", config.variant]
+    if config.votes != "all":
+        parts += ["--votes", config.votes]
     if config.f is not None:
         parts += ["--f", str(config.f)]
     if config.payload_size != 100:
@@ -914,6 +928,8 @@ def replay_command(config: SimConfig) -> str:
             parts += ["--client-give-up", f"{config.client_give_up_s:g}"]
     default = Settings()
     for field in attrs.fields(Settings):
+        if field.name == "votes":
+            continue  # --votes above
         value = getattr(config.settings, field.name)
         if value != getattr(default, field.name):
             parts += ["--setting", f"{field.name}={value:g}" if isinstance(value, float)

@@ -9,6 +9,7 @@ the same way.
 from __future__ import annotations
 
 import argparse
+import itertools
 import random
 import shlex
 import sys
@@ -21,7 +22,7 @@ import attrs
 from btob._errors import ConfigError
 from btob.core.dissemination import BRB_KINDS
 from btob.core.member import Member
-from btob.core.settings import Settings
+from btob.core.settings import VOTE_MODES, Settings
 from btob.core.variants import VARIANTS
 from btob.faults._adversary import STRATEGIES
 from btob.faults._mix import (
@@ -69,7 +70,7 @@ class SweepCase:
 
 @attrs.frozen
 class SweepRow:
-    """Totals over the runs of one (mix, n, brb) group.
+    """Totals over the runs of one (mix, n, brb, votes) group.
 
     ``evidence`` counts runs in which some honest member proved some member Byzantine;
     ``view_changes`` is the sum over runs; ``wall_s`` the real seconds spent simulating.
@@ -84,6 +85,8 @@ class SweepRow:
     view_changes: int
     evidence: int
     wall_s: float
+    votes: str = "all"
+    """The vote mode the group's members ran with (:attr:`Settings.votes`)."""
 
 
 @attrs.frozen
@@ -143,9 +146,11 @@ def _cases(
     seeds: Sequence[int], sizes: Sequence[int], brbs: Sequence[str],
     mixes: Sequence[str | Mix], *, messages: int, max_time: float, settings: Settings,
     variants: Sequence[str] = ("bb",), restarts: bool = False, explore_rounds: int = 2,
-    clients: int = 0,
+    clients: int = 0, votes: Sequence[str] | None = None,
 ) -> list[SweepCase]:
-    """Every case in run order (mix, n, brb, seed); every mix is resolved before any run."""
+    """Every case in run order (mix, n, variant, vote mode, brb, seed); every mix is
+    resolved before any run. ``votes`` None: each run takes its mix's settings' mode."""
+    modes: Sequence[str | None] = [None] if votes is None else list(votes)
     cases: list[SweepCase] = []
     for source in mixes:
         for n in sizes:
@@ -160,32 +165,35 @@ def _cases(
                 labelled = [(mix.name, mix) for mix in load_mixes(source, n)]
             for label, fixed in labelled:
                 stride = max(seeds, default=-1) + 1
-                for v, variant in enumerate(variants):
+                grid = itertools.product(enumerate(variants), enumerate(modes), enumerate(brbs))
+                for (v, variant), (m, mode), (b, brb) in grid:
                     shown = label if variant == "bb" else f"{label} [{variant}]"
-                    for b, brb in enumerate(brbs):
-                        # Each variant and BRB kind draws its own stretch of attacks, so that
-                        # a sweep tries as many attacks per size as it makes runs.
-                        stagger = (v * len(brbs) + b) * stride
-                        for seed in seeds:
-                            mix = fixed if fixed is not None else (
-                                swarm_mix(seed, n) if label == SWARM
-                                else client_mix(seed + stagger, n, clients=clients or 4)
-                                if label == CLIENTS
-                                else adversary_mix(seed + stagger, n))
-                            faults, net = mix.resolve(n)
-                            adversary = mix.adversary_spec()
-                            run_clients = mix.clients or clients
-                            config = SimConfig(
-                                n=n, seed=seed, messages=messages, brb=brb, faults=faults,
-                                net=net, max_time=max_time, settings=mix.settings(settings),
-                                variant=variant, adversary=adversary,
-                                restarts=(_restart_for(seed, n, faults, messages)
-                                          if restarts and adversary is None else ()),
-                                clients=run_clients,
-                                client_faults=mix.client_specs(run_clients),
-                                client_in_flight=mix.client_in_flight,
-                            )
-                            cases.append(SweepCase(config, shown))
+                    # Each variant, vote mode and BRB kind draws its own stretch of attacks, so
+                    # that a sweep tries as many attacks per size as it makes runs.
+                    stagger = ((v * len(modes) + m) * len(brbs) + b) * stride
+                    for seed in seeds:
+                        mix = fixed if fixed is not None else (
+                            swarm_mix(seed, n) if label == SWARM
+                            else client_mix(seed + stagger, n, clients=clients or 4)
+                            if label == CLIENTS
+                            else adversary_mix(seed + stagger, n))
+                        faults, net = mix.resolve(n)
+                        adversary = mix.adversary_spec()
+                        run_clients = mix.clients or clients
+                        run_settings = mix.settings(settings)
+                        if mode is not None:  # the sweep's mode wins over the mix's
+                            run_settings = attrs.evolve(run_settings, votes=mode)
+                        config = SimConfig(
+                            n=n, seed=seed, messages=messages, brb=brb, faults=faults,
+                            net=net, max_time=max_time, settings=run_settings,
+                            variant=variant, adversary=adversary,
+                            restarts=(_restart_for(seed, n, faults, messages)
+                                      if restarts and adversary is None else ()),
+                            clients=run_clients,
+                            client_faults=mix.client_specs(run_clients),
+                            client_in_flight=mix.client_in_flight,
+                        )
+                        cases.append(SweepCase(config, shown))
     return cases
 
 
@@ -227,8 +235,10 @@ def sweep(
     restarts: bool = False,
     explore_rounds: int = 2,
     clients: int = 0,
+    votes: Sequence[str] | None = None,
 ) -> SweepOutcome:
-    """Simulate every (mix, n, brb, seed) case in that order, one after the other.
+    """Simulate every (mix, n, variant, vote mode, brb, seed) case in that order, one after
+    the other.
 
     A mix is a :class:`Mix`, ``"swarm"`` (a fresh :func:`swarm_mix` per seed and size),
     ``"adversary"`` (a fresh :func:`~btob.faults.adversary_mix`), ``"explore"`` (every
@@ -244,14 +254,17 @@ def sweep(
     delivered anything differently the second time. With ``clients``, every run also has
     that many clients outside the cluster (a mix may set its own number); the mix
     ``"clients"`` draws an attack on clients per seed (:func:`~btob.faults.client_mix`, with
-    ``clients`` clients, 4 by default).
+    ``clients`` clients, 4 by default). ``votes`` lists the vote modes
+    (:attr:`Settings.votes`) every case runs in, each its own row; None runs each case in
+    its mix's settings' mode (``all`` unless the mix sets one).
 
-    Raises :class:`ConfigError` for a bad mix, size or BRB before any run starts.
+    Raises :class:`ConfigError` for a bad mix, size, BRB or vote mode before any run starts.
     """
     cases = _cases(seeds, sizes, brbs, mixes, messages=messages, max_time=max_time,
                    variants=variants, restarts=restarts, explore_rounds=explore_rounds,
-                   clients=clients, settings=settings if settings is not None else Settings())
-    totals: dict[tuple[str, int, str], list[float]] = {}
+                   clients=clients, votes=votes,
+                   settings=settings if settings is not None else Settings())
+    totals: dict[tuple[str, int, str, str], list[float]] = {}
     failure: SimResult | None = None
     failure_kind: str | None = None
     for done, case in enumerate(cases, start=1):
@@ -264,7 +277,8 @@ def sweep(
             raise AssertionError(f"{exc}; replay: {_replay(config)}") from exc
         wall = time.perf_counter() - started
         kind = _kind(result, require_complete)
-        row = totals.setdefault((case.mix, config.n, config.brb), [0, 0, 0, 0, 0, 0.0])
+        row = totals.setdefault((case.mix, config.n, config.brb, config.votes),
+                                [0, 0, 0, 0, 0, 0.0])
         row[0] += 1
         row[1] += not result.ok
         row[2] += not result.complete
@@ -282,8 +296,8 @@ def sweep(
     rows = tuple(
         SweepRow(mix=mix, n=n, brb=brb, runs=int(r[0]), violations=int(r[1]),
                  incomplete=int(r[2]), view_changes=int(r[3]), evidence=int(r[4]),
-                 wall_s=r[5])
-        for (mix, n, brb), r in totals.items()
+                 wall_s=r[5], votes=votes)
+        for (mix, n, brb, votes), r in totals.items()
     )
     if failure is None:
         return SweepOutcome(rows)
@@ -465,12 +479,12 @@ def _drop_net(field: str) -> Callable[[SimConfig], SimConfig | None]:
 
 def format_sweep(outcome: SweepOutcome) -> str:
     """The sweep's table, then ``sweep: PASS (R runs)`` or the failure and its replay."""
-    header = (f"{'mix':<24} {'n':>3} {'brb':<8} {'runs':>5} {'violations':>10} "
+    header = (f"{'mix':<24} {'n':>3} {'brb':<8} {'votes':<6} {'runs':>5} {'violations':>10} "
               f"{'incomplete':>10} {'view changes':>12} {'evidence':>8} {'seconds':>8}")
     lines = [header, "-" * len(header)]
     for r in outcome.rows:
         lines.append(
-            f"{r.mix:<24} {r.n:>3} {r.brb:<8} {r.runs:>5} {r.violations:>10} "
+            f"{r.mix:<24} {r.n:>3} {r.brb:<8} {r.votes:<6} {r.runs:>5} {r.violations:>10} "
             f"{r.incomplete:>10} {r.view_changes:>12} {r.evidence:>8} {r.wall_s:>8.2f}"
         )
     failure = outcome.failure
@@ -480,7 +494,7 @@ def format_sweep(outcome: SweepOutcome) -> str:
     config = failure.config
     lines.append(
         f"sweep: FAIL ({outcome.failure_kind}) at n={config.n} brb={config.brb} "
-        f"seed={config.seed} after {outcome.runs} runs"
+        f"votes={config.votes} seed={config.seed} after {outcome.runs} runs"
     )
     if outcome.failure_kind == INCOMPLETE:
         lines.append(f"  the run did not complete within {config.max_time:g} virtual seconds "
@@ -508,6 +522,11 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
                         help="comma-separated sequencer variants (default bb)")
     parser.add_argument("--brb", default="bracha", metavar=",".join(BRB_KINDS),
                         help="comma-separated reliable-broadcast kinds (default bracha)")
+    parser.add_argument("--votes", default=None, metavar=",".join(VOTE_MODES),
+                        help="comma-separated vote modes, each run in every case: all (votes "
+                             "to every member) or linear (votes to the slot's proposer, which "
+                             "forwards certificates) (default all, or what a mix's settings "
+                             "name)")
     parser.add_argument("--mix", action="append", default=None,
                         metavar="NAME|FILE|swarm|adversary|clients",
                         help="fault mix: a preset, a TOML file, swarm (random faults and "
@@ -576,11 +595,18 @@ def run_sweep_command(args: argparse.Namespace) -> int:
     variants = [v.strip() for v in args.variant.split(",") if v.strip()]
     if not variants or any(v not in VARIANTS for v in variants):
         raise ConfigError(f"--variant {args.variant!r}: choose from {', '.join(VARIANTS)}")
+    votes: list[str] | None = None
+    if args.votes is not None:
+        votes = [m.strip() for m in args.votes.split(",") if m.strip()]
+        if not votes or any(m not in VOTE_MODES for m in votes) or len(set(votes)) < len(votes):
+            raise ConfigError(f"--votes {args.votes!r}: choose from {', '.join(VOTE_MODES)}, "
+                              f"each once")
     if args.explore:
         mixes.append(EXPLORE)
         count = sum(len(explore_mixes(n, rounds=args.rounds)) for n in sizes)
         print(f"explore: {count} scenarios x {len(seeds)} seed(s) x {len(variants)} "
-              f"variant(s) x {len(brbs)} BRB(s)", file=sys.stderr)
+              f"variant(s) x {len(votes or [None])} vote mode(s) x {len(brbs)} BRB(s)",
+              file=sys.stderr)
     with Progress("sweep", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   transient=True, console=Console(stderr=True)) as bar:
         task = bar.add_task("sweep", total=None)
@@ -593,7 +619,7 @@ def run_sweep_command(args: argparse.Namespace) -> int:
             max_time=args.max_time, require_complete=not args.allow_incomplete,
             stop_on_failure=not args.keep_going, shrink=args.shrink, progress=progress,
             variants=variants, restarts=args.restarts, explore_rounds=args.rounds,
-            clients=args.clients,
+            clients=args.clients, votes=votes,
         )
     print(format_sweep(outcome))
     sys.stdout.flush()

@@ -141,3 +141,43 @@ def test_sim_with_a_coordinated_adversary_says_what_it_did(
     assert "does not combine with --fault" in capsys.readouterr().err
     assert main(["sim", "--adversary", "nope"]) == 2
     assert "unknown strategy 'nope'" in capsys.readouterr().err
+
+
+def _sim_args(*argv: str) -> object:
+    from btob.cli.main import _sim_config, build_parser
+
+    return _sim_config(build_parser().parse_args(["sim", *argv]))
+
+
+def test_sim_runs_its_members_in_the_vote_mode_asked_for(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from btob.sim.simulator import SimConfig
+
+    for argv, mode in ((["--votes", "linear"], "linear"), ([], "all"),
+                       (["--setting", "votes=linear"], "linear"),
+                       (["--votes", "linear", "--setting", "votes=linear"], "linear"),
+                       (["--votes", "all", "--setting", "checkpoint_interval=8"], "all")):
+        config = _sim_args(*argv)
+        assert isinstance(config, SimConfig)
+        assert (config.votes, config.settings.votes) == (mode, mode), argv
+    log_dir = tmp_path / "logs"
+    assert main(["sim", "--votes", "linear", "--messages", "30", "--log-dir", str(log_dir)]) == 0
+    assert "brb=bracha  votes=linear" in capsys.readouterr().out.splitlines()[0]
+    assert json.loads((log_dir / "run.json").read_text())["votes"] == "linear"
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--votes", "linear", "--setting", "votes=all"],
+     "btob: error: --votes linear disagrees with --setting votes=all: give the vote mode once"),
+    (["--setting", "votes=some"],
+     "btob: error: --setting: setting votes must be one of all, linear, got 'some'"),
+])
+def test_sim_refuses_two_vote_modes_or_an_unknown_one_in_one_line(
+        argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["sim", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == message
+    with pytest.raises(SystemExit) as exc:
+        main(["sim", "--votes", "quadratic"])
+    assert exc.value.code == 2
+    assert "invalid choice: 'quadratic'" in capsys.readouterr().err

@@ -199,3 +199,81 @@ def test_the_node_runner_raises_config_errors_for_the_command_to_report(single: 
     args = parser.parse_args(_node(single, "--id", "1")[1:])
     with pytest.raises(ConfigError, match="--id 1 is not a member"):
         run_node(args)
+
+
+def test_keygen_writes_the_vote_mode_into_the_cluster_file(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "linear"
+    assert main(["keygen", "--n", "4", "--out", str(out), "--votes", "linear",
+                 "--setting", "checkpoint_interval=32"]) == 0
+    text = (out / "cluster.toml").read_text()
+    settings = text[text.index("[settings]"):text.index("[[member]]")]
+    assert '\nvotes = "linear"\n' in settings
+    config = load_cluster_config(out / "cluster.toml")
+    assert (config.settings.votes, config.settings.checkpoint_interval) == ("linear", 32)
+    assert main(["keygen", "--n", "4", "--out", str(tmp_path / "plain")]) == 0
+    assert load_cluster_config(tmp_path / "plain" / "cluster.toml").settings.votes == "all"
+    assert main(["keygen", "--n", "4", "--out", str(tmp_path / "as-setting"),
+                 "--setting", "votes=linear"]) == 0
+    assert load_cluster_config(
+        tmp_path / "as-setting" / "cluster.toml").settings.votes == "linear"
+
+
+def test_keygen_refuses_two_vote_modes_and_writes_nothing(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "cluster"
+    assert main(["keygen", "--n", "4", "--out", str(out), "--votes", "linear",
+                 "--setting", "votes=all"]) == 2
+    assert capsys.readouterr().err == ("btob: error: --votes linear disagrees with --setting "
+                                       "votes=all: give the vote mode once\n")
+    assert not out.exists() or list(out.iterdir()) == []
+
+
+@pytest.fixture
+def linear(tmp_path: Path) -> Path:
+    """A one-member cluster created in linear vote mode."""
+    out = tmp_path / "linear"
+    assert main(["keygen", "--n", "1", "--out", str(out), "--votes", "linear", "--base-port",
+                 str(free_base_port(1))]) == 0
+    return out
+
+
+@pytest.mark.parametrize("flag", [["--votes", "linear"], []], ids=["flag", "file"])
+def test_a_node_runs_its_member_in_the_clusters_vote_mode(
+        linear: Path, flag: list[str], monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    import btob.runtime.node
+    from btob.core.member import Member
+
+    seen: list[str] = []
+
+    class Recorded(Member):
+        def __init__(self, **kwargs: object) -> None:
+            super().__init__(**kwargs)  # type: ignore[arg-type]
+            seen.append(self.settings.votes)
+
+    monkeypatch.setattr(btob.runtime.node, "Member", Recorded)
+    assert main(_node(linear, "--workload", "3", "--exit-after", "3", *flag)) == 0
+    assert "3 payloads delivered" in capsys.readouterr().out
+    assert seen == ["linear"]
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--votes", "all"], "btob: error: votes 'all' disagrees with the cluster's votes 'linear' "
+                         "(set it in cluster.toml's [settings])"),
+    (["--setting", "votes=all"], "btob: error: setting votes is cluster-wide and the cluster "
+                                 "says 'linear', not 'all' (change it in cluster.toml)"),
+])
+def test_a_node_refuses_another_vote_mode_than_the_clusters_in_one_line(
+        linear: Path, extra: list[str], message: str,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(_node(linear, *extra)) == 2
+    assert capsys.readouterr().err == message + "\n"
+
+
+def test_a_node_of_an_all_cluster_refuses_linear_votes(single: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(_node(single, "--votes", "linear")) == 2
+    assert capsys.readouterr().err == ("btob: error: votes 'linear' disagrees with the "
+                                       "cluster's votes 'all' (set it in cluster.toml's "
+                                       "[settings])\n")

@@ -7,11 +7,12 @@ import attrs
 import pytest
 
 from btob import ConfigError, Settings
-from btob.core.settings import CLUSTER_SETTINGS, settings_with
+from btob.core.settings import CLUSTER_SETTINGS, VOTE_MODES, settings_with
 
 FIELDS = {a.name: a for a in attrs.fields(Settings)}
 NON_NEGATIVE = {"batch_delay_s"}
-POSITIVE = sorted(set(FIELDS) - NON_NEGATIVE)
+MODES = {"votes"}  # a choice among names, not a bound
+POSITIVE = sorted(set(FIELDS) - NON_NEGATIVE - MODES)
 
 
 def test_the_defaults_are_valid_and_positive() -> None:
@@ -34,6 +35,25 @@ def test_the_batch_delay_may_be_zero_but_not_negative() -> None:
     for bad in (-0.001, True, "0", float("nan")):
         with pytest.raises(ConfigError, match="batch_delay_s must be zero or positive"):
             Settings(batch_delay_s=bad)  # type: ignore[arg-type]
+
+
+def test_the_vote_mode_is_one_of_the_modes_and_cluster_wide() -> None:
+    assert Settings().votes == "all" and VOTE_MODES == ("all", "linear")
+    assert Settings(votes="linear").votes == "linear"
+    assert "votes" in CLUSTER_SETTINGS
+    for bad in ("Linear", "", 5, None, True):
+        with pytest.raises(ConfigError) as exc:
+            Settings(votes=bad)  # type: ignore[arg-type]
+        assert str(exc.value) == f"setting votes must be one of all, linear, got {bad!r}"
+    assert Settings().disagreement(Settings(votes="linear")) == "votes='all' vs votes='linear'"
+
+
+def test_an_override_sets_the_vote_mode_as_text() -> None:
+    assert settings_with(Settings(), ["votes=linear"]).votes == "linear"
+    assert settings_with(Settings(), [" votes = linear "]).votes == "linear"
+    with pytest.raises(ConfigError) as exc:
+        settings_with(Settings(), ["votes=some"])
+    assert str(exc.value) == "--setting: setting votes must be one of all, linear, got 'some'"
 
 
 @pytest.mark.parametrize(("fields", "rule"), [

@@ -90,6 +90,35 @@ def test_a_members_own_settings_must_agree_on_every_cluster_wide_field() -> None
     assert config.agreed("brb", None) == "bracha"
 
 
+def test_the_vote_mode_round_trips_through_the_file(tmp_path: Path) -> None:
+    config = _config(settings=Settings(votes="linear", checkpoint_interval=8))
+    write_cluster_config(tmp_path / "cluster.toml", config)
+    assert '\nvotes = "linear"\n' in (tmp_path / "cluster.toml").read_text()
+    loaded = load_cluster_config(tmp_path / "cluster.toml")
+    assert loaded == config and loaded.settings.votes == "linear"
+    (tmp_path / "cluster.toml").write_text(_toml(settings='votes = "linear"'))
+    assert load_cluster_config(tmp_path / "cluster.toml").settings == Settings(votes="linear")
+    assert loaded.agreed("votes", None) == loaded.agreed("votes", "linear") == "linear"
+    with pytest.raises(ConfigError) as exc:
+        loaded.agreed("votes", "all")
+    assert str(exc.value) == ("votes 'all' disagrees with the cluster's votes 'linear' (set it "
+                              "in cluster.toml's [settings])")
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ("5", "settings.votes must be a string"),
+    ("true", "settings.votes must be a string"),
+    ('"quadratic"', "settings: setting votes must be one of all, linear, got 'quadratic'"),
+])
+def test_a_vote_mode_that_is_not_one_is_refused_in_one_line(tmp_path: Path, value: str,
+                                                             message: str) -> None:
+    path = tmp_path / "cluster.toml"
+    path.write_text(_toml(settings=f"votes = {value}"))
+    with pytest.raises(ConfigError) as exc:
+        load_cluster_config(path)
+    assert str(exc.value) == f"cluster config {path} is malformed: {message}"
+
+
 def test_a_fractional_count_in_the_file_is_refused(tmp_path: Path) -> None:
     (tmp_path / "cluster.toml").write_text(_toml("", "checkpoint_interval = 1.5"))
     with pytest.raises(ConfigError, match="checkpoint_interval must be a positive integer"):

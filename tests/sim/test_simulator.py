@@ -503,3 +503,51 @@ def test_a_collector_that_withholds_its_certificates_costs_time_not_progress(
     assert result.fault_effects[0].frames_dropped > 0  # it did withhold certificates
     assert [s.deliveries for s in result.statistics if s.member != 0] == [60] * (n - 1)
     assert not result.view_changes
+
+
+def _settings_seen(config: SimConfig) -> tuple[SimResult, list[Settings]]:
+    """A run, and the settings every member it built was given (restarted ones too)."""
+    seen: list[Settings] = []
+
+    def member(**kwargs: object) -> Member:
+        built = Member(**kwargs)  # type: ignore[arg-type]
+        seen.append(built.settings)
+        return built
+
+    return simulate(config, member_factory=member), seen
+
+
+@pytest.mark.parametrize("votes", ["all", "linear"])
+def test_the_vote_mode_reaches_every_member_faulty_and_restarted_ones_too(votes: str) -> None:
+    config = SimConfig(n=4, seed=2, messages=20, votes=votes,
+                       faults=(parse_fault("3=crash:at=0.05", 4),),
+                       restarts=(Restart(1, 30, 0.1),))
+    assert config.votes == config.settings.votes == votes
+    result, seen = _settings_seen(config)
+    assert result.ok
+    assert len(seen) == 5  # four members, then member 1 again after its restart
+    assert {s.votes for s in seen} == {votes}
+    assert result.logs.run.extra["votes"] == votes
+
+
+def test_the_vote_mode_and_the_settings_make_one_mode() -> None:
+    # Without votes the settings' mode is the run's; with it, the settings take it.
+    assert SimConfig().votes == "all"
+    assert SimConfig(settings=Settings(votes="linear")).votes == "linear"
+    flagged = SimConfig(votes="linear", settings=Settings(checkpoint_interval=8))
+    assert flagged.settings == Settings(checkpoint_interval=8, votes="linear")
+    assert SimConfig(votes="all", settings=Settings(votes="linear")).settings.votes == "all"
+    # Two spellings of one run are one config (equal configs give identical runs).
+    assert SimConfig(votes="linear") == SimConfig(settings=Settings(votes="linear"))
+    for bad in ("quadratic", "", "Linear"):
+        with pytest.raises(ConfigError) as exc:
+            SimConfig(votes=bad)
+        assert str(exc.value) == f"unknown vote mode {bad!r}; choose one of all, linear"
+
+
+def test_the_replay_names_the_vote_mode() -> None:
+    linear = SimConfig(votes="linear", settings=Settings(checkpoint_interval=8))
+    command = replay_command(linear)
+    assert "--votes linear" in command and "votes=" not in command
+    assert "--setting checkpoint_interval=8" in command
+    assert "--votes" not in replay_command(SimConfig())

@@ -391,3 +391,72 @@ def test_a_sweep_gives_every_run_its_clients_and_finds_a_broken_client_rule() ->
                     messages=20, max_time=30, member_factory=broken("client-duplicates"))
     assert not outcome.ok and outcome.failure_kind == "violation"
     assert outcome.replay is not None and "--clients 4" in outcome.replay
+
+
+def test_the_grid_covers_each_vote_mode_the_sweep_names() -> None:
+    linear_mix = Mix("linear-mix", setting=("votes=linear", "checkpoint_interval=8"))
+    cases = _cases(range(2), [4], ["bracha", "echo"], ["none", linear_mix], messages=5,
+                   max_time=5.0, settings=Settings(), votes=["all", "linear"])
+    grid = [(c.mix, c.config.votes, c.config.brb, c.config.seed) for c in cases]
+    assert grid == [(mix, votes, brb, seed) for mix in ("none", "linear-mix")
+                    for votes in ("all", "linear") for brb in ("bracha", "echo")
+                    for seed in (0, 1)]
+    assert all(c.config.settings.votes == c.config.votes for c in cases)
+    # the sweep's mode wins over the mix's, and the mix's other settings stay
+    assert all(c.config.settings.checkpoint_interval == 8 for c in cases if c.mix != "none")
+    # without modes of its own a sweep runs each mix in the mix's mode
+    own = _cases([0], [4], ["bracha"], ["none", linear_mix], messages=5, max_time=5.0,
+                 settings=Settings())
+    assert [(c.mix, c.config.votes) for c in own] == [("none", "all"), ("linear-mix", "linear")]
+    with pytest.raises(ConfigError, match="setting votes must be one of all, linear"):
+        _cases([0], [4], ["bracha"], ["none"], messages=5, max_time=5.0,
+               settings=Settings(), votes=["quadratic"])
+
+
+def test_a_sweep_runs_its_members_in_each_mode_and_reports_a_row_per_mode() -> None:
+    from btob.core.member import Member
+
+    seen: list[str] = []
+
+    def member(**kwargs: object) -> Member:
+        built = Member(**kwargs)  # type: ignore[arg-type]
+        seen.append(built.settings.votes)
+        return built
+
+    outcome = sweep(seeds=range(2), sizes=[4], brbs=["bracha"], mixes=["none"], messages=10,
+                    max_time=10, votes=["all", "linear"], member_factory=member)
+    assert outcome.ok
+    assert [(r.mix, r.brb, r.votes, r.runs) for r in outcome.rows] == [
+        ("none", "bracha", "all", 2), ("none", "bracha", "linear", 2)]
+    assert seen == ["all"] * 8 + ["linear"] * 8  # 4 members in each of 2 runs per mode
+    lines = format_sweep(outcome).splitlines()
+    assert lines[0].split()[:4] == ["mix", "n", "brb", "votes"]
+    assert lines[2].split()[:5] == ["none", "4", "bracha", "all", "2"]
+    assert lines[3].split()[:5] == ["none", "4", "bracha", "linear", "2"]
+
+
+def test_a_failing_run_names_its_vote_mode_and_replays_in_it() -> None:
+    outcome = sweep(seeds=[3], sizes=[4], brbs=["bracha"], mixes=["none"], messages=50,
+                    max_time=0.01, votes=["linear"])
+    assert outcome.failure is not None and outcome.failure_kind == "incomplete"
+    assert outcome.replay is not None
+    words = shlex.split(outcome.replay)
+    assert words[words.index("--votes") + 1] == "linear"
+    assert "votes=" not in outcome.replay  # not also as a --setting
+    text = format_sweep(outcome)
+    assert "FAIL (incomplete) at n=4 brb=bracha votes=linear seed=3" in text
+    assert f"replay    {outcome.replay}" in text
+
+
+def test_the_sweep_command_takes_a_list_of_vote_modes(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    assert _parse([]).votes is None
+    assert run_sweep_command(_parse(["--seeds", "1", "--messages", "10", "--mix", "none",
+                                     "--votes", "all, linear"])) == 0
+    out = capsys.readouterr().out
+    assert "sweep: PASS (2 runs)" in out
+    assert [line.split()[3] for line in out.splitlines()[2:4]] == ["all", "linear"]
+    for bad in ("quadratic", "", "all,all", "all,Linear"):
+        with pytest.raises(ConfigError) as exc:
+            run_sweep_command(_parse(["--seeds", "1", "--votes", bad]))
+        assert str(exc.value) == f"--votes {bad!r}: choose from all, linear, each once"
