@@ -261,9 +261,15 @@ DURABILITY_BREAKS = frozenset({"forget-signed", "persist-late"})
 
 @pytest.mark.parametrize("name", sorted(BREAKS))
 def test_the_adversary_mix_finds_every_break_within_200_runs(name: str) -> None:
-    outcome = sweep(seeds=range(200), sizes=[4], brbs=["bracha"], mixes=[ADVERSARY],
-                    messages=60, max_time=20, member_factory=broken(name),
-                    restarts=name in DURABILITY_BREAKS)
+    try:
+        outcome = sweep(seeds=range(200), sizes=[4], brbs=["bracha"], mixes=[ADVERSARY],
+                        messages=60, max_time=20, member_factory=broken(name),
+                        restarts=name in DURABILITY_BREAKS)
+    except AssertionError as exc:
+        # The broken member may trip one of its own invariants first (a member delivering
+        # before commit diverges from the stable checkpoint): found too, with its replay.
+        assert "replay: btob sim" in str(exc) and name == "deliver-before-commit", exc
+        return
     assert not outcome.ok and outcome.runs <= 200
     if name in DURABILITY_BREAKS:  # and without them, the same sweep passes the break
         assert sweep(seeds=range(outcome.runs), sizes=[4], brbs=["bracha"],

@@ -48,8 +48,8 @@ def test_a_spec_prints_as_the_text_that_parses_back_to_it() -> None:
     ("x=crash", "expected ID=BEHAVIOUR"),
     ("-1=crash", "expected ID=BEHAVIOUR"),
     ("4=crash", "member 4 is outside 0..3"),
-    ("1=teleport", "unknown behaviour 'teleport'; known: bad-catchup, bad-checkpoint, bad-chunks, "
-                    "bad-transfer, bad-viewchange, censor, crash, "),
+    ("1=teleport", "unknown behaviour 'teleport'; known: bad-catchup, bad-certs, "
+                    "bad-checkpoint, bad-chunks, bad-transfer, bad-viewchange, censor, crash, "),
     ("1=crash:when=3", "bad parameter 'when=3'; crash takes at, after, step"),
     ("1=crash:at", "bad parameter 'at'"),
     ("1=silent:p=1", "silent takes none"),
