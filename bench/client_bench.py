@@ -2,8 +2,9 @@
 count, with how busy the machine's cores were.
 
 Run with ``python -m btob.bench.client_bench [--clients 1,4,16,64] [--duration 5]
-[--repeats 2] [--payload-size 100] [--out bench/results/clients]`` (or ``btob bench clients
-...``). It writes ``cluster.toml`` for an open cluster (any client key) with ``btob keygen``,
+[--repeats 2] [--payload-size 100] [--votes all|linear] [--out bench/results/clients]`` (or
+``btob bench clients ...``). It writes ``cluster.toml`` for an open cluster (any client key, in
+the vote mode asked for) with ``btob keygen``,
 starts ``n`` ``btob node`` processes and, for each client count K, runs ``btob client bench
 --clients K`` in a process of its own: K clients, each signing every request with its own key
 and waiting for the request's verified receipt before sending the next. Each figure is the
@@ -79,16 +80,17 @@ def _wait_listening(members: list[subprocess.Popen[bytes]], addresses: list[tupl
 
 
 def run(clients: list[int], *, duration: float, repeats: int, payload_size: int,
-        n: int = 4, settings: tuple[str, ...] = ()) -> dict[str, object]:
+        n: int = 4, settings: tuple[str, ...] = (), votes: str = "all") -> dict[str, object]:
     """Start the cluster, time each client count ``repeats`` times, stop the cluster.
-    ``settings`` are ``NAME=VALUE`` member settings passed to every ``btob node``."""
+    ``settings`` are ``NAME=VALUE`` member settings passed to every ``btob node``; ``votes``
+    is the cluster's vote mode (``btob keygen --votes``, and every ``btob node --votes``)."""
     rows: list[dict[str, object]] = []
     with tempfile.TemporaryDirectory(prefix="btob-client-bench-") as tmp:
         out = Path(tmp)
         base = _free_port_range(2 * n)
         subprocess.run([*_BTOB, "keygen", "--n", str(n), "--out", str(out / "c"),
                         "--base-port", str(base), "--open-clients",
-                        "--client-base-port", str(base + n)], check=True,
+                        "--client-base-port", str(base + n), "--votes", votes], check=True,
                        capture_output=True)
         config = out / "c" / "cluster.toml"
         key = out / "c" / "client.key"
@@ -97,6 +99,7 @@ def run(clients: list[int], *, duration: float, repeats: int, payload_size: int,
         save_signing_key(SigningKey.generate(), key)
         members = [subprocess.Popen([*_BTOB, "node", "--config", str(config), "--id", str(i),
                                      "--key", str(out / "c" / f"node-{i}.key"),
+                                     "--votes", votes,
                                      *[a for kv in settings for a in ("--setting", kv)]],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
                    for i in range(n)]
@@ -134,7 +137,8 @@ def run(clients: list[int], *, duration: float, repeats: int, payload_size: int,
                     (p.stderr.read() if p.stderr else b"").decode()[-500:] for p in members))
     return {"date": time.strftime("%Y-%m-%d"), "machine": platform.platform(),
             "cpus": os.cpu_count(), "n": n, "duration_s": duration, "repeats": repeats,
-            "payload_size": payload_size, "settings": list(settings), "rows": rows}
+            "payload_size": payload_size, "votes": votes, "settings": list(settings),
+            "rows": rows}
 
 
 def _median_row(count: int, samples: list[dict[str, object]]) -> dict[str, object]:
@@ -153,7 +157,8 @@ def render(result: dict[str, object]) -> str:
              "",
              f"{result['date']}, {result['machine']}, {result['cpus']} CPUs; "
              f"{result['payload_size']}-byte payloads, every request signed by its client; "
-             f"{result['duration_s']} s per run, medians of {result['repeats']} runs.",
+             f"{result['duration_s']} s per run, medians of {result['repeats']} runs; "
+             f"votes {result.get('votes', 'all')}.",
              "",
              "| clients | ops/s | p50 ms | p99 ms | busy cores | load before |",
              "|---|---|---|---|---|---|"]
@@ -165,6 +170,8 @@ def render(result: dict[str, object]) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     """The options of ``btob bench clients``."""
+    from btob.core.settings import VOTE_MODES
+
     parser = argparse.ArgumentParser(
         prog="btob bench clients",
         description="closed-loop clients against 4 member processes on loopback")
@@ -179,6 +186,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="bytes per payload (default %(default)s)")
     parser.add_argument("--setting", action="append", default=[], metavar="NAME=VALUE",
                         help="a member setting passed to every btob node (repeatable)")
+    parser.add_argument("--votes", choices=VOTE_MODES, default="all",
+                        help="how ordering votes travel in the cluster: all (to every member) "
+                             "or linear (to the slot's proposer, which forwards certificates); "
+                             "default %(default)s")
     parser.add_argument("--out", type=Path, default=None,
                         help="write OUT.json and OUT.md (default: print only)")
     return parser
@@ -189,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     counts = [int(x) for x in args.clients.split(",") if x]
     result = run(counts, duration=args.duration, repeats=args.repeats,
-                 payload_size=args.payload_size, settings=tuple(args.setting))
+                 payload_size=args.payload_size, settings=tuple(args.setting), votes=args.votes)
     text = render(result)
     print(text)
     if args.out is not None:

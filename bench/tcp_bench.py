@@ -2,10 +2,10 @@
 
 Run with ``python -m btob.bench.tcp_bench [--n 4] [--payloads 3000] [--payload-size 100]
 [--rate 0] [--low-load-payloads 200] [--low-load-rate 50] [--json OUT]`` plus, for one
-configuration, ``--core btob|baseline --variant V --brb B --batch-size N --batch-delay S
---view-change-timeout S --fault ID=BEHAVIOUR[:k=v] ... --net key=value,... --setting
-NAME=VALUE ... --data``. ``btob bench`` (:mod:`btob.bench.harness`) drives the same workers through
-:func:`run_cluster` for every tcp run of a matrix.
+configuration, ``--core btob|baseline --variant V --brb B --votes all|linear --batch-size N
+--batch-delay S --view-change-timeout S --fault ID=BEHAVIOUR[:k=v] ... --net key=value,...
+--setting NAME=VALUE ... --data``. ``btob bench`` (:mod:`btob.bench.harness`) drives the same
+workers through :func:`run_cluster` for every tcp run of a matrix.
 
 The parent process picks free loopback ports, derives deterministic keys, writes
 ``cluster.toml`` and the key files into a temporary directory and starts ``n`` worker
@@ -80,7 +80,8 @@ from btob import (
     write_cluster_config,
 )
 from btob.bench.baseline import CrashOnlySequencer
-from btob.core.settings import settings_with
+from btob.cli.node import with_vote_mode
+from btob.core.settings import VOTE_MODES, settings_with
 from btob.core.variants import VARIANTS
 from btob.crypto import KeyRegistry, SigningKey, load_signing_key, save_signing_key
 from btob.faults import parse_fault, parse_net
@@ -285,7 +286,7 @@ def _settings(args: argparse.Namespace) -> Settings:
     """The member settings of these options; ConfigError naming a bad ``--setting``."""
     base = Settings(batch_payloads_max=args.batch_size, batch_delay_s=args.batch_delay,
                     view_change_timeout_s=args.view_change_timeout)
-    return settings_with(base, args.setting)
+    return with_vote_mode(settings_with(base, args.setting), args.votes, args.setting)
 
 
 def _wrapper(args: argparse.Namespace, config: ClusterConfig,
@@ -392,6 +393,7 @@ async def _run_worker(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "member": member,
         "n": n,
+        "votes": config.settings.votes,  # the cluster's, which the member's must equal
         "correct": member in correct,
         "payloads": total,
         "delivered": delivered,
@@ -470,6 +472,9 @@ class WorkerOptions:
     core: str = "btob"
     variant: str = "bb"
     brb: str = "bracha"
+    votes: str | None = None
+    """The cluster's vote mode (:attr:`btob.Settings.votes`), written to its cluster.toml;
+    None: what ``settings`` say (``all`` unless one of them names another)."""
     batch_size: int = Settings().batch_payloads_max
     batch_delay_s: float = 0.0
     view_change_timeout_s: float = Settings().view_change_timeout_s
@@ -488,7 +493,7 @@ class WorkerOptions:
         """The settings every worker runs with (their cluster-wide part is cluster.toml's)."""
         base = Settings(batch_payloads_max=self.batch_size, batch_delay_s=self.batch_delay_s,
                         view_change_timeout_s=self.view_change_timeout_s)
-        return settings_with(base, self.settings)
+        return with_vote_mode(settings_with(base, self.settings), self.votes, self.settings)
 
     def faulty(self, n: int) -> list[int]:
         """Members with a process fault (parsed for ``n`` members; ConfigError if bad)."""
@@ -508,6 +513,8 @@ class WorkerOptions:
             args += ["--net", self.net]
         for text in self.settings:
             args += ["--setting", text]
+        if self.votes is not None:
+            args += ["--votes", self.votes]
         if self.data:
             args.append("--data")
         if self.callers != 1:
@@ -765,6 +772,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="sequencer variant of the btob core (default %(default)s)")
     parser.add_argument("--brb", choices=BRB_KINDS, default="bracha",
                         help="reliable broadcast of batches (default %(default)s)")
+    parser.add_argument("--votes", choices=VOTE_MODES, default=None,
+                        help="how ordering votes travel, in cluster.toml and every member: all "
+                             "(to every member) or linear (to the slot's proposer, which "
+                             "forwards certificates); default all")
     parser.add_argument("--batch-size", type=int, default=Settings().batch_payloads_max,
                         help="most payloads per batch (default %(default)s)")
     parser.add_argument("--batch-delay", type=float, default=0.0,
@@ -800,7 +811,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _options(args: argparse.Namespace) -> WorkerOptions:
-    return WorkerOptions(core=args.core, variant=args.variant, brb=args.brb,
+    return WorkerOptions(core=args.core, variant=args.variant, brb=args.brb, votes=args.votes,
                          batch_size=args.batch_size, batch_delay_s=args.batch_delay,
                          view_change_timeout_s=args.view_change_timeout,
                          faults=tuple(args.fault), net=args.net, settings=tuple(args.setting),
@@ -822,13 +833,15 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("python -m btob.bench.tcp_bench: the crash-only baseline keeps no "
                          "durable state: --data needs --core btob")
     try:
-        _settings(args)  # refuse bad settings here, not in n worker tracebacks
+        votes = _settings(args).votes  # refuse bad settings here, not in n worker tracebacks
     except ConfigError as exc:
         raise SystemExit(f"python -m btob.bench.tcp_bench: {exc}") from None
     phases = [("throughput", args.payloads, args.rate)]
     if args.low_load_payloads > 0:
         phases.append(("low-load", args.low_load_payloads, args.low_load_rate))
-    report: dict[str, Any] = {"n": args.n, "payload_size": args.payload_size, "phases": {}}
+    report: dict[str, Any] = {"n": args.n, "payload_size": args.payload_size,
+                              "core": args.core, "variant": args.variant, "brb": args.brb,
+                              "votes": votes, "phases": {}}
     started = time.monotonic()
     status = 0
     for name, payloads, rate in phases:
@@ -848,7 +861,8 @@ def main(argv: list[str] | None = None) -> int:
         report["phases"][name] = summary
         load = "flat out" if rate <= 0 else f"{rate:g} payloads/s"
         _print_summary(f"{name}: n={args.n}, {summary['payloads']} payloads of "
-                       f"{args.payload_size} B, {load}, TCP loopback, one process per member",
+                       f"{args.payload_size} B, {load}, votes {votes}, TCP loopback, one "
+                       f"process per member",
                        summary, wall)
         if not (summary["all_delivered"] and summary["same_order"]):
             status = 1

@@ -13,15 +13,18 @@ import statistics
 import time
 
 from btob import SimConfig, simulate
+from btob.core.settings import VOTE_MODES
 from btob.core.variants import VARIANTS
 
 SIZES = (4, 7, 10)
 
 
-def measure(variant: str, n: int, messages: int, rate: float) -> dict[str, float]:
+def measure(variant: str, n: int, messages: int, rate: float,
+            votes: str = "all") -> dict[str, float]:
     """One run's figures."""
     start = time.process_time()
-    result = simulate(SimConfig(n=n, seed=1, messages=messages, rate=rate, variant=variant))
+    result = simulate(SimConfig(n=n, seed=1, messages=messages, rate=rate, variant=variant,
+                                votes=votes))
     cpu = time.process_time() - start
     assert result.ok and result.complete, (variant, n)
     stats = result.statistics
@@ -47,20 +50,25 @@ def build_parser() -> argparse.ArgumentParser:
                         help="payloads of 100 B per simulated run (default %(default)s)")
     parser.add_argument("--rate", type=float, default=600.0,
                         help="payloads per virtual second, cluster-wide (default %(default)s)")
+    parser.add_argument("--votes", default="all", choices=VOTE_MODES,
+                        help="how ordering votes travel in every run: all (to every member) "
+                             "or linear (to the slot's proposer, which forwards certificates); "
+                             "default %(default)s")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Print the table (markdown); returns the exit status."""
     args = build_parser().parse_args(argv)
-    print(f"{args.messages} payloads of 100 B at {args.rate:g}/s, fault-free, links 1-5 ms")
+    print(f"{args.messages} payloads of 100 B at {args.rate:g}/s, fault-free, links 1-5 ms, "
+          f"votes {args.votes}")
     print()
     print("| variant | n | deliveries/CPU-s | latency p50 ms | p99 ms | msgs/payload | "
           "bytes/payload | busiest/avg msgs | busiest/avg verifies |")
     print("|---|---|---|---|---|---|---|---|---|")
     for n in SIZES:
         for variant in VARIANTS:
-            m = measure(variant, n, args.messages, args.rate)
+            m = measure(variant, n, args.messages, args.rate, args.votes)
             print(f"| {variant} | {n} | {m['deliveries_per_cpu_s']:,.0f} | "
                   f"{m['latency_p50_ms']:.1f} | {m['latency_p99_ms']:.1f} | "
                   f"{m['msgs_per_payload']:.1f} | {m['bytes_per_payload']:,.0f} | "

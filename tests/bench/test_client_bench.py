@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
+
 from btob.bench.client_bench import _median_row, render, run
 
 
@@ -21,3 +25,27 @@ def test_a_short_real_run_measures_receipted_requests_and_busy_cores() -> None:
     assert 0 < row["busy_cores"] <= (result["cpus"] or 1) + 0.01  # type: ignore[operator]
     table = render(result)
     assert "| 2 |" in table and "busy cores" in table
+
+
+def test_the_cluster_is_created_and_run_in_the_vote_mode_asked_for(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import subprocess
+
+    from btob.bench import client_bench
+
+    commands: list[list[str]] = []
+    real_popen = subprocess.Popen
+
+    def popen_recorded(argv: list[str], *args: Any, **kwargs: Any) -> Any:
+        commands.append(list(argv))  # subprocess.run starts its process through Popen too
+        return real_popen(argv, *args, **kwargs)
+
+    monkeypatch.setattr(subprocess, "Popen", popen_recorded)
+    # A member whose --votes disagreed with the keygen's cluster.toml would exit 2: the run
+    # completing shows the cluster really runs linear.
+    result = run([1], duration=0.5, repeats=1, payload_size=100, votes="linear")
+    assert result["votes"] == "linear" and "votes linear" in render(result)
+    made = [c for c in commands if c[3:4] in (["keygen"], ["node"])]
+    assert [c[3] for c in made] == ["keygen"] + ["node"] * 4
+    assert all(c[c.index("--votes") + 1] == "linear" for c in made)
+    assert client_bench.build_parser().parse_args([]).votes == "all"

@@ -24,3 +24,23 @@ def test_the_benchmark_prints_a_row_per_configuration(capsys: pytest.CaptureFixt
     out = capsys.readouterr().out.splitlines()
     rows = [line for line in out if line.split()[:2] in (["4", "bracha"], ["4", "echo"])]
     assert len(rows) == 2 and "1.00x" in rows[0]  # the first row is the baseline
+
+
+def test_the_vote_mode_reaches_every_simulated_run(capsys: pytest.CaptureFixture[str],
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from btob import SimConfig, SimResult, simulate
+
+    modes: list[str] = []
+
+    def recorded(config: SimConfig) -> SimResult:
+        modes.append(config.settings.votes)
+        return simulate(config)
+
+    monkeypatch.setattr(sim_bench, "simulate", recorded)
+    sim_bench.measure(4, "bracha", 10, 2, votes="linear")
+    assert modes == ["linear", "linear"]
+    monkeypatch.setattr(sim_bench, "CONFIGS", ((4, "bracha"),))
+    assert sim_bench.main(["--messages", "10", "--repeat", "1", "--votes", "linear"]) == 0
+    assert modes[2:] == ["linear"] and "votes linear" in capsys.readouterr().out
+    assert sim_bench.main(["--messages", "10", "--repeat", "1"]) == 0
+    assert modes[3:] == ["all"]

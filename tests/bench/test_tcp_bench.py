@@ -88,3 +88,31 @@ async def test_flat_out_callers_hand_over_every_payload_once_and_overlap(
     assert sorted(handed) == list(range(share)) and sorted(sent_at) == list(range(share))
     assert most == callers == marks.calls_outstanding_max  # what the result reports
     assert marks.calls_outstanding == 0
+
+
+def test_the_vote_mode_reaches_cluster_toml_every_worker_and_the_report(tmp_path: Path) -> None:
+    options = tcp_bench.WorkerOptions(votes="linear", settings=("checkpoint_interval=8",))
+    assert options.member_settings().votes == "linear"
+    args = options.worker_args(1, 4)
+    assert args[args.index("--votes") + 1] == "linear"
+    assert "--votes" not in tcp_bench.WorkerOptions().worker_args(1, 4)
+    parsed = tcp_bench.build_parser().parse_args(["--worker", "1", *args])
+    assert tcp_bench._settings(parsed).votes == "linear"  # what the worker opens its node with
+    results = tcp_bench.run_cluster(4, 40, 100, 0.0, linger_s=0.3, timeout_s=25,
+                                    options=options, parent=tmp_path, keep_dir=True)
+    assert [r["votes"] for r in results] == ["linear"] * 4
+    assert tcp_bench.summarize(results)["all_delivered"]
+    (run,) = tmp_path.iterdir()
+    assert '\nvotes = "linear"\n' in (run / "cluster.toml").read_text()
+    out = tmp_path / "bench.json"
+    assert tcp_bench.main(["--n", "4", "--payloads", "20", "--low-load-payloads", "0",
+                           "--linger", "0.3", "--timeout", "25", "--votes", "linear",
+                           "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["votes"] == "linear"
+
+
+def test_two_vote_modes_are_refused_before_any_worker_starts() -> None:
+    with pytest.raises(SystemExit, match="--votes linear disagrees with --setting votes=all"):
+        tcp_bench.main(["--votes", "linear", "--setting", "votes=all"])
+    with pytest.raises(SystemExit):
+        tcp_bench.build_parser().parse_args(["--votes", "some"])

@@ -25,3 +25,22 @@ def test_the_benchmark_prints_a_markdown_row_per_variant(capsys: pytest.CaptureF
     rows = [line for line in capsys.readouterr().out.splitlines()
             if line.startswith("| ") and "| 4 |" in line]
     assert [row.split(" | ")[0].removeprefix("| ") for row in rows] == list(VARIANTS)
+
+
+def test_the_vote_mode_reaches_every_simulated_run(capsys: pytest.CaptureFixture[str],
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from btob import SimConfig, SimResult, simulate
+
+    modes: list[str] = []
+
+    def recorded(config: SimConfig) -> SimResult:
+        modes.append(config.settings.votes)
+        return simulate(config)
+
+    monkeypatch.setattr(variants_bench, "simulate", recorded)
+    monkeypatch.setattr(variants_bench, "SIZES", (4,))
+    assert variants_bench.main(["--messages", "10", "--rate", "400", "--votes", "linear"]) == 0
+    assert modes == ["linear"] * len(VARIANTS)
+    assert "votes linear" in capsys.readouterr().out.splitlines()[0]
+    variants_bench.measure("bb", 4, 10, 400.0)
+    assert modes[-1] == "all"
