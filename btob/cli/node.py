@@ -17,7 +17,14 @@ from btob._errors import ConfigError, DeliveryNotRetained
 from btob.apps.kv import KVStore
 from btob.core.application import StateMachine
 from btob.core.dissemination import BRB_KINDS
-from btob.core.settings import CLUSTER_SETTINGS, VOTE_MODES, Settings, settings_with
+from btob.core.settings import (
+    CLUSTER_SETTINGS,
+    LINEAR_VOTES_FROM_N,
+    VOTE_MODES,
+    Settings,
+    default_vote_mode,
+    settings_with,
+)
 from btob.core.variants import VARIANTS
 from btob.crypto import KeyRegistry, SigningKey, load_signing_key, save_signing_key
 from btob.faults import FaultSpec, NetSpec, parse_fault, parse_net
@@ -93,7 +100,8 @@ def add_keygen_arguments(parser: argparse.ArgumentParser) -> None:
                              "%(default)s; see btob sim --help)")
     parser.add_argument("--votes", choices=VOTE_MODES, default=None,
                         help="how ordering votes travel, written to cluster.toml's [settings]: "
-                             + _VOTES_HELP + " (default all)")
+                             + _VOTES_HELP + f" (default: linear from n={LINEAR_VOTES_FROM_N}, "
+                             "all below)")
     parser.add_argument("--setting", action="append", default=[], metavar="NAME=VALUE",
                         help="a cluster-wide Settings field for cluster.toml, e.g. "
                              "checkpoint_interval=32 (repeatable; every member then uses it)")
@@ -143,8 +151,9 @@ def run_keygen(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise ConfigError(f"--out {out}: cannot create the directory: "
                           f"{exc.strerror or exc}") from None
-    settings = with_vote_mode(settings_with(Settings(), args.setting), args.votes,
-                              args.setting)
+    named = any(t.partition("=")[0].strip() == "votes" for t in args.setting)
+    votes = args.votes if args.votes is not None or named else default_vote_mode(args.n)
+    settings = with_vote_mode(settings_with(Settings(), args.setting), votes, args.setting)
     local = [name for name in _changed(settings) if name not in CLUSTER_SETTINGS]
     if local:
         raise ConfigError(f"--setting {local[0]}: a member's own setting, not the cluster's; "

@@ -219,6 +219,18 @@ def test_keygen_writes_the_vote_mode_into_the_cluster_file(
         tmp_path / "as-setting" / "cluster.toml").settings.votes == "linear"
 
 
+def test_keygen_gives_a_new_cluster_the_vote_mode_measured_best_for_its_size(
+        tmp_path: Path) -> None:
+    def mode(n: int, *extra: str) -> str:
+        out = tmp_path / f"n{n}{''.join(extra)}"
+        assert main(["keygen", "--n", str(n), "--out", str(out), *extra]) == 0
+        return load_cluster_config(out / "cluster.toml").settings.votes
+
+    assert [mode(n) for n in (1, 4, 6, 7, 10)] == ["all", "all", "all", "linear", "linear"]
+    assert mode(7, "--votes", "all") == "all"
+    assert mode(10, "--setting", "votes=all") == "all"
+
+
 def test_keygen_refuses_two_vote_modes_and_writes_nothing(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "cluster"
