@@ -74,7 +74,7 @@ def test_btob_sweep_explore_says_how_many_scenarios(
     code = main(["sweep", "--explore", "--rounds", "3", "--seeds", "1", "--messages", "10"])
     out, err = capsys.readouterr()
     assert code == 0, out
-    assert "explore: 2 scenarios x 1 seed(s) x 1 variant(s) x 1 BRB(s)" in err
+    assert "explore: 2 scenarios x 1 seed(s) x 1 variant(s) x 1 vote mode(s) x 1 BRB(s)" in err
     assert "explore twins" in out and "explore crash" in out and "PASS (2 runs)" in out
     assert main(["sweep", "--explore", "--rounds", "0"]) == 2
     assert "--rounds 0: need at least one round" in capsys.readouterr().err
